@@ -1,0 +1,30 @@
+# Two commands set everything up on a fresh machine:  `make demo`  and  `make test`.
+# Each creates the virtual environment (.venv) on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN = $(VENV)/bin
+TRIALS ?= 8
+
+.PHONY: demo test lint bench clean-studies
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# A kd search on the built-in demo data (generated on first use under studies/).
+demo: $(VENV)/.installed
+	$(BIN)/asc-auto search --technique kd --trials $(TRIALS)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check asc_auto tests benchmarks
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/throughput.py
+
+clean-studies:
+	rm -rf studies/asc.db studies/cache studies/data

@@ -1,0 +1,95 @@
+"""`asc-auto`: thin typer commands; each validates its arguments, calls one library function and
+prints the result with rich."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import optuna
+import typer
+
+from asc_auto.cli_data import data_app
+from asc_auto.compress.size import RULES
+from asc_auto.console import console, user_errors
+from asc_auto.errors import AscError
+from asc_auto.report import best_table, pareto_table, summary_line
+from asc_auto.search import DEFAULT_HOME, SearchOptions, default_storage, open_storage, run_search
+from asc_auto.techniques import TECHNIQUES
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich",
+                  pretty_exceptions_enable=False)
+app.add_typer(data_app, name="data", help="Synthesize or check a TAU-layout dataset.")
+
+TechniqueName = Enum("TechniqueName", {name: name for name in sorted(TECHNIQUES)}, type=str)
+RuleName = Enum("RuleName", {name: name for name in sorted(RULES)}, type=str)
+
+HomeOpt = Annotated[Path, typer.Option(
+    "--home", help="Folder for the demo data, feature/teacher caches and the default study DB.",
+    envvar="ASC_AUTO_HOME")]
+StorageOpt = Annotated[str | None, typer.Option(
+    help="Optuna storage URL [default: sqlite:///<home>/asc.db].")]
+
+
+@app.command()
+@user_errors
+def search(
+    technique: Annotated[TechniqueName, typer.Option(help="Technique to search.")],
+    data: Annotated[Path | None, typer.Option(
+        exists=True, file_okay=False, help="TAU-layout dataset [default: built-in demo data].")
+    ] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials to add to the study.")] = 10,
+    timeout: Annotated[float | None, typer.Option(min=1, help="Stop after S seconds.")] = None,
+    budget_kb: Annotated[float, typer.Option(min=1, help="Model-size limit in KB.")] = 500.0,
+    rule: Annotated[RuleName, typer.Option(help="Size rule.")] = RuleName("dcase2020"),
+    storage: StorageOpt = None,
+    study: Annotated[str | None, typer.Option(help="Study name [default: technique].")] = None,
+    space: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Search-space TOML [default: searchspace/<t>.toml].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of sampler, split and training.")] = 0,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per trial.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Search one technique's configurations under the size limit; resumes an existing study."""
+    opts = SearchOptions(
+        technique=technique.value, data=data, trials=trials, timeout=timeout,
+        budget_kb=budget_kb, rule=rule.value, storage=storage, study=study, space=space,
+        seed=seed, epochs=epochs, home=home, device=device,
+    )
+    result = run_search(opts, status=lambda msg: console.print(f"[dim]{msg}[/]"))
+    _print_study(result)
+
+
+@app.command()
+@user_errors
+def show(
+    study: Annotated[str, typer.Option(help="Study name.")],
+    storage: StorageOpt = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Print a study's best feasible trials and its accuracy/size Pareto front."""
+    store = open_storage(storage or default_storage(home))
+    try:
+        loaded = optuna.load_study(study_name=study, storage=store)
+    except KeyError:
+        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(store)) or "none"
+        raise AscError(f"no study {study!r} in {storage or default_storage(home)}; "
+                       f"studies there: {names}") from None
+    _print_study(loaded)
+
+
+def _print_study(study: optuna.Study) -> None:
+    console.print(f"[bold]{study.study_name}[/]: {summary_line(study)}")
+    teacher = study.user_attrs.get("teacher_val_accuracy")
+    if teacher is not None:
+        console.print(f"KD teacher: {study.user_attrs.get('teacher_params', 0):,} params, "
+                      f"validation accuracy {teacher:.4f}")
+    console.print(best_table(study))
+    console.print(pareto_table(study))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,84 @@
+"""Carve a validation split out of the training fold for honest search.
+
+Clips of one identifier (one recording location) are near-duplicates of each other, so a split
+that puts them on both sides measures memorisation, not generalisation. The split is therefore
+grouped by identifier, and greedily stratified so each class gets about `val_fraction` of its
+clips in validation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from asc_auto.data.tau import Clip
+from asc_auto.errors import AscError
+
+
+def train_val_split(
+    clips: Sequence[Clip], val_fraction: float = 0.2, seed: int = 0
+) -> tuple[tuple[Clip, ...], tuple[Clip, ...]]:
+    """(train, validation), no identifier on both sides, every class in validation if possible.
+
+    Deterministic for a seed and independent of the input order of identifiers; each side keeps
+    the input order of its clips.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise AscError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for clip in clips:
+        groups[clip.identifier][clip.label] += 1
+    if len(groups) < 2:
+        raise AscError(
+            f"cannot split {len(clips)} clips into train and validation: they come from "
+            f"{len(groups)} identifier(s) and clips of one identifier must stay together; "
+            "add recordings from more locations"
+        )
+
+    totals: Counter[str] = Counter(clip.label for clip in clips)
+    target = {label: val_fraction * n for label, n in totals.items()}
+    groups_with = Counter(label for counts in groups.values() for label in counts)
+    rng = np.random.default_rng(seed)
+    order = [sorted(groups)[i] for i in rng.permutation(len(groups))]
+
+    val_ids: set[str] = set()
+    val_counts: Counter[str] = Counter()
+    train_groups = Counter(groups_with)  # groups per label still on the train side
+
+    def movable(ident: str) -> bool:
+        """Moving must leave every one of its labels with a group in train."""
+        return all(train_groups[label] > 1 for label in groups[ident])
+
+    def move(ident: str) -> None:
+        val_ids.add(ident)
+        val_counts.update(groups[ident])
+        train_groups.subtract(groups[ident].keys())
+
+    # 1. one group per class first, so rare classes are represented in validation.
+    for label in sorted(totals, key=lambda lb: (totals[lb], lb)):
+        if val_counts[label] == 0:
+            ident = next(
+                (i for i in order if label in groups[i] and i not in val_ids and movable(i)), None
+            )
+            if ident is not None:
+                move(ident)
+    # 2. fill towards the per-class targets; accept a group only if it brings us closer.
+    for ident in order:
+        if ident in val_ids or not movable(ident):
+            continue
+        before = sum(abs(target[lb] - val_counts[lb]) for lb in groups[ident])
+        after = sum(abs(target[lb] - val_counts[lb] - n) for lb, n in groups[ident].items())
+        if after < before:
+            move(ident)
+
+    if not val_ids:
+        raise AscError(
+            f"cannot split {len(clips)} clips: every class has a single identifier, so any "
+            "validation group would remove a class from training; add recordings from more "
+            "locations"
+        )
+    train = tuple(clip for clip in clips if clip.identifier not in val_ids)
+    val = tuple(clip for clip in clips if clip.identifier in val_ids)
+    return train, val

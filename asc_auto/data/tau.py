@@ -1,0 +1,408 @@
+"""Read and validate a dataset in the TAU Urban Acoustic Scenes layout (DCASE2020 Task 1).
+
+Layout: `meta.csv`, `audio/*.wav`, `evaluation_setup/fold1_{train,evaluate,test}.csv`, all
+tab-separated with a header line. `load_dataset` only parses the CSV files (every command calls
+it, so it must stay fast); `check_dataset` also opens every audio header. Every problem is a
+DataError naming the file, the 1-based row (the header is row 1) and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from asc_auto.data.audio import AudioInfo, audio_info
+from asc_auto.errors import DataError
+
+META = "meta.csv"
+SETUP = "evaluation_setup"
+TRAIN_CSV = f"{SETUP}/fold1_train.csv"
+EVALUATE_CSV = f"{SETUP}/fold1_evaluate.csv"
+TEST_CSV = f"{SETUP}/fold1_test.csv"
+META_HEADER = ("filename", "scene_label", "identifier", "source_label")
+FOLD_HEADER = ("filename", "scene_label")
+TEST_HEADER = ("filename",)
+
+_FIX_ROOT = (
+    "point --data at the dataset root (the folder holding meta.csv, audio/, evaluation_setup/)"
+)
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording; `identifier` (city-location) groups clips of one recording."""
+
+    filename: str
+    label: str
+    identifier: str
+
+
+@dataclass(frozen=True)
+class TauDataset:
+    """The parsed dataset: labels from meta.csv, the fold-1 splits, paths relative to `root`."""
+
+    root: Path
+    labels: tuple[str, ...]
+    train: tuple[Clip, ...]
+    evaluate: tuple[Clip, ...]
+    test: tuple[str, ...]
+
+    def label_index(self, label: str) -> int:
+        """Class index of a label (position in the sorted label tuple)."""
+        try:
+            return self.labels.index(label)
+        except ValueError:
+            known = ", ".join(self.labels)
+            raise KeyError(f"unknown label {label!r}; labels are {known}") from None
+
+    def path(self, clip_or_filename: Clip | str) -> Path:
+        """Absolute location of a clip's audio file."""
+        name = clip_or_filename.filename if isinstance(clip_or_filename, Clip) else clip_or_filename
+        return self.root / name
+
+    def all_clips(self) -> tuple[Clip, ...]:
+        """Train then evaluate clips, each file once."""
+        seen: set[str] = set()
+        out = []
+        for clip in (*self.train, *self.evaluate):
+            if clip.filename not in seen:
+                seen.add(clip.filename)
+                out.append(clip)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What `check_dataset` found: counts per split and class, and the audio format."""
+
+    root: Path
+    labels: tuple[str, ...]
+    clips_per_split: dict[str, int]
+    class_counts: dict[str, dict[str, int]]  # split (train, evaluate) -> label -> clips
+    sample_rates: tuple[int, ...]
+    channels: tuple[int, ...]
+    duration_min_s: float
+    duration_mean_s: float
+    duration_max_s: float
+    n_identifiers: int
+
+    def to_table(self) -> Table:
+        """Per-class counts as a rich table; the audio format goes in the caption."""
+        caption = (
+            f"sample rate {_join(self.sample_rates, ' Hz')} | channels {_join(self.channels)} | "
+            f"duration {self.duration_min_s:.2f}/{self.duration_mean_s:.2f}/"
+            f"{self.duration_max_s:.2f} s (min/mean/max) | {self.n_identifiers} identifiers | "
+            f"test {self.clips_per_split.get('test', 0)} clips"
+        )
+        table = Table(title=f"Dataset {self.root}", caption=caption)
+        table.add_column("label")
+        table.add_column("train", justify="right")
+        table.add_column("evaluate", justify="right")
+        table.add_column("total", justify="right")
+        train, evaluate = self.class_counts["train"], self.class_counts["evaluate"]
+        for label in self.labels:
+            a, b = train.get(label, 0), evaluate.get(label, 0)
+            table.add_row(label, str(a), str(b), str(a + b))
+        n_train, n_eval = self.clips_per_split["train"], self.clips_per_split["evaluate"]
+        table.add_section()
+        table.add_row("all", str(n_train), str(n_eval), str(n_train + n_eval), style="bold")
+        return table
+
+
+def load_dataset(root: Path) -> TauDataset:
+    """Parse and validate the CSV files of a TAU-layout dataset without decoding any audio."""
+    return _load(Path(root))[0]
+
+
+def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
+    """Validate the CSVs and every listed audio header (truncation, sample rate agreement)."""
+    ds, listed_at = _load(Path(root))
+    files = list(listed_at)
+    infos: dict[str, AudioInfo] = {}
+    with _progress(progress) as bar:
+        task = bar.add_task("checking audio", total=len(files))
+        for name in files:
+            try:
+                infos[name] = audio_info(ds.path(name))
+            except DataError as exc:
+                raise DataError(
+                    exc.file, f"{exc.problem} ({_where(ds, listed_at[name])})", exc.fix
+                ) from None
+            bar.advance(task)
+
+    rates = Counter(info.sample_rate for info in infos.values())
+    if len(rates) > 1:
+        common = rates.most_common(1)[0][0]
+        odd = next(name for name in files if infos[name].sample_rate != common)
+        raise DataError(
+            ds.path(odd),
+            f"sample rate {infos[odd].sample_rate} Hz differs from the {common} Hz of "
+            f"{rates[common]} other clips ({_where(ds, listed_at[odd])})",
+            f"resample it to {common} Hz or remove its rows",
+        )
+    durations = [infos[name].duration_s for name in files]
+    return DatasetSummary(
+        root=ds.root,
+        labels=ds.labels,
+        clips_per_split={
+            "train": len(ds.train),
+            "evaluate": len(ds.evaluate),
+            "test": len(ds.test),
+        },
+        class_counts={"train": _count(ds.train), "evaluate": _count(ds.evaluate)},
+        sample_rates=tuple(sorted(rates)),
+        channels=tuple(sorted({info.channels for info in infos.values()})),
+        duration_min_s=min(durations),
+        duration_mean_s=statistics.fmean(durations),
+        duration_max_s=max(durations),
+        n_identifiers=len({clip.identifier for clip in ds.all_clips()}),
+    )
+
+
+def dataset_fingerprint(ds: TauDataset) -> str:
+    """sha256 of the CSV files plus (path, size, mtime) of every listed file: cheap cache key."""
+    digest = hashlib.sha256()
+    for rel in (META, TRAIN_CSV, EVALUATE_CSV, TEST_CSV):
+        csv = ds.root / rel
+        if csv.is_file():
+            digest.update(f"{rel}\0".encode())
+            digest.update(csv.read_bytes())
+            digest.update(b"\0")
+    names = sorted({clip.filename for clip in ds.all_clips()} | set(ds.test))
+    for name in names:
+        st = os.stat(ds.path(name))
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def _load(root: Path) -> tuple[TauDataset, dict[str, tuple[str, int]]]:
+    """The dataset plus, for every listed file, the (csv, row) that lists it first."""
+    if not root.is_dir():
+        raise DataError(root, "dataset folder does not exist", _FIX_ROOT)
+    disk = _DiskIndex(root)
+    meta_rows = _read_table(root, META, META_HEADER)
+    if not meta_rows:
+        raise DataError(root / META, "no data rows", "list every audio file in meta.csv", row=1)
+    meta: dict[str, tuple[str, str, int]] = {}
+    for row, (name, label, identifier, _source) in meta_rows:
+        _check_name(root, META, row, name)
+        if name in meta:
+            raise DataError(
+                root / META,
+                f"duplicate row for {name} (first at row {meta[name][2]})",
+                "remove the duplicate row",
+                row=row,
+            )
+        meta[name] = (label, identifier, row)
+    labels = tuple(sorted({label for label, _, _ in meta.values()}))
+
+    listed_at: dict[str, tuple[str, int]] = {}
+
+    def split(rel: str, header: tuple[str, ...], optional: bool = False) -> list[tuple[int, str]]:
+        rows = _read_table(root, rel, header, optional=optional)
+        seen: dict[str, int] = {}
+        out = []
+        for row, cells in rows:
+            name = cells[0]
+            _check_name(root, rel, row, name)
+            if name in seen:
+                raise DataError(
+                    root / rel,
+                    f"duplicate row for {name} (first at row {seen[name]})",
+                    "remove the duplicate row",
+                    row=row,
+                )
+            seen[name] = row
+            if name not in meta:
+                raise DataError(
+                    root / rel,
+                    f"{name} is not listed in {META}",
+                    f"add it to {META} or remove this row",
+                    row=row,
+                )
+            if len(cells) > 1:
+                _check_label(root, rel, row, name, cells[1], meta, labels)
+            if not disk.exists(name):
+                raise DataError(
+                    root / rel,
+                    f"{name} does not exist on disk",
+                    "restore the file or remove this row",
+                    row=row,
+                )
+            listed_at.setdefault(name, (rel, row))
+            out.append((row, name))
+        return out
+
+    def clips(rel: str) -> tuple[tuple[Clip, ...], dict[str, int]]:
+        rows = split(rel, FOLD_HEADER)
+        if not rows:
+            raise DataError(
+                root / rel,
+                "the split is empty (header only)",
+                "list at least one clip per class in it",
+                row=1,
+            )
+        return tuple(Clip(name, meta[name][0], meta[name][1]) for _, name in rows), {
+            name: row for row, name in rows
+        }
+
+    train, train_rows = clips(TRAIN_CSV)
+    evaluate, evaluate_rows = clips(EVALUATE_CSV)
+    for name, row in evaluate_rows.items():
+        if name in train_rows:
+            raise DataError(
+                root / EVALUATE_CSV,
+                f"{name} is also in {TRAIN_CSV} row "
+                f"{train_rows[name]}: train and evaluate must not overlap",
+                "remove it from one of the two files",
+                row=row,
+            )
+    test = tuple(name for _, name in split(TEST_CSV, TEST_HEADER, optional=True))
+    ds = TauDataset(root=root, labels=labels, train=train, evaluate=evaluate, test=test)
+    return ds, listed_at
+
+
+def _read_table(
+    root: Path, rel: str, header: tuple[str, ...], optional: bool = False
+) -> list[tuple[int, list[str]]]:
+    """Rows of a tab-separated file as (1-based row, cells); blank lines are skipped."""
+    path = root / rel
+    if not path.is_file():
+        if optional:
+            return []
+        raise DataError(path, "missing file", _FIX_ROOT)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(path, f"cannot read as UTF-8 text ({exc})", "save it as UTF-8") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise DataError(
+            path,
+            "empty file (no header line)",
+            f"start it with the header {_tabbed(header)}",
+            row=1,
+        )
+    got = tuple(cell.strip() for cell in lines[0].split("\t"))
+    if got != header:
+        comma = "\t" not in lines[0] and "," in lines[0]
+        hint = "; the file looks comma-separated" if comma else ""
+        raise DataError(
+            path,
+            f"header is {_tabbed(got)}, expected {_tabbed(header)}{hint}",
+            "use the TAU header, tab-separated",
+            row=1,
+        )
+    rows = []
+    for index, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = [cell.strip() for cell in line.split("\t")]
+        if len(cells) != len(header):
+            raise DataError(
+                path,
+                f"expected {len(header)} tab-separated columns, found {len(cells)}",
+                f"write the row as {_tabbed(header)}",
+                row=index,
+            )
+        for column, cell in zip(header, cells, strict=True):
+            if not cell:
+                raise DataError(path, f"empty {column}", f"fill in the {column}", row=index)
+        rows.append((index, cells))
+    return rows
+
+
+def _check_name(root: Path, rel: str, row: int, name: str) -> None:
+    """Listed paths must stay inside the dataset root (no absolute paths, no '..')."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in parts:
+        raise DataError(
+            root / rel,
+            f"path {name!r} escapes the dataset root",
+            "list audio paths relative to the root, e.g. audio/x.wav",
+            row=row,
+        )
+
+
+def _check_label(
+    root: Path,
+    rel: str,
+    row: int,
+    name: str,
+    label: str,
+    meta: dict[str, tuple[str, str, int]],
+    labels: tuple[str, ...],
+) -> None:
+    if label not in labels:
+        raise DataError(
+            root / rel,
+            f"unknown label {label!r} (meta.csv has {', '.join(labels)})",
+            "use one of meta.csv's labels",
+            row=row,
+        )
+    meta_label, _, meta_row = meta[name]
+    if label != meta_label:
+        raise DataError(
+            root / rel,
+            f"label {label!r} of {name} disagrees with {META} row {meta_row} ({meta_label!r})",
+            "make the two labels agree",
+            row=row,
+        )
+
+
+class _DiskIndex:
+    """Existence checks through one directory listing per folder (13k stat calls are slower)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.listings: dict[str, set[str]] = {}
+
+    def exists(self, name: str) -> bool:
+        path = self.root / name
+        parent = str(path.parent)
+        if parent not in self.listings:
+            try:
+                self.listings[parent] = {e.name for e in os.scandir(parent) if not e.is_dir()}
+            except OSError:
+                self.listings[parent] = set()
+        return path.name in self.listings[parent]
+
+
+def _where(ds: TauDataset, listed: tuple[str, int]) -> str:
+    return f"listed in {ds.root / listed[0]}, row {listed[1]}"
+
+
+def _count(clips: Sequence[Clip]) -> dict[str, int]:
+    return dict(Counter(clip.label for clip in clips))
+
+
+def _join(values: Sequence[int], unit: str = "") -> str:
+    return ", ".join(f"{v}{unit}" for v in values) if values else "-"
+
+
+def _tabbed(cells: Sequence[str]) -> str:
+    return "'" + "<TAB>".join(cells) + "'"
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not enabled,
+    )

@@ -1,0 +1,191 @@
+"""Feature-frontend settings: frozen dataclasses, one per frontend kind, plus a registry.
+
+Why dataclasses: the settings are the feature cache key (`key_dict`) and are copied into search
+spaces (TOML), so they must be plain, hashable, and validated in one place. Every frontend config
+has the same shape: a `kind` class attribute, `sample_rate`, `clip_seconds`, `n_planes` (input
+channels of the model), `feature_shape` and `key_dict()`. A new frontend (GCC-gram, raw waveform)
+is a sibling dataclass added to `FRONTENDS`; `frontend_config_from_dict` then accepts it through a
+`kind = "..."` key with no other change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from asc_auto.errors import ConfigError
+
+CHANNEL_MODES: tuple[str, ...] = ("mean", "left", "right", "stereo")
+
+
+class FrontendConfig:
+    """Shared behaviour of every frontend config dataclass (mixin: subclasses are dataclasses)."""
+
+    kind: ClassVar[str] = ""
+    sample_rate: int
+    clip_seconds: float
+
+    @property
+    def n_samples(self) -> int:
+        """Samples of one clip at `sample_rate` after crop/pad."""
+        return round(self.clip_seconds * self.sample_rate)
+
+    @property
+    def n_planes(self) -> int:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:  # pragma: no cover - every subclass overrides
+        """Shape of one clip's features, without the batch axis."""
+        raise NotImplementedError
+
+    def key_dict(self) -> dict[str, Any]:
+        """Kind plus every field: what makes two feature caches interchangeable."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        """(key, problem, fix) for every invalid value; empty when the config is usable."""
+        return []
+
+    def __post_init__(self) -> None:
+        for key, problem, fix in self.problems():
+            raise ConfigError(type(self).__name__, key, problem, fix)
+
+
+@dataclass(frozen=True)
+class LogMelConfig(FrontendConfig):
+    """Log-mel spectrogram settings; defaults are the seed paper's KD student input."""
+
+    kind: ClassVar[str] = "logmel"
+    sample_rate: int = 16000  # Hz; audio is resampled to this before anything else
+    n_mels: int = 64  # mel bands
+    win_ms: float = 25.0  # analysis window
+    hop_ms: float = 10.0  # frame step
+    f_min: float = 0.0  # lowest mel filter edge (Hz)
+    f_max: float | None = None  # highest edge (Hz); None = sample_rate / 2
+    clip_seconds: float = 10.0  # every clip is cropped / zero-padded to this length
+    channels: str = "mean"  # "mean" (mono downmix), "left", "right", "stereo" (2 planes)
+
+    @property
+    def win_length(self) -> int:
+        return round(self.sample_rate * self.win_ms / 1000.0)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000.0)
+
+    @property
+    def n_fft(self) -> int:
+        """Next power of two >= win_length (the window is zero-padded to it)."""
+        return 1 << max(0, math.ceil(math.log2(self.win_length)))
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of one clip with center=True: one frame per hop plus one."""
+        return self.n_samples // self.hop_length + 1
+
+    @property
+    def n_planes(self) -> int:
+        return 2 if self.channels == "stereo" else 1
+
+    @property
+    def wave_channels(self) -> int:
+        """Waveform channels the frontend consumes (after channel selection)."""
+        return self.n_planes
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        return (self.n_planes, self.n_mels, self.n_frames)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        nyquist = self.sample_rate / 2
+        if self.sample_rate <= 0:
+            out.append(("sample_rate", f"must be > 0, got {self.sample_rate}", "use e.g. 16000"))
+        if self.n_mels <= 0:
+            out.append(("n_mels", f"must be > 0, got {self.n_mels}", "use e.g. 64"))
+        if self.win_ms <= 0 or (self.sample_rate > 0 and self.win_length < 1):
+            out.append(("win_ms", f"window too short: {self.win_ms} ms", "use e.g. 25.0"))
+        if self.hop_ms <= 0 or (self.sample_rate > 0 and self.hop_length < 1):
+            out.append(("hop_ms", f"hop too short: {self.hop_ms} ms", "use e.g. 10.0"))
+        if self.clip_seconds <= 0:
+            out.append(("clip_seconds", f"must be > 0, got {self.clip_seconds}", "use 10.0"))
+        if not 0 <= self.f_min < nyquist:
+            out.append(("f_min", f"must be in [0, {nyquist:g}), got {self.f_min}", "use 0.0"))
+        if self.f_max is not None and not self.f_min < self.f_max <= nyquist:
+            out.append(
+                ("f_max", f"must be in (f_min, {nyquist:g}], got {self.f_max}", "omit it (Nyquist)")
+            )
+        if self.channels not in CHANNEL_MODES:
+            out.append(
+                ("channels", f"unknown mode {self.channels!r}", f"use one of {list(CHANNEL_MODES)}")
+            )
+        return out
+
+
+# Union of every registered config type; widen it when a sibling frontend is added.
+FeatureConfig = LogMelConfig
+
+FRONTENDS: dict[str, type] = {LogMelConfig.kind: LogMelConfig}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, file: str) -> Any:
+    """Return `value` as type `tp` (int -> float allowed, bool never a number) or raise."""
+    is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    options = typing.get_args(tp) if is_union else (tp,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if isinstance(value, bool):
+            continue
+        if option is int and isinstance(value, int):
+            return value
+        if option is float and isinstance(value, int | float):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+    wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
+    raise ConfigError(file, key, f"expected {wanted}, got {type(value).__name__} {value!r}")
+
+
+def frontend_config_from_dict(d: dict[str, Any], file: str | Path) -> FeatureConfig:
+    """Build a frontend config from a TOML table; unknown keys and wrong types are errors.
+
+    An optional `kind` key picks the frontend (default "logmel"); every other key must be a field
+    of that frontend's dataclass. Missing keys take the dataclass defaults.
+    """
+    file = str(file)
+    d = dict(d)
+    kind = d.pop("kind", LogMelConfig.kind)
+    if kind not in FRONTENDS:
+        raise ConfigError(
+            file, "kind", f"unknown frontend {kind!r}", f"use one of {list(FRONTENDS)}"
+        )
+    cls = FRONTENDS[kind]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key not in fields:
+            raise ConfigError(
+                file, key, f"unknown {kind} setting", f"use one of {sorted(fields)} or remove it"
+            )
+        kwargs[key] = _coerce(value, hints[key], key, file)
+    # Check values on an unvalidated probe first so the error names the user's file, not the class.
+    probe = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        object.__setattr__(probe, f.name, kwargs.get(f.name, f.default))
+    for key, problem, fix in probe.problems():
+        raise ConfigError(file, key, problem, fix)
+    return cls(**kwargs)

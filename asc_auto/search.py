@@ -1,0 +1,284 @@
+"""The Optuna driver: one study per technique, validation accuracy as the single objective and the
+size limit as a hard constraint.
+
+Optuna 5 refuses pruners on multi-objective studies, so accuracy is the objective and size is a
+constraint (`constraints_func`): a configuration over the limit is sized before training,
+recorded as infeasible (objective 0.0, constraint > 0) and never trained. The accuracy/size
+trade-off is read off the trials afterwards (report.pareto_front). A study is resumed when it
+exists: its split, size rule and budget are fixed at creation and checked on every resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from asc_auto.compress.macs import count_macs
+from asc_auto.compress.size import SizeRule, get_rule, model_size
+from asc_auto.data.demo import ensure_demo_dataset
+from asc_auto.data.splits import train_val_split
+from asc_auto.data.tau import TauDataset, load_dataset
+from asc_auto.errors import AscError
+from asc_auto.features.cache import build_features
+from asc_auto.space import SearchSpace, default_space_file, load_space
+from asc_auto.techniques.base import Technique, TrialContext, get_technique
+from asc_auto.train import train_config
+
+PAPER = "paper"
+DEFAULT_HOME = Path("studies")
+
+
+def default_storage(home: Path = DEFAULT_HOME) -> str:
+    """sqlite:///<home>/asc.db: one file holds every study (one worker; see README for many)."""
+    return f"sqlite:///{home / 'asc.db'}"
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Everything `asc-auto search` can be told; defaults are the CLI's."""
+
+    technique: str
+    data: Path | None = None  # None: the built-in demo dataset (generated on first use)
+    trials: int | None = 10
+    timeout: float | None = None  # seconds
+    budget_kb: float = 500.0
+    rule: str = "dcase2020"
+    storage: str | None = None
+    study: str | None = None
+    space: Path | None = None
+    seed: int = 0
+    epochs: int | None = None  # overrides the space file's train.epochs
+    home: Path = DEFAULT_HOME
+    val_fraction: float = 0.2
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class SearchSetup:
+    """What a search needs before its first trial: built once, shared by every trial."""
+
+    technique: Technique
+    space: SearchSpace
+    dataset: TauDataset
+    context: TrialContext
+    demo: bool
+
+
+def sized_rule(name: str, budget_kb: float) -> SizeRule:
+    """The named rule with its limit set to the budget (1 KB = the rule's KB)."""
+    rule = get_rule(name)
+    return dataclasses.replace(rule, limit_bytes=int(round(budget_kb * rule.kb_bytes)))
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage; a sqlite file's folder is created and concurrent writers wait, not fail."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.RDBStorage(url)
+
+
+def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
+                   split_seed: int | None = None) -> SearchSetup:
+    """Load data, space and features; split train/validation (grouped by recording)."""
+    technique = get_technique(opts.technique)
+    demo = opts.data is None
+    root = ensure_demo_dataset(opts.home / "data") if demo else Path(opts.data)
+    space = load_space(opts.space or default_space_file(technique.name), technique.name,
+                       set(technique.tables))
+    if demo:
+        space = space.for_demo()
+    dataset = load_dataset(root)
+    features = build_features(dataset, technique.feature_config(space),
+                              opts.home / "cache" / "features", progress=opts.progress)
+    train, val = train_val_split(dataset.train, opts.val_fraction,
+                                 seed=opts.seed if split_seed is None else split_seed)
+    tcfg = train_config(space.train, str(space.file))
+    tcfg = dataclasses.replace(tcfg, epochs=opts.epochs or tcfg.epochs, seed=opts.seed,
+                               device=opts.device)
+    ctx = TrialContext(
+        dataset=dataset, features=features,
+        train_files=tuple(c.filename for c in train), val_files=tuple(c.filename for c in val),
+        space=space, train_cfg=tcfg, rule=sized_rule(opts.rule, opts.budget_kb),
+        cache_root=opts.home / "cache", progress=opts.progress, status=status,
+    )
+    return SearchSetup(technique, space, dataset, ctx, demo)
+
+
+def constraints(trial: FrozenTrial) -> tuple[float]:
+    """Optuna constraint: bytes over the budget (<= 0 is feasible). Unsized trials are infeasible."""
+    return (float(trial.user_attrs.get("constraint", 1.0)),)
+
+
+def _check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
+    """A resumed study must keep its technique, rule, budget and split; else results mix."""
+    for key, value in attrs.items():
+        old = study.user_attrs.get(key)
+        if old is None:
+            study.set_user_attr(key, value)
+        elif old != value:
+            raise AscError(
+                f"study '{study.study_name}' was created with {key}={old!r}, this run asks for "
+                f"{value!r}; fix: pass the original value or a new --study name")
+
+
+def _paper_pending(study: optuna.Study) -> bool:
+    """True when the paper's trial already ran or waits; a failed one is enqueued again."""
+    alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
+    return any(t.user_attrs.get("source") == PAPER and t.state in alive
+               for t in study.get_trials(deepcopy=False))
+
+
+def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> optuna.Study:
+    """Run (or resume) the study of one technique and return it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    storage = open_storage(opts.storage or default_storage(opts.home))
+    study_name = opts.study or opts.technique
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    split_seed = opts.seed
+    if study_name in existing:
+        split_seed = int(existing[study_name].user_attrs.get("split_seed", opts.seed))
+        n_before = existing[study_name].n_trials
+    else:
+        n_before = 0
+    setup = prepare_search(opts, status, split_seed=split_seed)
+    ctx = setup.context
+    sampler = optuna.samplers.TPESampler(seed=opts.seed + n_before, constraints_func=constraints,
+                                         n_startup_trials=5)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=ctx.train_cfg.epochs,
+                                            reduction_factor=3)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    _check_resume(study, {
+        "technique": opts.technique, "rule": opts.rule, "budget_kb": opts.budget_kb,
+        "split_seed": split_seed, "val_fraction": opts.val_fraction,
+    })
+    study.set_user_attr("data", str(setup.dataset.root))
+    study.set_user_attr("labels", list(setup.dataset.labels))
+    study.set_user_attr("space_file", str(setup.space.file))
+    study.set_user_attr("train_clips", len(ctx.train_files))
+    study.set_user_attr("val_clips", len(ctx.val_files))
+    for key, value in setup.technique.prepare(ctx).items():
+        study.set_user_attr(key, value)
+    if not _paper_pending(study):
+        study.enqueue_trial(setup.space.paper_trial_params(), user_attrs={"source": PAPER})
+    objective = Objective(setup)
+    with SearchProgress(opts.trials, enabled=opts.progress) as progress:
+        objective.progress = progress
+        study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
+                       catch=(RuntimeError,), callbacks=[progress.on_trial_end],
+                       gc_after_trial=True)
+    return study
+
+
+class Objective:
+    """One trial: sample -> build -> size (stop if over budget) -> fit -> record."""
+
+    def __init__(self, setup: SearchSetup) -> None:
+        self.setup = setup
+        self.progress: SearchProgress | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        setup, ctx = self.setup, self.setup.context
+        is_paper = trial.user_attrs.get("source") == PAPER
+        if not is_paper:
+            trial.set_user_attr("source", "search")
+        config = setup.space.suggest(trial)
+        trial.set_user_attr("config", config)
+        candidate = setup.technique.build(config, ctx)
+        size = model_size(candidate.model, ctx.rule, candidate.precision)
+        macs = count_macs(candidate.model, ctx.example_input())
+        record = {
+            "precision": candidate.precision.value, "rule": ctx.rule.name,
+            "size_kb": round(size.size_kb, 2), "size_bytes": size.size_bytes,
+            "params": size.params, "counted_params": size.counted_params, "macs": macs,
+            "budget_kb": round(ctx.rule.limit_bytes / ctx.rule.kb_bytes, 2),
+            "constraint": float(size.size_bytes - ctx.rule.limit_bytes),
+            "feasible": size.fits, **candidate.info,
+        }
+        for key, value in record.items():
+            trial.set_user_attr(key, value)
+        if self.progress is not None:
+            self.progress.start_trial(trial.number, is_paper, size.size_kb, size.fits)
+        if not size.fits:
+            return 0.0  # infeasible: recorded, never trained
+        history: list[float] = []
+
+        def on_epoch(epoch: int, acc: float) -> None:
+            history.append(round(acc, 4))
+            trial.set_user_attr("val_history", history)
+            trial.report(acc, epoch + 1)
+            if self.progress is not None:
+                self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
+            if not is_paper and trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch + 1}: val acc {acc:.3f}")
+
+        t0 = time.perf_counter()
+        on_step = self.progress.step if self.progress is not None else None
+        outcome = setup.technique.fit(candidate, config, ctx, on_epoch=on_epoch, on_step=on_step)
+        final = model_size(candidate.model, ctx.rule, candidate.precision)
+        trial.set_user_attr("size_kb", round(final.size_kb, 2))
+        trial.set_user_attr("size_bytes", final.size_bytes)
+        trial.set_user_attr("counted_params", final.counted_params)
+        trial.set_user_attr("constraint", float(final.size_bytes - ctx.rule.limit_bytes))
+        trial.set_user_attr("feasible", final.fits)
+        trial.set_user_attr("accuracy_fp32", round(outcome.accuracy_fp32, 4))
+        trial.set_user_attr("train_seconds", round(outcome.train.seconds_total, 2))
+        trial.set_user_attr("forward_backward_seconds",
+                            round(outcome.train.seconds_forward_backward, 2))
+        trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 2))
+        for key, value in outcome.info.items():
+            trial.set_user_attr(key, value)
+        return float(outcome.accuracy)
+
+
+class SearchProgress:
+    """Two rich bars: trials of the search, steps of the current trial's training."""
+
+    def __init__(self, n_trials: int | None, enabled: bool = True) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not enabled,
+        )
+        self.trials = self.bar.add_task("trials", total=n_trials, info="")
+        self.steps = self.bar.add_task("training", total=None, info="", visible=False)
+        self.best: str = ""
+
+    def __enter__(self) -> SearchProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def start_trial(self, number: int, paper: bool, size_kb: float, fits: bool) -> None:
+        tag = " (paper)" if paper else ""
+        fit = "" if fits else " over budget: not trained"
+        self.bar.update(self.steps, description=f"trial {number}{tag}", completed=0, total=None,
+                        visible=fits, info=f"{size_kb:.1f} KB{fit}")
+
+    def step(self, done: int, total: int) -> None:
+        self.bar.update(self.steps, completed=done, total=total)
+
+    def epoch(self, epoch: int, epochs: int, acc: float) -> None:
+        self.bar.update(self.steps, info=f"epoch {epoch}/{epochs} val acc {acc:.3f}")
+
+    def on_trial_end(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.user_attrs.get("feasible")]
+        if feasible:
+            best = max(feasible, key=lambda t: (t.value, -t.user_attrs["size_kb"]))
+            self.best = f"best #{best.number}: {best.value:.3f} at {best.user_attrs['size_kb']} KB"
+        self.bar.update(self.trials, advance=1, info=self.best)
+        self.bar.update(self.steps, visible=False)

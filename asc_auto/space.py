@@ -1,0 +1,242 @@
+"""Search spaces live in TOML files (searchspace/<technique>.toml), not in code.
+
+A space file says what is searched (``[params.*]``), what is fixed (``[features]``, ``[train]`` and
+technique tables such as ``[teacher]``), the seed paper's configuration (``[paper]``, enqueued as
+every study's first trial) and overrides for the built-in demo data (``[demo.<table>]``). Unknown
+keys and wrong types are errors that name the file and the key: a typo must never fall back to a
+silent default.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from asc_auto.errors import ConfigError
+
+SPACE_DIR = Path(__file__).resolve().parent.parent / "searchspace"
+PARAM_TYPES = ("int", "float", "categorical", "simplex")
+TOP_LEVEL = {"technique", "description", "features", "train", "params", "paper", "demo"}
+_PARAM_KEYS = {
+    "int": {"type", "low", "high", "step", "log", "help"},
+    "float": {"type", "low", "high", "step", "log", "help"},
+    "categorical": {"type", "choices", "help"},
+    "simplex": {"type", "names", "help"},
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter. A simplex spec yields several normalised values summing to one."""
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Ask the trial for this parameter; returns the configuration values it defines."""
+        if self.type == "int":
+            step = int(self.step or 1)
+            return {self.name: trial.suggest_int(self.name, int(self.low), int(self.high),
+                                                 step=step, log=self.log)}
+        if self.type == "float":
+            return {self.name: trial.suggest_float(self.name, self.low, self.high,
+                                                   step=self.step, log=self.log)}
+        if self.type == "categorical":
+            return {self.name: trial.suggest_categorical(self.name, list(self.choices))}
+        # Simplex: independent raw weights in [0, 1], normalised. Optuna has no simplex
+        # distribution; raw weights keep TPE's per-dimension model meaningful.
+        raw = [trial.suggest_float(f"{n}_w", 0.0, 1.0) for n in self.names]
+        return dict(zip(self.names, normalise_simplex(raw), strict=True))
+
+    def enqueue_params(self, value: Any) -> dict[str, Any]:
+        """Trial params that reproduce `value` (a dict of components for a simplex)."""
+        if self.type != "simplex":
+            return {self.name: value}
+        return {f"{n}_w": float(value[n]) for n in self.names}
+
+
+def normalise_simplex(raw: list[float]) -> list[float]:
+    """Scale non-negative weights to sum to one; all-zero weights mean equal weights."""
+    total = sum(raw)
+    if total <= 0:
+        return [1.0 / len(raw)] * len(raw)
+    return [r / total for r in raw]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed, validated space file."""
+
+    file: Path
+    technique: str
+    description: str
+    features: dict[str, Any]
+    train: dict[str, Any]
+    tables: dict[str, dict[str, Any]]
+    params: tuple[ParamSpec, ...]
+    paper: dict[str, Any]
+    demo: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample one configuration: every param, simplex components expanded."""
+        config: dict[str, Any] = {}
+        for spec in self.params:
+            config.update(spec.suggest(trial))
+        return config
+
+    def paper_trial_params(self) -> dict[str, Any]:
+        """Optuna params that make a trial evaluate exactly the seed paper's configuration."""
+        out: dict[str, Any] = {}
+        for spec in self.params:
+            value = (
+                {n: self.paper[n] for n in spec.names} if spec.type == "simplex"
+                else self.paper[spec.name]
+            )
+            out.update(spec.enqueue_params(value))
+        return out
+
+    def for_demo(self) -> SearchSpace:
+        """The space with its ``[demo.*]`` overrides applied (used on the built-in demo data)."""
+        merged = {k: dict(v) for k, v in self.tables.items()}
+        features, train = dict(self.features), dict(self.train)
+        for table, values in self.demo.items():
+            target = {"features": features, "train": train}.get(table, merged.get(table))
+            if target is None:
+                raise ConfigError(self.file, f"demo.{table}", "no such table to override")
+            for key, value in values.items():
+                if key not in target:
+                    raise ConfigError(self.file, f"demo.{table}.{key}",
+                                      f"not a key of [{table}]", "override existing keys only")
+                target[key] = value
+        return SearchSpace(self.file, self.technique, self.description, features, train, merged,
+                           self.params, self.paper, {})
+
+
+def default_space_file(technique: str) -> Path:
+    """Where a technique's shipped space file lives."""
+    return SPACE_DIR / f"{technique}.toml"
+
+
+def load_space(file: Path, technique: str, technique_tables: set[str]) -> SearchSpace:
+    """Parse and validate a space file for `technique`; `technique_tables` are its extra tables."""
+    file = Path(file)
+    if not file.is_file():
+        raise ConfigError(file, "-", "search-space file not found",
+                          f"pass --space with an existing file, e.g. {default_space_file(technique)}")
+    try:
+        doc = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "-", f"not valid TOML ({exc})") from None
+    allowed = TOP_LEVEL | technique_tables
+    for key in doc:
+        if key not in allowed:
+            raise ConfigError(file, key, "unknown key", f"allowed: {', '.join(sorted(allowed))}")
+    if doc.get("technique") != technique:
+        raise ConfigError(file, "technique", f"is {doc.get('technique')!r}, expected {technique!r}")
+    for table in ("features", "train", "params", "paper", *technique_tables):
+        if not isinstance(doc.get(table, {}), dict):
+            raise ConfigError(file, table, "must be a table")
+    params = tuple(_parse_param(file, name, spec) for name, spec in doc.get("params", {}).items())
+    if not params:
+        raise ConfigError(file, "params", "no searched parameters", "add [params.NAME] tables")
+    paper = doc.get("paper", {})
+    _check_paper(file, params, paper)
+    demo = doc.get("demo", {})
+    if not isinstance(demo, dict) or not all(isinstance(v, dict) for v in demo.values()):
+        raise ConfigError(file, "demo", "must hold tables like [demo.train]")
+    return SearchSpace(
+        file=file,
+        technique=technique,
+        description=str(doc.get("description", "")),
+        features=dict(doc.get("features", {})),
+        train=dict(doc.get("train", {})),
+        tables={t: dict(doc.get(t, {})) for t in technique_tables},
+        params=params,
+        paper=paper,
+        demo=demo,
+    )
+
+
+def _parse_param(file: Path, name: str, spec: Any) -> ParamSpec:
+    key = f"params.{name}"
+    if not isinstance(spec, dict):
+        raise ConfigError(file, key, "must be a table with a 'type'")
+    ptype = spec.get("type")
+    if ptype not in PARAM_TYPES:
+        raise ConfigError(file, f"{key}.type", f"is {ptype!r}", f"one of {', '.join(PARAM_TYPES)}")
+    for k in spec:
+        if k not in _PARAM_KEYS[ptype]:
+            raise ConfigError(file, f"{key}.{k}", f"unknown key for a {ptype} parameter",
+                              f"allowed: {', '.join(sorted(_PARAM_KEYS[ptype]))}")
+    if ptype in ("int", "float"):
+        return _parse_numeric(file, key, name, ptype, spec)
+    if ptype == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(file, f"{key}.choices", "must be a non-empty list")
+        return ParamSpec(name, ptype, choices=tuple(choices))
+    names = spec.get("names")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ConfigError(file, f"{key}.names", "must list at least two component names")
+    return ParamSpec(name, ptype, names=tuple(names))
+
+
+def _parse_numeric(file: Path, key: str, name: str, ptype: str, spec: dict) -> ParamSpec:
+    want = int if ptype == "int" else (int, float)
+    for bound in ("low", "high"):
+        value = spec.get(bound)
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise ConfigError(file, f"{key}.{bound}", f"must be {'an integer' if ptype == 'int' else 'a number'}")
+    low, high = spec["low"], spec["high"]
+    if low > high:
+        raise ConfigError(file, key, f"low {low} > high {high}")
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, want) or step <= 0):
+        raise ConfigError(file, f"{key}.step", "must be a positive number")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(file, f"{key}.log", "must be true or false")
+    if log and (low <= 0 or step is not None and ptype == "float"):
+        raise ConfigError(file, f"{key}.log", "log scale needs low > 0 and no float step")
+    return ParamSpec(name, ptype, low=low, high=high, step=step, log=log)
+
+
+def _check_paper(file: Path, params: tuple[ParamSpec, ...], paper: dict[str, Any]) -> None:
+    """The paper's point must name every searched value and lie inside the space."""
+    expected: set[str] = set()
+    for spec in params:
+        expected.update(spec.names if spec.type == "simplex" else (spec.name,))
+    for key in paper:
+        if key not in expected:
+            raise ConfigError(file, f"paper.{key}", "is not a searched parameter")
+    for spec in params:
+        if spec.type == "simplex":
+            values = [paper.get(n) for n in spec.names]
+            if any(not isinstance(v, (int, float)) or v < 0 or v > 1 for v in values):
+                raise ConfigError(file, f"paper.{spec.names[0]}",
+                                  f"simplex components {spec.names} must all be numbers in [0, 1]")
+            if not math.isclose(sum(values), 1.0, abs_tol=1e-6):
+                raise ConfigError(file, "paper", f"components {spec.names} must sum to 1")
+            continue
+        if spec.name not in paper:
+            raise ConfigError(file, f"paper.{spec.name}", "missing", "give the paper's value")
+        value = paper[spec.name]
+        if spec.type == "categorical":
+            if value not in spec.choices:
+                raise ConfigError(file, f"paper.{spec.name}", f"{value!r} not in choices")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            spec.low <= value <= spec.high
+        ):
+            raise ConfigError(file, f"paper.{spec.name}",
+                              f"{value!r} outside [{spec.low}, {spec.high}]")

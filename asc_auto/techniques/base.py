@@ -1,0 +1,137 @@
+"""The contract every technique fulfils, and the registry the search driver looks them up in.
+
+Optuna-style: one abstract base class with two abstract methods (`build`, `fit`) and no-op hooks
+(`prepare`); timm-style registry: a dict plus a decorator. The search driver sizes what `build`
+returns *before* any training, so an over-budget configuration costs nothing; `fit` trains,
+compresses to the chosen precision and evaluates the compressed model on the validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from asc_auto.compress.size import Precision, SizeRule
+from asc_auto.data.tau import TauDataset
+from asc_auto.errors import AscError
+from asc_auto.features.cache import FeatureSet
+from asc_auto.features.config import frontend_config_from_dict
+from asc_auto.space import SearchSpace
+from asc_auto.train import TrainConfig, TrainResult
+
+EpochHook = Callable[[int, float], None]
+StepHook = Callable[[int, int], None]
+
+
+@dataclass
+class TrialContext:
+    """Everything a technique needs that is shared by all trials of one search."""
+
+    dataset: TauDataset
+    features: FeatureSet
+    train_files: tuple[str, ...]
+    val_files: tuple[str, ...]
+    space: SearchSpace
+    train_cfg: TrainConfig
+    rule: SizeRule
+    cache_root: Path
+    progress: bool = True
+    status: Callable[[str], None] = field(default=lambda msg: None)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.dataset.labels)
+
+    @cached_property
+    def train_xy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features.select(self.train_files)
+
+    @cached_property
+    def val_xy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features.select(self.val_files)
+
+    def example_input(self) -> torch.Tensor:
+        """One clip's features (batch of 1): what MACs are counted on."""
+        return self.train_xy[0][:1].float()
+
+    def split_digest(self) -> str:
+        """Identifies the train/validation split, for keys of caches derived from it."""
+        blob = json.dumps([self.features.key, self.train_files, self.val_files]).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class Candidate:
+    """A built, untrained model at its target precision: enough to size it."""
+
+    model: nn.Module
+    precision: Precision
+    parts: dict[str, nn.Module] = field(default_factory=dict)  # training-only modules
+    info: dict[str, Any] = field(default_factory=dict)  # recorded as trial attributes
+
+
+@dataclass
+class Outcome:
+    """What `fit` measured: the accuracy of the deployed (compressed) model and its history."""
+
+    accuracy: float
+    accuracy_fp32: float
+    deployed: nn.Module
+    train: TrainResult
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Technique(ABC):
+    """A compression technique: suggest -> build -> (sized by the driver) -> fit."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    tables: ClassVar[frozenset[str]] = frozenset()  # extra tables its space file may hold
+    needs_stereo: ClassVar[bool] = False
+
+    def feature_config(self, space: SearchSpace) -> Any:
+        """The frontend settings of this technique's cached features."""
+        return frontend_config_from_dict(space.features, str(space.file))
+
+    def prepare(self, ctx: TrialContext) -> dict[str, Any]:
+        """Once per search, before the first trial (e.g. train the KD teacher); returns study attrs."""
+        del ctx
+        return {}
+
+    @abstractmethod
+    def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
+        """Construct the untrained model for a sampled configuration (no training here)."""
+
+    @abstractmethod
+    def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
+            on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
+        """Train, compress to `candidate.precision`, evaluate on the validation split."""
+
+
+TECHNIQUES: dict[str, type[Technique]] = {}
+
+
+def register_technique(cls: type[Technique]) -> type[Technique]:
+    """Class decorator: make a technique available by its `name`."""
+    if cls.name in TECHNIQUES:
+        raise ValueError(f"technique {cls.name!r} registered twice")
+    TECHNIQUES[cls.name] = cls
+    return cls
+
+
+def get_technique(name: str) -> Technique:
+    """Instantiate a registered technique; unknown names list the known ones."""
+    import asc_auto.techniques  # noqa: F401  (registers the built-in techniques)
+
+    if name not in TECHNIQUES:
+        raise AscError(f"unknown technique {name!r}; known: {', '.join(sorted(TECHNIQUES))}")
+    return TECHNIQUES[name]()

@@ -1,0 +1,127 @@
+"""`kd`: distil a large VGG teacher into a small 3-layer CNN student, deployed at a searched precision.
+
+Seed paper (section 2.3): log-mel 64 bands / 25 ms / 10 ms, SpecAugment, loss
+0.25 KL(embeddings) + 0.25 KL(scores) + 0.50 CE, FP16. Here the student widths, kernel, the loss
+weights (on the simplex), the temperature, the learning rate, mixup and the precision are searched.
+
+The projection from the student's embedding to the teacher's (needed when their sizes differ) is
+a training-only module: it is not part of the deployed student, so it is neither counted in the
+size nor exported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from asc_auto.compress.kd import DistillationLoss
+from asc_auto.compress.precision import quantize_int8, simulate_precision
+from asc_auto.compress.size import Precision
+from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
+from asc_auto.teacher import TeacherOutputs, ensure_teacher, teacher_settings
+from asc_auto.techniques.base import (
+    Candidate,
+    EpochHook,
+    Outcome,
+    StepHook,
+    Technique,
+    TrialContext,
+    register_technique,
+)
+from asc_auto.train import evaluate, resolve_device, train_model
+
+
+class DistillNet(nn.Module):
+    """Student plus its training-only projection: outputs (logits, embedding in teacher space)."""
+
+    def __init__(self, student: nn.Module, projection: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+        self.projection = projection
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, emb = self.student(x)
+        return logits, self.projection(emb)
+
+
+def student_config(config: dict[str, Any], in_channels: int, n_classes: int) -> StudentConfig:
+    """The student architecture a sampled configuration describes."""
+    return StudentConfig(
+        channels=(int(config["c1"]), int(config["c2"]), int(config["c3"])),
+        kernel_size=int(config["kernel_size"]),
+        in_channels=in_channels,
+        n_classes=n_classes,
+    )
+
+
+def calibration_batches(x: torch.Tensor, n: int, batch_size: int = 16) -> list[torch.Tensor]:
+    """The first `n` training inputs in batches: what INT8 post-training quantization calibrates on."""
+    x = x[:n].float()
+    return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+
+
+def deploy(model: nn.Module, precision: Precision, calibration: Sequence[torch.Tensor],
+           ) -> nn.Module:
+    """The model as it would run deployed at `precision` (FP16 rounding or NNCF INT8)."""
+    model = model.cpu().eval()
+    if precision is Precision.INT8:
+        return quantize_int8(model, calibration, subset_size=sum(len(b) for b in calibration))
+    return simulate_precision(model, precision)
+
+
+@register_technique
+class KnowledgeDistillation(Technique):
+    name = "kd"
+    summary = "VGG teacher -> 3-layer CNN student, KD loss on embeddings + scores + CE"
+    tables = frozenset({"teacher"})
+
+    def __init__(self) -> None:
+        self.teacher: TeacherOutputs | None = None
+
+    def prepare(self, ctx: TrialContext) -> dict[str, Any]:
+        settings = teacher_settings(ctx.space.tables.get("teacher", {}), str(ctx.space.file))
+        self.teacher = ensure_teacher(ctx, settings)
+        return {"teacher_val_accuracy": self.teacher.val_accuracy,
+                "teacher_params": self.teacher.params,
+                "teacher_settings": dataclasses.asdict(settings)}
+
+    def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
+        cfg = student_config(config, ctx.features.x.shape[1], ctx.n_classes)
+        return Candidate(model=CnnStudent(cfg), precision=Precision(config["precision"]),
+                         info={"channels": list(cfg.channels)})
+
+    def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
+            on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
+        if self.teacher is None:
+            self.prepare(ctx)
+        assert self.teacher is not None
+        student = candidate.model
+        t_logits, t_emb = self.teacher.select(ctx.train_files)
+        embed_dim = student(ctx.example_input())[1].shape[1]
+        projection: nn.Module = (
+            nn.Identity() if embed_dim == t_emb.shape[1] else Projection(embed_dim, t_emb.shape[1])
+        )
+        net = DistillNet(student, projection)
+        loss = DistillationLoss(float(config["alpha"]), float(config["beta"]),
+                                float(config["gamma"]), float(config["temperature"]))
+
+        def loss_fn(outputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor,
+                    extras: Sequence[torch.Tensor]) -> torch.Tensor:
+            return loss(outputs[0].float(), outputs[1].float(), extras[0], extras[1], targets)[0]
+
+        cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
+                                  mixup_alpha=float(config["mixup_alpha"]))
+        x, y = ctx.train_xy
+        result = train_model(net, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
+                             extras=(t_logits, t_emb), on_epoch=on_epoch, on_step=on_step)
+        device = resolve_device(cfg.device)
+        acc32 = evaluate(student, *ctx.val_xy, ctx.n_classes, device=device).accuracy
+        n_calib = int(config.get("calibration_clips", 128))
+        deployed = deploy(student, candidate.precision, calibration_batches(x, n_calib))
+        acc = evaluate(deployed, *ctx.val_xy, ctx.n_classes, device="cpu").accuracy
+        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
+                       info={"teacher_val_accuracy": self.teacher.val_accuracy})

@@ -1,0 +1,161 @@
+"""End to end: a few kd trials into a temporary SQLite study, then what it recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from asc_auto.errors import AscError
+from asc_auto.report import feasible_trials, pareto_front, state_counts
+from asc_auto.search import SearchOptions, run_search
+
+pytestmark = pytest.mark.slow
+
+TINY_KD = """
+technique = "kd"
+[features]
+kind = "logmel"
+n_mels = 32
+win_ms = 25.0
+hop_ms = 10.0
+channels = "mean"
+clip_seconds = 1.0
+[train]
+epochs = 2
+batch_size = 8
+[teacher]
+width = 0.0625
+depth = 4
+epochs = 2
+[params.c1]
+type = "int"
+low = 4
+high = 8
+[params.c2]
+type = "int"
+low = 4
+high = 16
+[params.c3]
+type = "int"
+low = 8
+high = 64
+[params.kernel_size]
+type = "categorical"
+choices = [3]
+[params.kd_weights]
+type = "simplex"
+names = ["alpha", "beta", "gamma"]
+[params.temperature]
+type = "float"
+low = 1.0
+high = 4.0
+[params.lr]
+type = "float"
+low = 1e-3
+high = 1e-2
+log = true
+[params.mixup_alpha]
+type = "float"
+low = 0.0
+high = 0.4
+[params.precision]
+type = "categorical"
+choices = ["fp16", "fp32"]
+[paper]
+c1 = 4
+c2 = 8
+c3 = 16
+kernel_size = 3
+alpha = 0.25
+beta = 0.25
+gamma = 0.5
+temperature = 1.0
+lr = 3e-3
+mixup_alpha = 0.0
+precision = "fp16"
+"""
+
+BIG = {"c1": 8, "c2": 16, "c3": 64, "kernel_size": 3, "alpha_w": 0.3, "beta_w": 0.3,
+       "gamma_w": 0.4, "temperature": 2.0, "lr": 3e-3, "mixup_alpha": 0.1, "precision": "fp32"}
+BUDGET_KB = 20.0  # BIG: 16*64*9 conv weights alone at fp32 = 36 KB -> infeasible
+
+
+@pytest.fixture
+def space_file(tmp_path: Path) -> Path:
+    f = tmp_path / "kd-tiny.toml"
+    f.write_text(TINY_KD)
+    return f
+
+
+def _opts(tmp_path: Path, data: Path, space: Path, trials: int, **kw: object) -> SearchOptions:
+    kw.setdefault("budget_kb", BUDGET_KB)
+    return SearchOptions(
+        technique="kd", data=data, trials=trials, space=space,
+        storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home", progress=False,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_kd_search_records_trials_constraint_and_paper_point(
+    tmp_path: Path, tiny_dataset: Path, space_file: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'asc.db'}"
+    pre = optuna.create_study(storage=storage, study_name="kd", direction="maximize")
+    pre.enqueue_trial(BIG)  # runs first: over the budget, must be recorded but never trained
+
+    study = run_search(_opts(tmp_path, tiny_dataset, space_file, trials=3), status=lambda m: None)
+    trials = study.get_trials()
+    assert len(trials) == 3
+    big, paper = trials[0], trials[1]
+
+    assert big.state == TrialState.COMPLETE and big.value == 0.0
+    assert big.user_attrs["feasible"] is False
+    assert big.user_attrs["size_kb"] > BUDGET_KB
+    assert big.user_attrs["constraint"] > 0
+    assert big.system_attrs["constraints"] == [big.user_attrs["constraint"]]
+    assert "val_history" not in big.user_attrs  # never trained
+
+    assert paper.user_attrs["source"] == "paper"
+    assert paper.params["c1"] == 4 and paper.params["c3"] == 16
+    assert paper.user_attrs["config"]["gamma"] == pytest.approx(0.5)
+    assert paper.state == TrialState.COMPLETE  # the paper's point is never pruned
+    assert paper.user_attrs["feasible"] is True
+    assert paper.user_attrs["constraint"] <= 0
+    assert paper.user_attrs["precision"] == "fp16"
+    assert len(paper.user_attrs["val_history"]) == 2
+    assert 0.0 <= paper.value <= 1.0
+    assert paper.user_attrs["macs"] > 0
+    assert paper.user_attrs["params"] > 0
+    assert paper.user_attrs["train_seconds"] > 0
+    # size at fp16: counted values x 2 bytes, in KB of 1024 bytes
+    assert paper.user_attrs["size_bytes"] == 2 * paper.user_attrs["counted_params"]
+    assert paper.user_attrs["size_kb"] == pytest.approx(paper.user_attrs["size_bytes"] / 1024,
+                                                        abs=0.01)
+
+    assert study.user_attrs["technique"] == "kd"
+    assert study.user_attrs["budget_kb"] == BUDGET_KB
+    assert 0.0 <= study.user_attrs["teacher_val_accuracy"] <= 1.0
+    assert study.user_attrs["train_clips"] > study.user_attrs["val_clips"] > 0
+
+    ok = feasible_trials(study)
+    assert big not in ok and ok
+    front = pareto_front(ok)
+    assert front and all(t.user_attrs["feasible"] for t in front)
+    counts = state_counts(study)
+    assert counts["infeasible"] == 1
+    assert sum(counts.values()) == 3
+
+    # A second run resumes the same study: trials are added, the paper point is not re-enqueued,
+    # and the cached features and teacher are reused.
+    again = run_search(_opts(tmp_path, tiny_dataset, space_file, trials=2), status=lambda m: None)
+    assert len(again.get_trials()) == 5
+    assert sum(t.user_attrs.get("source") == "paper" for t in again.get_trials()) == 1
+    assert again.user_attrs["teacher_val_accuracy"] == study.user_attrs["teacher_val_accuracy"]
+
+    # Changing the budget of an existing study is refused rather than mixing results.
+    with pytest.raises(AscError, match="budget_kb"):
+        run_search(_opts(tmp_path, tiny_dataset, space_file, trials=1, budget_kb=100.0),
+                   status=lambda m: None)

@@ -1,0 +1,99 @@
+"""Search-space files: the shipped ones parse, the paper point lies inside, mistakes name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from asc_auto.errors import ConfigError
+from asc_auto.space import default_space_file, load_space, normalise_simplex
+from asc_auto.techniques import TECHNIQUES
+
+KD_TABLES = {"teacher"}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "space.toml"
+    f.write_text(text)
+    return f
+
+
+MINIMAL = """
+technique = "kd"
+[params.c1]
+type = "int"
+low = 8
+high = 64
+[params.w]
+type = "simplex"
+names = ["alpha", "beta", "gamma"]
+[paper]
+c1 = 32
+alpha = 0.25
+beta = 0.25
+gamma = 0.5
+"""
+
+
+@pytest.mark.parametrize("name", sorted(TECHNIQUES))
+def test_shipped_space_files_parse_and_enqueue_the_paper_point(name: str) -> None:
+    tech = TECHNIQUES[name]
+    space = load_space(default_space_file(name), name, set(tech.tables))
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(space.paper_trial_params())
+    trial = study.ask()
+    config = space.suggest(trial)
+    for key, value in space.paper.items():
+        assert config[key] == pytest.approx(value), key
+    demo = space.for_demo()
+    assert demo.params == space.params
+
+
+def test_simplex_components_are_normalised_and_sum_to_one(tmp_path: Path) -> None:
+    space = load_space(_write(tmp_path, MINIMAL), "kd", KD_TABLES)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(5):
+        config = space.suggest(study.ask())
+        total = config["alpha"] + config["beta"] + config["gamma"]
+        assert total == pytest.approx(1.0)
+        assert 8 <= config["c1"] <= 64
+    assert normalise_simplex([0.0, 0.0]) == [0.5, 0.5]
+    assert normalise_simplex([1.0, 3.0]) == [0.25, 0.75]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (MINIMAL + "\nbogus = 1\n", "bogus"),
+        (MINIMAL.replace('type = "int"', 'type = "integer"'), "params.c1.type"),
+        (MINIMAL.replace("low = 8", 'low = "8"'), "params.c1.low"),
+        (MINIMAL.replace("high = 64", "high = 64\nlgo = true"), "params.c1.lgo"),
+        (MINIMAL.replace("c1 = 32", "c1 = 300"), "paper.c1"),
+        (MINIMAL.replace("c1 = 32", ""), "paper.c1"),
+        (MINIMAL.replace("gamma = 0.5", "gamma = 0.9"), "paper"),
+        (MINIMAL.replace('technique = "kd"', 'technique = "lt"'), "technique"),
+        (MINIMAL + "\n[demo.train]\nepochz = 3\n", "demo.train.epochz"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    file = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        space = load_space(file, "kd", KD_TABLES)
+        space.for_demo()
+    assert err.value.key == key
+    assert str(file) in str(err.value)
+
+
+def test_invalid_toml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_space(_write(tmp_path, "technique = \n"), "kd", KD_TABLES)
+    with pytest.raises(ConfigError, match="not found"):
+        load_space(tmp_path / "nope.toml", "kd", KD_TABLES)
+
+
+def test_demo_overrides_replace_only_named_keys(tmp_path: Path) -> None:
+    text = MINIMAL + "\n[train]\nepochs = 12\nbatch_size = 32\n[demo.train]\nepochs = 2\n"
+    space = load_space(_write(tmp_path, text), "kd", KD_TABLES).for_demo()
+    assert space.train == {"epochs": 2, "batch_size": 32}
