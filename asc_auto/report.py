@@ -1,4 +1,4 @@
-"""Reading results back out of a study: best feasible trials, the accuracy/size Pareto front, tables."""
+"""Reading results out of a study: best feasible trials, accuracy/size Pareto front, tables."""
 
 from __future__ import annotations
 

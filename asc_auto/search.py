@@ -2,10 +2,11 @@
 size limit as a hard constraint.
 
 Optuna 5 refuses pruners on multi-objective studies, so accuracy is the objective and size is a
-constraint (`constraints_func`): a configuration over the limit is sized before training,
-recorded as infeasible (objective 0.0, constraint > 0) and never trained. The accuracy/size
-trade-off is read off the trials afterwards (report.pareto_front). A study is resumed when it
-exists: its split, size rule and budget are fixed at creation and checked on every resume.
+constraint (`Trial.set_constraint`, which TPE reads): a configuration over the limit is sized
+before training, recorded as infeasible (objective 0.0, constraint > 0) and never trained. The
+accuracy/size trade-off is read off the trials afterwards (report.pareto_front). A study is
+resumed when it exists: its split, size rule and budget are fixed at creation and checked on
+every resume.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asc_auto.compress.macs import count_macs
-from asc_auto.compress.size import SizeRule, get_rule, model_size
+from asc_auto.compress.size import SizeRule, get_rule
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.splits import train_val_split
 from asc_auto.data.tau import TauDataset, load_dataset
@@ -77,7 +78,7 @@ class SearchSetup:
 def sized_rule(name: str, budget_kb: float) -> SizeRule:
     """The named rule with its limit set to the budget (1 KB = the rule's KB)."""
     rule = get_rule(name)
-    return dataclasses.replace(rule, limit_bytes=int(round(budget_kb * rule.kb_bytes)))
+    return dataclasses.replace(rule, limit_bytes=round(budget_kb * rule.kb_bytes))
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -115,9 +116,7 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
     return SearchSetup(technique, space, dataset, ctx, demo)
 
 
-def constraints(trial: FrozenTrial) -> tuple[float]:
-    """Optuna constraint: bytes over the budget (<= 0 is feasible). Unsized trials are infeasible."""
-    return (float(trial.user_attrs.get("constraint", 1.0)),)
+CONSTRAINT = "size_bytes_over_budget"  # <= 0 is feasible
 
 
 def _check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
@@ -154,8 +153,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
         n_before = 0
     setup = prepare_search(opts, status, split_seed=split_seed)
     ctx = setup.context
-    sampler = optuna.samplers.TPESampler(seed=opts.seed + n_before, constraints_func=constraints,
-                                         n_startup_trials=5)
+    sampler = optuna.samplers.TPESampler(seed=opts.seed + n_before, n_startup_trials=5)
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=ctx.train_cfg.epochs,
                                             reduction_factor=3)
     study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
@@ -197,18 +195,18 @@ class Objective:
         config = setup.space.suggest(trial)
         trial.set_user_attr("config", config)
         candidate = setup.technique.build(config, ctx)
-        size = model_size(candidate.model, ctx.rule, candidate.precision)
+        size = setup.technique.size(candidate, ctx.rule)
         macs = count_macs(candidate.model, ctx.example_input())
         record = {
             "precision": candidate.precision.value, "rule": ctx.rule.name,
             "size_kb": round(size.size_kb, 2), "size_bytes": size.size_bytes,
             "params": size.params, "counted_params": size.counted_params, "macs": macs,
             "budget_kb": round(ctx.rule.limit_bytes / ctx.rule.kb_bytes, 2),
-            "constraint": float(size.size_bytes - ctx.rule.limit_bytes),
             "feasible": size.fits, **candidate.info,
         }
         for key, value in record.items():
             trial.set_user_attr(key, value)
+        trial.set_constraint(CONSTRAINT, float(size.size_bytes - ctx.rule.limit_bytes))
         if self.progress is not None:
             self.progress.start_trial(trial.number, is_paper, size.size_kb, size.fits)
         if not size.fits:
@@ -227,12 +225,12 @@ class Objective:
         t0 = time.perf_counter()
         on_step = self.progress.step if self.progress is not None else None
         outcome = setup.technique.fit(candidate, config, ctx, on_epoch=on_epoch, on_step=on_step)
-        final = model_size(candidate.model, ctx.rule, candidate.precision)
-        trial.set_user_attr("size_kb", round(final.size_kb, 2))
-        trial.set_user_attr("size_bytes", final.size_bytes)
-        trial.set_user_attr("counted_params", final.counted_params)
-        trial.set_user_attr("constraint", float(final.size_bytes - ctx.rule.limit_bytes))
-        trial.set_user_attr("feasible", final.fits)
+        final = setup.technique.size(candidate, ctx.rule)  # trained weights: zeros may drop
+        if not final.fits:
+            raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "
+                           f"over the {ctx.rule.limit_bytes / ctx.rule.kb_bytes:.0f} KB budget it "
+                           "was sized within; this is a bug in the technique's size()")
+        trial.set_user_attr("size_kb_trained", round(final.size_kb, 2))
         trial.set_user_attr("accuracy_fp32", round(outcome.accuracy_fp32, 4))
         trial.set_user_attr("train_seconds", round(outcome.train.seconds_total, 2))
         trial.set_user_attr("forward_backward_seconds",

@@ -133,7 +133,8 @@ def load_space(file: Path, technique: str, technique_tables: set[str]) -> Search
     file = Path(file)
     if not file.is_file():
         raise ConfigError(file, "-", "search-space file not found",
-                          f"pass --space with an existing file, e.g. {default_space_file(technique)}")
+                          f"pass --space with an existing file, e.g. "
+                          f"{default_space_file(technique)}")
     try:
         doc = tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -197,7 +198,8 @@ def _parse_numeric(file: Path, key: str, name: str, ptype: str, spec: dict) -> P
     for bound in ("low", "high"):
         value = spec.get(bound)
         if isinstance(value, bool) or not isinstance(value, want):
-            raise ConfigError(file, f"{key}.{bound}", f"must be {'an integer' if ptype == 'int' else 'a number'}")
+            kind = "an integer" if ptype == "int" else "a number"
+            raise ConfigError(file, f"{key}.{bound}", f"must be {kind}")
     low, high = spec["low"], spec["high"]
     if low > high:
         raise ConfigError(file, key, f"low {low} > high {high}")
@@ -207,7 +209,7 @@ def _parse_numeric(file: Path, key: str, name: str, ptype: str, spec: dict) -> P
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError(file, f"{key}.log", "must be true or false")
-    if log and (low <= 0 or step is not None and ptype == "float"):
+    if log and (low <= 0 or (step is not None and ptype == "float")):
         raise ConfigError(file, f"{key}.log", "log scale needs low > 0 and no float step")
     return ParamSpec(name, ptype, low=low, high=high, step=step, log=log)
 

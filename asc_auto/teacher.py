@@ -25,7 +25,7 @@ from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir
 from asc_auto.models.vgg import VggConfig, VggTeacher
 from asc_auto.techniques.base import TrialContext
-from asc_auto.train import TrainConfig, evaluate, predict_proba, resolve_device, train_model
+from asc_auto.train import TrainConfig, evaluate, resolve_device, train_model
 
 CACHE_FORMAT = 1
 PAPER_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512)

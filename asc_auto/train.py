@@ -82,7 +82,8 @@ class TrainResult:
 
     @property
     def clips_per_second(self) -> float:
-        return self.clips_seen / self.seconds_forward_backward if self.seconds_forward_backward else 0.0
+        fb = self.seconds_forward_backward
+        return self.clips_seen / fb if fb else 0.0
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,16 @@ def test_mixup_with_alpha_zero_is_identity_with_one_hot_targets(alpha: float) ->
     mixed, targets = mixup(x, y, 3, alpha=alpha)
     assert torch.equal(mixed, x)
     assert torch.equal(targets, torch.nn.functional.one_hot(y, 3).float())
+
+
+def test_mixup_mixes_extras_with_the_same_weights_and_partners() -> None:
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    x = torch.nn.functional.one_hot(y, 3).float().view(6, 1, 3, 1)
+    teacher_logits = torch.nn.functional.one_hot(y, 3).float() * 4.0  # (B, 3)
+    gen = torch.Generator().manual_seed(3)
+    mixed, targets, (logits,) = mixup(x, y, 3, alpha=1.0, generator=gen, extras=[teacher_logits])
+    torch.testing.assert_close(logits, targets * 4.0)
+    torch.testing.assert_close(mixed.view(6, 3), targets)
+    same_x, hard, kept = mixup(x, y, 3, alpha=0.0, extras=[teacher_logits])
+    assert same_x is x and kept[0] is teacher_logits
+    assert torch.equal(hard, torch.nn.functional.one_hot(y, 3).float())

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from asc_auto.data import audio
@@ -24,31 +23,9 @@ from asc_auto.features.frontends import LogMel, load_waveform
 CFG = LogMelConfig(clip_seconds=1.0)
 
 
-def _write_tau(root: Path) -> Path:
-    """Stand-in for the shared `tiny_dataset` fixture: 48 stereo 48 kHz clips of 1 s."""
-    rng = np.random.default_rng(0)
-    (root / "audio").mkdir(parents=True)
-    (root / "evaluation_setup").mkdir()
-    meta, train, evaluate = [], [], []
-    for label in ("indoor", "outdoor", "transportation"):
-        for i in range(16):
-            name = f"audio/{label}-lisbon-{i // 4}-{i}-a.wav"
-            sf.write(root / name, 0.1 * rng.standard_normal((48000, 2)), 48000, subtype="PCM_16")
-            meta.append(f"{name}\t{label}\tlisbon-{label}{i // 4}\ta")
-            (evaluate if i // 4 == 0 else train).append(f"{name}\t{label}")
-    header = "filename\tscene_label"
-    (root / "meta.csv").write_text("\n".join([f"{header}\tidentifier\tsource_label", *meta]) + "\n")
-    (root / "evaluation_setup/fold1_train.csv").write_text("\n".join([header, *train]) + "\n")
-    (root / "evaluation_setup/fold1_evaluate.csv").write_text("\n".join([header, *evaluate]) + "\n")
-    return root
-
-
 @pytest.fixture(scope="module")
-def source_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return Path(request.getfixturevalue("tiny_dataset"))
-    except pytest.FixtureLookupError:
-        return _write_tau(tmp_path_factory.mktemp("tau"))
+def source_root(tiny_dataset: Path) -> Path:
+    return Path(tiny_dataset)
 
 
 @pytest.fixture

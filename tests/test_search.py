@@ -114,8 +114,8 @@ def test_kd_search_records_trials_constraint_and_paper_point(
     assert big.state == TrialState.COMPLETE and big.value == 0.0
     assert big.user_attrs["feasible"] is False
     assert big.user_attrs["size_kb"] > BUDGET_KB
-    assert big.user_attrs["constraint"] > 0
-    assert big.system_attrs["constraints"] == [big.user_attrs["constraint"]]
+    over = big.constraints["size_bytes_over_budget"]
+    assert over == big.user_attrs["size_bytes"] - BUDGET_KB * 1024 > 0
     assert "val_history" not in big.user_attrs  # never trained
 
     assert paper.user_attrs["source"] == "paper"
@@ -123,7 +123,9 @@ def test_kd_search_records_trials_constraint_and_paper_point(
     assert paper.user_attrs["config"]["gamma"] == pytest.approx(0.5)
     assert paper.state == TrialState.COMPLETE  # the paper's point is never pruned
     assert paper.user_attrs["feasible"] is True
-    assert paper.user_attrs["constraint"] <= 0
+    assert paper.constraints["size_bytes_over_budget"] <= 0
+    assert paper.user_attrs["size_kb_trained"] <= paper.user_attrs["size_kb"]
+    assert study.best_trial.user_attrs["feasible"] is True  # Optuna itself sees the constraint
     assert paper.user_attrs["precision"] == "fp16"
     assert len(paper.user_attrs["val_history"]) == 2
     assert 0.0 <= paper.value <= 1.0

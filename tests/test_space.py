@@ -1,4 +1,4 @@
-"""Search-space files: the shipped ones parse, the paper point lies inside, mistakes name the key."""
+"""Search-space files: shipped ones parse, the paper point lies inside, mistakes name the key."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def test_simplex_components_are_normalised_and_sum_to_one(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        (MINIMAL + "\nbogus = 1\n", "bogus"),
+        ("bogus = 1\n" + MINIMAL, "bogus"),
+        (MINIMAL + "\nbogus = 1\n", "paper.bogus"),
         (MINIMAL.replace('type = "int"', 'type = "integer"'), "params.c1.type"),
         (MINIMAL.replace("low = 8", 'low = "8"'), "params.c1.low"),
         (MINIMAL.replace("high = 64", "high = 64\nlgo = true"), "params.c1.lgo"),

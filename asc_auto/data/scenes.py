@@ -11,8 +11,8 @@ Why it looks like this (the synthetic dataset must make a search meaningful):
   and diffuse (low coherence), outdoor has lateral sources (inter-channel delays up to 0.7 ms
   and level differences), transportation has near-centred coherent sources (tiny delays).
 
-A clip is rendered mostly in the frequency domain (six long FFTs), from numpy Generators seeded
-by the caller, so equal seeds give equal samples.
+A clip is rendered mostly in the frequency domain (about seven clip-length FFTs), from numpy
+Generators seeded by the caller, so equal seeds give equal samples.
 """
 
 from __future__ import annotations

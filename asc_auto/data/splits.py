@@ -41,7 +41,8 @@ def train_val_split(
     target = {label: val_fraction * n for label, n in totals.items()}
     groups_with = Counter(label for counts in groups.values() for label in counts)
     rng = np.random.default_rng(seed)
-    order = [sorted(groups)[i] for i in rng.permutation(len(groups))]
+    ids = sorted(groups)
+    order = [ids[i] for i in rng.permutation(len(ids))]
 
     val_ids: set[str] = set()
     val_counts: Counter[str] = Counter()
@@ -56,14 +57,15 @@ def train_val_split(
         val_counts.update(groups[ident])
         train_groups.subtract(groups[ident].keys())
 
-    # 1. one group per class first, so rare classes are represented in validation.
+    # 1. one group per class first, so every class is represented in validation; prefer a
+    #    group that does not overshoot the class's target, else the smallest one.
     for label in sorted(totals, key=lambda lb: (totals[lb], lb)):
-        if val_counts[label] == 0:
-            ident = next(
-                (i for i in order if label in groups[i] and i not in val_ids and movable(i)), None
-            )
-            if ident is not None:
-                move(ident)
+        if val_counts[label]:
+            continue
+        candidates = [i for i in order if label in groups[i] and i not in val_ids and movable(i)]
+        if candidates:
+            fitting = [i for i in candidates if groups[i][label] <= max(target[label], 1.0)]
+            move((fitting or sorted(candidates, key=lambda i: sum(groups[i].values())))[0])
     # 2. fill towards the per-class targets; accept a group only if it brings us closer.
     for ident in order:
         if ident in val_ids or not movable(ident):
@@ -75,9 +77,9 @@ def train_val_split(
 
     if not val_ids:
         raise AscError(
-            f"cannot split {len(clips)} clips: every class has a single identifier, so any "
-            "validation group would remove a class from training; add recordings from more "
-            "locations"
+            f"cannot split {len(clips)} clips: each identifier is the only one of its class, so "
+            "moving any to validation would remove a class from training; add recordings from "
+            "more locations"
         )
     train = tuple(clip for clip in clips if clip.identifier not in val_ids)
     val = tuple(clip for clip in clips if clip.identifier in val_ids)

@@ -97,26 +97,35 @@ class DatasetSummary:
     n_identifiers: int
 
     def to_table(self) -> Table:
-        """Per-class counts as a rich table; the audio format goes in the caption."""
-        caption = (
-            f"sample rate {_join(self.sample_rates, ' Hz')} | channels {_join(self.channels)} | "
-            f"duration {self.duration_min_s:.2f}/{self.duration_mean_s:.2f}/"
-            f"{self.duration_max_s:.2f} s (min/mean/max) | {self.n_identifiers} identifiers | "
-            f"test {self.clips_per_split.get('test', 0)} clips"
-        )
-        table = Table(title=f"Dataset {self.root}", caption=caption)
-        table.add_column("label")
-        table.add_column("train", justify="right")
-        table.add_column("evaluate", justify="right")
-        table.add_column("total", justify="right")
+        """Per-class counts per split, then the audio format, as one printable rich table."""
+        counts = Table(title=f"Dataset {self.root}", title_justify="left")
+        for name in ("label", "train", "evaluate", "total"):
+            counts.add_column(name, justify="left" if name == "label" else "right")
         train, evaluate = self.class_counts["train"], self.class_counts["evaluate"]
         for label in self.labels:
             a, b = train.get(label, 0), evaluate.get(label, 0)
-            table.add_row(label, str(a), str(b), str(a + b))
+            counts.add_row(label, str(a), str(b), str(a + b))
         n_train, n_eval = self.clips_per_split["train"], self.clips_per_split["evaluate"]
-        table.add_section()
-        table.add_row("all", str(n_train), str(n_eval), str(n_train + n_eval), style="bold")
-        return table
+        counts.add_section()
+        counts.add_row("all", str(n_train), str(n_eval), str(n_train + n_eval), style="bold")
+
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="dim")
+        facts.add_column()
+        facts.add_row("sample rate", _join(self.sample_rates, " Hz"))
+        facts.add_row("channels", _join(self.channels))
+        facts.add_row(
+            "clip length",
+            f"{self.duration_min_s:.2f} / {self.duration_mean_s:.2f} / "
+            f"{self.duration_max_s:.2f} s (min / mean / max)",
+        )
+        facts.add_row("identifiers", str(self.n_identifiers))
+        facts.add_row("test clips", str(self.clips_per_split.get("test", 0)))
+
+        both = Table.grid()
+        both.add_row(counts)
+        both.add_row(facts)
+        return both
 
 
 def load_dataset(root: Path) -> TauDataset:
@@ -159,7 +168,10 @@ def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
             "evaluate": len(ds.evaluate),
             "test": len(ds.test),
         },
-        class_counts={"train": _count(ds.train), "evaluate": _count(ds.evaluate)},
+        class_counts={
+            "train": _count(ds.train, ds.labels),
+            "evaluate": _count(ds.evaluate, ds.labels),
+        },
         sample_rates=tuple(sorted(rates)),
         channels=tuple(sorted({info.channels for info in infos.values()})),
         duration_min_s=min(durations),
@@ -385,8 +397,9 @@ def _where(ds: TauDataset, listed: tuple[str, int]) -> str:
     return f"listed in {ds.root / listed[0]}, row {listed[1]}"
 
 
-def _count(clips: Sequence[Clip]) -> dict[str, int]:
-    return dict(Counter(clip.label for clip in clips))
+def _count(clips: Sequence[Clip], labels: Sequence[str]) -> dict[str, int]:
+    counts = Counter(clip.label for clip in clips)
+    return {label: counts[label] for label in labels}
 
 
 def _join(values: Sequence[int], unit: str = "") -> str:

@@ -6,6 +6,9 @@ feature set serves every augmentation setting a search tries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import overload
+
 import numpy as np
 import torch
 import torchaudio
@@ -64,32 +67,59 @@ class SpecAugment(nn.Module):
         return out + offset if offset is not None else out
 
 
+@overload
 def mixup(
     x: torch.Tensor,
     y: torch.Tensor,
     n_classes: int,
     alpha: float,
     generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def mixup(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    alpha: float,
+    generator: torch.Generator | None = None,
+    *,
+    extras: Sequence[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]: ...
+
+
+def mixup(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    alpha: float,
+    generator: torch.Generator | None = None,
+    *,
+    extras: Sequence[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Mix each example with a random partner; returns mixed x and soft targets (B, n_classes).
 
     One mixing weight lam ~ Beta(alpha, alpha) per example; x' = lam*x + (1-lam)*x[perm] and the
-    targets mix the one-hot labels the same way, so every target row sums to 1. alpha <= 0
-    returns x unchanged with one-hot targets. Randomness comes only from `generator` (or
-    torch's global generator), so a seeded run is reproducible.
+    targets mix the one-hot labels the same way, so every target row sums to 1. `extras`
+    (per-example tensors, e.g. cached teacher outputs) are mixed with the same lam and partner
+    and returned as a third element. alpha <= 0 returns x (and extras) unchanged with one-hot
+    targets. Randomness comes only from `generator` (or torch's global generator), so a seeded
+    run is reproducible.
     """
-    onehot = nn.functional.one_hot(y.long(), n_classes).to(torch.float32)
+    onehot = nn.functional.one_hot(y.long(), n_classes).to(torch.float32).to(x.device)
     if alpha <= 0 or len(x) < 2:
-        return x, onehot.to(x.device)
+        return (x, onehot) if extras is None else (x, onehot, list(extras))
     # torch's Beta sampler takes no generator: seed a numpy generator from the torch one.
     gen_device = generator.device if generator is not None else torch.device("cpu")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gen_device).item())
-    lam_np = np.random.default_rng(seed).beta(alpha, alpha, size=len(x))
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=len(x)))
     perm = torch.randperm(len(x), generator=generator, device=gen_device).to(x.device)
-    lam = torch.as_tensor(lam_np, dtype=x.dtype, device=x.device)
-    lam_x = lam.view(-1, *([1] * (x.dim() - 1)))
-    mixed = lam_x * x + (1 - lam_x) * x[perm]
-    onehot = onehot.to(x.device)
-    lam_y = lam.to(torch.float32).view(-1, 1)
-    targets = lam_y * onehot + (1 - lam_y) * onehot[perm]
-    return mixed, targets
+
+    def mix(t: torch.Tensor) -> torch.Tensor:
+        w = lam.to(device=t.device, dtype=t.dtype).view(-1, *([1] * (t.dim() - 1)))
+        return w * t + (1 - w) * t[perm.to(t.device)]
+
+    if extras is None:
+        return mix(x), mix(onehot)
+    return mix(x), mix(onehot), [mix(e) for e in extras]

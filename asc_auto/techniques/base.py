@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from asc_auto.compress.size import Precision, SizeRule
+from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.data.tau import TauDataset
 from asc_auto.errors import AscError
 from asc_auto.features.cache import FeatureSet
@@ -103,9 +103,17 @@ class Technique(ABC):
         return frontend_config_from_dict(space.features, str(space.file))
 
     def prepare(self, ctx: TrialContext) -> dict[str, Any]:
-        """Once per search, before the first trial (e.g. train the KD teacher); returns study attrs."""
+        """Once per search, before any trial (e.g. train the KD teacher); returns study attrs."""
         del ctx
         return {}
+
+    def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:
+        """The deployed size of a candidate under `rule`; called before and after training.
+
+        Techniques that shrink the model during `fit` (pruning) override this so that the size
+        known before training is the size that will be deployed.
+        """
+        return model_size(candidate.model, rule, candidate.precision)
 
     @abstractmethod
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:

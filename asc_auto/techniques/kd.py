@@ -1,4 +1,4 @@
-"""`kd`: distil a large VGG teacher into a small 3-layer CNN student, deployed at a searched precision.
+"""`kd`: distil a large VGG teacher into a small 3-layer CNN student at a searched precision.
 
 Seed paper (section 2.3): log-mel 64 bands / 25 ms / 10 ms, SpecAugment, loss
 0.25 KL(embeddings) + 0.25 KL(scores) + 0.50 CE, FP16. Here the student widths, kernel, the loss
@@ -59,7 +59,7 @@ def student_config(config: dict[str, Any], in_channels: int, n_classes: int) -> 
 
 
 def calibration_batches(x: torch.Tensor, n: int, batch_size: int = 16) -> list[torch.Tensor]:
-    """The first `n` training inputs in batches: what INT8 post-training quantization calibrates on."""
+    """The first `n` training inputs in batches: what INT8 post-training quantization sees."""
     x = x[:n].float()
     return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
 
@@ -122,6 +122,8 @@ class KnowledgeDistillation(Technique):
         acc32 = evaluate(student, *ctx.val_xy, ctx.n_classes, device=device).accuracy
         n_calib = int(config.get("calibration_clips", 128))
         deployed = deploy(student, candidate.precision, calibration_batches(x, n_calib))
-        acc = evaluate(deployed, *ctx.val_xy, ctx.n_classes, device="cpu").accuracy
+        # NNCF's INT8 model runs where it was calibrated (CPU); FP16/FP32 copies use the device.
+        eval_device = "cpu" if candidate.precision is Precision.INT8 else device
+        acc = evaluate(deployed, *ctx.val_xy, ctx.n_classes, device=eval_device).accuracy
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
                        info={"teacher_val_accuracy": self.teacher.val_accuracy})
