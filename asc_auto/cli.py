@@ -14,7 +14,13 @@ from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
 from asc_auto.console import console, user_errors
 from asc_auto.errors import AscError
-from asc_auto.report import best_table, pareto_table, summary_line
+from asc_auto.report import (
+    best_table,
+    config_table,
+    feasible_trials,
+    pareto_table,
+    summary_line,
+)
 from asc_auto.search import DEFAULT_HOME, SearchOptions, default_storage, open_storage, run_search
 from asc_auto.techniques import TECHNIQUES
 
@@ -89,6 +95,10 @@ def _print_study(study: optuna.Study) -> None:
                       f"validation accuracy {teacher:.4f}")
     console.print(best_table(study))
     console.print(pareto_table(study))
+    ranked = feasible_trials(study)
+    if ranked:
+        best = ranked[0]
+        console.print(config_table(best, f"best: trial {best.number}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

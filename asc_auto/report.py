@@ -42,8 +42,6 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 
 def _row(t: FrozenTrial) -> list[str]:
     a = t.user_attrs
-    cfg = a.get("config", {})
-    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in cfg.items() if k != "precision")
     return [
         f"{t.number}" + (" paper" if a.get("source") == "paper" else ""),
         f"{t.value:.4f}" if t.value is not None else "-",
@@ -52,7 +50,6 @@ def _row(t: FrozenTrial) -> list[str]:
         f"{a.get('params', 0):,}",
         str(a.get("precision", "")),
         f"{a.get('macs', 0) / 1e6:.1f}",
-        shown,
     ]
 
 
@@ -64,24 +61,37 @@ def _table(title: str, trials: Sequence[FrozenTrial]) -> Table:
     table = Table(title=title, title_justify="left")
     for col, just in (("trial", "left"), ("val acc", "right"), ("fp32 acc", "right"),
                       ("size KB", "right"), ("params", "right"), ("precision", "left"),
-                      ("MMACs", "right"), ("configuration", "left")):
-        table.add_column(col, justify=just, overflow="fold")
+                      ("MMACs", "right")):
+        table.add_column(col, justify=just)
     for t in trials:
         table.add_row(*_row(t))
     return table
 
 
 def best_table(study: optuna.Study, n: int = 5) -> Table:
-    """The n best feasible trials of a study."""
+    """The n best feasible trials of a study, plus the paper's trial wherever it ranks."""
     budget = study.user_attrs.get("budget_kb", "?")
+    ranked = feasible_trials(study)
+    rows = ranked[:n]
+    rows += [t for t in ranked[n:] if t.user_attrs.get("source") == "paper"]
     return _table(f"{study.study_name}: best feasible trials (budget {budget} KB, "
-                  f"rule {study.user_attrs.get('rule', '?')})", feasible_trials(study)[:n])
+                  f"rule {study.user_attrs.get('rule', '?')})", rows)
 
 
 def pareto_table(study: optuna.Study) -> Table:
     """The accuracy/size Pareto front of a study's feasible trials."""
     return _table(f"{study.study_name}: Pareto front (validation accuracy vs size)",
                   pareto_front(feasible_trials(study)))
+
+
+def config_table(trial: FrozenTrial, title: str) -> Table:
+    """One trial's sampled configuration, a row per value (simplex weights already normalised)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for key, value in trial.user_attrs.get("config", {}).items():
+        table.add_row(key, _fmt(value))
+    return table
 
 
 def summary_line(study: optuna.Study) -> str:

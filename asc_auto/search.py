@@ -12,7 +12,6 @@ every resume.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,7 +140,6 @@ def _paper_pending(study: optuna.Study) -> bool:
 def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> optuna.Study:
     """Run (or resume) the study of one technique and return it."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("nncf").setLevel(logging.ERROR)
     storage = open_storage(opts.storage or default_storage(opts.home))
     study_name = opts.study or opts.technique
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}

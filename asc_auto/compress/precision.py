@@ -6,8 +6,11 @@ keeps running in fp32 on any CPU; the real fp16 copy is for export.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import itertools
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -69,7 +72,12 @@ def quantize_int8(
     model.eval()
     try:
         dataset = nncf.Dataset(calibration, _inputs_only)
-        quantized = nncf.quantize(model, dataset, subset_size=subset_size)
+        # NNCF prints its own log lines and rich progress bars to stdout, which would tear
+        # the caller's progress display: keep warnings and errors only, drop its bars.
+        nncf.set_log_level(logging.ERROR)
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantized = nncf.quantize(model, dataset, subset_size=subset_size)
     finally:
         model.train(was_training)
     return quantized.eval()

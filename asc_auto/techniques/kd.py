@@ -69,7 +69,7 @@ def deploy(model: nn.Module, precision: Precision, calibration: Sequence[torch.T
     """The model as it would run deployed at `precision` (FP16 rounding or NNCF INT8)."""
     model = model.cpu().eval()
     if precision is Precision.INT8:
-        return quantize_int8(model, calibration, subset_size=sum(len(b) for b in calibration))
+        return quantize_int8(model, calibration, subset_size=len(calibration))
     return simulate_precision(model, precision)
 
 
