@@ -14,69 +14,8 @@ from asc_auto.search import SearchOptions, run_search
 
 pytestmark = pytest.mark.slow
 
-TINY_KD = """
-technique = "kd"
-[features]
-kind = "logmel"
-n_mels = 32
-win_ms = 25.0
-hop_ms = 10.0
-channels = "mean"
-clip_seconds = 1.0
-[train]
-epochs = 2
-batch_size = 8
-[teacher]
-width = 0.0625
-depth = 4
-epochs = 2
-[params.c1]
-type = "int"
-low = 4
-high = 8
-[params.c2]
-type = "int"
-low = 4
-high = 16
-[params.c3]
-type = "int"
-low = 8
-high = 64
-[params.kernel_size]
-type = "categorical"
-choices = [3]
-[params.kd_weights]
-type = "simplex"
-names = ["alpha", "beta", "gamma"]
-[params.temperature]
-type = "float"
-low = 1.0
-high = 4.0
-[params.lr]
-type = "float"
-low = 1e-3
-high = 1e-2
-log = true
-[params.mixup_alpha]
-type = "float"
-low = 0.0
-high = 0.4
-[params.precision]
-type = "categorical"
-choices = ["fp16", "fp32"]
-[paper]
-c1 = 4
-c2 = 8
-c3 = 16
-kernel_size = 3
-alpha = 0.25
-beta = 0.25
-gamma = 0.5
-temperature = 1.0
-lr = 3e-3
-mixup_alpha = 0.0
-precision = "fp16"
-"""
+SPACES = Path(__file__).parent / "spaces"
+
 
 BIG = {"c1": 8, "c2": 16, "c3": 64, "kernel_size": 3, "alpha_w": 0.3, "beta_w": 0.3,
        "gamma_w": 0.4, "temperature": 2.0, "lr": 3e-3, "mixup_alpha": 0.1, "precision": "fp32"}
@@ -84,10 +23,8 @@ BUDGET_KB = 20.0  # BIG: 16*64*9 conv weights alone at fp32 = 36 KB -> infeasibl
 
 
 @pytest.fixture
-def space_file(tmp_path: Path) -> Path:
-    f = tmp_path / "kd-tiny.toml"
-    f.write_text(TINY_KD)
-    return f
+def space_file() -> Path:
+    return SPACES / "kd.toml"
 
 
 def _opts(tmp_path: Path, data: Path, space: Path, trials: int, **kw: object) -> SearchOptions:
