@@ -24,8 +24,10 @@ from asc_auto.report import (
 from asc_auto.search import DEFAULT_HOME, SearchOptions, default_storage, open_storage, run_search
 from asc_auto.techniques import TECHNIQUES
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich",
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Search low-memory acoustic scene classifiers under a hard model-size limit.",
+    no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False,
+)
 app.add_typer(data_app, name="data", help="Synthesize or check a TAU-layout dataset.")
 
 TechniqueName = Enum("TechniqueName", {name: name for name in sorted(TECHNIQUES)}, type=str)
