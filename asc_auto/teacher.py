@@ -21,10 +21,10 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 
+from asc_auto.context import TrialContext
 from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir
 from asc_auto.models.vgg import VggConfig, VggTeacher
-from asc_auto.techniques.base import TrialContext
 from asc_auto.train import TrainConfig, evaluate, resolve_device, train_model
 
 CACHE_FORMAT = 1

@@ -1,0 +1,58 @@
+"""The KD teacher is trained once, cached with its outputs, and never trusted half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import asc_auto.teacher as teacher_mod
+from asc_auto.search import SearchOptions, prepare_search
+from asc_auto.teacher import TeacherSettings, ensure_teacher, load_teacher_model
+
+SPACE = Path(__file__).parent / "spaces" / "kd.toml"
+TINY = TeacherSettings(width=0.0625, depth=4, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def ctx(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    opts = SearchOptions(technique="kd", data=tiny_dataset, space=SPACE, progress=False,
+                         home=tmp_path_factory.mktemp("teacher-home"))
+    return prepare_search(opts, status=lambda m: None).context
+
+
+def test_trained_once_then_loaded_from_cache(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ensure_teacher(ctx, TINY)
+    assert first.logits.shape == (len(ctx.features.filenames), ctx.n_classes)
+    assert first.embeddings.shape[0] == len(ctx.features.filenames)
+    assert 0.0 <= first.val_accuracy <= 1.0
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("the cached teacher was retrained")
+
+    monkeypatch.setattr(teacher_mod, "train_model", boom)
+    again = ensure_teacher(ctx, TINY)
+    assert again.key == first.key and np.array_equal(again.logits, first.logits)
+    # the stored weights reproduce the stored outputs
+    model = load_teacher_model(again)
+    x, _ = ctx.features.select(ctx.features.filenames[:4])
+    logits = model(x)[0].detach().numpy()
+    assert np.allclose(logits, again.logits[:4], atol=1e-4)
+
+
+def test_changed_settings_give_a_new_teacher(ctx) -> None:
+    a = ensure_teacher(ctx, TINY)
+    b = ensure_teacher(ctx, TeacherSettings(width=0.0625, depth=4, epochs=1, lr=3e-3))
+    assert a.key != b.key and a.path != b.path
+
+
+def test_incomplete_cache_is_ignored_and_rebuilt(ctx) -> None:
+    settings = TeacherSettings(width=0.0625, depth=3, epochs=1)
+    done = ensure_teacher(ctx, settings)
+    meta = json.loads((done.path / "meta.json").read_text())
+    meta["complete"] = False
+    (done.path / "meta.json").write_text(json.dumps(meta))
+    rebuilt = ensure_teacher(ctx, settings)
+    assert json.loads((rebuilt.path / "meta.json").read_text())["complete"] is True
