@@ -31,7 +31,7 @@ from asc_auto.errors import AscError
 from asc_auto.features.cache import build_features
 from asc_auto.space import SearchSpace, default_space_file, load_space
 from asc_auto.techniques.base import Technique, TrialContext, get_technique
-from asc_auto.train import train_config
+from asc_auto.train import resolve_device, train_config
 
 PAPER = "paper"
 DEFAULT_HOME = Path("studies")
@@ -100,7 +100,8 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
         space = space.for_demo()
     dataset = load_dataset(root)
     features = build_features(dataset, technique.feature_config(space),
-                              opts.home / "cache" / "features", progress=opts.progress)
+                              opts.home / "cache" / "features", progress=opts.progress,
+                              device=str(resolve_device(opts.device)))
     train, val = train_val_split(dataset.train, opts.val_fraction,
                                  seed=opts.seed if split_seed is None else split_seed)
     tcfg = train_config(space.train, str(space.file))
