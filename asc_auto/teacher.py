@@ -25,6 +25,7 @@ from asc_auto.context import TrialContext
 from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir
 from asc_auto.models.vgg import VggConfig, VggTeacher
+from asc_auto.tables import dataclass_from_table
 from asc_auto.train import TrainConfig, evaluate, resolve_device, train_model
 
 CACHE_FORMAT = 1
@@ -53,19 +54,7 @@ class TeacherSettings:
 
 def teacher_settings(values: dict[str, Any], file: str) -> TeacherSettings:
     """Parse the [teacher] table; unknown keys and wrong types name the key."""
-    defaults = TeacherSettings()
-    clean: dict[str, Any] = {}
-    for key, value in values.items():
-        if not hasattr(defaults, key):
-            names = ", ".join(f.name for f in dataclasses.fields(TeacherSettings))
-            raise ConfigError(file, f"teacher.{key}", "unknown key", f"allowed: {names}")
-        want = type(getattr(defaults, key))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or isinstance(value, bool):
-            raise ConfigError(file, f"teacher.{key}", f"must be {want.__name__}, got {value!r}")
-        clean[key] = value
-    return dataclasses.replace(defaults, **clean)
+    return dataclass_from_table(TeacherSettings, values, file, "teacher")
 
 
 @dataclass(frozen=True)

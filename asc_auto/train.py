@@ -8,7 +8,6 @@ autocast. On CPU a run is reproducible for a seed.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from asc_auto.errors import ConfigError
 from asc_auto.features.augment import SpecAugment, mixup
+from asc_auto.tables import dataclass_from_table
 
 LossFn = Callable[[tuple[torch.Tensor, torch.Tensor], torch.Tensor, Sequence[torch.Tensor]],
                   torch.Tensor]
@@ -46,21 +45,8 @@ class TrainConfig:
 
 
 def train_config(values: dict[str, Any], file: str = "<config>") -> TrainConfig:
-    """Build a TrainConfig from a dict, rejecting unknown keys and wrong types by name."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    defaults = TrainConfig()
-    clean: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(file, f"train.{key}", "unknown key",
-                              f"allowed: {', '.join(sorted(fields))}")
-        want = type(getattr(defaults, key))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
-            raise ConfigError(file, f"train.{key}", f"must be {want.__name__}, got {value!r}")
-        clean[key] = value
-    return dataclasses.replace(defaults, **clean)
+    """Build a TrainConfig from a [train] table, rejecting unknown keys and wrong types by name."""
+    return dataclass_from_table(TrainConfig, values, file, "train")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -56,3 +56,14 @@ def test_incomplete_cache_is_ignored_and_rebuilt(ctx) -> None:
     (done.path / "meta.json").write_text(json.dumps(meta))
     rebuilt = ensure_teacher(ctx, settings)
     assert json.loads((rebuilt.path / "meta.json").read_text())["complete"] is True
+
+
+def test_teacher_table_typos_and_types_name_the_key() -> None:
+    from asc_auto.errors import ConfigError
+    from asc_auto.teacher import teacher_settings
+
+    assert teacher_settings({"width": 1, "epochs": 3}, "kd.toml").width == 1.0
+    with pytest.raises(ConfigError, match=r"kd\.toml: key 'teacher\.widht'"):
+        teacher_settings({"widht": 0.5}, "kd.toml")
+    with pytest.raises(ConfigError, match=r"teacher\.epochs"):
+        teacher_settings({"epochs": 2.5}, "kd.toml")
