@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
+from asc_auto.models.base import PooledCnn
 from asc_auto.models.registry import build_config, register_model
 
 
@@ -40,7 +40,7 @@ class VggConfig:
         return VggConfig(channels, self.pool_after, self.in_channels, self.n_classes, self.dropout)
 
 
-class VggTeacher(nn.Module):
+class VggTeacher(PooledCnn):
     """Own nn.Module class (not a bare Sequential) so NNCF and torch-pruning can trace it."""
 
     def __init__(self, config: VggConfig | None = None) -> None:
@@ -57,17 +57,7 @@ class VggTeacher(nn.Module):
             if i in self.config.pool_after:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(self.config.dropout)
-        self.classifier = nn.Linear(c_in, self.config.n_classes)
-        self.embed_dim = c_in
-        self.n_classes = self.config.n_classes
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, in_channels, n_mels, T) -> (logits (B, n_classes), embedding (B, embed_dim))."""
-        embedding = self.pool(self.features(x)).flatten(1)
-        return self.classifier(self.dropout(embedding)), embedding
+        self._set_trunk(nn.Sequential(*layers), c_in, self.config.n_classes, self.config.dropout)
 
 
 @register_model("vgg_teacher")
