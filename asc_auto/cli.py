@@ -18,7 +18,9 @@ from asc_auto.report import (
     best_table,
     config_table,
     feasible_trials,
+    paper_table,
     pareto_table,
+    studies_table,
     summary_line,
 )
 from asc_auto.search import DEFAULT_HOME, SearchOptions, default_storage, open_storage, run_search
@@ -87,6 +89,43 @@ def show(
         raise AscError(f"no study {study!r} in {storage or default_storage(home)}; "
                        f"studies there: {names}") from None
     _print_study(loaded)
+
+
+@app.command()
+@user_errors
+def report(
+    storage: StorageOpt = None,
+    out: Annotated[Path, typer.Option(file_okay=False, help="Folder for plots and summary.md.")
+                   ] = Path("studies/report"),
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Compare all studies with the seed paper; write PNG plots and a Markdown summary."""
+    from asc_auto.summary import write_report  # matplotlib only when asked for
+
+    url = storage or default_storage(home)
+    summary, rows = write_report(open_storage(url), out)
+    if not rows:
+        raise AscError(f"no studies in {url}; fix: run `asc-auto search --technique kd` first")
+    console.print(studies_table(rows))
+    console.print(paper_table())
+    console.print(f"plots and summary: [bold]{summary}[/]")
+
+
+@app.command()
+@user_errors
+def dashboard(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback unless told).")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8080,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
+    from optuna_dashboard import run_server
+
+    url = storage or default_storage(home)
+    console.print(f"optuna-dashboard on [bold]http://{host}:{port}[/] for {url} (Ctrl-C stops)")
+    run_server(open_storage(url), host=host, port=port)
 
 
 def _print_study(study: optuna.Study) -> None:

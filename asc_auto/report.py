@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -98,3 +99,79 @@ def summary_line(study: optuna.Study) -> str:
     """One line of trial-state counts."""
     c = state_counts(study)
     return ", ".join(f"{v} {k}" for k, v in c.items() if v or k != "running")
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One of the seed paper's four DCASE2020 Task 1b submissions (its Table 2)."""
+
+    technique: str
+    model: str
+    accuracy: float  # evaluate fold of TAU 2020 3Class
+    params: int
+    size_kb: float
+    precision: str
+
+
+PAPER_RESULTS: tuple[PaperResult, ...] = (
+    PaperResult("int8", "AclNet0.5 INT8", 0.9094, 317_038, 309.60, "int8"),
+    PaperResult("lt", "AclNet0.5 LT", 0.9147, 255_740, 499.49, "fp16"),
+    PaperResult("kd", "Student CNN", 0.9035, 252_712, 493.58, "fp16"),
+    PaperResult("gcc", "GCC-grams CNN", 0.9123, 252_491, 493.15, "fp16"),
+)
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One study summarised for the cross-study report."""
+
+    study: str
+    technique: str
+    counts: dict[str, int]
+    best: FrozenTrial | None
+    retrain: dict | None  # recorded by retrain: {"mean": ..., "std": ..., "seeds": n}
+
+
+def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
+    """Every study in a storage, summarised."""
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        ranked = feasible_trials(study)
+        rows.append(StudyRow(summary.study_name, str(study.user_attrs.get("technique", "?")),
+                             state_counts(study), ranked[0] if ranked else None,
+                             study.user_attrs.get("retrain")))
+    return rows
+
+
+def studies_table(rows: Sequence[StudyRow]) -> Table:
+    """The cross-study table: trial states, best feasible trial, retrained accuracy."""
+    table = Table(title="studies (trials: complete/pruned/infeasible/failed)",
+                  title_justify="left")
+    for col in ("study", "technique", "trials", "best val", "KB", "params", "prec",
+                "evaluate (retrained)"):
+        table.add_column(col, justify="left" if col in ("study", "technique", "prec")
+                         else "right")
+    for r in rows:
+        b = r.best
+        c = r.counts
+        retrained = (f"{r.retrain['mean']:.4f} ± {r.retrain['std']:.4f}" if r.retrain else "-")
+        table.add_row(
+            r.study, r.technique,
+            f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}",
+            f"{b.value:.4f}" if b else "-", f"{b.user_attrs['size_kb']:.2f}" if b else "-",
+            f"{b.user_attrs['params']:,}" if b else "-",
+            str(b.user_attrs.get("precision", "")) if b else "-", retrained)
+    return table
+
+
+def paper_table() -> Table:
+    """The seed paper's Table 2 (evaluate fold of the real TAU 2020 3Class data)."""
+    table = Table(title="seed paper (DCASE2020 Task 1b, evaluate fold)", title_justify="left")
+    for col in ("technique", "model", "accuracy", "params", "size KB", "precision"):
+        table.add_column(col, justify="right" if col in ("accuracy", "params", "size KB")
+                         else "left")
+    for p in PAPER_RESULTS:
+        table.add_row(p.technique, p.model, f"{p.accuracy:.4f}", f"{p.params:,}",
+                      f"{p.size_kb:.2f}", p.precision)
+    return table

@@ -1,0 +1,112 @@
+"""Report and dashboard: tables across studies, PNG plots, Markdown, the dashboard's API."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from asc_auto.cli import app
+from asc_auto.report import PAPER_RESULTS, feasible_trials, pareto_front, study_rows
+from asc_auto.search import CONSTRAINT, open_storage
+from asc_auto.summary import write_report
+
+runner = CliRunner()
+
+
+def _fake_study(url: str, name: str = "kd") -> optuna.Study:
+    """A study with known trials: sizes/accuracies chosen so the front is trials 0, 2, 3."""
+    study = optuna.create_study(storage=url, study_name=name, direction="maximize")
+    study.set_user_attr("technique", "kd")
+    study.set_user_attr("budget_kb", 500.0)
+    study.set_user_attr("rule", "dcase2020")
+    points = [(10.0, 0.60, True), (200.0, 0.55, True), (300.0, 0.70, True),
+              (450.0, 0.72, True), (900.0, 0.0, False)]
+    for i, (kb, acc, ok) in enumerate(points):
+        trial = study.ask()
+        trial.suggest_int("c1", 1, 100)
+        for key, value in {"size_kb": kb, "params": int(kb * 256), "precision": "fp16",
+                           "feasible": ok, "source": "paper" if i == 0 else "search",
+                           "config": {"c1": 5}}.items():
+            trial.set_user_attr(key, value)
+        trial.set_constraint(CONSTRAINT, kb * 1024 - 512_000)
+        study.tell(trial, acc)
+    pruned = study.ask()
+    pruned.report(0.4, 1)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    return study
+
+
+def test_pareto_front_and_study_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = _fake_study(url)
+    rows = study_rows(open_storage(url))
+    assert len(rows) == 1
+    r = rows[0]
+    assert r.counts == {"complete": 4, "pruned": 1, "infeasible": 1, "failed": 0, "running": 0}
+    assert r.best is not None and r.best.number == 3
+    assert [t.number for t in pareto_front(feasible_trials(study))] == [0, 2, 3]
+
+
+def test_report_writes_plots_and_markdown(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _fake_study(url)
+    summary, _ = write_report(open_storage(url), tmp_path / "out")
+    text = summary.read_text()
+    for name in ("kd-pareto.png", "kd-history.png"):
+        png = tmp_path / "out" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert f"({name})" in text
+    assert "| kd | kd | 4 | 1 | 1 | 0 | 0.7200 | 450.00 |" in text
+    for p in PAPER_RESULTS:
+        assert f"{p.accuracy:.4f}" in text
+    assert not list((tmp_path / "out").glob(".*.tmp"))  # atomic writes left no temp files
+
+
+def test_report_cli_prints_both_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _fake_study(url)
+    result = runner.invoke(app, ["report", "--storage", url, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "4/1/1/0" in result.output and "AclNet0.5 INT8" in result.output
+    empty = runner.invoke(app, ["report", "--storage", f"sqlite:///{tmp_path / 'e.db'}",
+                                "--out", str(tmp_path / "o2")])
+    assert empty.exit_code == 2 and "no studies" in empty.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_dashboard_serves_the_studies_on_loopback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _fake_study(url, name="kd-dash")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "asc_auto.cli", "dashboard", "--storage", url,
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        body = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=2) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert b"kd-dash" in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
