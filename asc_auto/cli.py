@@ -9,6 +9,7 @@ from typing import Annotated
 
 import optuna
 import typer
+from rich.table import Table
 
 from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
@@ -81,14 +82,48 @@ def show(
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Print a study's best feasible trials and its accuracy/size Pareto front."""
+    _print_study(_load(study, storage, home))
+
+
+def _load(study: str, storage: str | None, home: Path) -> optuna.Study:
     store = open_storage(storage or default_storage(home))
     try:
-        loaded = optuna.load_study(study_name=study, storage=store)
+        return optuna.load_study(study_name=study, storage=store)
     except KeyError:
         names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(store)) or "none"
         raise AscError(f"no study {study!r} in {storage or default_storage(home)}; "
                        f"studies there: {names}") from None
-    _print_study(loaded)
+
+
+@app.command()
+@user_errors
+def retrain(
+    study: Annotated[str, typer.Option(help="Study name.")],
+    storage: StorageOpt = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds to retrain with.")] = 3,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs [default: the search's].")
+                      ] = None,
+    trial: Annotated[int | None, typer.Option(help="Trial to retrain [default: best feasible].")
+                     ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Retrain the best feasible configuration on all of fold1_train; score the evaluate fold."""
+    from asc_auto.retrain import retrain as run_retrain
+
+    loaded = _load(study, storage, home)
+    result = run_retrain(loaded, seeds=seeds, epochs=epochs, trial_number=trial, home=home,
+                         device=device, status=lambda msg: console.print(f"[dim]{msg}[/]"))
+    table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
+                  title_justify="left")
+    for col in ("seed", "accuracy", "fp32 acc", "log loss", *result.labels):
+        table.add_column(col, justify="right")
+    for s in result.seeds:
+        table.add_row(str(s.seed), f"{s.accuracy:.4f}", f"{s.accuracy_fp32:.4f}",
+                      f"{s.log_loss:.4f}", *(f"{p:.4f}" for p in s.per_class))
+    console.print(table)
+    console.print(f"evaluate accuracy {result.mean:.4f} ± {result.std:.4f} over "
+                  f"{len(result.seeds)} seeds; checkpoints in {result.folder}")
 
 
 @app.command()

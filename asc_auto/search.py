@@ -164,6 +164,8 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
     study.set_user_attr("data", str(setup.dataset.root))
     study.set_user_attr("labels", list(setup.dataset.labels))
     study.set_user_attr("space_file", str(setup.space.file))
+    study.set_user_attr("demo", setup.demo)
+    study.set_user_attr("epochs", ctx.train_cfg.epochs)
     study.set_user_attr("train_clips", len(ctx.train_files))
     study.set_user_attr("val_clips", len(ctx.val_files))
     for key, value in setup.technique.prepare(ctx).items():

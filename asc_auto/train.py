@@ -110,12 +110,14 @@ def train_model(
     extras: Sequence[torch.Tensor] = (),
     on_epoch: EpochHook | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train `model` (forward returns (logits, embedding)) in place.
 
     `extras` are per-example tensors mixed alongside the inputs (e.g. cached teacher outputs);
     `on_epoch(epoch, val_accuracy)` may raise optuna.TrialPruned to stop early;
-    `on_step(done, total)` drives a progress bar.
+    `on_step(done, total)` drives a progress bar; `transform(batch, generator)` augments each
+    input batch on the CPU before SpecAugment and mixup (e.g. random crops of raw audio).
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -126,8 +128,13 @@ def train_model(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(x)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2)
+    total_steps = cfg.epochs * steps_per_epoch
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if total_steps >= 10:
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.2)
+    else:  # OneCycleLR divides by zero when warm-up rounds to no step: keep the rate constant
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     use_amp = device.type == "cuda"
     result = TrainResult()
     t_start = time.perf_counter()
@@ -139,7 +146,8 @@ def train_model(
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a batch of one
                 continue
-            xb = x[idx].to(device, non_blocking=True).float().contiguous(memory_format=fmt)
+            xb = x[idx] if transform is None else transform(x[idx], gen)
+            xb = xb.to(device, non_blocking=True).float().contiguous(memory_format=fmt)
             yb = y[idx].to(device, non_blocking=True)
             eb = [e[idx].to(device, non_blocking=True).float() for e in extras]
             xb = augment(xb)

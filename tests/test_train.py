@@ -73,3 +73,10 @@ def test_train_config_rejects_unknown_keys_and_wrong_types() -> None:
         train_config({"epochs": "3"})
     with pytest.raises(ConfigError, match=r"train\.epochs"):
         train_config({"epochs": True})
+
+
+@pytest.mark.parametrize("n", [2, 5, 9, 35])
+def test_very_short_runs_train_without_scheduler_errors(n: int) -> None:
+    x, y = _task(n)
+    res = train_model(_model(), x, y, TrainConfig(epochs=1, batch_size=8, device="cpu"), 3)
+    assert res.clips_seen >= n - 1

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
@@ -20,7 +21,7 @@ from asc_auto.context import TrialContext
 from asc_auto.errors import AscError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.space import SearchSpace
-from asc_auto.train import TrainResult
+from asc_auto.train import EvalResult, TrainResult, evaluate
 
 EpochHook = Callable[[int, float], None]
 StepHook = Callable[[int, int], None]
@@ -71,6 +72,15 @@ class Technique(ABC):
         known before training is the size that will be deployed.
         """
         return model_size(candidate.model, rule, candidate.precision)
+
+    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: TrialContext,
+                 device: torch.device | str | None = None) -> EvalResult:
+        """Clip-level scores of a (deployed) model on (x, y); retrain and export call this.
+
+        Techniques that score a clip from several segments (AclNet: 1 s windows averaged)
+        override it so that every reported number is computed the same way.
+        """
+        return evaluate(model, x, y, ctx.n_classes, ctx.train_cfg.eval_batch_size, device)
 
     @abstractmethod
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:

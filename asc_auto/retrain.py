@@ -1,0 +1,182 @@
+"""`asc-auto retrain`: the best feasible configuration, retrained on the whole training fold with
+several seeds and scored on the evaluate fold (which the search never saw).
+
+Each finished seed is saved under <home>/<study>/retrain/trial-<n>/seed-<s>/ (the trained FP32
+weights as safetensors and result.json, written atomically), so an interrupted retrain resumes
+with the seeds still missing. The summary is recorded in the study (user attr "retrain"), where
+the dashboard and `asc-auto report` show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from safetensors.torch import save_file
+
+from asc_auto.context import TrialContext
+from asc_auto.data.tau import load_dataset
+from asc_auto.errors import AscError
+from asc_auto.features.cache import build_features
+from asc_auto.io import atomic_dir
+from asc_auto.report import feasible_trials
+from asc_auto.search import sized_rule
+from asc_auto.space import load_space
+from asc_auto.techniques.base import Technique, get_technique
+from asc_auto.train import resolve_device, train_config
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed's scores on the evaluate fold."""
+
+    seed: int
+    accuracy: float
+    accuracy_fp32: float
+    log_loss: float
+    per_class: tuple[float, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """All seeds of one retrain, with the trial they came from."""
+
+    study: str
+    trial: int
+    labels: tuple[str, ...]
+    seeds: tuple[SeedResult, ...]
+    folder: Path
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(s.accuracy for s in self.seeds)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(s.accuracy for s in self.seeds) if len(self.seeds) > 1 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """What is recorded in the study."""
+        n = len(self.seeds)
+        return {
+            "trial": self.trial, "seeds": n, "mean": round(self.mean, 4),
+            "std": round(self.std, 4),
+            "log_loss_mean": round(statistics.fmean(s.log_loss for s in self.seeds), 4),
+            "per_class_mean": {lab: round(statistics.fmean(s.per_class[i] for s in self.seeds), 4)
+                               for i, lab in enumerate(self.labels)},
+            "per_seed": [dataclasses.asdict(s) for s in self.seeds],
+            "folder": str(self.folder),
+        }
+
+
+def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
+    """The best feasible trial (a tie goes to the smaller model), or trial `number`."""
+    if number is None:
+        ranked = feasible_trials(study)
+        if not ranked:
+            raise AscError(f"study '{study.study_name}' has no complete trial within its budget; "
+                           "fix: run more trials with `asc-auto search`")
+        return ranked[0]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    t = trials.get(number)
+    if t is None or t.state != TrialState.COMPLETE or not t.user_attrs.get("feasible"):
+        raise AscError(f"trial {number} of study '{study.study_name}' is not a complete trial "
+                       "within the budget; fix: pick one listed by `asc-auto show`")
+    return t
+
+
+def retrain_context(study: optuna.Study, technique: Technique, home: Path,
+                    epochs: int | None, device: str, progress: bool,
+                    status: Callable[[str], None]) -> TrialContext:
+    """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings."""
+    attrs = study.user_attrs
+    for key in ("data", "space_file", "rule", "budget_kb"):
+        if key not in attrs:
+            raise AscError(f"study '{study.study_name}' lacks '{key}' (not made by asc-auto "
+                           "search?); fix: retrain a study that asc-auto search created")
+    space = load_space(Path(attrs["space_file"]), technique.name, set(technique.tables))
+    if attrs.get("demo"):
+        space = space.for_demo()
+    dataset = load_dataset(Path(attrs["data"]))
+    features = build_features(dataset, technique.feature_config(space), home / "cache" / "features",
+                              progress=progress, device=str(resolve_device(device)))
+    tcfg = train_config(space.train, str(space.file))
+    tcfg = dataclasses.replace(tcfg, epochs=epochs or int(attrs.get("epochs", tcfg.epochs)),
+                               device=device)
+    return TrialContext(
+        dataset=dataset, features=features,
+        train_files=tuple(c.filename for c in dataset.train),
+        val_files=tuple(c.filename for c in dataset.evaluate),
+        space=space, train_cfg=tcfg, rule=sized_rule(attrs["rule"], float(attrs["budget_kb"])),
+        cache_root=home / "cache", progress=progress, status=status,
+    )
+
+
+def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
+            trial_number: int | None = None, home: Path = Path("studies"), device: str = "auto",
+            progress: bool = True, status: Callable[[str], None] = print,
+            on_seed: Callable[[SeedResult], None] | None = None) -> RetrainResult:
+    """Retrain the picked configuration with `seeds` seeds; resume seeds already on disk."""
+    trial = pick_trial(study, trial_number)
+    technique = get_technique(str(study.user_attrs.get("technique")))
+    ctx = retrain_context(study, technique, home, epochs, device, progress, status)
+    config = dict(trial.user_attrs["config"])
+    folder = home / study.study_name / "retrain" / f"trial-{trial.number}"
+    technique.prepare(ctx)
+    done: list[SeedResult] = []
+    for seed in range(seeds):
+        seed_dir = folder / f"seed-{seed}"
+        cached = _load_seed(seed_dir, config, ctx.train_cfg.epochs)
+        if cached is None:
+            status(f"retraining trial {trial.number} with seed {seed} "
+                   f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
+            cached = _run_seed(technique, ctx, config, seed, seed_dir)
+        done.append(cached)
+        if on_seed is not None:
+            on_seed(cached)
+    result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder)
+    study.set_user_attr("retrain", result.summary())
+    return result
+
+
+def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
+              seed_dir: Path) -> SeedResult:
+    import torch
+
+    ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
+    torch.manual_seed(seed)
+    cand = technique.build(config, ctx)
+    outcome = technique.fit(cand, config, ctx)
+    device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
+    scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
+    result = SeedResult(seed, round(scores.accuracy, 4), round(outcome.accuracy_fp32, 4),
+                        round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
+                        round(outcome.train.seconds_total, 2))
+    with atomic_dir(seed_dir) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in cand.model.state_dict().items()}
+        save_file(state, str(tmp / "weights.safetensors"))
+        (tmp / "result.json").write_text(json.dumps({
+            "config": config, "epochs": ctx.train_cfg.epochs, "precision": cand.precision.value,
+            "result": dataclasses.asdict(result)}, indent=2))
+    return result
+
+
+def _load_seed(seed_dir: Path, config: dict[str, Any], epochs: int) -> SeedResult | None:
+    """A finished seed of the same configuration and epochs, or None."""
+    try:
+        doc = json.loads((seed_dir / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if doc.get("config") != config or doc.get("epochs") != epochs:
+        return None
+    r = doc["result"]
+    return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],
+                      tuple(r["per_class"]), r["seconds"])

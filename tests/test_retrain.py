@@ -1,0 +1,70 @@
+"""Retrain: best feasible trial on all of fold1_train, scored on the evaluate fold, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import asc_auto.retrain as retrain_mod
+from asc_auto.cli import app
+from asc_auto.errors import AscError
+from asc_auto.retrain import pick_trial, retrain
+from asc_auto.search import SearchOptions, run_search
+
+pytestmark = pytest.mark.slow
+SPACE = Path(__file__).parent / "spaces" / "kd.toml"
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("retrain-home")
+    url = f"sqlite:///{home / 'asc.db'}"
+    study = run_search(SearchOptions(technique="kd", data=tiny_dataset, space=SPACE, trials=2,
+                                     epochs=1, storage=url, home=home, progress=False),
+                       status=lambda m: None)
+    return study, home, url
+
+
+def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch) -> None:
+    study, home, _ = searched
+    best = pick_trial(study)
+    result = retrain(study, seeds=2, home=home, progress=False, status=lambda m: None)
+    assert result.trial == best.number and len(result.seeds) == 2
+    for s in result.seeds:
+        assert 0.0 <= s.accuracy <= 1.0 and s.log_loss > 0 and len(s.per_class) == 3
+    seed_dir = result.folder / "seed-0"
+    doc = json.loads((seed_dir / "result.json").read_text())
+    assert doc["config"] == best.user_attrs["config"]
+    assert (seed_dir / "weights.safetensors").stat().st_size > 0
+    recorded = study.user_attrs["retrain"]
+    assert recorded["seeds"] == 2 and recorded["mean"] == pytest.approx(result.mean, abs=1e-4)
+    assert set(recorded["per_class_mean"]) == set(study.user_attrs["labels"])
+
+    calls: list[int] = []
+    real = retrain_mod._run_seed
+
+    def counting(technique, ctx, config, seed, seed_dir):  # type: ignore[no-untyped-def]
+        calls.append(seed)
+        return real(technique, ctx, config, seed, seed_dir)
+
+    monkeypatch.setattr(retrain_mod, "_run_seed", counting)
+    again = retrain(study, seeds=3, home=home, progress=False, status=lambda m: None)
+    assert calls == [2]  # seeds 0 and 1 came from disk
+    assert again.seeds[:2] == result.seeds
+
+
+def test_pick_trial_rejects_a_trial_outside_the_budget(searched) -> None:
+    study, _, _ = searched
+    with pytest.raises(AscError, match="trial 99"):
+        pick_trial(study, 99)
+
+
+def test_retrain_cli_prints_the_seed_table(searched) -> None:
+    study, home, url = searched
+    result = CliRunner().invoke(app, ["retrain", "--study", study.study_name, "--storage", url,
+                                      "--seeds", "1", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "evaluate accuracy" in result.output and "log loss" in result.output
