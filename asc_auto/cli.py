@@ -62,13 +62,21 @@ def search(
     seed: Annotated[int, typer.Option(help="Seed of sampler, split and training.")] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per trial.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    gcc: Annotated[bool | None, typer.Option(
+        "--gcc/--no-gcc", help="gcc only: fix the GCC plane on/off [default: searched].")
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Search one technique's configurations under the size limit; resumes an existing study."""
+    overrides: dict[str, dict[str, object]] = {}
+    if gcc is not None:
+        if technique.value != "gcc":
+            raise AscError("--gcc/--no-gcc applies to --technique gcc only")
+        overrides["gcc"] = {"use_gcc": gcc}
     opts = SearchOptions(
         technique=technique.value, data=data, trials=trials, timeout=timeout,
         budget_kb=budget_kb, rule=rule.value, storage=storage, study=study, space=space,
-        seed=seed, epochs=epochs, home=home, device=device,
+        seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
     )
     result = run_search(opts, status=lambda msg: console.print(f"[dim]{msg}[/]"))
     _print_study(result)
@@ -169,6 +177,12 @@ def _print_study(study: optuna.Study) -> None:
     if teacher is not None:
         console.print(f"KD teacher: {study.user_attrs.get('teacher_params', 0):,} params, "
                       f"validation accuracy {teacher:.4f}")
+    ablation = study.user_attrs.get("gcc_ablation")
+    if ablation:
+        console.print(f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}): "
+                      f"validation accuracy {ablation['accuracy_with_gcc']:.4f} with the GCC "
+                      f"plane, {ablation['accuracy_without_gcc']:.4f} without "
+                      f"({ablation['gcc_gain']:+.4f})")
     console.print(best_table(study))
     console.print(pareto_table(study))
     ranked = feasible_trials(study)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import save_file
 
 from asc_auto.context import TrialContext
@@ -26,7 +25,7 @@ from asc_auto.data.tau import load_dataset
 from asc_auto.errors import AscError
 from asc_auto.features.cache import build_features
 from asc_auto.io import atomic_dir
-from asc_auto.report import feasible_trials
+from asc_auto.report import pick_trial
 from asc_auto.search import sized_rule
 from asc_auto.space import load_space
 from asc_auto.techniques.base import Technique, get_technique
@@ -77,22 +76,6 @@ class RetrainResult:
         }
 
 
-def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
-    """The best feasible trial (a tie goes to the smaller model), or trial `number`."""
-    if number is None:
-        ranked = feasible_trials(study)
-        if not ranked:
-            raise AscError(f"study '{study.study_name}' has no complete trial within its budget; "
-                           "fix: run more trials with `asc-auto search`")
-        return ranked[0]
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    t = trials.get(number)
-    if t is None or t.state != TrialState.COMPLETE or not t.user_attrs.get("feasible"):
-        raise AscError(f"trial {number} of study '{study.study_name}' is not a complete trial "
-                       "within the budget; fix: pick one listed by `asc-auto show`")
-    return t
-
-
 def retrain_context(study: optuna.Study, technique: Technique, home: Path,
                     epochs: int | None, device: str, progress: bool,
                     status: Callable[[str], None]) -> TrialContext:
@@ -105,6 +88,7 @@ def retrain_context(study: optuna.Study, technique: Technique, home: Path,
     space = load_space(Path(attrs["space_file"]), technique.name, set(technique.tables))
     if attrs.get("demo"):
         space = space.for_demo()
+    space = space.with_overrides(attrs.get("overrides") or {})
     dataset = load_dataset(Path(attrs["data"]))
     features = build_features(dataset, technique.feature_config(space), home / "cache" / "features",
                               progress=progress, device=str(resolve_device(device)))

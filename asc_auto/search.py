@@ -61,6 +61,7 @@ class SearchOptions:
     val_fraction: float = 0.2
     device: str = "auto"
     progress: bool = True
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # table values
 
 
 @dataclass
@@ -98,6 +99,7 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
                        set(technique.tables))
     if demo:
         space = space.for_demo()
+    space = space.with_overrides(opts.overrides)
     dataset = load_dataset(root)
     features = build_features(dataset, technique.feature_config(space),
                               opts.home / "cache" / "features", progress=opts.progress,
@@ -160,6 +162,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
     _check_resume(study, {
         "technique": opts.technique, "rule": opts.rule, "budget_kb": opts.budget_kb,
         "split_seed": split_seed, "val_fraction": opts.val_fraction,
+        "overrides": opts.overrides,
     })
     study.set_user_attr("data", str(setup.dataset.root))
     study.set_user_attr("labels", list(setup.dataset.labels))
@@ -178,6 +181,8 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
         study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
                        catch=(RuntimeError,), callbacks=[progress.on_trial_end],
                        gc_after_trial=True)
+    for key, value in setup.technique.after_search(study, ctx).items():
+        study.set_user_attr(key, value)
     return study
 
 

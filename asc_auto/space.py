@@ -9,6 +9,7 @@ silent default.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -105,6 +106,15 @@ class SearchSpace:
             )
             out.update(spec.enqueue_params(value))
         return out
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> SearchSpace:
+        """The space with fixed technique-table values replaced (CLI switches such as --no-gcc)."""
+        tables = {k: dict(v) for k, v in self.tables.items()}
+        for table, values in overrides.items():
+            if table not in tables:
+                raise ConfigError(self.file, table, "no such table for this technique")
+            tables[table].update(values)
+        return dataclasses.replace(self, tables=tables)
 
     def for_demo(self) -> SearchSpace:
         """The space with its ``[demo.*]`` overrides applied (used on the built-in demo data)."""

@@ -12,7 +12,7 @@ import io
 import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -81,3 +81,21 @@ def quantize_int8(
     finally:
         model.train(was_training)
     return quantized.eval()
+
+
+def calibration_batches(x: torch.Tensor, n: int, batch_size: int = 16) -> list[torch.Tensor]:
+    """The first `n` training inputs in batches: what INT8 post-training quantization sees."""
+    x = x[:n].float()
+    return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+
+
+def deploy(model: nn.Module, precision: Precision | str, calibration: Sequence[torch.Tensor],
+           ) -> nn.Module:
+    """The model as it would run deployed at `precision` (FP16 rounding or NNCF INT8).
+
+    Shared by every technique so that "deployed" means the same thing in all of them.
+    """
+    model = model.cpu().eval()
+    if Precision(precision) is Precision.INT8:
+        return quantize_int8(model, calibration, subset_size=len(calibration))
+    return simulate_precision(model, precision)

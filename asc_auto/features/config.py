@@ -27,6 +27,7 @@ class FrontendConfig:
     """Shared behaviour of every frontend config dataclass (mixin: subclasses are dataclasses)."""
 
     kind: ClassVar[str] = ""
+    requires_stereo: ClassVar[bool] = False  # True: a mono file is a DataError naming it
     sample_rate: int
     clip_seconds: float
 
@@ -128,10 +129,93 @@ class LogMelConfig(FrontendConfig):
         return out
 
 
-# Union of every registered config type; widen it when a sibling frontend is added.
-FeatureConfig = LogMelConfig
+@dataclass(frozen=True)
+class GccConfig(FrontendConfig):
+    """Binaural log-mels plus a GCC-PHAT gram (asc_auto.features.gcc); defaults are the paper's.
 
-FRONTENDS: dict[str, type] = {LogMelConfig.kind: LogMelConfig}
+    Three planes on the same STFT frames: log-mel left, log-mel right, and the `n_mels` central
+    lags of GCC-PHAT (so the planes stack). Framing is LogMelConfig's (its properties are reused
+    below); the paper's 64 ms window with 45 ms overlap is a 19 ms hop (~527 frames per 10 s).
+    Always all three planes: the ablation without the GCC plane drops it in the technique, so
+    the with/without comparison reads one cache.
+    """
+
+    kind: ClassVar[str] = "gcc"
+    requires_stereo: ClassVar[bool] = True
+    channels: ClassVar[str] = "stereo"  # the waveform policy's channel mode (not a setting)
+    sample_rate: int = 16000  # Hz; audio is resampled to this before anything else
+    n_mels: int = 40  # mel bands per log-mel plane = GCC lags kept
+    win_ms: float = 64.0  # analysis window
+    hop_ms: float = 19.0  # frame step (64 ms window, 45 ms overlap)
+    f_min: float = 0.0  # lowest mel filter edge (Hz)
+    f_max: float | None = None  # highest edge (Hz); None = sample_rate / 2
+    clip_seconds: float = 10.0  # every clip is cropped / zero-padded to this length
+
+    win_length = LogMelConfig.win_length
+    hop_length = LogMelConfig.hop_length
+    n_fft = LogMelConfig.n_fft
+    n_frames = LogMelConfig.n_frames
+
+    @property
+    def n_planes(self) -> int:
+        return 3
+
+    @property
+    def wave_channels(self) -> int:
+        return 2
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        return (3, self.n_mels, self.n_frames)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        out = LogMelConfig.problems(self)  # type: ignore[arg-type]
+        framing_ok = not {k for k, _, _ in out} & {"sample_rate", "n_mels", "win_ms"}
+        if framing_ok and self.n_mels > self.n_fft:
+            out.append(("n_mels", f"{self.n_mels} lags do not fit an FFT of {self.n_fft}",
+                        "use fewer bands or a longer window"))
+        return out
+
+
+@dataclass(frozen=True)
+class WaveformConfig(FrontendConfig):
+    """Raw audio (AclNet's input; module in features/waveform.py): 16 kHz mono by default."""
+
+    kind: ClassVar[str] = "waveform"
+    sample_rate: int = 16000  # Hz; audio is resampled to this
+    clip_seconds: float = 10.0  # every clip is cropped / zero-padded to this length
+    channels: str = "mean"  # "mean" (mono downmix), "left", "right", "stereo" (2 planes)
+
+    @property
+    def n_planes(self) -> int:
+        return 2 if self.channels == "stereo" else 1
+
+    @property
+    def wave_channels(self) -> int:
+        return self.n_planes
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return (self.n_planes, self.n_samples)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        if self.sample_rate <= 0:
+            out.append(("sample_rate", f"must be > 0, got {self.sample_rate}", "use e.g. 16000"))
+        if self.clip_seconds <= 0:
+            out.append(("clip_seconds", f"must be > 0, got {self.clip_seconds}", "use 10.0"))
+        if self.channels not in CHANNEL_MODES:
+            out.append(
+                ("channels", f"unknown mode {self.channels!r}", f"use one of {list(CHANNEL_MODES)}")
+            )
+        return out
+
+
+# Union of every registered config type; widen it when a sibling frontend is added.
+FeatureConfig = LogMelConfig | GccConfig | WaveformConfig
+
+FRONTENDS: dict[str, type] = {LogMelConfig.kind: LogMelConfig, GccConfig.kind: GccConfig,
+                              WaveformConfig.kind: WaveformConfig}
 
 
 def _type_name(tp: Any) -> str:

@@ -27,7 +27,9 @@ from torch import nn
 
 from asc_auto.data import audio
 from asc_auto.errors import DataError
-from asc_auto.features.config import FeatureConfig, LogMelConfig
+from asc_auto.features.config import FeatureConfig, GccConfig, LogMelConfig
+from asc_auto.features.gcc import GccGram
+from asc_auto.features.waveform import Waveform, WaveformConfig
 
 LOG_FLOOR = 1e-6
 
@@ -63,6 +65,9 @@ def prepare_waveform(
     wave: torch.Tensor, sample_rate: int, cfg: FeatureConfig, source: Path | str
 ) -> torch.Tensor:
     """Channel selection, resampling and crop/pad of decoded (C, S) audio (the policy above)."""
+    if cfg.requires_stereo and wave.shape[-2] < 2:
+        raise DataError(source, f"{cfg.kind} needs two channels, the audio has {wave.shape[-2]}",
+                        "use stereo (binaural) recordings, or a technique with mono features")
     wave = select_channels(wave, cfg.channels, source)
     if sample_rate != cfg.sample_rate:
         wave = torchaudio.functional.resample(wave, sample_rate, cfg.sample_rate)
@@ -106,7 +111,8 @@ class LogMel(nn.Module):
 
 
 # Module class per frontend kind; a sibling frontend registers its module here.
-FRONTEND_MODULES: dict[str, type[nn.Module]] = {LogMelConfig.kind: LogMel}
+FRONTEND_MODULES: dict[str, type[nn.Module]] = {LogMelConfig.kind: LogMel, GccConfig.kind: GccGram,
+                                                 WaveformConfig.kind: Waveform}
 
 
 def make_frontend(cfg: FeatureConfig) -> nn.Module:

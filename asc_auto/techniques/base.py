@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import optuna
 import torch
 from torch import nn
 
@@ -63,6 +64,11 @@ class Technique(ABC):
     def prepare(self, ctx: TrialContext) -> dict[str, Any]:
         """Once per search, before any trial (e.g. train the KD teacher); returns study attrs."""
         del ctx
+        return {}
+
+    def after_search(self, study: optuna.Study, ctx: TrialContext) -> dict[str, Any]:
+        """Once after a run's trials (e.g. an ablation of the best trial); returns study attrs."""
+        del study, ctx
         return {}
 
     def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from asc_auto.compress.kd import DistillationLoss
-from asc_auto.compress.precision import quantize_int8, simulate_precision
+from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision
 from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
 from asc_auto.teacher import TeacherOutputs, ensure_teacher, teacher_settings
@@ -56,21 +56,6 @@ def student_config(config: dict[str, Any], in_channels: int, n_classes: int) -> 
         in_channels=in_channels,
         n_classes=n_classes,
     )
-
-
-def calibration_batches(x: torch.Tensor, n: int, batch_size: int = 16) -> list[torch.Tensor]:
-    """The first `n` training inputs in batches: what INT8 post-training quantization sees."""
-    x = x[:n].float()
-    return [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
-
-
-def deploy(model: nn.Module, precision: Precision, calibration: Sequence[torch.Tensor],
-           ) -> nn.Module:
-    """The model as it would run deployed at `precision` (FP16 rounding or NNCF INT8)."""
-    model = model.cpu().eval()
-    if precision is Precision.INT8:
-        return quantize_int8(model, calibration, subset_size=len(calibration))
-    return simulate_precision(model, precision)
 
 
 @register_technique

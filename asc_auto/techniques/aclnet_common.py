@@ -1,0 +1,147 @@
+"""AclNet training as the seed paper describes it, shared by the `int8` and `lt` techniques.
+
+Training sees random 1 s crops of the cached 16 kHz waveforms with a random gain and additive
+noise, plus mixup; evaluation runs the model on 1 s non-overlapping segments and averages the
+class probabilities over the clip (`SegmentAverage`, which is also what gets deployed).
+SpecAugment is switched off: it masks spectrogram cells, and there is no spectrogram here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from asc_auto.errors import ConfigError
+from asc_auto.features.config import frontend_config_from_dict
+from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
+from asc_auto.tables import dataclass_from_table
+from asc_auto.techniques.base import EpochHook, StepHook, TrialContext
+from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
+
+AUGMENT_TABLE = "augment"
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Waveform augmentation of the seed paper (its values are not given; these are ours)."""
+
+    crop_seconds: float = 1.0  # training crop = evaluation segment length
+    gain_db: float = 6.0  # gain drawn uniformly in [-gain_db, +gain_db]
+    snr_db: float = 20.0  # white noise at an SNR drawn uniformly in [snr_db, snr_db + 30]
+    noise_prob: float = 0.5  # share of training crops that get noise
+
+
+def augment_settings(ctx: TrialContext) -> AugmentSettings:
+    """The space file's [augment] table over the defaults."""
+    file = str(ctx.space.file)
+    settings = dataclass_from_table(AugmentSettings, ctx.space.tables.get(AUGMENT_TABLE, {}),
+                                    file, AUGMENT_TABLE)
+    if settings.crop_seconds <= 0:
+        raise ConfigError(file, "augment.crop_seconds", "must be > 0", "use 1.0")
+    return settings
+
+
+def sample_rate(ctx: TrialContext) -> int:
+    """Sample rate of the cached waveforms (the space file's [features] table)."""
+    cfg = frontend_config_from_dict(ctx.space.features, str(ctx.space.file))
+    if cfg.kind != "waveform":
+        raise ConfigError(ctx.space.file, "features.kind", f"is {cfg.kind!r}",
+                          'AclNet reads raw audio: use kind = "waveform"')
+    return cfg.sample_rate
+
+
+def segment_samples(ctx: TrialContext) -> int:
+    """Samples of one crop / evaluation segment, never longer than the cached clips."""
+    seconds = augment_settings(ctx).crop_seconds
+    rate = sample_rate(ctx)
+    return min(round(seconds * rate), int(ctx.features.x.shape[-1]))
+
+
+class WaveAugment:
+    """Batch transform for `train_model`: random crop, random gain, additive white noise."""
+
+    def __init__(self, settings: AugmentSettings, crop: int) -> None:
+        self.settings = settings
+        self.crop = crop
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        b, c, length = x.shape
+        crop = min(self.crop, length)
+        starts = torch.randint(0, length - crop + 1, (b,), generator=gen)
+        idx = starts[:, None] + torch.arange(crop)[None, :]
+        out = torch.gather(x.float(), 2, idx[:, None, :].expand(b, c, crop))
+        s = self.settings
+        gain_db = (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * s.gain_db
+        out = out * 10 ** (gain_db / 20)
+        if s.noise_prob > 0:
+            snr = s.snr_db + 30 * torch.rand(b, 1, 1, generator=gen)
+            rms = out.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-5)
+            use = (torch.rand(b, 1, 1, generator=gen) < s.noise_prob).float()
+            noise = torch.randn(out.shape, generator=gen)
+            out = out + use * noise * rms * 10 ** (-snr / 20)
+        return out
+
+
+def aclnet_config(config: dict[str, Any], n_classes: int, sample_rate: int) -> AclNetConfig:
+    """The architecture a sampled configuration describes (width, LLF channels, HLF depth)."""
+    return AclNetConfig(
+        width=float(config["width"]),
+        llf_channels=(int(config["llf1"]), int(config["llf2"])),
+        depth=int(config["depth"]),
+        n_classes=n_classes,
+        sample_rate=sample_rate,
+    )
+
+
+def build_aclnet(config: dict[str, Any], ctx: TrialContext, seed: int | None = None,
+                 ) -> SegmentAverage:
+    """Untrained AclNet wrapped for segment-averaged inference; seeded so init is reproducible."""
+    torch.manual_seed(ctx.train_cfg.seed if seed is None else seed)
+    rate = sample_rate(ctx)
+    return SegmentAverage(AclNet(aclnet_config(config, ctx.n_classes, rate)), segment_samples(ctx))
+
+
+def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int | None = None,
+                        device: str | None = None) -> TrainConfig:
+    """The trial's training settings: searched lr and mixup, SpecAugment off."""
+    cfg = ctx.train_cfg
+    return dataclasses.replace(
+        cfg, lr=float(config["lr"]), mixup_alpha=float(config["mixup_alpha"]),
+        freq_masks=0, time_masks=0, epochs=cfg.epochs if epochs is None else epochs,
+        device=cfg.device if device is None else device)
+
+
+def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
+                 epochs: int | None = None, on_epoch: EpochHook | None = None,
+                 on_step: StepHook | None = None, device: str | None = None) -> TrainResult:
+    """Train in place on random crops; per-epoch validation is segment-averaged over clips."""
+    cfg = aclnet_train_config(config, ctx, epochs, device)
+    x, y = ctx.train_xy
+    transform = WaveAugment(augment_settings(ctx), segment_samples(ctx))
+    return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
+                       on_step=on_step, transform=transform)
+
+
+def val_accuracy(model: nn.Module, ctx: TrialContext, device: str | torch.device | None = None,
+                 ) -> float:
+    """Clip accuracy on the validation split (the model averages its segments itself)."""
+    dev = resolve_device(ctx.train_cfg.device) if device is None else device
+    return evaluate(model, *ctx.val_xy, ctx.n_classes, ctx.train_cfg.eval_batch_size,
+                    dev).accuracy
+
+
+def calibration_crops(ctx: TrialContext, n: int, batch_size: int = 16) -> list[torch.Tensor]:
+    """Up to `n` 1 s training segments (consecutive segments of the first clips), in batches:
+    what INT8 calibration sees, in the shape the quantized network runs on."""
+    seg = segment_samples(ctx)
+    x = ctx.train_xy[0]
+    per_clip = max(1, x.shape[-1] // seg)
+    clips = x[: math.ceil(n / per_clip), :, : per_clip * seg]
+    b, c, _ = clips.shape
+    crops = clips.reshape(b, c, per_clip, seg).transpose(1, 2).reshape(-1, c, seg)[:n].float()
+    return [crops[i:i + batch_size] for i in range(0, len(crops), batch_size)]

@@ -1,0 +1,135 @@
+"""`lt`: AclNet pruned by the lottery-ticket procedure, deployed at FP16 (or FP32).
+
+Seed paper (section 2.2): AclNet0.5 trained, 19.6 % of its parameters pruned (317,038 ->
+255,740), the survivors rewound to their initial values and retrained, FP16: 499.49 KB, 91.47 %.
+Here: train -> prune -> rewind (to the initial weights, or those after epoch k) -> retrain, for
+1..n rounds; unstructured global magnitude pruning or structured channel pruning. The amount is
+derived from the size budget at the chosen precision, so the size known before training is the
+deployed size (see `LotteryTicket.size`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from asc_auto.compress import pruning
+from asc_auto.compress.precision import deploy
+from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
+from asc_auto.models.aclnet import AclNet, SegmentAverage
+from asc_auto.techniques.aclnet_common import (
+    AUGMENT_TABLE,
+    build_aclnet,
+    segment_samples,
+    train_aclnet,
+    val_accuracy,
+)
+from asc_auto.techniques.base import (
+    Candidate,
+    EpochHook,
+    Outcome,
+    StepHook,
+    Technique,
+    TrialContext,
+    register_technique,
+)
+
+UNSTRUCTURED, STRUCTURED = "unstructured", "structured"
+
+
+def keep_layers(model: nn.Module) -> Sequence[nn.Module]:
+    """Layers whose output channels structured pruning keeps: the classifier (its outputs are the
+    classes) and the second LLF conv (its channels become the HLF's frequency axis, a reshape
+    torch-pruning cannot follow; they cost few parameters)."""
+    assert isinstance(model, AclNet)
+    return [model.classifier, model.llf[3]]
+
+
+@register_technique
+class LotteryTicket(Technique):
+    name = "lt"
+    summary = "AclNet on raw audio -> lottery-ticket pruning (budget-derived amount), FP16"
+    tables = frozenset({AUGMENT_TABLE})
+
+    def __init__(self) -> None:
+        self._shapes: dict[int, nn.Module] = {}  # id(candidate.model) -> structured ticket shape
+
+    def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
+        model = build_aclnet(config, ctx)
+        precision = Precision(config["precision"])
+        kind = str(config["pruning"])
+        info: dict[str, Any] = {"pruning": kind, "rounds": int(config["rounds"]),
+                                "rewind_epoch": int(config["rewind_epoch"]),
+                                "params_dense": sum(p.numel() for p in model.parameters())}
+        if kind == UNSTRUCTURED:
+            info["pruned_weights"] = pruning.zeros_needed(model, ctx.rule, precision)
+        else:
+            example = self._example(ctx)
+            ratio, _ = pruning.ratio_for_budget(model.model, example, ctx.rule, precision,
+                                                int(config["rounds"]), keep_layers)
+            info["channel_ratio"] = round(ratio, 4)
+            self._shapes[id(model)] = pruning.structured_shape(
+                model.model, example, ratio, int(config["rounds"]), keep_layers)
+        return Candidate(model=model, precision=precision, info=info)
+
+    def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:
+        """Before training: the size of what pruning will leave; after `fit`: the pruned model."""
+        if candidate.info.get("pruned"):
+            return model_size(candidate.model, rule, candidate.precision)
+        if candidate.info["pruning"] == UNSTRUCTURED:
+            return pruning.unstructured_size(candidate.model, rule, candidate.precision,
+                                             int(candidate.info["pruned_weights"]))
+        return model_size(self._shapes[id(candidate.model)], rule, candidate.precision)
+
+    @staticmethod
+    def _example(ctx: TrialContext) -> torch.Tensor:
+        return torch.zeros(1, ctx.features.x.shape[1], segment_samples(ctx))
+
+    def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
+            on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
+        wrapper = candidate.model
+        assert isinstance(wrapper, SegmentAverage)
+        net = wrapper.model
+        epochs = ctx.train_cfg.epochs
+        k = min(int(config["rewind_epoch"]), epochs - 1)
+        rounds = max(1, int(config["rounds"]))
+        rewind_to: list[nn.Module] = [copy.deepcopy(net).cpu()]  # epoch 0: the initial weights
+
+        def snapshot(epoch: int, acc: float) -> None:
+            del acc
+            if epoch + 1 == k and len(rewind_to) == 1:
+                rewind_to[0] = copy.deepcopy(net).cpu()
+
+        dense_acc: list[float] = []
+        if candidate.info["pruning"] == UNSTRUCTURED:
+            targets = pruning.round_targets(int(candidate.info["pruned_weights"]), rounds)
+            for target in targets:
+                train_aclnet(wrapper, config, ctx, on_epoch=snapshot)
+                dense_acc.append(val_accuracy(wrapper, ctx))
+                pruning.magnitude_prune(net, target)
+                pruning.rewind(net, rewind_to[0].state_dict())
+        else:
+            example = self._example(ctx)
+            history: pruning.History = []
+            ratio = float(candidate.info["channel_ratio"])
+            for step_ratio in pruning.round_ratios(ratio, rounds):
+                train_aclnet(wrapper, config, ctx, on_epoch=snapshot)
+                dense_acc.append(val_accuracy(wrapper, ctx))
+                history += pruning.structured_prune(net.cpu(), example, step_ratio, keep_layers)
+                net = pruning.replay(rewind_to[0], history, example)
+                wrapper = SegmentAverage(net, wrapper.segment_samples)
+        result = train_aclnet(wrapper, config, ctx, on_epoch=on_epoch, on_step=on_step)
+        pruning.make_permanent(net)
+        wrapper.cpu()
+        candidate.model = wrapper
+        candidate.info["pruned"] = True
+        acc32 = val_accuracy(wrapper, ctx)
+        deployed = deploy(wrapper, candidate.precision, [])
+        acc = val_accuracy(deployed, ctx)
+        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
+                       info={"accuracy_dense": round(dense_acc[0], 4),
+                             "params_pruned": sum(p.numel() for p in wrapper.parameters())})

@@ -1,0 +1,99 @@
+"""Lottery-ticket helpers: budget-derived amounts, rewinding, masks that hold, replayed plans."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+
+from asc_auto.compress import pruning
+from asc_auto.compress.size import get_rule, model_size
+from asc_auto.models.aclnet import AclNet, AclNetConfig
+
+EXAMPLE = torch.zeros(1, 1, 4000)
+
+
+def small() -> AclNet:
+    torch.manual_seed(0)
+    return AclNet(AclNetConfig(width=0.25, llf_channels=(8, 16), depth=4, sample_rate=4000))
+
+
+def rule(name: str, kb: float):
+    base = get_rule(name)
+    return dataclasses.replace(base, limit_bytes=round(kb * base.kb_bytes))
+
+
+def keep(model):
+    return [model.classifier, model.llf[3]]
+
+
+def train_steps(model: torch.nn.Module, steps: int = 3) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x = torch.randn(4, 1, 4000, generator=g) * 0.1
+        loss = model(x)[0].pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def test_unstructured_rewind_keeps_masks_and_lands_in_the_budget() -> None:
+    model = small()
+    initial = copy.deepcopy(model.state_dict())
+    dcase = rule("dcase2020", 6.0)  # 6 KB at fp16: 3,072 non-zero values
+    need = pruning.zeros_needed(model, dcase, "fp16")
+    assert need > 0
+    predicted = pruning.unstructured_size(model, dcase, "fp16", need)
+    assert predicted.fits and predicted.size_bytes <= dcase.limit_bytes
+    train_steps(model)
+    pruning.magnitude_prune(model, need)
+    assert pruning.pruned_count(model) == need
+    pruning.rewind(model, initial)
+    for module, _ in pruning.prunable_weights(model):  # survivors are exactly their initial values
+        name = next(n for n, m in model.named_modules() if m is module)
+        mask = module.weight_mask.bool()
+        assert torch.equal(module.weight_orig[mask], initial[f"{name}.weight"][mask])
+    train_steps(model)  # retraining: the masked weights stay exactly zero
+    for module, _ in pruning.prunable_weights(model):
+        assert (module.weight[~module.weight_mask.bool()] == 0).all()
+    pruning.make_permanent(model)
+    after = model_size(model, dcase, "fp16")
+    assert after.fits and after.size_bytes <= predicted.size_bytes
+    # Under `params` zeros count: unstructured pruning does not shrink the size at all.
+    params = rule("params", 6.0)
+    assert pruning.zeros_needed(small(), params, "fp16") == 0
+    assert model_size(model, params, "fp16").size_bytes == 2 * sum(
+        p.numel() for p in model.parameters())
+
+
+def test_structured_ticket_is_physically_smaller_with_initial_weights_and_fits() -> None:
+    initial = small()
+    for name in ("params", "dcase2020"):
+        budget = rule(name, 6.0)
+        ratio, predicted = pruning.ratio_for_budget(initial, EXAMPLE, budget, "fp16", 1, keep,
+                                                     steps=5)
+        assert 0 < ratio < 0.95 and predicted.fits
+        trained = copy.deepcopy(initial)
+        train_steps(trained)
+        history = pruning.structured_prune(trained, EXAMPLE, ratio, keep)
+        ticket = pruning.replay(initial, history, EXAMPLE)
+        n_ticket = sum(p.numel() for p in ticket.parameters())
+        assert n_ticket < sum(p.numel() for p in initial.parameters())  # channels are gone
+        assert n_ticket == sum(p.numel() for p in trained.parameters())  # same shape as pruned
+        size = model_size(ticket, budget, "fp16")
+        assert size.fits and size.size_bytes == predicted.size_bytes
+        # Each surviving first-layer filter is one of the initial filters, untouched.
+        first, first0 = ticket.llf[0].weight, initial.llf[0].weight
+        assert first.shape[0] < first0.shape[0]
+        for row in first:
+            assert any(torch.equal(row, r) for r in first0)
+        assert ticket(torch.randn(2, 1, 4000))[0].shape == (2, 3)
+
+
+def test_iterative_schedules_reach_the_target() -> None:
+    assert pruning.round_targets(100, 3) == [33, 67, 100]
+    keeps = pruning.round_ratios(0.5, 2)
+    assert abs((1 - keeps[0]) * (1 - keeps[1]) - 0.5) < 1e-9
