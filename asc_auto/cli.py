@@ -171,6 +171,57 @@ def dashboard(
     run_server(open_storage(url), host=host, port=port)
 
 
+@app.command()
+@user_errors
+def export(
+    study: Annotated[str, typer.Option(help="Study name (retrained).")],
+    out: Annotated[Path, typer.Option(file_okay=False, help="Folder for the package.")],
+    label: Annotated[str | None, typer.Option(
+        help="DCASE submission label [default: asc-auto_<study>_task1b_1].")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Retrain seed to export.")] = 0,
+    eval_data: Annotated[Path | None, typer.Option(
+        exists=True, file_okay=False, help="Evaluation WAVs for <label>.output.csv.")] = None,
+    storage: StorageOpt = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Write the deployable model and the DCASE2020 Task 1b package; re-check it first."""
+    from asc_auto.export import export_study
+
+    r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
+                     eval_data=eval_data, status=lambda msg: console.print(f"[dim]{msg}[/]"))
+    console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
+                  f": reloaded IR accuracy {r.accuracy:.4f} (retrain {r.accuracy_retrain:.4f}), "
+                  f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")
+
+
+@app.command()
+@user_errors
+def predict(
+    model: Annotated[Path, typer.Option(exists=True, file_okay=False,
+                                        help="Folder written by asc-auto export.")],
+    files: Annotated[list[Path] | None, typer.Argument(help="WAV files.")] = None,
+    data: Annotated[Path | None, typer.Option(
+        exists=True, file_okay=False, help="Folder of WAV files.")] = None,
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Output CSV.")] = Path("output.csv"),
+) -> None:
+    """Classify WAV files with an exported model; write the DCASE output CSV."""
+    from asc_auto.predict import predict as run_predict
+    from asc_auto.predict import read_export, wav_files, write_output_csv
+
+    if (data is None) == (not files):
+        raise AscError("give either --data DIR or WAV files, not both and not neither")
+    paths = wav_files(data) if data is not None else list(files or [])
+    preds = run_predict(model, paths, root=data)
+    write_output_csv(preds, tuple(read_export(model)["labels"]), out)
+    failed = [p for p in preds if p.error]
+    for p in failed:
+        console.print(f"[red]{p.file}: {p.error}[/]")
+    console.print(f"{len(preds) - len(failed)} of {len(preds)} files classified; "
+                  f"[bold]{out}[/]")
+    if failed:
+        raise typer.Exit(1)
+
+
 def _print_study(study: optuna.Study) -> None:
     console.print(f"[bold]{study.study_name}[/]: {summary_line(study)}")
     teacher = study.user_attrs.get("teacher_val_accuracy")

@@ -41,13 +41,15 @@ class TrialContext:
     def n_classes(self) -> int:
         return len(self.dataset.labels)
 
+    # Held as float16 (as cached): half the memory of float32 (the full TAU train fold of 10 s
+    # waveforms is 2.3 GB instead of 4.7 GB); the training loop casts each batch to float32.
     @cached_property
     def train_xy(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.features.select(self.train_files)
+        return self.features.select(self.train_files, dtype=torch.float16)
 
     @cached_property
     def val_xy(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.features.select(self.val_files)
+        return self.features.select(self.val_files, dtype=torch.float16)
 
     def example_input(self) -> torch.Tensor:
         """One clip's features (batch of 1): what MACs are counted on."""

@@ -20,11 +20,13 @@ from typing import Any
 import optuna
 from safetensors.torch import save_file
 
+from asc_auto.compress.size import Precision
 from asc_auto.context import TrialContext
 from asc_auto.data.tau import load_dataset
 from asc_auto.errors import AscError
 from asc_auto.features.cache import build_features
 from asc_auto.io import atomic_dir
+from asc_auto.ir import write_ir
 from asc_auto.report import pick_trial
 from asc_auto.search import sized_rule
 from asc_auto.space import load_space
@@ -144,13 +146,50 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
     result = SeedResult(seed, round(scores.accuracy, 4), round(outcome.accuracy_fp32, 4),
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2))
+    example = ctx.val_xy[0][:1].float()
     with atomic_dir(seed_dir) as tmp:
-        state = {k: v.detach().cpu().contiguous() for k, v in cand.model.state_dict().items()}
-        save_file(state, str(tmp / "weights.safetensors"))
+        save_file(_tensors(cand.model), str(tmp / "weights.safetensors"))
+        write_deployed(outcome.deployed, cand.precision, example, tmp)
         (tmp / "result.json").write_text(json.dumps({
             "config": config, "epochs": ctx.train_cfg.epochs, "precision": cand.precision.value,
-            "result": dataclasses.asdict(result)}, indent=2))
+            "technique": technique.name, "labels": list(ctx.dataset.labels),
+            "features": technique.feature_config(ctx.space).key_dict(),
+            "input_shape": list(example.shape[1:]), "result": dataclasses.asdict(result)},
+            indent=2))
     return result
+
+
+def _tensors(model: Any, half: bool = False) -> dict[str, Any]:
+    """A model's state dict as plain contiguous CPU tensors (floats as float16 when `half`)."""
+    import torch
+
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if half and value.dtype == torch.float32:
+            value = value.to(torch.float16)
+        out[key] = value.contiguous().clone()
+    return out
+
+
+def write_deployed(deployed: Any, precision: Precision, example: Any, folder: Path) -> None:
+    """The deployed model as it runs: an OpenVINO IR (model.xml/.bin) at its precision, and its
+    weights as deployed.safetensors (no pickle).
+
+    IR precision: FP32 as is; FP16 with float16 weight constants; INT8 from the NNCF model,
+    whose quantized weights OpenVINO stores as int8 constants. deployed.safetensors holds
+    float16 tensors for FP16 and float32 ones for FP32; for INT8 it holds NNCF's FP32 weights
+    and quantizer parameters (the INT8 artifact is the IR), as its metadata says.
+    """
+    deployed = deployed.cpu().eval()
+    write_ir(deployed, precision, example, folder)
+    note = {Precision.FP16: "deployed FP16 weights",
+            Precision.FP32: "deployed FP32 weights",
+            Precision.INT8: "FP32 weights and NNCF quantizer parameters; the INT8 model is "
+                            "model.xml/.bin"}[precision]
+    save_file(_tensors(deployed, half=precision is Precision.FP16),
+              str(folder / "deployed.safetensors"),
+              metadata={"precision": precision.value, "contents": note})
 
 
 def _load_seed(seed_dir: Path, config: dict[str, Any], epochs: int) -> SeedResult | None:
@@ -160,6 +199,8 @@ def _load_seed(seed_dir: Path, config: dict[str, Any], epochs: int) -> SeedResul
     except (OSError, ValueError):
         return None
     if doc.get("config") != config or doc.get("epochs") != epochs:
+        return None
+    if not (seed_dir / "model.xml").exists():  # written before export existed: redo the seed
         return None
     r = doc["result"]
     return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],

@@ -219,3 +219,13 @@ def test_losing_a_rename_race_uses_the_winners_entry(
     monkeypatch.setattr(cache, "_write_entry", fail_without_entry)
     with pytest.raises(OSError, match="No space"):
         build_features(ds, CFG, tmp_path / "other", progress=False)
+
+
+def test_select_can_keep_float16_as_cached(built: tuple[FeatureSet, Path]) -> None:
+    fs, _ = built
+    names = list(fs.filenames[:3])
+    x32, y32 = fs.select(names)
+    x16, y16 = fs.select(names, dtype=torch.float16)
+    assert x16.dtype == torch.float16 and x32.dtype == torch.float32
+    assert torch.equal(x16.float(), x32)  # the cache is float16: nothing is lost
+    assert torch.equal(y16, y32)

@@ -87,8 +87,9 @@ class FeatureSet:
     def n_classes(self) -> int:
         return len(self.labels)
 
-    def select(self, filenames: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 features and int64 labels of these clips, in this order."""
+    def select(self, filenames: Sequence[str], dtype: torch.dtype = torch.float32
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (as `dtype`) and int64 labels of these clips, in this order."""
         rows = np.empty(len(filenames), dtype=np.int64)
         for i, name in enumerate(filenames):
             try:
@@ -98,7 +99,7 @@ class FeatureSet:
                     f"clip {name!r} has no cached features (feature set {self.key[:16]}); "
                     "fix: use clips of the dataset the features were built from"
                 ) from None
-        x = torch.from_numpy(np.asarray(self.x[rows], dtype=np.float32))
+        x = torch.from_numpy(np.asarray(self.x[rows])).to(dtype)
         y = torch.from_numpy(np.asarray(self.y[rows], dtype=np.int64))
         return x, y
 

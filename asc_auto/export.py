@@ -1,0 +1,219 @@
+"""`asc-auto export`: one retrained seed as a deployable, self-checked DCASE2020 Task 1b package.
+
+The package (written to a temp folder beside `out`, renamed into place only when every check
+passed): model.xml/.bin (OpenVINO IR at the trained precision), deployed.safetensors and
+weights.safetensors (no pickle), export.json (what predict needs), <label>.meta.yaml, model_card.md
+and, given evaluation audio, <label>.output.csv. Before the rename the IR is reloaded and re-run
+on the evaluate fold: its accuracy must match the retrain's within `tolerance`, and its size,
+counted from its own constants (asc_auto.ir.ir_size), must fit the study's budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from safetensors.torch import load_file
+
+from asc_auto.errors import AscError
+from asc_auto.io import atomic_dir
+from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
+from asc_auto.predict import EXPORT_JSON, predict, wav_files, write_output_csv
+from asc_auto.retrain import retrain_context
+from asc_auto.techniques.base import get_technique
+
+# Accuracy gap allowed between the reloaded IR and the retrain's PyTorch figure: OpenVINO's
+# kernels (fp16 weights, int8 arithmetic) round differently from PyTorch's simulation.
+DEFAULT_TOLERANCE = 0.01
+FILES = ("model.xml", "model.bin", "deployed.safetensors", "weights.safetensors")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was exported and what the re-check measured."""
+
+    folder: Path
+    label: str
+    trial: int
+    seed: int
+    precision: str
+    accuracy: float  # the reloaded IR on the evaluate fold
+    accuracy_retrain: float  # recorded by retrain (PyTorch)
+    log_loss: float
+    per_class: dict[str, tuple[float, float]]  # label -> (accuracy, log loss)
+    size: IrSize
+    output_csv: Path | None
+
+
+def _scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
+            ) -> tuple[float, float, dict[str, tuple[float, float]]]:
+    """Accuracy, log loss and per-class (accuracy, log loss) of class probabilities."""
+    nll = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0))
+    hit = probs.argmax(axis=1) == y
+    per = {lab: (float(hit[y == i].mean()), float(nll[y == i].mean()))
+           for i, lab in enumerate(labels) if (y == i).any()}
+    return float(hit.mean()), float(nll.mean()), per
+
+
+def export_study(study: optuna.Study, out: Path, label: str | None = None, seed: int = 0,
+                 home: Path = Path("studies"), eval_data: Path | None = None,
+                 tolerance: float = DEFAULT_TOLERANCE,
+                 status: Callable[[str], None] = print) -> ExportResult:
+    """Export retrain seed `seed` of `study` (seed 0 by default: the seed is not picked by its
+    evaluate score, which would flatter the figure); raise AscError and write nothing if a check
+    fails."""
+    summary = study.user_attrs.get("retrain")
+    if not summary:
+        raise AscError(f"study '{study.study_name}' has no retrain; fix: run "
+                       f"`asc-auto retrain --study {study.study_name}` first")
+    seed_dir = Path(summary["folder"]) / f"seed-{seed}"
+    try:
+        doc = json.loads((seed_dir / "result.json").read_text())
+    except (OSError, ValueError):
+        raise AscError(f"{seed_dir}: no retrained seed {seed}; fix: run `asc-auto retrain "
+                       f"--study {study.study_name} --seeds {seed + 1}`") from None
+    missing = [f for f in FILES if not (seed_dir / f).exists()]
+    if missing:
+        raise AscError(f"{seed_dir}: {', '.join(missing)} missing (retrained before export "
+                       f"existed?); fix: delete that folder and run asc-auto retrain again")
+    technique = get_technique(str(study.user_attrs["technique"]))
+    ctx = retrain_context(study, technique, home, None, "cpu", False, status)
+    labels = tuple(ctx.dataset.labels)
+    label = label or f"asc-auto_{study.study_name}_task1b_1"
+    x, y = ctx.val_xy
+    doc = {**doc, "rule": ctx.rule.name}
+    with atomic_dir(out) as tmp:
+        for name in FILES:
+            shutil.copy2(seed_dir / name, tmp / name)
+        for name in ("deployed.safetensors", "weights.safetensors"):
+            load_file(str(tmp / name))  # loads without pickle, or raises
+        probs = IrModel(tmp / IR_FILE).probabilities(x.float().numpy())
+        acc, loss, per = _scores(probs, y.numpy(), labels)
+        recorded = float(doc["result"]["accuracy"])
+        if abs(acc - recorded) > tolerance:
+            raise AscError(f"{tmp / IR_FILE}: reloaded IR scores {acc:.4f} on the evaluate fold, "
+                           f"retrain recorded {recorded:.4f} (tolerance {tolerance}); the export "
+                           "does not reproduce the trained model")
+        size = ir_size(tmp / IR_FILE, ctx.rule)
+        if not size.fits:
+            raise AscError(f"{tmp / IR_FILE}: {size.size_kb:.2f} KB counted from the IR's "
+                           f"constants exceeds the {size.limit_kb:.0f} KB budget ({ctx.rule.name})")
+        (tmp / EXPORT_JSON).write_text(json.dumps({
+            "study": study.study_name, "trial": summary["trial"], "seed": seed,
+            "technique": technique.name, "precision": doc["precision"], "labels": list(labels),
+            "features": doc["features"], "input_shape": doc["input_shape"],
+            "config": doc["config"], "rule": ctx.rule.name, "accuracy": round(acc, 4)}, indent=2))
+        result = ExportResult(out, label, int(summary["trial"]), seed, str(doc["precision"]), acc,
+                              recorded, loss, per, size, None)
+        (tmp / f"{label}.meta.yaml").write_text(meta_yaml(result, doc, technique.summary))
+        (tmp / "model_card.md").write_text(model_card(result, doc, technique.name,
+                                                      technique.summary, tolerance))
+        csv = None
+        if eval_data is not None:
+            files = wav_files(eval_data)
+            preds = predict(tmp, files, root=eval_data)
+            bad = [p for p in preds if p.error]
+            if bad:
+                raise AscError(f"{bad[0].file}: {bad[0].error} ({len(bad)} of {len(preds)} "
+                               "evaluation files failed); fix: repair or remove them")
+            csv = write_output_csv(preds, labels, tmp / f"{label}.output.csv")
+    return dataclasses.replace(result, output_csv=None if csv is None else out / csv.name)
+
+
+def _yaml_str(value: Any) -> str:
+    """A YAML scalar: numbers as is, None as !!null, strings JSON-quoted (valid YAML)."""
+    if value is None:
+        return "!!null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def meta_yaml(result: ExportResult, doc: dict[str, Any], summary: str) -> str:
+    """<label>.meta.yaml in the DCASE2020 Task 1b layout (authors left for the user to fill)."""
+    feats = doc["features"]
+    kind = feats.get("kind", "logmel")
+    features = {"logmel": "log-mel energies", "waveform": "raw waveform",
+                "gcc": "log-mel energies, GCC-PHAT"}.get(kind, kind)
+    channels = feats.get("channels", "mean")
+    size = result.size
+    q = _yaml_str
+    lines = [
+        "# DCASE2020 Task 1b submission metadata written by asc-auto export.",
+        "submission:",
+        f"  label: {q(result.label)}",
+        f"  name: {q('asc-auto ' + result.label)}",
+        f"  abbreviation: {q(result.label[:10])}",
+        "  authors:  # fill in: lastname, firstname, email, corresponding, affiliation",
+        f"    - lastname: {q('FILL IN')}",
+        f"      firstname: {q('FILL IN')}",
+        f"      email: {q('FILL IN')}",
+        "      corresponding: true",
+        "system:",
+        "  description:",
+        f"    input_channels: {q({'mean': 'mono', 'stereo': 'binaural'}.get(channels, channels))}",
+        f"    input_sampling_rate: {q(str(feats.get('sample_rate', 0) / 1000) + 'kHz')}",
+        f"    acoustic_features: {q(features)}",
+        "    embeddings: !!null",
+        f"    data_augmentation: {q('mixup' if doc['config'].get('mixup_alpha') else 'none')}",
+        "    machine_learning_method: CNN",
+        "    ensemble_method_subsystem_count: !!null",
+        "    decision_making: !!null",
+        "    external_data_usage: !!null",
+        f"    complexity_management: {q(summary)}",
+        "  complexity:",
+        f"    total_parameters: {size.weights + size.biases}",
+        f"    total_parameters_non_zero: {size.nonzero}",
+        f"    model_size: {round(size.size_kb, 3)}  # KB",
+        "  external_datasets: !!null",
+        "  source_code: !!null",
+        "results:",
+        "  development_dataset:",
+        "    overall:",
+        f"      accuracy: {round(100 * result.accuracy, 2)}",
+        f"      logloss: {round(result.log_loss, 4)}",
+        "    class_wise:",
+    ]
+    for lab, (acc, loss) in result.per_class.items():
+        lines += [f"      {q(lab)}:", f"        accuracy: {round(100 * acc, 2)}",
+                  f"        logloss: {round(loss, 4) if math.isfinite(loss) else q('inf')}"]
+    return "\n".join(lines) + "\n"
+
+
+def model_card(result: ExportResult, doc: dict[str, Any], technique: str, summary: str,
+               tolerance: float) -> str:
+    """A short Markdown card: what the model is, how big, how good, how it was made."""
+    size = result.size
+    config = "\n".join(f"| {k} | {v} |" for k, v in sorted(doc["config"].items()))
+    return f"""# {result.label}
+
+Acoustic scene classifier exported by `asc-auto export` (trial {result.trial}, seed
+{result.seed} of the retrain; the seed is fixed, not picked by its score).
+
+- **Technique**: `{technique}`: {summary}
+- **Precision**: {result.precision} (OpenVINO IR `model.xml`/`model.bin`; PyTorch weights in
+  `deployed.safetensors` and `weights.safetensors`, loadable without pickle)
+- **Input**: features of shape {doc['input_shape']} per clip, frontend `{doc['features']}`
+- **Size** (counted from the IR's constants, rule `{doc['rule']}` of the study):
+  {size.size_kb:.2f} KB of {size.limit_kb:.0f} KB; {size.weights:,} weight and {size.biases:,}
+  bias values ({size.nonzero:,} non-zero), stored as {', '.join(size.element_types)}
+- **Evaluate-fold accuracy**: {result.accuracy:.4f} (reloaded IR), log loss
+  {result.log_loss:.4f}; retrain recorded {result.accuracy_retrain:.4f} (tolerance {tolerance})
+- **How it was obtained**: the study's search picked the configuration on a validation split of
+  the training fold; retrain trained it on the whole training fold for {doc['epochs']} epochs
+  and scored it on the evaluate fold, which the search never saw.
+
+| parameter | value |
+|---|---|
+{config}
+"""

@@ -1,0 +1,100 @@
+"""`asc-auto predict`: classify WAV files with an exported model (its OpenVINO IR on the CPU).
+
+Features are computed per file with the frontend the model was trained on (recorded in the
+package's export.json), rounded through float16 as the feature cache stores them. A file that
+cannot be read or has the wrong channel count gets its own error; the other files go on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asc_auto.errors import AscError
+from asc_auto.features.config import frontend_config_from_dict
+from asc_auto.features.frontends import load_waveform, make_frontend
+from asc_auto.io import write_text_atomic
+from asc_auto.ir import IR_FILE, IrModel
+
+EXPORT_JSON = "export.json"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One file's scene label and class probabilities, or the reason it has none."""
+
+    file: Path
+    name: str  # the filename column of the output CSV
+    label: str | None
+    scores: tuple[float, ...]
+    error: str | None = None
+
+
+def read_export(model_dir: Path) -> dict[str, Any]:
+    """The package's export.json (technique, frontend, labels, precision, input shape)."""
+    path = Path(model_dir) / EXPORT_JSON
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise AscError(f"{path}: not an asc-auto export ({err}); fix: pass a folder written "
+                       "by `asc-auto export`") from None
+    if not (Path(model_dir) / IR_FILE).exists():
+        raise AscError(f"{model_dir}: {IR_FILE} is missing; fix: export the study again")
+    return doc
+
+
+def wav_files(data: Path) -> list[Path]:
+    """Every .wav under a folder (a TAU layout's audio/ folder included), sorted."""
+    files = sorted(p for p in Path(data).rglob("*") if p.suffix.lower() == ".wav")
+    if not files:
+        raise AscError(f"{data}: no .wav files found; fix: pass a folder of WAV files")
+    return files
+
+
+def predict(model_dir: Path, files: list[Path], root: Path | None = None) -> list[Prediction]:
+    """Classify each file; names in the CSV are relative to `root` when given."""
+    doc = read_export(model_dir)
+    cfg = frontend_config_from_dict(doc["features"], Path(model_dir) / EXPORT_JSON)
+    frontend = make_frontend(cfg).eval()
+    model = IrModel(Path(model_dir) / IR_FILE)
+    labels = tuple(doc["labels"])
+    shape = tuple(doc["input_shape"])
+    out: list[Prediction] = []
+    for file in files:
+        name = str(file.relative_to(root)) if root is not None else file.name
+        try:
+            with torch.inference_mode():
+                feats = frontend(load_waveform(file, cfg)[None]).to(torch.float16).float()
+            if tuple(feats.shape[1:]) != shape:
+                raise ValueError(f"features of shape {tuple(feats.shape[1:])}, model takes "
+                                 f"{shape}")
+            if not torch.isfinite(feats).all():
+                raise ValueError("audio gives NaN or infinite features")
+            probs = model.probabilities(feats.numpy())[0]
+        except Exception as err:  # one bad file must not stop the others
+            out.append(Prediction(file, name, None, (), f"{type(err).__name__}: {err}"))
+            continue
+        out.append(Prediction(file, name, labels[int(np.argmax(probs))],
+                              tuple(float(p) for p in probs)))
+    return out
+
+
+def output_csv(predictions: list[Prediction], labels: tuple[str, ...]) -> str:
+    """DCASE2020 Task 1 output: tab-separated filename, scene_label, one score column per class
+    (files that failed are left out)."""
+    lines = ["\t".join(("filename", "scene_label", *labels))]
+    for p in predictions:
+        if p.error is None:
+            lines.append("\t".join((p.name, str(p.label), *(f"{s:.6f}" for s in p.scores))))
+    return "\n".join(lines) + "\n"
+
+
+def write_output_csv(predictions: list[Prediction], labels: tuple[str, ...], out: Path) -> Path:
+    """Write the output CSV atomically."""
+    write_text_atomic(out, output_csv(predictions, labels))
+    return out

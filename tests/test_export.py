@@ -1,0 +1,119 @@
+"""Export round trip for every technique: write, reload the IR, re-evaluate, compare, size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import asc_auto.export as export_mod
+from asc_auto.cli import app
+from asc_auto.errors import AscError
+from asc_auto.export import export_study
+from asc_auto.ir import IR_FILE
+from asc_auto.retrain import retrain
+from asc_auto.search import SearchOptions, run_search
+from asc_auto.techniques import TECHNIQUES
+
+pytestmark = pytest.mark.slow
+SPACES = Path(__file__).parent / "spaces"
+
+
+@pytest.fixture(scope="module", params=sorted(TECHNIQUES))
+def retrained(request: pytest.FixtureRequest, tiny_dataset: Path,
+              tmp_path_factory: pytest.TempPathFactory):
+    name = request.param
+    home = tmp_path_factory.mktemp(f"export-{name}")
+    url = f"sqlite:///{home / 'asc.db'}"
+    study = run_search(SearchOptions(technique=name, data=tiny_dataset,
+                                     space=SPACES / f"{name}.toml", trials=1, epochs=1,
+                                     storage=url, home=home, progress=False),
+                       status=lambda m: None)
+    result = retrain(study, seeds=1, home=home, progress=False, status=lambda m: None)
+    return study, home, url, result
+
+
+def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> None:
+    study, home, _, trained = retrained
+    out = tmp_path / "pkg"
+    r = export_study(study, out, label="Test_task1b_1", home=home,
+                     eval_data=tiny_dataset / "audio", status=lambda m: None)
+    names = {p.name for p in out.iterdir()}
+    assert {"model.xml", "model.bin", "deployed.safetensors", "weights.safetensors",
+            "export.json", "model_card.md", "Test_task1b_1.meta.yaml",
+            "Test_task1b_1.output.csv"} <= names
+    assert abs(r.accuracy - trained.seeds[0].accuracy) <= export_mod.DEFAULT_TOLERANCE
+    assert r.size.fits and 0 < r.size.size_kb <= 500
+    assert r.size.nonzero <= r.size.weights + r.size.biases
+    precision = json.loads((out / "export.json").read_text())["precision"]
+    assert r.precision == precision
+    expected = {"fp16": ("f16",), "fp32": ("f32",), "int8": ("f32", "i8")}[precision]
+    assert r.size.element_types == expected
+    deployed = load_file(str(out / "deployed.safetensors"))
+    if precision == "fp16":
+        assert all(t.dtype.itemsize == 2 for t in deployed.values() if t.is_floating_point())
+    meta = yaml.safe_load((out / "Test_task1b_1.meta.yaml").read_text())
+    assert meta["submission"]["label"] == "Test_task1b_1"
+    assert meta["system"]["complexity"]["model_size"] == pytest.approx(r.size.size_kb, abs=1e-3)
+    assert meta["results"]["development_dataset"]["overall"]["accuracy"] == pytest.approx(
+        100 * r.accuracy, abs=0.01)
+    assert set(meta["results"]["development_dataset"]["class_wise"]) == set(
+        study.user_attrs["labels"])
+    rows = (out / "Test_task1b_1.output.csv").read_text().splitlines()
+    assert rows[0].split("\t") == ["filename", "scene_label", *study.user_attrs["labels"]]
+    assert len(rows) == 1 + 48
+    scores = np.array([[float(v) for v in row.split("\t")[2:]] for row in rows[1:]])
+    assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_export_fails_loudly_and_leaves_nothing(retrained, tmp_path: Path, monkeypatch) -> None:
+    study, home, _, _ = retrained
+    out = tmp_path / "pkg"
+
+    def wrong(probs, y, labels):  # type: ignore[no-untyped-def]
+        acc, loss, per = real(probs, y, labels)
+        return acc - 0.5, loss, per
+
+    real = export_mod._scores
+    monkeypatch.setattr(export_mod, "_scores", wrong)
+    with pytest.raises(AscError, match="does not reproduce"):
+        export_study(study, out, home=home, status=lambda m: None)
+    monkeypatch.setattr(export_mod, "_scores", real)
+    monkeypatch.setattr(export_mod, "retrain_context", _tiny_budget(export_mod.retrain_context))
+    with pytest.raises(AscError, match="exceeds"):
+        export_study(study, out, home=home, status=lambda m: None)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def _tiny_budget(real):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    def ctx(*args, **kwargs):  # type: ignore[no-untyped-def]
+        c = real(*args, **kwargs)
+        c.rule = dataclasses.replace(c.rule, limit_bytes=100)
+        return c
+    return ctx
+
+
+def test_export_needs_a_retrain(tiny_dataset: Path, tmp_path: Path) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name="bare")
+    with pytest.raises(AscError, match="asc-auto retrain"):
+        export_study(study, tmp_path / "pkg", home=tmp_path)
+
+
+def test_export_cli(retrained, tmp_path: Path) -> None:
+    study, home, url, _ = retrained
+    if study.study_name != "kd":
+        pytest.skip("the CLI wrapper is the same for every technique")
+    result = CliRunner().invoke(app, ["export", "--study", study.study_name, "--storage", url,
+                                      "--out", str(tmp_path / "pkg"), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "reloaded IR accuracy" in result.output
+    assert (tmp_path / "pkg" / IR_FILE).exists()
