@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pytest
 import torch
 
 from asc_auto.compress import pruning
@@ -97,3 +98,30 @@ def test_iterative_schedules_reach_the_target() -> None:
     assert pruning.round_targets(100, 3) == [33, 67, 100]
     keeps = pruning.round_ratios(0.5, 2)
     assert abs((1 - keeps[0]) * (1 - keeps[1]) - 0.5) < 1e-9
+
+
+@pytest.mark.parametrize("pruning_kind", ["unstructured", "structured"])
+def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
+    pruning_kind: str, tiny_dataset, tmp_path
+) -> None:
+    """Regression: round 2 used to snapshot the pruned net as the rewind point (KeyError)."""
+    from pathlib import Path
+
+    from asc_auto.search import SearchOptions, prepare_search
+
+    space = Path(__file__).parent / "spaces" / "lt.toml"
+    setup = prepare_search(SearchOptions(technique="lt", data=tiny_dataset, space=space,
+                                         home=tmp_path, progress=False, epochs=2),
+                           status=lambda m: None)
+    ctx = setup.context
+    config = {**setup.space.paper, "pruning": pruning_kind, "rounds": 2, "rewind_epoch": 1}
+    dense = model_size(setup.technique.build(config, ctx).model, ctx.rule, "fp16")
+    # a budget of 70 % of the dense size, so both rounds really prune
+    ctx.rule = dataclasses.replace(ctx.rule, limit_bytes=int(0.7 * dense.size_bytes))
+    cand = setup.technique.build(config, ctx)
+    before = setup.technique.size(cand, ctx.rule)
+    outcome = setup.technique.fit(cand, config, ctx)
+    after = setup.technique.size(cand, ctx.rule)
+    assert 0.0 <= outcome.accuracy <= 1.0
+    assert after.size_bytes <= before.size_bytes <= ctx.rule.limit_bytes
+    assert after.size_bytes < dense.size_bytes

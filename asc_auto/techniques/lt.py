@@ -98,11 +98,15 @@ class LotteryTicket(Technique):
         k = min(int(config["rewind_epoch"]), epochs - 1)
         rounds = max(1, int(config["rounds"]))
         rewind_to: list[nn.Module] = [copy.deepcopy(net).cpu()]  # epoch 0: the initial weights
+        taken = [k == 0]
 
         def snapshot(epoch: int, acc: float) -> None:
+            """Keep the dense weights of epoch k of the FIRST training only: later rounds train
+            an already pruned network, whose weights are not what a ticket rewinds to."""
             del acc
-            if epoch + 1 == k and len(rewind_to) == 1:
+            if not taken[0] and epoch + 1 == k:
                 rewind_to[0] = copy.deepcopy(net).cpu()
+                taken[0] = True
 
         dense_acc: list[float] = []
         if candidate.info["pruning"] == UNSTRUCTURED:
