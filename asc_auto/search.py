@@ -179,7 +179,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
         study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
-                       catch=(RuntimeError,), callbacks=[progress.on_trial_end],
+                       catch=(Exception,), callbacks=[progress.on_trial_end],
                        gc_after_trial=True)
     for key, value in setup.technique.after_search(study, ctx).items():
         study.set_user_attr(key, value)
@@ -187,7 +187,12 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
 
 
 class Objective:
-    """One trial: sample -> build -> size (stop if over budget) -> fit -> record."""
+    """One trial: sample -> build -> size (stop if over budget) -> fit -> record.
+
+    An exception inside a trial marks that trial FAIL (Optuna logs its traceback) and the search
+    goes on: one bad configuration (e.g. out of GPU memory) must not end a night-long search.
+    Ctrl-C is not an Exception and still stops everything.
+    """
 
     def __init__(self, setup: SearchSetup) -> None:
         self.setup = setup
