@@ -17,12 +17,13 @@ import optuna
 import torch
 from torch import nn
 
+from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.context import TrialContext
 from asc_auto.errors import AscError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.space import SearchSpace
-from asc_auto.train import EvalResult, TrainResult, evaluate
+from asc_auto.train import EvalResult, TrainResult, evaluate, resolve_device
 
 EpochHook = Callable[[int, float], None]
 StepHook = Callable[[int, int], None]
@@ -87,6 +88,20 @@ class Technique(ABC):
         override it so that every reported number is computed the same way.
         """
         return evaluate(model, x, y, ctx.n_classes, ctx.train_cfg.eval_batch_size, device)
+
+    def deploy_and_score(self, model: nn.Module, precision: Precision, ctx: TrialContext,
+                         calibration_x: torch.Tensor, n_calibration: int,
+                         ) -> tuple[nn.Module, float, float]:
+        """Score the trained FP32 model, compress it to `precision`, score what is deployed.
+
+        Returns (deployed model, fp32 accuracy, deployed accuracy) on the validation split.
+        NNCF's INT8 model runs where it was calibrated (CPU); FP16/FP32 copies use the device.
+        """
+        device = resolve_device(ctx.train_cfg.device)
+        acc32 = self.evaluate(model, *ctx.val_xy, ctx, device=device).accuracy
+        deployed = deploy(model, precision, calibration_batches(calibration_x, n_calibration))
+        on = "cpu" if precision is Precision.INT8 else device
+        return deployed, acc32, self.evaluate(deployed, *ctx.val_xy, ctx, device=on).accuracy
 
     @abstractmethod
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:

@@ -24,7 +24,6 @@ import optuna
 import torch
 from torch import nn
 
-from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision
 from asc_auto.errors import ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
@@ -38,7 +37,7 @@ from asc_auto.techniques.base import (
     TrialContext,
     register_technique,
 )
-from asc_auto.train import evaluate, resolve_device, train_model
+from asc_auto.train import train_model
 
 GCC_PLANE = 2  # planes of the gcc frontend: 0 log-mel left, 1 log-mel right, 2 GCC-gram
 ABLATION_ATTR = "gcc_ablation"
@@ -162,13 +161,8 @@ class GccGrams(Technique):
         model.fit_standardisation(x)
         result = train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy,
                              on_epoch=on_epoch, on_step=on_step)
-        device = resolve_device(cfg.device)
-        acc32 = evaluate(model, *ctx.val_xy, ctx.n_classes, device=device).accuracy
-        n_calib = int(config.get("calibration_clips", 128))
-        deployed = deploy(model, candidate.precision, calibration_batches(x, n_calib))
-        # NNCF's INT8 model runs where it was calibrated (CPU); FP16/FP32 copies use the device.
-        eval_device = "cpu" if candidate.precision is Precision.INT8 else device
-        acc = evaluate(deployed, *ctx.val_xy, ctx.n_classes, device=eval_device).accuracy
+        deployed, acc32, acc = self.deploy_and_score(
+            model, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
                        info={"use_gcc": candidate.info["use_gcc"]})
 

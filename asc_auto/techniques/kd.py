@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from asc_auto.compress.kd import DistillationLoss
-from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision
 from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
 from asc_auto.teacher import TeacherOutputs, ensure_teacher, teacher_settings
@@ -32,7 +31,7 @@ from asc_auto.techniques.base import (
     TrialContext,
     register_technique,
 )
-from asc_auto.train import evaluate, resolve_device, train_model
+from asc_auto.train import train_model
 
 
 class DistillNet(nn.Module):
@@ -103,12 +102,7 @@ class KnowledgeDistillation(Technique):
         x, y = ctx.train_xy
         result = train_model(net, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
                              extras=(t_logits, t_emb), on_epoch=on_epoch, on_step=on_step)
-        device = resolve_device(cfg.device)
-        acc32 = evaluate(student, *ctx.val_xy, ctx.n_classes, device=device).accuracy
-        n_calib = int(config.get("calibration_clips", 128))
-        deployed = deploy(student, candidate.precision, calibration_batches(x, n_calib))
-        # NNCF's INT8 model runs where it was calibrated (CPU); FP16/FP32 copies use the device.
-        eval_device = "cpu" if candidate.precision is Precision.INT8 else device
-        acc = evaluate(deployed, *ctx.val_xy, ctx.n_classes, device=eval_device).accuracy
+        deployed, acc32, acc = self.deploy_and_score(
+            student, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
                        info={"teacher_val_accuracy": self.teacher.val_accuracy})
