@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from safetensors.torch import load_file
 
@@ -29,6 +28,7 @@ from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.predict import EXPORT_JSON, predict, wav_files, write_output_csv
 from asc_auto.retrain import retrain_context
 from asc_auto.techniques.base import get_technique
+from asc_auto.train import score
 
 # Accuracy gap allowed between the reloaded IR and the retrain's PyTorch figure: OpenVINO's
 # kernels (fp16 weights, int8 arithmetic) round differently from PyTorch's simulation.
@@ -51,16 +51,6 @@ class ExportResult:
     per_class: dict[str, tuple[float, float]]  # label -> (accuracy, log loss)
     size: IrSize
     output_csv: Path | None
-
-
-def _scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
-            ) -> tuple[float, float, dict[str, tuple[float, float]]]:
-    """Accuracy, log loss and per-class (accuracy, log loss) of class probabilities."""
-    nll = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0))
-    hit = probs.argmax(axis=1) == y
-    per = {lab: (float(hit[y == i].mean()), float(nll[y == i].mean()))
-           for i, lab in enumerate(labels) if (y == i).any()}
-    return float(hit.mean()), float(nll.mean()), per
 
 
 def export_study(study: optuna.Study, out: Path, label: str | None = None, seed: int = 0,
@@ -96,7 +86,10 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
         for name in ("deployed.safetensors", "weights.safetensors"):
             load_file(str(tmp / name))  # loads without pickle, or raises
         probs = IrModel(tmp / IR_FILE).probabilities(x.float().numpy())
-        acc, loss, per = _scores(probs, y.numpy(), labels)
+        scores = score(probs, y.numpy(), len(labels))
+        acc, loss = scores.accuracy, scores.log_loss
+        per = {lab: (scores.per_class[i], scores.per_class_log_loss[i])
+               for i, lab in enumerate(labels) if not math.isnan(scores.per_class[i])}
         recorded = float(doc["result"]["accuracy"])
         if abs(acc - recorded) > tolerance:
             raise AscError(f"{tmp / IR_FILE}: reloaded IR scores {acc:.4f} on the evaluate fold, "

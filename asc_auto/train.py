@@ -80,6 +80,7 @@ class EvalResult:
     log_loss: float
     per_class: tuple[float, ...]
     probs: np.ndarray
+    per_class_log_loss: tuple[float, ...] = ()
 
 
 def cross_entropy_loss(outputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor,
@@ -204,10 +205,11 @@ def score(probs: np.ndarray, y: np.ndarray, n_classes: int) -> EvalResult:
     """Score clip-level probabilities against integer labels."""
     pred = probs.argmax(axis=1)
     acc = float((pred == y).mean()) if len(y) else 0.0
-    p_true = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
-    ll = float(-np.log(p_true).mean()) if len(y) else 0.0
-    per_class = tuple(
-        float((pred[y == c] == c).mean()) if (y == c).any() else float("nan")
-        for c in range(n_classes)
-    )
-    return EvalResult(acc, ll, per_class, probs)
+    nll = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))
+    ll = float(nll.mean()) if len(y) else 0.0
+    present = [(y == c).any() for c in range(n_classes)]
+    per_class = tuple(float((pred[y == c] == c).mean()) if present[c] else float("nan")
+                      for c in range(n_classes))
+    per_class_ll = tuple(float(nll[y == c].mean()) if present[c] else float("nan")
+                         for c in range(n_classes))
+    return EvalResult(acc, ll, per_class, probs, per_class_ll)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -75,15 +76,15 @@ def test_export_fails_loudly_and_leaves_nothing(retrained, tmp_path: Path, monke
     study, home, _, _ = retrained
     out = tmp_path / "pkg"
 
-    def wrong(probs, y, labels):  # type: ignore[no-untyped-def]
-        acc, loss, per = real(probs, y, labels)
-        return acc - 0.5, loss, per
+    def wrong(probs, y, n_classes):  # type: ignore[no-untyped-def]
+        good = real(probs, y, n_classes)
+        return dataclasses.replace(good, accuracy=good.accuracy - 0.5)
 
-    real = export_mod._scores
-    monkeypatch.setattr(export_mod, "_scores", wrong)
+    real = export_mod.score
+    monkeypatch.setattr(export_mod, "score", wrong)
     with pytest.raises(AscError, match="does not reproduce"):
         export_study(study, out, home=home, status=lambda m: None)
-    monkeypatch.setattr(export_mod, "_scores", real)
+    monkeypatch.setattr(export_mod, "score", real)
     monkeypatch.setattr(export_mod, "retrain_context", _tiny_budget(export_mod.retrain_context))
     with pytest.raises(AscError, match="exceeds"):
         export_study(study, out, home=home, status=lambda m: None)
@@ -91,8 +92,6 @@ def test_export_fails_loudly_and_leaves_nothing(retrained, tmp_path: Path, monke
 
 
 def _tiny_budget(real):  # type: ignore[no-untyped-def]
-    import dataclasses
-
     def ctx(*args, **kwargs):  # type: ignore[no-untyped-def]
         c = real(*args, **kwargs)
         c.rule = dataclasses.replace(c.rule, limit_bytes=100)

@@ -63,6 +63,8 @@ def test_score_accuracy_log_loss_and_per_class() -> None:
     assert r.log_loss == pytest.approx(-(math.log(0.8) + math.log(0.7) + math.log(0.25)
                                          + math.log(0.8)) / 4)
     assert r.per_class == (1.0, 0.5, 1.0)
+    assert r.per_class_log_loss == pytest.approx(
+        (-math.log(0.8), -(math.log(0.7) + math.log(0.25)) / 2, -math.log(0.8)))
 
 
 def test_train_config_rejects_unknown_keys_and_wrong_types() -> None:
