@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -23,6 +25,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        previous = _sigterm_as_interrupt()
         try:
             return fn(*args, **kwargs)
         except AscError as exc:
@@ -31,5 +34,20 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: everything already recorded is kept")
             raise typer.Exit(130) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sigterm_as_interrupt() -> signal.Handlers | None:
+    """A SIGTERM (`kill`, `timeout`, a batch scheduler) stops like Ctrl-C: Optuna then marks the
+    running trial FAIL instead of leaving it RUNNING forever. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +84,15 @@ def sized_rule(name: str, budget_kb: float) -> SizeRule:
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage; a sqlite file's folder is created and concurrent writers wait, not fail."""
+    # Heartbeats: a trial whose process died without a word (kill -9, power loss) is marked
+    # FAIL by the next run after the grace period instead of staying RUNNING forever.
+    kwargs: dict[str, Any] = {"heartbeat_interval": 60, "grace_period": 300}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(url)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and work
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,

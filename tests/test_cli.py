@@ -70,3 +70,24 @@ def test_broken_dataset_is_one_line_error(tmp_path: Path) -> None:
                                  "--storage", f"sqlite:///{tmp_path / 'cli.db'}"])
     assert result.exit_code == 2
     assert "meta.csv" in result.output
+
+
+def test_sigterm_stops_like_ctrl_c_and_restores_the_handler() -> None:
+    import os
+    import signal
+
+    import typer
+
+    from asc_auto.console import user_errors
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    @user_errors
+    def long_job() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not interrupt")
+
+    with pytest.raises(typer.Exit) as stop:
+        long_job()
+    assert stop.value.exit_code == 130
+    assert signal.getsignal(signal.SIGTERM) == before
