@@ -9,6 +9,7 @@ saves the IR (the BN scale multiplies the conv weights, the BN shift becomes the
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,10 @@ def write_ir(model: nn.Module, precision: Precision, example: torch.Tensor, fold
     for an NNCF int8 model, FP32 otherwise. The feature shape is fixed (any batch size)."""
     import openvino as ov
 
-    ir = ov.convert_model(_convertible(model), example_input=example,
-                          input=[ov.PartialShape([-1, *example.shape[1:]])])
+    with warnings.catch_warnings():  # OpenVINO traces with torch.jit, which torch 2.14 deprecates
+        warnings.simplefilter("ignore", FutureWarning)
+        ir = ov.convert_model(_convertible(model), example_input=example,
+                              input=[ov.PartialShape([-1, *example.shape[1:]])])
     path = folder / IR_FILE
     ov.save_model(ir, str(path), compress_to_fp16=precision is Precision.FP16)
     return path
