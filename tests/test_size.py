@@ -177,3 +177,13 @@ def test_macs_of_a_student_count_convs_and_linear_and_restore_mode() -> None:
     expected = 8 * 9 * 32 * 40 + 16 * 8 * 9 * 16 * 20 + 32 * 16 * 9 * 8 * 10 + 32 * 3
     assert macs == expected == 829_536
     assert model.training
+
+
+def test_folded_bias_bytes_counts_batchnorm_channels_only_where_the_rule_excludes_them() -> None:
+    from asc_auto.compress.size import folded_bias_bytes
+
+    net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1),
+                        nn.BatchNorm2d(4))
+    assert folded_bias_bytes(net, "dcase2020", "fp16") == (8 + 4) * 2
+    assert folded_bias_bytes(net, "dcase2020", "int8") == 12
+    assert folded_bias_bytes(net, "params", "fp16") == 0

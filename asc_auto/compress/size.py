@@ -219,3 +219,18 @@ def _precision_of(dtypes: set[torch.dtype]) -> Precision | None:
     }
     found = {by_dtype.get(d) for d in dtypes}
     return found.pop() if len(found) == 1 else None
+
+
+def folded_bias_bytes(model: nn.Module, rule: SizeRule | str, precision: Precision | str) -> int:
+    """Bytes a deployed graph adds when BatchNorm is folded into the preceding layer's bias.
+
+    A rule that excludes BatchNorm (dcase2020) does not count these values, but an exported IR
+    stores them; a technique that prunes right up to the limit keeps this much headroom so its
+    exported artifact fits too. Zero for rules that count BatchNorm already.
+    """
+    rule = get_rule(rule) if isinstance(rule, str) else rule
+    if not rule.exclude_batchnorm:
+        return 0
+    channels = sum(m.num_features for m in model.modules()
+                   if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    return channels * Precision(precision).bytes

@@ -11,6 +11,7 @@ deployed size (see `LotteryTicket.size`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from torch import nn
 
 from asc_auto.compress import pruning
 from asc_auto.compress.precision import deploy
-from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
+from asc_auto.compress.size import Precision, SizeReport, SizeRule, folded_bias_bytes, model_size
 from asc_auto.models.aclnet import AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
@@ -65,11 +66,15 @@ class LotteryTicket(Technique):
         info: dict[str, Any] = {"pruning": kind, "rounds": int(config["rounds"]),
                                 "rewind_epoch": int(config["rewind_epoch"]),
                                 "params_dense": sum(p.numel() for p in model.parameters())}
+        # prune to the budget less the biases BatchNorm folding adds to the exported graph
+        headroom = folded_bias_bytes(model, ctx.rule, precision)
+        rule = dataclasses.replace(ctx.rule, limit_bytes=ctx.rule.limit_bytes - headroom)
+        info["headroom_bytes"] = headroom
         if kind == UNSTRUCTURED:
-            info["pruned_weights"] = pruning.zeros_needed(model, ctx.rule, precision)
+            info["pruned_weights"] = pruning.zeros_needed(model, rule, precision)
         else:
             example = self._example(ctx)
-            ratio, _ = pruning.ratio_for_budget(model.model, example, ctx.rule, precision,
+            ratio, _ = pruning.ratio_for_budget(model.model, example, rule, precision,
                                                 int(config["rounds"]), keep_layers)
             info["channel_ratio"] = round(ratio, 4)
             self._shapes[id(model)] = pruning.structured_shape(
