@@ -41,6 +41,12 @@ class FrontendConfig:
         raise NotImplementedError
 
     @property
+    def wave_channels(self) -> int:
+        """Waveform channels the frontend consumes (after channel selection): one per plane
+        unless a frontend derives several planes from the same channels (gcc)."""
+        return self.n_planes
+
+    @property
     def feature_shape(self) -> tuple[int, ...]:  # pragma: no cover - every subclass overrides
         """Shape of one clip's features, without the batch axis."""
         raise NotImplementedError
@@ -93,11 +99,6 @@ class LogMelConfig(FrontendConfig):
     @property
     def n_planes(self) -> int:
         return 2 if self.channels == "stereo" else 1
-
-    @property
-    def wave_channels(self) -> int:
-        """Waveform channels the frontend consumes (after channel selection)."""
-        return self.n_planes
 
     @property
     def feature_shape(self) -> tuple[int, int, int]:
@@ -189,10 +190,6 @@ class WaveformConfig(FrontendConfig):
     @property
     def n_planes(self) -> int:
         return 2 if self.channels == "stereo" else 1
-
-    @property
-    def wave_channels(self) -> int:
-        return self.n_planes
 
     @property
     def feature_shape(self) -> tuple[int, int]:

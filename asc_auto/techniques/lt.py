@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from asc_auto.compress import pruning
-from asc_auto.compress.precision import deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, folded_bias_bytes, model_size
 from asc_auto.models.aclnet import AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
@@ -136,9 +135,8 @@ class LotteryTicket(Technique):
         wrapper.cpu()
         candidate.model = wrapper
         candidate.info["pruned"] = True
-        acc32 = val_accuracy(wrapper, ctx)
-        deployed = deploy(wrapper, candidate.precision, [])
-        acc = val_accuracy(deployed, ctx)
+        deployed, acc32, acc = self.deploy_and_score(wrapper, candidate.precision, ctx,
+                                                     ctx.train_xy[0], 0)
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
                        info={"accuracy_dense": round(dense_acc[0], 4),
                              "params_pruned": sum(p.numel() for p in wrapper.parameters())})
