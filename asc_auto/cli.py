@@ -24,7 +24,8 @@ from asc_auto.report import (
     studies_table,
     summary_line,
 )
-from asc_auto.search import DEFAULT_HOME, SearchOptions, default_storage, open_storage, run_search
+from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
+from asc_auto.storage import default_storage, open_storage
 from asc_auto.techniques import TECHNIQUES
 
 app = typer.Typer(
@@ -181,14 +182,19 @@ def export(
     seed: Annotated[int, typer.Option(min=0, help="Retrain seed to export.")] = 0,
     eval_data: Annotated[Path | None, typer.Option(
         exists=True, file_okay=False, help="Evaluation WAVs for <label>.output.csv.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier export package at --out (never any other folder).")
+    ] = False,
     storage: StorageOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Write the deployable model and the DCASE2020 Task 1b package; re-check it first."""
-    from asc_auto.export import export_study
+    from asc_auto.export import check_out_folder, export_study
 
+    check_out_folder(out, force)  # before any slow work
     r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
-                     eval_data=eval_data, status=lambda msg: console.print(f"[dim]{msg}[/]"))
+                     eval_data=eval_data, force=force,
+                     status=lambda msg: console.print(f"[dim]{msg}[/]"))
     console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
                   f": reloaded IR accuracy {r.accuracy:.4f} (retrain {r.accuracy_retrain:.4f}), "
                   f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")

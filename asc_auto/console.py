@@ -21,7 +21,8 @@ R = TypeVar("R")
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn an AscError into one red line on stderr and exit code 2; Ctrl-C into exit 130."""
+    """Turn an AscError into one red line on stderr and its exit code (2 for bad input, 1 for a
+    failed run); Ctrl-C and SIGTERM into exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -30,7 +31,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except AscError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: everything already recorded is kept")
             raise typer.Exit(130) from None

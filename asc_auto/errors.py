@@ -6,7 +6,21 @@ from pathlib import Path
 
 
 class AscError(Exception):
-    """Base of every error that is the user's to fix (bad input, bad config); the CLI prints it."""
+    """Base of every error that is the user's to fix (bad input, bad config); the CLI prints it
+    as one line and exits with `exit_code` (2: the input or the command line is wrong)."""
+
+    exit_code = 2
+
+
+class UsageError(AscError):
+    """A command-line value that cannot work (a study name, a clash of options)."""
+
+
+class CommandFailed(AscError):
+    """The input was acceptable but the work failed (a check of the result did not pass, a
+    storage could not be read): exit code 1."""
+
+    exit_code = 1
 
 
 class DataError(AscError):

@@ -6,6 +6,10 @@ weights.safetensors (no pickle), export.json (what predict needs), <label>.meta.
 and, given evaluation audio, <label>.output.csv. Before the rename the IR is reloaded and re-run
 on the evaluate fold: its accuracy must match the retrain's within `tolerance`, and its size,
 counted from its own constants (asc_auto.ir.ir_size), must fit the study's budget.
+
+`out` must be new, empty, or an earlier package (it has export.json), and an earlier package is
+replaced only with `force`, and only when it holds nothing but what the tool wrote there: a
+user's folder, or a file a user added to a package, is never deleted.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +27,8 @@ from typing import Any
 import optuna
 from safetensors.torch import load_file
 
-from asc_auto.errors import AscError
-from asc_auto.io import atomic_dir
+from asc_auto.errors import AscError, CommandFailed, UsageError
+from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.predict import EXPORT_JSON, predict, wav_files, write_output_csv
 from asc_auto.retrain import retrain_context
@@ -53,13 +58,49 @@ class ExportResult:
     output_csv: Path | None
 
 
+# Files an export wrote before packages carried the io.MANIFEST (older packages are recognised
+# by these names; anything else in such a folder is the user's).
+_LEGACY_PACKAGE = re.compile(r"^(model\.xml|model\.bin|deployed\.safetensors|weights\.safetensors|"
+                             r"export\.json|model_card\.md|.+\.meta\.yaml|.+\.output\.csv)$")
+
+
+def _user_files(folder: Path) -> list[str]:
+    """Files in an export folder that no export wrote."""
+    if (folder / MANIFEST).is_file():
+        return foreign_files(folder)
+    return [f for f in foreign_files(folder) if not _LEGACY_PACKAGE.match(f)]
+
+
+def check_out_folder(out: Path, force: bool) -> None:
+    """Refuse an `out` whose contents an export would destroy; see the module docstring."""
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise UsageError(f"{out}: exists and is not a folder; fix: choose a new --out folder")
+    if not any(out.iterdir()):
+        return
+    if not (out / EXPORT_JSON).is_file():
+        raise UsageError(f"{out}: not empty and not an asc-auto export package (no "
+                         f"{EXPORT_JSON}); nothing was written; fix: choose a new or empty --out")
+    if not force:
+        raise UsageError(f"{out}: holds an earlier export; fix: pass --force to replace it, or "
+                         "choose another --out")
+    users = _user_files(out)
+    if users:
+        raise UsageError(f"{out}: holds files an export did not write ({', '.join(users[:3])}"
+                         f"{', ...' if len(users) > 3 else ''}); nothing was replaced; fix: move "
+                         "them out of the folder, or choose another --out")
+
+
 def export_study(study: optuna.Study, out: Path, label: str | None = None, seed: int = 0,
                  home: Path = Path("studies"), eval_data: Path | None = None,
-                 tolerance: float = DEFAULT_TOLERANCE,
+                 tolerance: float = DEFAULT_TOLERANCE, force: bool = False,
                  status: Callable[[str], None] = print) -> ExportResult:
     """Export retrain seed `seed` of `study` (seed 0 by default: the seed is not picked by its
     evaluate score, which would flatter the figure); raise AscError and write nothing if a check
-    fails."""
+    fails. An existing package at `out` is replaced only with `force`."""
+    check_out_folder(out, force)
     summary = study.user_attrs.get("retrain")
     if not summary:
         raise AscError(f"study '{study.study_name}' has no retrain; fix: run "
@@ -80,7 +121,11 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
     label = label or f"asc-auto_{study.study_name}_task1b_1"
     x, y = ctx.val_xy
     doc = {**doc, "rule": ctx.rule.name}
-    with atomic_dir(out) as tmp:
+    def replaceable(folder: Path) -> bool:  # checked again at the rename: the folder may change
+        check_out_folder(folder, force)
+        return True
+
+    with atomic_dir(out, replace=replaceable) as tmp:
         for name in FILES:
             shutil.copy2(seed_dir / name, tmp / name)
         for name in ("deployed.safetensors", "weights.safetensors"):
@@ -92,13 +137,15 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
                for i, lab in enumerate(labels) if not math.isnan(scores.per_class[i])}
         recorded = float(doc["result"]["accuracy"])
         if abs(acc - recorded) > tolerance:
-            raise AscError(f"{tmp / IR_FILE}: reloaded IR scores {acc:.4f} on the evaluate fold, "
-                           f"retrain recorded {recorded:.4f} (tolerance {tolerance}); the export "
-                           "does not reproduce the trained model")
+            raise CommandFailed(
+                f"{seed_dir / IR_FILE}: reloaded IR scores {acc:.4f} on the evaluate fold, "
+                f"retrain recorded {recorded:.4f} (tolerance {tolerance}); the export does not "
+                "reproduce the trained model; nothing was written")
         size = ir_size(tmp / IR_FILE, ctx.rule)
         if not size.fits:
-            raise AscError(f"{tmp / IR_FILE}: {size.size_kb:.2f} KB counted from the IR's "
-                           f"constants exceeds the {size.limit_kb:.0f} KB budget ({ctx.rule.name})")
+            raise CommandFailed(f"{seed_dir / IR_FILE}: {size.size_kb:.2f} KB counted from the "
+                                f"IR's constants exceeds the {size.limit_kb:.0f} KB budget "
+                                f"({ctx.rule.name}); nothing was written")
         (tmp / EXPORT_JSON).write_text(json.dumps({
             "study": study.study_name, "trial": summary["trial"], "seed": seed,
             "technique": technique.name, "precision": doc["precision"], "labels": list(labels),

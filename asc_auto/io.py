@@ -1,13 +1,68 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written file under the final name."""
+"""Atomic file writes: a crash or Ctrl-C never leaves a half-written file under the final name.
+
+Temp files and folders are named `.<final name>.<host>.<pid>.<random>.tmp` beside their target,
+so a later run can tell whose they are: one left by a dead process of this host (kill -9, power
+loss) is removed the next time anything is written into that folder; one of a live process, or
+of another host sharing the folder, is never touched. What is renamed into place gets the user's
+umask (mkstemp/mkdtemp create 0600/0700, which would otherwise be carried over).
+
+Every folder `atomic_dir` puts in place carries a manifest (MANIFEST: the files it wrote), so the
+tool can later tell its own output from a user's folder: by default a folder is replaced only
+when it holds nothing but what the manifest lists.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from asc_auto.procs import HOST, pid_alive
+
+MANIFEST = ".asc-auto-written.json"
+_TMP_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - non-Linux fallback
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def _tmp_prefix(final: Path) -> str:
+    return f".{final.name}.{HOST}.{os.getpid()}."
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove temp files/folders in `folder` left by dead processes of this host; return them."""
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TMP_RE.match(entry.name)
+        if not m or m["host"] != HOST or pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -15,11 +70,14 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; rename it onto `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    remove_stale_temps(final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -32,17 +90,62 @@ def write_text_atomic(final: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def _relative_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if not p.is_dir() or p.is_symlink())
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files in `folder` that the tool did not write there (all of them without a manifest)."""
+    folder = Path(folder)
+    try:
+        written = set(json.loads((folder / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        written = set()
+    return [f for f in _relative_files(folder) if f != MANIFEST and f not in written]
+
+
+def written_by_tool(folder: Path) -> bool:
+    """True when `folder` holds only what an `atomic_dir` of this tool wrote: safe to replace."""
+    folder = Path(folder)
+    return folder.is_dir() and not folder.is_symlink() and (folder / MANIFEST).is_file() \
+        and not foreign_files(folder)
+
+
 @contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temp directory beside `final`; rename it onto `final` only if the block succeeds."""
+def atomic_dir(final: Path, replace: Callable[[Path], bool] = written_by_tool) -> Iterator[Path]:
+    """Yield a temp directory beside `final`; rename it onto `final` only if the block succeeds.
+
+    An existing `final` is replaced only when `replace(final)` says so (default: it holds only
+    files this tool wrote); else FileExistsError, and nothing is touched. The old folder is moved
+    aside first and deleted only after the new one is in place, so a failure in between leaves
+    one of the two complete folders under the final name.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_temps(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        files = _relative_files(tmp)
+        (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=0))
+        os.chmod(tmp, 0o777 & ~current_umask())
+        if final.exists() or final.is_symlink():
+            if not replace(final):
+                raise FileExistsError(f"{final} exists and may not be replaced")
+            aside = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final), suffix=".tmp",
+                                          dir=final.parent))
+            old = aside / "old"
+            os.replace(final, old)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                os.replace(old, final)  # put the old folder back: never leave neither
+                raise
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

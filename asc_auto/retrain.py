@@ -1,10 +1,13 @@
 """`asc-auto retrain`: the best feasible configuration, retrained on the whole training fold with
 several seeds and scored on the evaluate fold (which the search never saw).
 
-Each finished seed is saved under <home>/<study>/retrain/trial-<n>/seed-<s>/ (the trained FP32
-weights as safetensors and result.json, written atomically), so an interrupted retrain resumes
-with the seeds still missing. The summary is recorded in the study (user attr "retrain"), where
-the dashboard and `asc-auto report` show it.
+Each finished seed is saved under <home>/<study>/retrain/trial-<n>-<key>/seed-<s>/ (the trained
+FP32 weights as safetensors and result.json, written atomically), so an interrupted retrain
+resumes with the seeds still missing. <key> digests everything a seed depends on (the study's
+uid, the features and so the dataset, the split, the space, the training settings, the
+configuration and the epochs): another study of the same name, other data or other settings
+never reuse a seed, and never overwrite one either. The summary is recorded in the study (user
+attr "retrain"), where the dashboard and `asc-auto report` show it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from asc_auto.errors import AscError
 from asc_auto.features.cache import build_features
 from asc_auto.io import atomic_dir
 from asc_auto.ir import write_ir
+from asc_auto.keys import digest, space_digest, study_folder
 from asc_auto.report import pick_trial
 from asc_auto.search import sized_rule
 from asc_auto.space import load_space
@@ -115,16 +120,17 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     technique = get_technique(str(study.user_attrs.get("technique")))
     ctx = retrain_context(study, technique, home, epochs, device, progress, status)
     config = dict(trial.user_attrs["config"])
-    folder = home / study.study_name / "retrain" / f"trial-{trial.number}"
+    key = retrain_key(study, technique.name, ctx, config)
+    folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
     technique.prepare(ctx)
     done: list[SeedResult] = []
     for seed in range(seeds):
         seed_dir = folder / f"seed-{seed}"
-        cached = _load_seed(seed_dir, config, ctx.train_cfg.epochs)
+        cached = _load_seed(seed_dir, key)
         if cached is None:
             status(f"retraining trial {trial.number} with seed {seed} "
                    f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
-            cached = _run_seed(technique, ctx, config, seed, seed_dir)
+            cached = _run_seed(technique, ctx, config, seed, seed_dir, key)
         done.append(cached)
         if on_seed is not None:
             on_seed(cached)
@@ -133,8 +139,27 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     return result
 
 
+def study_uid(study: optuna.Study) -> str:
+    """The study's uid (set by search; given to an older study on first use)."""
+    uid = study.user_attrs.get("uid")
+    if not uid:
+        uid = uuid.uuid4().hex
+        study.set_user_attr("uid", uid)
+    return str(uid)
+
+
+def retrain_key(study: optuna.Study, technique: str, ctx: TrialContext,
+                config: dict[str, Any]) -> str:
+    """Digest of everything a retrained seed depends on; the seed itself is the folder name."""
+    train = {k: v for k, v in dataclasses.asdict(ctx.train_cfg).items()
+             if k not in ("seed", "device")}
+    return digest({"study": study_uid(study), "technique": technique,
+                   "split": ctx.split_digest(), "space": space_digest(ctx.space),
+                   "train": train, "rule": ctx.rule, "config": config, "format": 2})
+
+
 def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
-              seed_dir: Path) -> SeedResult:
+              seed_dir: Path, key: str) -> SeedResult:
     import torch
 
     ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
@@ -151,7 +176,8 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
         save_file(_tensors(cand.model), str(tmp / "weights.safetensors"))
         write_deployed(outcome.deployed, cand.precision, example, tmp)
         (tmp / "result.json").write_text(json.dumps({
-            "config": config, "epochs": ctx.train_cfg.epochs, "precision": cand.precision.value,
+            "key": key, "config": config, "epochs": ctx.train_cfg.epochs,
+            "precision": cand.precision.value,
             "technique": technique.name, "labels": list(ctx.dataset.labels),
             "features": technique.feature_config(ctx.space).key_dict(),
             "input_shape": list(example.shape[1:]), "result": dataclasses.asdict(result)},
@@ -192,16 +218,14 @@ def write_deployed(deployed: Any, precision: Precision, example: Any, folder: Pa
               metadata={"precision": precision.value, "contents": note})
 
 
-def _load_seed(seed_dir: Path, config: dict[str, Any], epochs: int) -> SeedResult | None:
-    """A finished seed of the same configuration and epochs, or None."""
+def _load_seed(seed_dir: Path, key: str) -> SeedResult | None:
+    """A finished seed made under the same key, or None."""
     try:
         doc = json.loads((seed_dir / "result.json").read_text())
-    except (OSError, ValueError):
+        if doc.get("key") != key or not (seed_dir / "model.xml").exists():
+            return None
+        r = doc["result"]
+        return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],
+                          tuple(r["per_class"]), r["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if doc.get("config") != config or doc.get("epochs") != epochs:
-        return None
-    if not (seed_dir / "model.xml").exists():  # written before export existed: redo the seed
-        return None
-    r = doc["result"]
-    return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],
-                      tuple(r["per_class"]), r["seconds"])

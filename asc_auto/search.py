@@ -12,8 +12,9 @@ every resume.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-import warnings
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +28,17 @@ from asc_auto.compress.macs import count_macs
 from asc_auto.compress.size import SizeRule, get_rule
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.splits import train_val_split
-from asc_auto.data.tau import TauDataset, load_dataset
-from asc_auto.errors import AscError
+from asc_auto.data.tau import TauDataset, dataset_fingerprint, load_dataset
+from asc_auto.errors import AscError, UsageError
 from asc_auto.features.cache import build_features
+from asc_auto.keys import check_study_name, space_digest
 from asc_auto.space import SearchSpace, default_space_file, load_space
+from asc_auto.storage import default_storage, fail_dead_trials, mark_worker, open_storage
 from asc_auto.techniques.base import Technique, TrialContext, get_technique
 from asc_auto.train import resolve_device, train_config
 
 PAPER = "paper"
 DEFAULT_HOME = Path("studies")
-
-
-def default_storage(home: Path = DEFAULT_HOME) -> str:
-    """sqlite:///<home>/asc.db: one file holds every study (one worker; see README for many)."""
-    return f"sqlite:///{home / 'asc.db'}"
 
 
 @dataclass(frozen=True)
@@ -82,19 +80,6 @@ def sized_rule(name: str, budget_kb: float) -> SizeRule:
     return dataclasses.replace(rule, limit_bytes=round(budget_kb * rule.kb_bytes))
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage; a sqlite file's folder is created and concurrent writers wait, not fail."""
-    # Heartbeats: a trial whose process died without a word (kill -9, power loss) is marked
-    # FAIL by the next run after the grace period instead of staying RUNNING forever.
-    kwargs: dict[str, Any] = {"heartbeat_interval": 60, "grace_period": 300}
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and work
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, **kwargs)
-
-
 def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
                    split_seed: int | None = None) -> SearchSetup:
     """Load data, space and features; split train/validation (grouped by recording)."""
@@ -127,30 +112,69 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
 CONSTRAINT = "size_bytes_over_budget"  # <= 0 is feasible
 
 
-def _check_resume(study: optuna.Study, attrs: dict[str, Any]) -> None:
-    """A resumed study must keep its technique, rule, budget and split; else results mix."""
+# What a study fixes at creation: a resumed run that differs in any of these would mix trials
+# that cannot be compared. Attribute -> how the refusal names it.
+RESUME_KEYS = {
+    "technique": "technique (--technique)", "rule": "size rule (--rule)",
+    "budget_kb": "budget (--budget-kb)", "split_seed": "split seed (--seed)",
+    "val_fraction": "validation fraction", "overrides": "table overrides (--gcc/--no-gcc)",
+    "epochs": "epochs per trial (--epochs or [train] epochs)",
+    "data_fingerprint": "dataset (--data: its CSV files, file sizes and times)",
+    "space_sha256": "search space (--space: its settings, params and paper point)",
+}
+
+
+def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, str]) -> None:
+    """A resumed study must keep everything its trials depend on; else results mix.
+
+    `where` has this run's data folder and space file, named in the refusal beside the study's.
+    """
     for key, value in attrs.items():
         old = study.user_attrs.get(key)
         if old is None:
             study.set_user_attr(key, value)
         elif old != value:
-            raise AscError(
-                f"study '{study.study_name}' was created with {key}={old!r}, this run asks for "
-                f"{value!r}; fix: pass the original value or a new --study name")
+            what = RESUME_KEYS.get(key, key)
+            if key == "data_fingerprint":
+                old, value = (f"{study.user_attrs.get('data')} ({old[:12]})",
+                              f"{where['data']} ({value[:12]})")
+            elif key == "space_sha256":
+                old, value = (f"{study.user_attrs.get('space_file')} ({old[:12]})",
+                              f"{where['space_file']} ({value[:12]})")
+            raise UsageError(
+                f"study '{study.study_name}' was created with another {what}: {old!r}, this run "
+                f"has {value!r}; fix: run with the study's original settings, or start a new "
+                "study with --study NEW_NAME")
 
 
 def _paper_pending(study: optuna.Study) -> bool:
-    """True when the paper's trial already ran or waits; a failed one is enqueued again."""
-    alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
+    """True when the paper's trial completed, runs or waits; a failed one is enqueued again.
+
+    Call after `fail_dead_trials`: a RUNNING paper trial of a killed worker must not count.
+    """
+    alive = {TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING}
     return any(t.user_attrs.get("source") == PAPER and t.state in alive
                for t in study.get_trials(deepcopy=False))
+
+
+class _DropInterruptTraceback(logging.Filter):
+    """Optuna logs a KeyboardInterrupt inside a trial with its traceback before re-raising it;
+    the CLI says 'interrupted' in one line instead. Other failures keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        return not (exc is not None and issubclass(exc, KeyboardInterrupt))
+
+
+_INTERRUPT_FILTER = _DropInterruptTraceback()
 
 
 def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> optuna.Study:
     """Run (or resume) the study of one technique and return it."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(opts.storage or default_storage(opts.home))
-    study_name = opts.study or opts.technique
+    logging.getLogger("optuna.study._optimize").addFilter(_INTERRUPT_FILTER)
+    study_name = check_study_name(opts.technique if opts.study is None else opts.study)
+    storage = open_storage(opts.storage or default_storage(opts.home), create=True)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     split_seed = opts.seed
     if study_name in existing:
@@ -168,17 +192,23 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> op
     _check_resume(study, {
         "technique": opts.technique, "rule": opts.rule, "budget_kb": opts.budget_kb,
         "split_seed": split_seed, "val_fraction": opts.val_fraction,
-        "overrides": opts.overrides,
-    })
+        "overrides": opts.overrides, "epochs": ctx.train_cfg.epochs,
+        "data_fingerprint": dataset_fingerprint(setup.dataset),
+        "space_sha256": space_digest(setup.space),
+    }, where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
+    if "uid" not in study.user_attrs:  # tells this study from another of the same name
+        study.set_user_attr("uid", uuid.uuid4().hex)
     study.set_user_attr("data", str(setup.dataset.root))
     study.set_user_attr("labels", list(setup.dataset.labels))
     study.set_user_attr("space_file", str(setup.space.file))
     study.set_user_attr("demo", setup.demo)
-    study.set_user_attr("epochs", ctx.train_cfg.epochs)
     study.set_user_attr("train_clips", len(ctx.train_files))
     study.set_user_attr("val_clips", len(ctx.val_files))
     for key, value in setup.technique.prepare(ctx).items():
         study.set_user_attr(key, value)
+    dead = fail_dead_trials(study)
+    if dead:
+        status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
     if not _paper_pending(study):
         study.enqueue_trial(setup.space.paper_trial_params(), user_attrs={"source": PAPER})
     objective = Objective(setup)
@@ -206,6 +236,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         setup, ctx = self.setup, self.setup.context
+        mark_worker(trial)
         is_paper = trial.user_attrs.get("source") == PAPER
         if not is_paper:
             trial.set_user_attr("source", "search")

@@ -37,6 +37,9 @@ def test_search_then_show_prints_the_tables(tmp_path: Path, tiny_dataset: Path) 
 
 
 def test_show_unknown_study_is_one_line_error(tmp_path: Path) -> None:
+    from asc_auto.storage import open_storage
+
+    open_storage(f"sqlite:///{tmp_path / 'x.db'}", create=True)  # an existing, empty storage
     result = runner.invoke(app, ["show", "--study", "nope",
                                  "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 2

@@ -78,7 +78,8 @@ def test_report_cli_prints_both_tables(tmp_path: Path) -> None:
     assert "4/1/1/0" in result.output and "AclNet0.5 INT8" in result.output
     empty = runner.invoke(app, ["report", "--storage", f"sqlite:///{tmp_path / 'e.db'}",
                                 "--out", str(tmp_path / "o2")])
-    assert empty.exit_code == 2 and "no studies" in empty.output
+    assert empty.exit_code == 2 and "no study database there" in empty.output
+    assert not (tmp_path / "e.db").exists()  # a read-only command creates no storage
 
 
 def _free_port() -> int:

@@ -95,6 +95,6 @@ def test_kd_search_records_trials_constraint_and_paper_point(
     assert again.user_attrs["teacher_val_accuracy"] == study.user_attrs["teacher_val_accuracy"]
 
     # Changing the budget of an existing study is refused rather than mixing results.
-    with pytest.raises(AscError, match="budget_kb"):
+    with pytest.raises(AscError, match=r"budget \(--budget-kb\): 20.0, this run has 100.0"):
         run_search(_opts(tmp_path, tiny_dataset, space_file, trials=1, budget_kb=100.0),
                    status=lambda m: None)

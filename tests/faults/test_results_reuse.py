@@ -1,0 +1,112 @@
+"""Fault corpus: results of one study, dataset or setting never reused for, or mixed into, another.
+
+Issue 8 items 3 (retrain reused a seed of another dataset), 4 (resume accepted other data, epochs
+or space) and 5 (study names reaching the file system).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import asc_auto.retrain as retrain_mod
+from asc_auto.data.synth import synthesize
+from asc_auto.errors import AscError, UsageError
+from asc_auto.keys import check_study_name, study_folder
+from asc_auto.retrain import retrain
+from asc_auto.search import SearchOptions, run_search
+
+pytestmark = pytest.mark.slow
+SPACE = Path(__file__).parents[1] / "spaces" / "kd.toml"
+
+
+def _search(data: Path, home: Path, url: str, **kw: object) -> object:
+    opts = SearchOptions(technique="kd", data=data, space=kw.pop("space", SPACE),  # type: ignore[arg-type]
+                         trials=kw.pop("trials", 1), epochs=kw.pop("epochs", 1),  # type: ignore[arg-type]
+                         storage=url, home=home, progress=False, **kw)  # type: ignore[arg-type]
+    return run_search(opts, status=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def other_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same layout and size as tiny_dataset, other audio (seed 1)."""
+    root = tmp_path_factory.mktemp("other") / "tau3"
+    return synthesize(root, n_clips=48, clip_seconds=1.0, seed=1, progress=False)
+
+
+def test_retrain_never_reuses_a_seed_of_a_same_named_study_on_other_data(
+        tiny_dataset: Path, other_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    first = _search(tiny_dataset, home, f"sqlite:///{tmp_path / 'a.db'}")
+    done = retrain(first, seeds=1, home=home, progress=False, status=lambda m: None)
+    seed0 = done.folder / "seed-0"
+    before = (seed0 / "result.json").read_bytes()
+
+    # Another DB, the same study name, other data, the same --home: a new study.
+    second = _search(other_dataset, home, f"sqlite:///{tmp_path / 'b.db'}")
+    calls: list[int] = []
+    real = retrain_mod._run_seed
+
+    def counting(technique, ctx, config, seed, *rest):  # type: ignore[no-untyped-def]
+        calls.append(seed)
+        return real(technique, ctx, config, seed, *rest)
+
+    monkeypatch.setattr(retrain_mod, "_run_seed", counting)
+    again = retrain(second, seeds=1, home=home, progress=False, status=lambda m: None)
+    assert calls == [0]  # trained, not taken from the first study's folder
+    assert again.folder != done.folder
+    assert (seed0 / "result.json").read_bytes() == before  # the first study's seed is intact
+    doc = json.loads((again.folder / "seed-0" / "result.json").read_text())
+    assert doc["key"] != json.loads(before)["key"]
+
+    # The same study again: its own seed is found and reused.
+    calls.clear()
+    retrain(second, seeds=1, home=home, progress=False, status=lambda m: None)
+    assert calls == []
+
+    # Other epochs for the same study: a new key, trained again.
+    third = retrain(second, seeds=1, epochs=2, home=home, progress=False, status=lambda m: None)
+    assert calls == [0] and third.folder != again.folder
+
+
+def test_resume_refuses_other_data_epochs_or_space(tiny_dataset: Path, other_dataset: Path,
+                                                    tmp_path: Path) -> None:
+    home, url = tmp_path / "home", f"sqlite:///{tmp_path / 's.db'}"
+    _search(tiny_dataset, home, url, trials=1)
+    with pytest.raises(UsageError, match=r"another dataset \(--data") as err:
+        _search(other_dataset, home, url)
+    assert str(tiny_dataset) in str(err.value) and str(other_dataset) in str(err.value)
+    assert "--study NEW_NAME" in str(err.value)
+    with pytest.raises(UsageError, match=r"another epochs per trial .*: 1, this run has 2"):
+        _search(tiny_dataset, home, url, epochs=2)
+    changed = tmp_path / "kd.toml"
+    changed.write_text(SPACE.read_text().replace("high = 16", "high = 12", 1))
+    with pytest.raises(UsageError, match=r"another search space \(--space"):
+        _search(tiny_dataset, home, url, space=changed)
+    # A copy of the same space file under another path is the same space: accepted.
+    same = tmp_path / "same.toml"
+    shutil.copy(SPACE, same)
+    study = _search(tiny_dataset, home, url, space=same, trials=1)
+    assert len(study.get_trials()) == 2
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".hidden", "", "x" * 101, "a b"])
+def test_study_names_that_would_leave_home_are_refused(name: str, tmp_path: Path,
+                                                       tiny_dataset: Path) -> None:
+    with pytest.raises(UsageError, match="study name"):
+        check_study_name(name)
+    with pytest.raises(AscError, match="study name"):
+        _search(tiny_dataset, tmp_path / "home", f"sqlite:///{tmp_path / 'n.db'}", study=name)
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "n.db").exists()  # refused before the storage was created
+
+
+def test_a_study_made_elsewhere_with_an_odd_name_stays_under_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for name in ("../x", "a/../../b", "..", "/etc"):
+        folder = study_folder(home, name).resolve()
+        assert folder.parent == home.resolve(), name
+    assert study_folder(home, "kd") == home / "kd"
