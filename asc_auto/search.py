@@ -158,12 +158,23 @@ def _paper_pending(study: optuna.Study) -> bool:
 
 
 class _DropInterruptTraceback(logging.Filter):
-    """Optuna logs a KeyboardInterrupt inside a trial with its traceback before re-raising it;
-    the CLI says 'interrupted' in one line instead. Other failures keep their traceback."""
+    """Optuna logs a KeyboardInterrupt inside a trial with its traceback (and a second line,
+    "failed with value None") before re-raising it; the CLI says 'interrupted' in one line
+    instead. Other failures keep their traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.follow_up: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[0] if record.exc_info else None
-        return not (exc is not None and issubclass(exc, KeyboardInterrupt))
+        if exc is not None and issubclass(exc, KeyboardInterrupt):
+            self.follow_up = record.getMessage().split(" failed ", 1)[0] + " failed with value"
+            return False
+        if self.follow_up and record.getMessage().startswith(self.follow_up):
+            self.follow_up = None
+            return False
+        return True
 
 
 _INTERRUPT_FILTER = _DropInterruptTraceback()

@@ -99,7 +99,7 @@ def test_ctrl_c_in_a_trial_prints_no_optuna_traceback(tiny_dataset: Path, tmp_pa
         logging.getLogger("optuna").removeHandler(handler)
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "Traceback" not in result.output
-    assert not [r for r in records if r.exc_info]  # Optuna's traceback was dropped
+    assert not [r.getMessage() for r in records if "Trial 0" in r.getMessage()]  # all dropped
     study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL]  # recorded, not RUNNING
 
