@@ -130,7 +130,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
             shutil.copy2(seed_dir / name, tmp / name)
         for name in ("deployed.safetensors", "weights.safetensors"):
             load_file(str(tmp / name))  # loads without pickle, or raises
-        probs = IrModel(tmp / IR_FILE).probabilities(x.float().numpy())
+        probs = IrModel(tmp / IR_FILE, notice=status).probabilities(x.float().numpy())
         scores = score(probs, y.numpy(), len(labels))
         acc, loss = scores.accuracy, scores.log_loss
         per = {lab: (scores.per_class[i], scores.per_class_log_loss[i])

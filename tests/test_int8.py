@@ -11,6 +11,7 @@ import torch
 
 from asc_auto.compress.precision import quantize_int8
 from asc_auto.compress.size import get_rule, model_size
+from asc_auto.ir import compile_ir
 from asc_auto.models.aclnet import AclNet, AclNetConfig
 
 RATE = 4000
@@ -83,7 +84,7 @@ def test_openvino_ir_holds_int8_weights_and_matches_torch(trained, tmp_path: Pat
     int8_consts = [op for op in saved.get_ops() if op.get_type_name() == "Constant"
                    and op.get_element_type() == ov.Type.i8]
     assert int8_consts, "no INT8 weight constants in the IR"
-    compiled = ov.Core().compile_model(saved, "CPU")
+    compiled = compile_ir(tmp_path / "aclnet.xml")  # f32 inference: see asc_auto.ir
     ov_logits = compiled(x.numpy())[0]
     with torch.no_grad():
         torch_logits = int8(x)[0].numpy()
