@@ -33,9 +33,11 @@ _PASS_THROUGH = frozenset({"Convert", "Subtract", "Multiply", "Reshape", "Transp
 
 
 class CeilMaxPool2d(nn.Module):
-    """`MaxPool2d(k, ceil_mode=True)` as pad-with-minus-infinity then floor pooling: the same
-    output, but convertible where OpenVINO rejects a ceil-mode kernel larger than its input
-    (a 1-high map, which small mel counts reach in the gcc CNN)."""
+    """`MaxPool2d(k, ceil_mode=True)` as edge-replicating pad then floor pooling: the same output
+    (a partial window's copies of its last row/column cannot raise its max), but convertible where
+    OpenVINO rejects a ceil-mode kernel larger than its input (a 1-high map, which small mel counts
+    reach in the gcc CNN). Not a -inf pad: OpenVINO's INT8 pad transformation cannot quantize
+    -inf, so an INT8 log-mel model could not be compiled."""
 
     def __init__(self, kernel: int) -> None:
         super().__init__()
@@ -44,7 +46,8 @@ class CeilMaxPool2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad_h = -x.shape[-2] % self.kernel
         pad_w = -x.shape[-1] % self.kernel
-        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), value=float("-inf"))
+        if pad_h or pad_w:
+            x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return nn.functional.max_pool2d(x, self.kernel)
 
 
@@ -192,7 +195,7 @@ def compile_ir(model_xml: Path, notice: Callable[[str], None] = _stderr) -> Any:
                        f"({_first_line(first_error or err)}); fix: export the study at fp16 or "
                        "fp32, or run it on a CPU with AVX2") from None
     reason = "forced by " + SIMULATE_ENV if first_error is None else \
-        f"no INT8 kernels for this CPU ({_cpu_name(core)})"
+        f"OpenVINO's INT8 path refused it on this CPU, {_cpu_name(core)}"
     if reason not in _noticed:
         _noticed.add(reason)
         notice(f"notice: INT8 model runs with simulated int8 arithmetic in f32 ({reason}): "

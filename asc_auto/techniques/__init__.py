@@ -1,6 +1,7 @@
 """Built-in techniques register themselves on import; `TECHNIQUES` maps names to classes."""
 
 from asc_auto.techniques import (
+    baseline,  # noqa: F401  (registers "baseline")
     gcc,  # noqa: F401  (registers "gcc")
     int8,  # noqa: F401  (registers "int8")
     kd,  # noqa: F401  (registers "kd")

@@ -1,0 +1,49 @@
+"""`baseline`: the DCASE2020 Task 1b baseline CNN, trained with the same data, cache, loop,
+retrain, export and report as every technique, so each report shows the techniques against it on
+the user's own data (a searched model that does not beat it has no reason to exist).
+
+The [paper] point of its space is the baseline as published (log-mel 40 bands, 40 ms / 20 ms,
+two conv blocks, dense 100, FP32, no augmentation); the space around it varies only the learning
+rate, mixup and precision, so a search over it is a small tuning of the reference, not a new
+architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from asc_auto.compress.size import Precision
+from asc_auto.models.baseline import BaselineCnn, BaselineConfig
+from asc_auto.techniques.base import (
+    Candidate,
+    EpochHook,
+    Outcome,
+    StepHook,
+    Technique,
+    TrialContext,
+    register_technique,
+)
+from asc_auto.train import train_model
+
+
+@register_technique
+class DcaseBaseline(Technique):
+    name = "baseline"
+    summary = "DCASE2020 Task 1b baseline CNN (2 conv blocks, dense 100): the reference"
+
+    def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
+        cfg = BaselineConfig(in_channels=ctx.features.x.shape[1], n_classes=ctx.n_classes)
+        return Candidate(model=BaselineCnn(cfg), precision=Precision(config["precision"]),
+                         info={"channels": list(cfg.channels)})
+
+    def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
+            on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
+        cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
+                                  mixup_alpha=float(config["mixup_alpha"]))
+        x, y = ctx.train_xy
+        result = train_model(candidate.model, x, y, cfg, ctx.n_classes, val=ctx.val_xy,
+                             on_epoch=on_epoch, on_step=on_step)
+        deployed, acc32, acc = self.deploy_and_score(
+            candidate.model, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
+        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result)
