@@ -45,3 +45,8 @@ class ConfigError(AscError):
         if fix:
             msg += f"; fix: {fix}"
         super().__init__(msg)
+
+
+class TrainingDiverged(CommandFailed):
+    """The loss or the model's outputs became NaN/inf: the run's result would be meaningless, so
+    it fails (a trial is recorded FAIL with this reason) instead of being scored."""

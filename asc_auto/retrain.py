@@ -98,7 +98,8 @@ def retrain_context(study: optuna.Study, technique: Technique, home: Path,
     space = space.with_overrides(attrs.get("overrides") or {})
     dataset = load_dataset(Path(attrs["data"]))
     features = build_features(dataset, technique.feature_config(space), home / "cache" / "features",
-                              progress=progress, device=str(resolve_device(device)))
+                              progress=progress, device=str(resolve_device(device)),
+                              status=status)
     tcfg = train_config(space.train, str(space.file))
     tcfg = dataclasses.replace(tcfg, epochs=epochs or int(attrs.get("epochs", tcfg.epochs)),
                                device=device)

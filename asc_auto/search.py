@@ -94,7 +94,7 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
     dataset = load_dataset(root)
     features = build_features(dataset, technique.feature_config(space),
                               opts.home / "cache" / "features", progress=opts.progress,
-                              device=str(resolve_device(opts.device)))
+                              device=str(resolve_device(opts.device)), status=status)
     train, val = train_val_split(dataset.train, opts.val_fraction,
                                  seed=opts.seed if split_seed is None else split_seed)
     tcfg = train_config(space.train, str(space.file))
@@ -246,8 +246,17 @@ class Objective:
         self.progress: SearchProgress | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
-        setup, ctx = self.setup, self.setup.context
         mark_worker(trial)
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # the trial fails; its reason is kept beside it
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
+        setup, ctx = self.setup, self.setup.context
         is_paper = trial.user_attrs.get("source") == PAPER
         if not is_paper:
             trial.set_user_attr("source", "search")

@@ -23,12 +23,12 @@ from safetensors.torch import load_file, save_file
 
 from asc_auto.context import TrialContext
 from asc_auto.errors import ConfigError
-from asc_auto.io import atomic_dir
+from asc_auto.io import atomic_dir, checksums, damaged_files
 from asc_auto.models.vgg import VggConfig, VggTeacher
-from asc_auto.tables import dataclass_from_table
+from asc_auto.tables import dataclass_from_table, ranged
 from asc_auto.train import TrainConfig, evaluate, resolve_device, train_model
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: checksums of weights and outputs in meta.json
 PAPER_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512)
 
 
@@ -36,12 +36,13 @@ PAPER_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512)
 class TeacherSettings:
     """The [teacher] table of kd.toml."""
 
-    width: float = 1.0  # channel multiplier of the paper's VGG (1.0: 64..512 channels)
-    depth: int = 12  # conv layers (the paper's 12); fewer keeps the first `depth` layers
-    epochs: int = 30
-    lr: float = 1e-3
-    batch_size: int = 32
-    mixup_alpha: float = 0.2
+    width: float = ranged(1.0, 0.0, None, low_open=True)  # channel multiplier of the paper's
+    # VGG (1.0: 64..512 channels)
+    depth: int = ranged(12, 1, len(PAPER_CHANNELS))  # conv layers (the paper's 12)
+    epochs: int = ranged(30, 1)
+    lr: float = ranged(1e-3, 0.0, 10.0, low_open=True)
+    batch_size: int = ranged(32, 2)
+    mixup_alpha: float = ranged(0.2, 0.0)
 
     def vgg_config(self, in_channels: int, n_classes: int) -> VggConfig:
         if not 1 <= self.depth <= len(PAPER_CHANNELS):
@@ -119,6 +120,7 @@ def ensure_teacher(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutpu
                   str(tmp / "weights.safetensors"))
         np.savez(tmp / "outputs.npz", logits=logits, embeddings=embeds)
         (tmp / "meta.json").write_text(json.dumps({
+            "sha256": checksums(tmp, ("weights.safetensors", "outputs.npz")),
             "key": key, "val_accuracy": val_acc, "filenames": list(ctx.features.filenames),
             "params": sum(p.numel() for p in model.parameters()),
             "vgg": dataclasses.asdict(vgg_cfg), "settings": dataclasses.asdict(settings),
@@ -151,6 +153,8 @@ def _load(path: Path, key: str) -> TeacherOutputs | None:
         meta = json.loads(meta_file.read_text())
         if not meta.get("complete") or meta.get("key") != key:
             return None
+        if "sha256" not in meta or damaged_files(path, "meta.json", meta):
+            return None  # changed since written: trained again (and replaced) by the caller
         with np.load(path / "outputs.npz") as z:
             logits, embeds = z["logits"], z["embeddings"]
     except (OSError, ValueError, KeyError):

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from asc_auto.errors import TrainingDiverged
 from asc_auto.features.augment import SpecAugment, mixup
-from asc_auto.tables import dataclass_from_table
+from asc_auto.tables import dataclass_from_table, ranged
 
 LossFn = Callable[[tuple[torch.Tensor, torch.Tensor], torch.Tensor, Sequence[torch.Tensor]],
                   torch.Tensor]
@@ -30,16 +31,16 @@ EpochHook = Callable[[int, float], None]
 class TrainConfig:
     """Fixed training settings; a space file's [train] table overrides these defaults."""
 
-    epochs: int = 12  # passes over the training split
-    batch_size: int = 32
-    lr: float = 1e-3  # peak learning rate of AdamW (one-cycle schedule)
-    weight_decay: float = 1e-4
-    mixup_alpha: float = 0.2  # Beta(alpha, alpha) mixing; 0 turns mixup off
-    freq_masks: int = 2  # SpecAugment: masks per example and their maximum widths
-    freq_width: int = 8
-    time_masks: int = 2
-    time_width: int = 20
-    eval_batch_size: int = 128
+    epochs: int = ranged(12, 1)  # passes over the training split
+    batch_size: int = ranged(32, 2)  # BatchNorm needs two examples
+    lr: float = ranged(1e-3, 0.0, 10.0, low_open=True)  # peak rate of AdamW (one-cycle schedule)
+    weight_decay: float = ranged(1e-4, 0.0)
+    mixup_alpha: float = ranged(0.2, 0.0)  # Beta(alpha, alpha) mixing; 0 turns mixup off
+    freq_masks: int = ranged(2, 0)  # SpecAugment: masks per example and their maximum widths
+    freq_width: int = ranged(8, 0)
+    time_masks: int = ranged(2, 0)
+    time_width: int = ranged(20, 0)
+    eval_batch_size: int = ranged(128, 1)
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
 
@@ -139,6 +140,9 @@ def train_model(
     use_amp = device.type == "cuda"
     result = TrainResult()
     t_start = time.perf_counter()
+    # Non-finite losses are counted on the device and checked once per epoch (on CUDA a check per
+    # step would synchronise the device every step); on the CPU a step's check costs nothing.
+    bad_steps = torch.zeros((), dtype=torch.int64, device=device)
     for epoch in range(cfg.epochs):
         model.train()
         augment.train()
@@ -158,6 +162,9 @@ def train_model(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 outputs = model(xb)
                 loss = loss_fn(outputs, soft, eb)
+            bad_steps += (~torch.isfinite(loss.detach())).to(torch.int64)
+            if device.type == "cpu" and bad_steps.item():
+                _diverged(loss, epoch, step, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -167,6 +174,8 @@ def train_model(
             result.clips_seen += len(idx)
             if on_step is not None:
                 on_step(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch)
+        if bad_steps.item():
+            _diverged(None, epoch, None, cfg)
         if val is not None:
             t0 = time.perf_counter()
             acc = evaluate(model, val[0], val[1], n_classes, cfg.eval_batch_size, device).accuracy
@@ -176,6 +185,14 @@ def train_model(
                 on_epoch(epoch, acc)
     result.seconds_total = time.perf_counter() - t_start
     return result
+
+
+def _diverged(loss: torch.Tensor | None, epoch: int, step: int | None, cfg: TrainConfig) -> None:
+    where = f"epoch {epoch + 1}" + (f", step {step + 1}" if step is not None else "")
+    value = f" ({loss.item()})" if loss is not None else ""
+    raise TrainingDiverged(f"training diverged: the loss became NaN or infinite{value} in {where}"
+                           f"; fix: a lower learning rate than {cfg.lr:g}, or check the input "
+                           "features for extreme values")
 
 
 @torch.no_grad()
@@ -198,6 +215,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int,
              batch_size: int = 128, device: torch.device | str | None = None) -> EvalResult:
     """Accuracy, log loss and per-class accuracy of `model` on (x, y)."""
     probs = predict_proba(model, x, batch_size, device)
+    if not np.isfinite(probs).all():
+        raise TrainingDiverged("the model's outputs are NaN or infinite on the validation clips; "
+                               "fix: a lower learning rate, or a higher precision than fp16")
     return score(probs, y.numpy(), n_classes)
 
 

@@ -64,7 +64,45 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
             f"truncated audio: header claims {expected.frames} frames, decoded {data.shape[0]}",
             _FIX_REPLACE,
         )
+    _check_finite(path, data, 0, sample_rate)
     return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+# Only floating-point files can hold NaN or infinity; integer PCM (TAU's 24-bit) cannot.
+_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
+_SCAN_FRAMES = 65536
+
+
+def scan_audio(path: Path) -> AudioInfo:
+    """`audio_info` plus the checks decoding makes (`read_audio` runs the same ones): a float
+    file is streamed in blocks, so NaN/inf anywhere in it is found without holding it whole."""
+    path = Path(path)
+    info = audio_info(path)
+    try:
+        subtype = sf.info(str(path)).subtype
+        if subtype not in _FLOAT_SUBTYPES:
+            return info
+        offset = 0
+        for block in sf.blocks(str(path), blocksize=_SCAN_FRAMES, dtype="float32",
+                               always_2d=True):
+            _check_finite(path, block, offset, info.sample_rate)
+            offset += len(block)
+    except (sf.SoundFileError, RuntimeError, OSError) as exc:
+        raise DataError(path, f"unreadable audio ({_short(exc)})", _FIX_REPLACE) from None
+    if offset != info.frames:
+        raise DataError(path, f"truncated audio: header claims {info.frames} frames, decoded "
+                        f"{offset}", _FIX_REPLACE)
+    return info
+
+
+def _check_finite(path: Path, frames: np.ndarray, offset: int, sample_rate: int) -> None:
+    """DataError naming the first NaN/inf sample of (frames, channels) starting at `offset`."""
+    bad = ~np.isfinite(frames)
+    if bad.any():
+        first = offset + int(np.argmax(bad.any(axis=1)))
+        raise DataError(path, f"audio contains NaN or infinite samples (first at frame {first}, "
+                        f"{first / sample_rate:.3f} s)", "re-export the file as PCM, or remove "
+                        "its rows from the CSV files")
 
 
 def _check_wav_complete(path: Path, frames: int, channels: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from asc_auto.data.audio import AudioInfo, audio_info
+from asc_auto.data.audio import AudioInfo, scan_audio
 from asc_auto.errors import DataError
 
 META = "meta.csv"
@@ -134,7 +134,9 @@ def load_dataset(root: Path) -> TauDataset:
 
 
 def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
-    """Validate the CSVs and every listed audio header (truncation, sample rate agreement)."""
+    """Validate the CSVs and every listed audio file with the checks feature extraction makes
+    (`scan_audio`: header, truncation, NaN/inf anywhere), so check and search accept the same
+    datasets. Mixed sample rates are reported, not refused: the frontends resample each clip."""
     ds, listed_at = _load(Path(root))
     files = list(listed_at)
     infos: dict[str, AudioInfo] = {}
@@ -142,7 +144,7 @@ def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
         task = bar.add_task("checking audio", total=len(files))
         for name in files:
             try:
-                infos[name] = audio_info(ds.path(name))
+                infos[name] = scan_audio(ds.path(name))
             except DataError as exc:
                 raise DataError(
                     exc.file, f"{exc.problem} ({_where(ds, listed_at[name])})", exc.fix
@@ -150,15 +152,6 @@ def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
             bar.advance(task)
 
     rates = Counter(info.sample_rate for info in infos.values())
-    if len(rates) > 1:
-        common = rates.most_common(1)[0][0]
-        odd = next(name for name in files if infos[name].sample_rate != common)
-        raise DataError(
-            ds.path(odd),
-            f"sample rate {infos[odd].sample_rate} Hz differs from the {common} Hz of "
-            f"{rates[common]} other clips ({_where(ds, listed_at[odd])})",
-            f"resample it to {common} Hz or remove its rows",
-        )
     durations = [infos[name].duration_s for name in files]
     return DatasetSummary(
         root=ds.root,

@@ -19,7 +19,7 @@ from torch import nn
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
-from asc_auto.tables import dataclass_from_table
+from asc_auto.tables import dataclass_from_table, ranged
 from asc_auto.techniques.base import EpochHook, StepHook, TrialContext
 from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
 
@@ -30,10 +30,10 @@ AUGMENT_TABLE = "augment"
 class AugmentSettings:
     """Waveform augmentation of the seed paper (its values are not given; these are ours)."""
 
-    crop_seconds: float = 1.0  # training crop = evaluation segment length
-    gain_db: float = 6.0  # gain drawn uniformly in [-gain_db, +gain_db]
+    crop_seconds: float = ranged(1.0, 0.0, None, low_open=True)  # training crop = eval segment
+    gain_db: float = ranged(6.0, 0.0)  # gain drawn uniformly in [-gain_db, +gain_db]
     snr_db: float = 20.0  # white noise at an SNR drawn uniformly in [snr_db, snr_db + 30]
-    noise_prob: float = 0.5  # share of training crops that get noise
+    noise_prob: float = ranged(0.5, 0.0, 1.0)  # share of training crops that get noise
 
 
 def augment_settings(ctx: TrialContext) -> AugmentSettings:
