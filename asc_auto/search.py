@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -262,6 +264,10 @@ class Objective:
             trial.set_user_attr("source", "search")
         config = setup.space.suggest(trial)
         trial.set_user_attr("config", config)
+        # Initial weights from (seed, trial number): a trial is the same whichever trials ran
+        # before it in this process (a resumed study, another worker).
+        torch.manual_seed(int(np.random.SeedSequence([ctx.train_cfg.seed, trial.number])
+                              .generate_state(1)[0]))
         candidate = setup.technique.build(config, ctx)
         size = setup.technique.size(candidate, ctx.rule)
         macs = count_macs(candidate.model, ctx.example_input())

@@ -97,6 +97,7 @@ def ensure_teacher(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutpu
         return cached
     x, y = ctx.train_xy
     vgg_cfg = settings.vgg_config(in_channels=x.shape[1], n_classes=ctx.n_classes)
+    torch.manual_seed(train_cfg.seed)  # its initial weights: the same teacher every run
     model = VggTeacher(vgg_cfg)
     ctx.status(f"training the KD teacher ({sum(p.numel() for p in model.parameters()):,} params,"
                f" {settings.epochs} epochs); cached for every later trial")
