@@ -66,6 +66,10 @@ def search(
     gcc: Annotated[bool | None, typer.Option(
         "--gcc/--no-gcc", help="gcc only: fix the GCC plane on/off [default: searched].")
     ] = None,
+    jobs: Annotated[int, typer.Option(
+        min=1, help="Worker processes on this machine sharing the study (trials split).")] = 1,
+    retry_failed: Annotated[int, typer.Option(
+        min=0, help="Run a trial of a killed worker again, up to N times.")] = 0,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Search one technique's configurations under the size limit; resumes an existing study."""
@@ -78,8 +82,15 @@ def search(
         technique=technique.value, data=data, trials=trials, timeout=timeout,
         budget_kb=budget_kb, rule=rule.value, storage=storage, study=study, space=space,
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
+        retry_failed=retry_failed,
     )
-    result = run_search(opts, status=lambda msg: console.print(f"[dim]{msg}[/]"))
+    say = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
+    if jobs > 1:
+        from asc_auto.workers import run_parallel
+
+        result = run_parallel(opts, jobs, status=say)
+    else:
+        result = run_search(opts, status=say)
     _print_study(result)
 
 

@@ -41,5 +41,5 @@ def synth(
 def check(
     data: Annotated[Path, typer.Option("--data", help="Dataset root (holds meta.csv).")],
 ) -> None:
-    """Validate the CSV files and every audio header, then print per-class counts."""
+    """Validate the CSV files and every audio file (as search reads them), print the counts."""
     console.print(check_dataset(data).to_table())

@@ -180,3 +180,24 @@ def damaged_files(folder: Path, meta_file: str, meta: dict[str, Any] | None = No
         except OSError:
             bad.append(name)
     return bad
+
+
+@contextlib.contextmanager
+def build_lock(target: Path, status: Callable[[str], None] = lambda msg: None) -> Iterator[None]:
+    """An exclusive lock for building `target` (a cache entry): several workers that need the
+    same entry at once build it once; the others wait, then load what the first one wrote.
+    The lock file `.<name>.lock` stays beside the target (empty; cheap to keep)."""
+    from filelock import FileLock, Timeout
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target.parent / f".{target.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        status(f"waiting for another worker building {target.name}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

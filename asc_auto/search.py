@@ -35,7 +35,13 @@ from asc_auto.errors import AscError, UsageError
 from asc_auto.features.cache import build_features
 from asc_auto.keys import check_study_name, space_digest
 from asc_auto.space import SearchSpace, default_space_file, load_space
-from asc_auto.storage import default_storage, fail_dead_trials, mark_worker, open_storage
+from asc_auto.storage import (
+    default_storage,
+    fail_dead_trials,
+    mark_worker,
+    open_storage,
+    storage_lock,
+)
 from asc_auto.techniques.base import Technique, TrialContext, get_technique
 from asc_auto.train import resolve_device, train_config
 
@@ -63,6 +69,7 @@ class SearchOptions:
     device: str = "auto"
     progress: bool = True
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # table values
+    retry_failed: int = 0  # trials of dead workers enqueued again up to this many times
 
 
 @dataclass
@@ -182,57 +189,118 @@ class _DropInterruptTraceback(logging.Filter):
 _INTERRUPT_FILTER = _DropInterruptTraceback()
 
 
-def run_search(opts: SearchOptions, status: Callable[[str], None] = print) -> optuna.Study:
-    """Run (or resume) the study of one technique and return it."""
+class TrialSeededTPE(optuna.samplers.TPESampler):
+    """TPE whose random streams are re-seeded from (seed, trial number) before every trial.
+
+    Trial numbers are unique across all workers of a study, so workers started together with the
+    same --seed draw different configurations (one shared seed gave 5 distinct configurations
+    out of 9 trials from 3 workers), while a study stays reproducible trial by trial. With
+    `constant_liar` (Optuna's default) running trials count as pessimistic results, so TPE does
+    not propose what another worker is training.
+    """
+
+    def __init__(self, seed: int, **kwargs: Any) -> None:
+        super().__init__(seed=seed, **kwargs)
+        self._base_seed = seed
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        state = np.random.SeedSequence([self._base_seed, trial.number]).generate_state(2)
+        self._rng.rng.seed(int(state[0]))  # TPE's own draws
+        self._random_sampler._rng.rng.seed(int(state[1]))  # the start-up trials' random draws
+        super().before_trial(study, trial)
+
+
+def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
+               finish: bool = True) -> optuna.Study:
+    """Run (or resume) the study of one technique and return it.
+
+    Safe with other workers on the same study (processes of `--jobs`, other machines): study
+    creation, the resume checks and the paper trial's enqueue run under `storage_lock`; the
+    caches they share are built once under their own locks. `finish` runs the technique's
+    after-search step (e.g. the gcc ablation); `--jobs` runs it once, after all its workers.
+    """
+    study, setup = setup_study(opts, status)
+    objective = Objective(setup)
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = []
+    with SearchProgress(opts.trials, enabled=opts.progress) as progress:
+        objective.progress = progress
+        callbacks.append(progress.on_trial_end if opts.progress else _trial_line(status))
+        study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
+                       catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+    if finish:
+        finish_search(study, setup)
+    return study
+
+
+def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
+                ) -> tuple[optuna.Study, SearchSetup]:
+    """Everything before the first trial: storage, study (created or resumed and checked),
+    features, the technique's shared work (the teacher), the paper trial's enqueue."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna.study._optimize").addFilter(_INTERRUPT_FILTER)
     study_name = check_study_name(opts.technique if opts.study is None else opts.study)
-    storage = open_storage(opts.storage or default_storage(opts.home), create=True)
+    url = opts.storage or default_storage(opts.home)
+    storage = open_storage(url, create=True, retry_failed=opts.retry_failed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     split_seed = opts.seed
     if study_name in existing:
         split_seed = int(existing[study_name].user_attrs.get("split_seed", opts.seed))
-        n_before = existing[study_name].n_trials
-    else:
-        n_before = 0
     setup = prepare_search(opts, status, split_seed=split_seed)
     ctx = setup.context
-    sampler = optuna.samplers.TPESampler(seed=opts.seed + n_before, n_startup_trials=5)
+    sampler = TrialSeededTPE(seed=opts.seed, n_startup_trials=5)
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=ctx.train_cfg.epochs,
                                             reduction_factor=3)
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
-    _check_resume(study, {
-        "technique": opts.technique, "rule": opts.rule, "budget_kb": opts.budget_kb,
-        "split_seed": split_seed, "val_fraction": opts.val_fraction,
-        "overrides": opts.overrides, "epochs": ctx.train_cfg.epochs,
-        "data_fingerprint": dataset_fingerprint(setup.dataset),
-        "space_sha256": space_digest(setup.space),
-    }, where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
-    if "uid" not in study.user_attrs:  # tells this study from another of the same name
-        study.set_user_attr("uid", uuid.uuid4().hex)
-    study.set_user_attr("data", str(setup.dataset.root))
-    study.set_user_attr("labels", list(setup.dataset.labels))
-    study.set_user_attr("space_file", str(setup.space.file))
-    study.set_user_attr("demo", setup.demo)
-    study.set_user_attr("train_clips", len(ctx.train_files))
-    study.set_user_attr("val_clips", len(ctx.val_files))
-    for key, value in setup.technique.prepare(ctx).items():
+    with storage_lock(url):
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    direction="maximize", sampler=sampler, pruner=pruner,
+                                    load_if_exists=True)
+        _check_resume(study, {
+            "technique": opts.technique, "rule": opts.rule, "budget_kb": opts.budget_kb,
+            "split_seed": split_seed, "val_fraction": opts.val_fraction,
+            "overrides": opts.overrides, "epochs": ctx.train_cfg.epochs,
+            "data_fingerprint": dataset_fingerprint(setup.dataset),
+            "space_sha256": space_digest(setup.space),
+        }, where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
+        if "uid" not in study.user_attrs:  # tells this study from another of the same name
+            study.set_user_attr("uid", uuid.uuid4().hex)
+        study.set_user_attr("data", str(setup.dataset.root))
+        study.set_user_attr("labels", list(setup.dataset.labels))
+        study.set_user_attr("space_file", str(setup.space.file))
+        study.set_user_attr("demo", setup.demo)
+        study.set_user_attr("train_clips", len(ctx.train_files))
+        study.set_user_attr("val_clips", len(ctx.val_files))
+    for key, value in setup.technique.prepare(ctx).items():  # the teacher: its own lock
         study.set_user_attr(key, value)
-    dead = fail_dead_trials(study)
-    if dead:
-        status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
-    if not _paper_pending(study):
-        study.enqueue_trial(setup.space.paper_trial_params(), user_attrs={"source": PAPER})
-    objective = Objective(setup)
-    with SearchProgress(opts.trials, enabled=opts.progress) as progress:
-        objective.progress = progress
-        study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
-                       catch=(Exception,), callbacks=[progress.on_trial_end],
-                       gc_after_trial=True)
-    for key, value in setup.technique.after_search(study, ctx).items():
+    with storage_lock(url):
+        dead = fail_dead_trials(study)
+        if dead:
+            status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
+        if not _paper_pending(study):
+            study.enqueue_trial(setup.space.paper_trial_params(), user_attrs={"source": PAPER})
+    return study, setup
+
+
+def finish_search(study: optuna.Study, setup: SearchSetup) -> None:
+    """The technique's step after a search's trials (e.g. the gcc ablation), recorded."""
+    for key, value in setup.technique.after_search(study, setup.context).items():
         study.set_user_attr(key, value)
-    return study
+
+
+def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Without a progress display (a log, another worker): one line per finished trial."""
+
+    def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
+        del study
+        value = f" val acc {trial.value:.4f}" if trial.value is not None else ""
+        size = trial.user_attrs.get("size_kb")
+        size_text = f" at {size} KB" if size is not None else ""
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        reason = trial.user_attrs.get("fail_reason")
+        why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
+        status(f"trial {trial.number} {trial.state.name}{value}{size_text} "
+               f"({seconds:.1f} s){why}")
+
+    return on_trial_end
 
 
 class Objective:
@@ -249,6 +317,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         mark_worker(trial)
+        fail_dead_trials(trial.study)  # a worker of this host killed meanwhile: failed at once
         try:
             return self._run(trial)
         except optuna.TrialPruned:

@@ -3,8 +3,10 @@
 A space file says what is searched (``[params.*]``), what is fixed (``[features]``, ``[train]`` and
 technique tables such as ``[teacher]``), the seed paper's configuration (``[paper]``, enqueued as
 every study's first trial) and overrides for the built-in demo data (``[demo.<table>]``). Unknown
-keys and wrong types are errors that name the file and the key: a typo must never fall back to a
-silent default.
+keys, wrong types and values out of range are errors that name the file and the key, raised
+when the file is loaded (every settings table with a registered dataclass, its demo overrides
+and every searched range): a typo must never fall back to a silent default, and a bad value
+must not surface as a crash in the middle of a search.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import optuna
 
 from asc_auto.errors import ConfigError
+from asc_auto.tables import SETTINGS_TABLES, table_values
+from asc_auto.train import TrainConfig
 
 SPACE_DIR = Path(__file__).resolve().parent.parent / "searchspace"
 PARAM_TYPES = ("int", "float", "categorical", "simplex")
@@ -166,6 +170,7 @@ def load_space(file: Path, technique: str, technique_tables: set[str]) -> Search
     demo = doc.get("demo", {})
     if not isinstance(demo, dict) or not all(isinstance(v, dict) for v in demo.values()):
         raise ConfigError(file, "demo", "must hold tables like [demo.train]")
+    _check_settings(file, doc, technique_tables)
     return SearchSpace(
         file=file,
         technique=technique,
@@ -177,6 +182,16 @@ def load_space(file: Path, technique: str, technique_tables: set[str]) -> Search
         paper=paper,
         demo=demo,
     )
+
+
+def _check_settings(file: Path, doc: dict[str, Any], technique_tables: set[str]) -> None:
+    """Keys, types and ranges of [train] and of every technique table with a registered
+    settings dataclass (`asc_auto.tables.settings_table`), and of their [demo.*] overrides."""
+    known = {**{t: SETTINGS_TABLES[t] for t in technique_tables if t in SETTINGS_TABLES},
+             "train": TrainConfig}
+    for table, cls in known.items():
+        table_values(cls, doc.get(table, {}), str(file), table)
+        table_values(cls, doc.get("demo", {}).get(table, {}), str(file), f"demo.{table}")
 
 
 def _parse_param(file: Path, name: str, spec: Any) -> ParamSpec:
@@ -196,6 +211,10 @@ def _parse_param(file: Path, name: str, spec: Any) -> ParamSpec:
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
             raise ConfigError(file, f"{key}.choices", "must be a non-empty list")
+        odd = [c for c in choices if not isinstance(c, (bool, int, float, str))]
+        if odd:  # Optuna stores only scalars faithfully
+            raise ConfigError(file, f"{key}.choices", f"{odd[0]!r} is not a number, string or "
+                              "boolean", "list scalar choices, e.g. [3, 5]")
         return ParamSpec(name, ptype, choices=tuple(choices))
     names = spec.get("names")
     if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
@@ -205,23 +224,35 @@ def _parse_param(file: Path, name: str, spec: Any) -> ParamSpec:
 
 def _parse_numeric(file: Path, key: str, name: str, ptype: str, spec: dict) -> ParamSpec:
     want = int if ptype == "int" else (int, float)
+    kind = "an integer" if ptype == "int" else "a finite number"
     for bound in ("low", "high"):
         value = spec.get(bound)
-        if isinstance(value, bool) or not isinstance(value, want):
-            kind = "an integer" if ptype == "int" else "a number"
-            raise ConfigError(file, f"{key}.{bound}", f"must be {kind}")
+        if not _number(value, want):
+            raise ConfigError(file, f"{key}.{bound}", f"must be {kind}, got {value!r}")
     low, high = spec["low"], spec["high"]
     if low > high:
-        raise ConfigError(file, key, f"low {low} > high {high}")
+        raise ConfigError(file, key, f"low {low} > high {high}", "swap low and high")
     step = spec.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, want) or step <= 0):
-        raise ConfigError(file, f"{key}.step", "must be a positive number")
+    if step is not None and (not _number(step, want) or step <= 0):
+        raise ConfigError(file, f"{key}.step", f"must be a positive number, got {step!r}",
+                          "use a step > 0, or leave it out")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError(file, f"{key}.log", "must be true or false")
-    if log and (low <= 0 or (step is not None and ptype == "float")):
-        raise ConfigError(file, f"{key}.log", "log scale needs low > 0 and no float step")
+    if log and low <= 0:
+        raise ConfigError(file, f"{key}.low", f"log scale needs low > 0, got {low}",
+                          "raise low above 0, or set log = false")
+    if log and step is not None and (ptype == "float" or step != 1):
+        raise ConfigError(file, f"{key}.step", "log scale takes no step (Optuna refuses it)",
+                          "leave out step, or set log = false")
     return ParamSpec(name, ptype, low=low, high=high, step=step, log=log)
+
+
+def _number(value: Any, want: type | tuple[type, ...]) -> bool:
+    """A finite int/float of the wanted kind (TOML allows nan and inf; a bool is no number)."""
+    if isinstance(value, bool) or not isinstance(value, want):
+        return False
+    return math.isfinite(value)
 
 
 def _check_paper(file: Path, params: tuple[ParamSpec, ...], paper: dict[str, Any]) -> None:

@@ -23,15 +23,16 @@ from safetensors.torch import load_file, save_file
 
 from asc_auto.context import TrialContext
 from asc_auto.errors import ConfigError
-from asc_auto.io import atomic_dir, checksums, damaged_files
+from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
 from asc_auto.models.vgg import VggConfig, VggTeacher
-from asc_auto.tables import dataclass_from_table, ranged
+from asc_auto.tables import dataclass_from_table, ranged, settings_table
 from asc_auto.train import TrainConfig, evaluate, resolve_device, train_model
 
 CACHE_FORMAT = 2  # 2: checksums of weights and outputs in meta.json
 PAPER_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512)
 
 
+@settings_table("teacher")
 @dataclass(frozen=True)
 class TeacherSettings:
     """The [teacher] table of kd.toml."""
@@ -95,6 +96,18 @@ def ensure_teacher(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutpu
     cached = _load(path, key)
     if cached is not None:
         return cached
+    damage = damaged_files(path, "meta.json")
+    if damage:  # never used: trained again, and the entry replaced
+        ctx.status(f"{path}: {', '.join(damage)} changed since it was written (checksum); "
+                   "training the teacher again")
+    with build_lock(path, ctx.status):  # several workers: one trains, the others load it
+        cached = _load(path, key)
+        return cached if cached is not None else _train(ctx, settings, train_cfg, key, path)
+
+
+def _train(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig, key: str,
+           path: Path) -> TeacherOutputs:
+    """Train the teacher, cache it with its outputs; the caller holds its build lock."""
     x, y = ctx.train_xy
     vgg_cfg = settings.vgg_config(in_channels=x.shape[1], n_classes=ctx.n_classes)
     torch.manual_seed(train_cfg.seed)  # its initial weights: the same teacher every run

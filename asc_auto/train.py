@@ -20,13 +20,14 @@ from torch import nn
 
 from asc_auto.errors import TrainingDiverged
 from asc_auto.features.augment import SpecAugment, mixup
-from asc_auto.tables import dataclass_from_table, ranged
+from asc_auto.tables import dataclass_from_table, ranged, settings_table
 
 LossFn = Callable[[tuple[torch.Tensor, torch.Tensor], torch.Tensor, Sequence[torch.Tensor]],
                   torch.Tensor]
 EpochHook = Callable[[int, float], None]
 
 
+@settings_table("train")
 @dataclass(frozen=True)
 class TrainConfig:
     """Fixed training settings; a space file's [train] table overrides these defaults."""
@@ -41,7 +42,7 @@ class TrainConfig:
     time_masks: int = ranged(2, 0)
     time_width: int = ranged(20, 0)
     eval_batch_size: int = ranged(128, 1)
-    seed: int = 0
+    seed: int = ranged(0, 0, 2**63 - 1)  # what torch.manual_seed accepts
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
 
 
@@ -140,8 +141,9 @@ def train_model(
     use_amp = device.type == "cuda"
     result = TrainResult()
     t_start = time.perf_counter()
-    # Non-finite losses are counted on the device and checked once per epoch (on CUDA a check per
-    # step would synchronise the device every step); on the CPU a step's check costs nothing.
+    # Non-finite losses are counted on the device and read once per epoch (on CUDA reading a
+    # count every step would make the host wait for the device); on the CPU each step's is free.
+    each_step = _checks_each_step(device)
     bad_steps = torch.zeros((), dtype=torch.int64, device=device)
     for epoch in range(cfg.epochs):
         model.train()
@@ -163,8 +165,8 @@ def train_model(
                 outputs = model(xb)
                 loss = loss_fn(outputs, soft, eb)
             bad_steps += (~torch.isfinite(loss.detach())).to(torch.int64)
-            if device.type == "cpu" and bad_steps.item():
-                _diverged(loss, epoch, step, cfg)
+            if each_step and bad_steps.item():
+                raise _diverged(cfg, epoch, f"step {step + 1} ({loss.item()})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -175,7 +177,7 @@ def train_model(
             if on_step is not None:
                 on_step(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch)
         if bad_steps.item():
-            _diverged(None, epoch, None, cfg)
+            raise _diverged(cfg, epoch, f"{bad_steps.item()} of {steps_per_epoch} steps")
         if val is not None:
             t0 = time.perf_counter()
             acc = evaluate(model, val[0], val[1], n_classes, cfg.eval_batch_size, device).accuracy
@@ -187,12 +189,17 @@ def train_model(
     return result
 
 
-def _diverged(loss: torch.Tensor | None, epoch: int, step: int | None, cfg: TrainConfig) -> None:
-    where = f"epoch {epoch + 1}" + (f", step {step + 1}" if step is not None else "")
-    value = f" ({loss.item()})" if loss is not None else ""
-    raise TrainingDiverged(f"training diverged: the loss became NaN or infinite{value} in {where}"
-                           f"; fix: a lower learning rate than {cfg.lr:g}, or check the input "
-                           "features for extreme values")
+def _checks_each_step(device: torch.device) -> bool:
+    """Whether reading the loss every step is free: on the CPU yes; on CUDA it would wait for
+    the device each step, so the non-finite count is read once per epoch."""
+    return device.type == "cpu"
+
+
+def _diverged(cfg: TrainConfig, epoch: int, where: str) -> TrainingDiverged:
+    """The error that fails a run whose loss became NaN/inf (its result would be meaningless)."""
+    return TrainingDiverged(f"training diverged: the loss became NaN or infinite in epoch "
+                            f"{epoch + 1}, {where}; fix: a lower learning rate than {cfg.lr:g}, "
+                            "or check the input features for extreme values")
 
 
 @torch.no_grad()

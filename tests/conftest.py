@@ -20,3 +20,60 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     root = tmp_path_factory.mktemp("tiny") / "tau3"
     return synthesize(root, n_clips=TINY_CLIPS, clip_seconds=TINY_SECONDS, seed=0, progress=False)
+
+
+def _pg_bin() -> Path | None:
+    """Debian's PostgreSQL server binaries (the `postgresql` package), newest first."""
+    import shutil
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    if found:
+        return found[0].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory):
+    """A throw-away PostgreSQL server on a loopback port for this test session.
+
+    Skips, saying why, where the server is not installed (`.ci/run` installs Debian's
+    `postgresql`). Run as root (CI), the server runs as the `postgres` user, as it requires.
+    """
+    import os
+    import socket
+    import subprocess
+
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server not installed (Debian package postgresql; .ci/run "
+                    "installs it)")
+    root = tmp_path_factory.mktemp("pg")
+    data = root / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        os.chmod(root, 0o777)
+        for parent in root.parents:  # the server's user must reach its data folder
+            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+                os.chmod(parent, os.stat(parent).st_mode | 0o011)
+        as_user = ["runuser", "-u", pw.pw_name, "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "asc",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l",
+                    str(root / "log"), "-w", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://asc@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                        "stop"], check=False, capture_output=True)

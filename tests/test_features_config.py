@@ -51,22 +51,24 @@ def test_from_dict_accepts_ints_for_floats_and_defaults_the_rest() -> None:
 @pytest.mark.parametrize(
     ("table", "key", "words"),
     [
-        ({"n_mel": 64}, "n_mel", "unknown logmel setting"),
-        ({"n_mels": "64"}, "n_mels", "expected int, got str"),
-        ({"n_mels": True}, "n_mels", "expected int, got bool"),
-        ({"sample_rate": 16000.0}, "sample_rate", "expected int, got float"),
-        ({"f_max": "8k"}, "f_max", "expected float"),
+        ({"n_mel": 64}, "n_mel", "unknown key"),
+        ({"n_mels": "64"}, "n_mels", "must be int, got '64'"),
+        ({"n_mels": True}, "n_mels", "must be int, got True"),
+        ({"sample_rate": 16000.0}, "sample_rate", "must be int, got 16000.0"),
+        ({"f_max": "8k"}, "f_max", "must be float"),
         ({"channels": "both"}, "channels", "unknown mode 'both'"),
         ({"f_max": 9000.0}, "f_max", "must be in (f_min, 8000]"),
-        ({"hop_ms": 0}, "hop_ms", "hop too short"),
+        ({"hop_ms": 0}, "hop_ms", "must be in (0, inf), got 0.0"),
+        ({"win_ms": 0.01}, "win_ms", "window too short"),
         ({"kind": "mfcc"}, "kind", "unknown frontend 'mfcc'"),
     ],
 )
 def test_from_dict_names_file_and_key_of_a_bad_setting(table: dict, key: str, words: str) -> None:
+    """Keys are named `features.key`, like every other settings table (one shared parser)."""
     with pytest.raises(ConfigError) as info:
         frontend_config_from_dict(table, "space/kd.toml")
-    assert info.value.key == key
-    assert str(info.value).startswith(f"space/kd.toml: key '{key}'")
+    assert info.value.key == f"features.{key}"
+    assert str(info.value).startswith(f"space/kd.toml: key 'features.{key}'")
     assert words in str(info.value)
 
 

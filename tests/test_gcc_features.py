@@ -126,9 +126,9 @@ def test_config_defaults_keys_and_validation() -> None:
     parsed = frontend_config_from_dict({"kind": "gcc", "hop_ms": 16, "clip_seconds": 4}, "s.toml")
     assert parsed == GccConfig(hop_ms=16.0, clip_seconds=4.0)
     assert isinstance(make_frontend(parsed), GccGram)
-    with pytest.raises(ConfigError, match=r"s\.toml: key 'channels'"):
+    with pytest.raises(ConfigError, match=r"s\.toml: key 'features\.channels'"):
         frontend_config_from_dict({"kind": "gcc", "channels": "mean"}, "s.toml")
-    with pytest.raises(ConfigError, match=r"key 'n_mels'.*lags do not fit"):
+    with pytest.raises(ConfigError, match=r"key 'features\.n_mels'.*lags do not fit"):
         frontend_config_from_dict({"kind": "gcc", "n_mels": 64, "win_ms": 2.0}, "s.toml")
 
 

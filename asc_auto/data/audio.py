@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,66 +34,79 @@ class AudioInfo:
 
 def audio_info(path: Path) -> AudioInfo:
     """Header facts of one audio file without decoding it; a damaged file raises DataError."""
+    return _inspect(Path(path))[0]
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a file to float32 (channels, frames) in [-1, 1] plus its sample rate, after every
+    check `scan_audio` makes (the same `_checked_frames`, one block the size of the file)."""
     path = Path(path)
+    info, _ = _inspect(path)
+    data = np.empty((info.frames, info.channels), dtype=np.float32)
+    for _ in _checked_frames(path, info, data):
+        pass
+    return np.ascontiguousarray(data.T), info.sample_rate
+
+
+def scan_audio(path: Path) -> AudioInfo:
+    """What `data check` runs: the checks `read_audio` makes for search, with the decoding
+    streamed in blocks (a 10 s 48 kHz file is never held whole), so the two cannot disagree.
+    Only a PCM WAV whose bytes the header check counted is not decoded: every frame is there,
+    and integer samples cannot be NaN or infinite."""
+    path = Path(path)
+    info, header_proves_it = _inspect(path)
+    if not header_proves_it:
+        buffer = np.empty((min(_SCAN_FRAMES, info.frames), info.channels), dtype=np.float32)
+        for _ in _checked_frames(path, info, buffer):
+            pass
+    return info
+
+
+_SCAN_FRAMES = 65536  # 0.5 MB per stereo block
+
+
+def _inspect(path: Path) -> tuple[AudioInfo, bool]:
+    """Header facts, and whether the header check alone proves what decoding would (an
+    integer-PCM WAV whose data bytes were counted)."""
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
         raise DataError(path, f"unreadable audio ({_short(exc)})", _FIX_REPLACE) from None
     if info.frames <= 0:
         raise DataError(path, "empty audio: no sample frames", _FIX_REPLACE)
+    counted = False
     if info.format in ("WAV", "WAVEX", "RF64"):
-        _check_wav_complete(path, info.frames, info.channels)
-    return AudioInfo(
+        counted = _check_wav_complete(path, info.frames, info.channels)
+    facts = AudioInfo(
         sample_rate=int(info.samplerate),
         channels=int(info.channels),
         frames=int(info.frames),
         duration_s=info.frames / info.samplerate,
     )
+    return facts, counted and info.subtype.startswith("PCM_")
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Decode a file to float32 (channels, frames) in [-1, 1] plus its sample rate."""
-    path = Path(path)
-    expected = audio_info(path)
+def _checked_frames(path: Path, info: AudioInfo, out: np.ndarray) -> Iterator[np.ndarray]:
+    """Decode the file into `out` (frames, channels) block after block (in place when `out`
+    holds the whole file, else reusing it), refusing NaN/inf and fewer frames than the header
+    claims: the one validation of decoded audio."""
+    whole = len(out) >= info.frames
+    decoded = 0
     try:
-        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as fh:
+            while decoded < info.frames:
+                target = (out[decoded:] if whole else out)[: info.frames - decoded]
+                block = fh.read(len(target), out=target)  # the frames it got, no stale tail
+                if not len(block):
+                    break
+                _check_finite(path, block, decoded, info.sample_rate)
+                decoded += len(block)
+                yield block
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
         raise DataError(path, f"unreadable audio ({_short(exc)})", _FIX_REPLACE) from None
-    if data.shape[0] != expected.frames:
-        raise DataError(
-            path,
-            f"truncated audio: header claims {expected.frames} frames, decoded {data.shape[0]}",
-            _FIX_REPLACE,
-        )
-    _check_finite(path, data, 0, sample_rate)
-    return np.ascontiguousarray(data.T), int(sample_rate)
-
-
-# Only floating-point files can hold NaN or infinity; integer PCM (TAU's 24-bit) cannot.
-_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
-_SCAN_FRAMES = 65536
-
-
-def scan_audio(path: Path) -> AudioInfo:
-    """`audio_info` plus the checks decoding makes (`read_audio` runs the same ones): a float
-    file is streamed in blocks, so NaN/inf anywhere in it is found without holding it whole."""
-    path = Path(path)
-    info = audio_info(path)
-    try:
-        subtype = sf.info(str(path)).subtype
-        if subtype not in _FLOAT_SUBTYPES:
-            return info
-        offset = 0
-        for block in sf.blocks(str(path), blocksize=_SCAN_FRAMES, dtype="float32",
-                               always_2d=True):
-            _check_finite(path, block, offset, info.sample_rate)
-            offset += len(block)
-    except (sf.SoundFileError, RuntimeError, OSError) as exc:
-        raise DataError(path, f"unreadable audio ({_short(exc)})", _FIX_REPLACE) from None
-    if offset != info.frames:
+    if decoded != info.frames:
         raise DataError(path, f"truncated audio: header claims {info.frames} frames, decoded "
-                        f"{offset}", _FIX_REPLACE)
-    return info
+                        f"{decoded}", _FIX_REPLACE)
 
 
 def _check_finite(path: Path, frames: np.ndarray, offset: int, sample_rate: int) -> None:
@@ -105,13 +119,14 @@ def _check_finite(path: Path, frames: np.ndarray, offset: int, sample_rate: int)
                         "its rows from the CSV files")
 
 
-def _check_wav_complete(path: Path, frames: int, channels: int) -> None:
-    """Raise DataError when the data chunk holds fewer bytes than the header promises."""
+def _check_wav_complete(path: Path, frames: int, channels: int) -> bool:
+    """Raise DataError when the data chunk holds fewer bytes than the header promises; True
+    when every frame's bytes were counted (uncompressed samples of a known size)."""
     file_size = os.path.getsize(path)
     with open(path, "rb") as fh:
         riff = fh.read(12)
         if len(riff) < 12 or riff[8:12] != b"WAVE":
-            return  # not RIFF/WAVE (e.g. W64): trust libsndfile
+            return False  # not RIFF/WAVE (e.g. W64): trust libsndfile
         frame_bytes = 0  # bytes per frame for uncompressed PCM/float, else 0 (unknown)
         ds64_data_size: int | None = None
         while True:
@@ -148,6 +163,7 @@ def _check_wav_complete(path: Path, frames: int, channels: int) -> None:
             f"truncated WAV: {frames} frames need {needed} bytes but only {available} are present",
             _FIX_REPLACE,
         )
+    return frame_bytes > 0
 
 
 def _short(exc: BaseException) -> str:

@@ -2,8 +2,9 @@
 
 Layout: `meta.csv`, `audio/*.wav`, `evaluation_setup/fold1_{train,evaluate,test}.csv`, all
 tab-separated with a header line. `load_dataset` only parses the CSV files (every command calls
-it, so it must stay fast); `check_dataset` also opens every audio header. Every problem is a
-DataError naming the file, the 1-based row (the header is row 1) and the fix.
+it, so it must stay fast); `check_dataset` also validates every audio file as search will read
+it. Every problem is a DataError naming the file, the 1-based row (the header is row 1) and the
+fix.
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ class DatasetSummary:
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="dim")
         facts.add_column()
-        facts.add_row("sample rate", _join(self.sample_rates, " Hz"))
+        mixed = " (mixed: each clip is resampled to the frontend's rate)" if len(
+            self.sample_rates) > 1 else ""
+        facts.add_row("sample rate", _join(self.sample_rates, " Hz") + mixed)
         facts.add_row("channels", _join(self.channels))
         facts.add_row(
             "clip length",
@@ -134,9 +137,10 @@ def load_dataset(root: Path) -> TauDataset:
 
 
 def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
-    """Validate the CSVs and every listed audio file with the checks feature extraction makes
-    (`scan_audio`: header, truncation, NaN/inf anywhere), so check and search accept the same
-    datasets. Mixed sample rates are reported, not refused: the frontends resample each clip."""
+    """Validate the CSVs and every listed audio file with `scan_audio`, which shares its checks
+    with `read_audio` (what search decodes with: header, truncation, NaN/inf anywhere), so check
+    and search accept the same datasets. Mixed sample rates are reported as a fact, not refused:
+    the frontends resample every clip to their own rate."""
     ds, listed_at = _load(Path(root))
     files = list(listed_at)
     infos: dict[str, AudioInfo] = {}

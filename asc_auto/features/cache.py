@@ -52,7 +52,7 @@ from asc_auto.data.tau import Clip, TauDataset, dataset_fingerprint
 from asc_auto.errors import AscError
 from asc_auto.features.config import FeatureConfig
 from asc_auto.features.frontends import load_waveform, make_frontend
-from asc_auto.io import atomic_dir, checksums, damaged_files
+from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
 
 # Bump when the stored layout or the feature computation changes, to invalidate old caches.
 # 2: meta.json holds the sha256 of x.npy and y.npy, verified on every load.
@@ -145,11 +145,21 @@ def build_features(
     cached = _load_entry(final, key, cfg, clips, ds.labels)
     if cached is not None:
         return cached
+    with build_lock(final, status):  # other workers wait, then load what this one built
+        cached = _load_entry(final, key, cfg, clips, ds.labels)
+        if cached is not None:
+            return cached
+        return _build(final, key, ds, cfg, clips, progress, device, batch_size, status)
+
+
+def _build(final: Path, key: str, ds: TauDataset, cfg: FeatureConfig, clips: Sequence[Clip],
+           progress: bool, device: str, batch_size: int, status: Callable[[str], None],
+           ) -> FeatureSet:
+    """Build (or rebuild a damaged) entry; the caller holds its build lock."""
     damage = damaged_files(final, META_FILE)
     if damage:
         status(f"{final}: {', '.join(damage)} changed since it was written (checksum); "
                "rebuilding the features")
-
     try:
         _write_entry(final, key, ds, cfg, clips, progress, device, batch_size)
     except OSError:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from asc_auto.errors import ConfigError
+from asc_auto.tables import range_problems, ranged, table_values
 
 CHANNEL_MODES: tuple[str, ...] = ("mean", "left", "right", "stereo")
+TABLE = "features"  # the space file's table (and export.json's object) these are read from
 
 
 class FrontendConfig:
@@ -56,8 +56,15 @@ class FrontendConfig:
         return {"kind": self.kind, **dataclasses.asdict(self)}  # type: ignore[call-overload]
 
     def problems(self) -> list[tuple[str, str, str]]:
-        """(key, problem, fix) for every invalid value; empty when the config is usable."""
-        return []
+        """(key, problem, fix) for every invalid value; empty when the config is usable. The
+        per-field ranges sit beside the fields; subclasses add what relates several fields."""
+        return range_problems(self)
+
+    def _channel_problems(self) -> list[tuple[str, str, str]]:
+        channels = getattr(self, "channels", "mean")
+        if channels in CHANNEL_MODES:
+            return []
+        return [("channels", f"unknown mode {channels!r}", f"use one of {list(CHANNEL_MODES)}")]
 
     def __post_init__(self) -> None:
         for key, problem, fix in self.problems():
@@ -69,13 +76,13 @@ class LogMelConfig(FrontendConfig):
     """Log-mel spectrogram settings; defaults are the seed paper's KD student input."""
 
     kind: ClassVar[str] = "logmel"
-    sample_rate: int = 16000  # Hz; audio is resampled to this before anything else
-    n_mels: int = 64  # mel bands
-    win_ms: float = 25.0  # analysis window
-    hop_ms: float = 10.0  # frame step
-    f_min: float = 0.0  # lowest mel filter edge (Hz)
-    f_max: float | None = None  # highest edge (Hz); None = sample_rate / 2
-    clip_seconds: float = 10.0  # every clip is cropped / zero-padded to this length
+    sample_rate: int = ranged(16000, 1)  # Hz; audio is resampled to this before anything else
+    n_mels: int = ranged(64, 1)  # mel bands
+    win_ms: float = ranged(25.0, 0.0, None, low_open=True)  # analysis window
+    hop_ms: float = ranged(10.0, 0.0, None, low_open=True)  # frame step
+    f_min: float = ranged(0.0, 0.0)  # lowest mel filter edge (Hz)
+    f_max: float | None = ranged(None, 0.0, None, low_open=True)  # None = sample_rate / 2
+    clip_seconds: float = ranged(10.0, 0.0, None, low_open=True)  # cropped / zero-padded to this
     channels: str = "mean"  # "mean" (mono downmix), "left", "right", "stereo" (2 planes)
 
     @property
@@ -105,27 +112,27 @@ class LogMelConfig(FrontendConfig):
         return (self.n_planes, self.n_mels, self.n_frames)
 
     def problems(self) -> list[tuple[str, str, str]]:
-        out: list[tuple[str, str, str]] = []
+        out = FrontendConfig.problems(self) + self._channel_problems()
+        if {k for k, _, _ in out} & {"sample_rate", "win_ms", "hop_ms", "clip_seconds"}:
+            return out  # the framing below needs those four in range
         nyquist = self.sample_rate / 2
-        if self.sample_rate <= 0:
-            out.append(("sample_rate", f"must be > 0, got {self.sample_rate}", "use e.g. 16000"))
-        if self.n_mels <= 0:
-            out.append(("n_mels", f"must be > 0, got {self.n_mels}", "use e.g. 64"))
-        if self.win_ms <= 0 or (self.sample_rate > 0 and self.win_length < 1):
-            out.append(("win_ms", f"window too short: {self.win_ms} ms", "use e.g. 25.0"))
-        if self.hop_ms <= 0 or (self.sample_rate > 0 and self.hop_length < 1):
-            out.append(("hop_ms", f"hop too short: {self.hop_ms} ms", "use e.g. 10.0"))
-        if self.clip_seconds <= 0:
-            out.append(("clip_seconds", f"must be > 0, got {self.clip_seconds}", "use 10.0"))
-        if not 0 <= self.f_min < nyquist:
+        if self.win_length < 1:
+            out.append(("win_ms", f"window too short: {self.win_ms} ms is no sample at "
+                        f"{self.sample_rate} Hz", "use e.g. 25.0"))
+        if self.hop_length < 1:
+            out.append(("hop_ms", f"hop too short: {self.hop_ms} ms is no sample at "
+                        f"{self.sample_rate} Hz", "use e.g. 10.0"))
+        if self.win_length >= 1 and self.n_samples <= self.n_fft // 2:
+            # the STFT's reflect padding (center=True) needs more samples than half its size
+            shortest = (self.n_fft // 2 + 1) / self.sample_rate
+            out.append(("clip_seconds", f"{self.clip_seconds:g} s is {self.n_samples} samples, "
+                        f"fewer than the {self.n_fft // 2 + 1} a {self.n_fft}-point STFT needs",
+                        f"use at least {shortest:.3g}"))
+        if not self.f_min < nyquist:
             out.append(("f_min", f"must be in [0, {nyquist:g}), got {self.f_min}", "use 0.0"))
         if self.f_max is not None and not self.f_min < self.f_max <= nyquist:
             out.append(
                 ("f_max", f"must be in (f_min, {nyquist:g}], got {self.f_max}", "omit it (Nyquist)")
-            )
-        if self.channels not in CHANNEL_MODES:
-            out.append(
-                ("channels", f"unknown mode {self.channels!r}", f"use one of {list(CHANNEL_MODES)}")
             )
         return out
 
@@ -144,13 +151,13 @@ class GccConfig(FrontendConfig):
     kind: ClassVar[str] = "gcc"
     requires_stereo: ClassVar[bool] = True
     channels: ClassVar[str] = "stereo"  # the waveform policy's channel mode (not a setting)
-    sample_rate: int = 16000  # Hz; audio is resampled to this before anything else
-    n_mels: int = 40  # mel bands per log-mel plane = GCC lags kept
-    win_ms: float = 64.0  # analysis window
-    hop_ms: float = 19.0  # frame step (64 ms window, 45 ms overlap)
-    f_min: float = 0.0  # lowest mel filter edge (Hz)
-    f_max: float | None = None  # highest edge (Hz); None = sample_rate / 2
-    clip_seconds: float = 10.0  # every clip is cropped / zero-padded to this length
+    sample_rate: int = ranged(16000, 1)  # Hz; audio is resampled to this before anything else
+    n_mels: int = ranged(40, 1)  # mel bands per log-mel plane = GCC lags kept
+    win_ms: float = ranged(64.0, 0.0, None, low_open=True)  # analysis window
+    hop_ms: float = ranged(19.0, 0.0, None, low_open=True)  # frame step (45 ms overlap)
+    f_min: float = ranged(0.0, 0.0)  # lowest mel filter edge (Hz)
+    f_max: float | None = ranged(None, 0.0, None, low_open=True)  # None = sample_rate / 2
+    clip_seconds: float = ranged(10.0, 0.0, None, low_open=True)  # cropped / zero-padded to this
 
     win_length = LogMelConfig.win_length
     hop_length = LogMelConfig.hop_length
@@ -171,7 +178,8 @@ class GccConfig(FrontendConfig):
 
     def problems(self) -> list[tuple[str, str, str]]:
         out = LogMelConfig.problems(self)  # type: ignore[arg-type]
-        framing_ok = not {k for k, _, _ in out} & {"sample_rate", "n_mels", "win_ms"}
+        framing_ok = not {k for k, _, _ in out} & {"sample_rate", "n_mels", "win_ms", "hop_ms",
+                                                     "clip_seconds"}
         if framing_ok and self.n_mels > self.n_fft:
             out.append(("n_mels", f"{self.n_mels} lags do not fit an FFT of {self.n_fft}",
                         "use fewer bands or a longer window"))
@@ -183,8 +191,8 @@ class WaveformConfig(FrontendConfig):
     """Raw audio (AclNet's input; module in features/waveform.py): 16 kHz mono by default."""
 
     kind: ClassVar[str] = "waveform"
-    sample_rate: int = 16000  # Hz; audio is resampled to this
-    clip_seconds: float = 10.0  # every clip is cropped / zero-padded to this length
+    sample_rate: int = ranged(16000, 1)  # Hz; audio is resampled to this
+    clip_seconds: float = ranged(10.0, 0.0, None, low_open=True)  # cropped / zero-padded to this
     channels: str = "mean"  # "mean" (mono downmix), "left", "right", "stereo" (2 planes)
 
     @property
@@ -196,15 +204,10 @@ class WaveformConfig(FrontendConfig):
         return (self.n_planes, self.n_samples)
 
     def problems(self) -> list[tuple[str, str, str]]:
-        out: list[tuple[str, str, str]] = []
-        if self.sample_rate <= 0:
-            out.append(("sample_rate", f"must be > 0, got {self.sample_rate}", "use e.g. 16000"))
-        if self.clip_seconds <= 0:
-            out.append(("clip_seconds", f"must be > 0, got {self.clip_seconds}", "use 10.0"))
-        if self.channels not in CHANNEL_MODES:
-            out.append(
-                ("channels", f"unknown mode {self.channels!r}", f"use one of {list(CHANNEL_MODES)}")
-            )
+        out = FrontendConfig.problems(self) + self._channel_problems()
+        if not out and self.n_samples < 1:
+            out.append(("clip_seconds", f"{self.clip_seconds:g} s is no sample at "
+                        f"{self.sample_rate} Hz", f"use at least {1 / self.sample_rate:.3g}"))
         return out
 
 
@@ -215,33 +218,9 @@ FRONTENDS: dict[str, type] = {LogMelConfig.kind: LogMelConfig, GccConfig.kind: G
                               WaveformConfig.kind: WaveformConfig}
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str, file: str) -> Any:
-    """Return `value` as type `tp` (int -> float allowed, bool never a number) or raise."""
-    is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
-    options = typing.get_args(tp) if is_union else (tp,)
-    if value is None and type(None) in options:
-        return None
-    for option in options:
-        if option is bool and isinstance(value, bool):
-            return value
-        if isinstance(value, bool):
-            continue
-        if option is int and isinstance(value, int):
-            return value
-        if option is float and isinstance(value, int | float):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-    wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
-    raise ConfigError(file, key, f"expected {wanted}, got {type(value).__name__} {value!r}")
-
-
 def frontend_config_from_dict(d: dict[str, Any], file: str | Path) -> FeatureConfig:
-    """Build a frontend config from a TOML table; unknown keys and wrong types are errors.
+    """Build a frontend config from a [features] table; unknown keys, wrong types and values
+    out of range are ConfigErrors naming the file and `features.key`.
 
     An optional `kind` key picks the frontend (default "logmel"); every other key must be a field
     of that frontend's dataclass. Missing keys take the dataclass defaults.
@@ -251,22 +230,14 @@ def frontend_config_from_dict(d: dict[str, Any], file: str | Path) -> FeatureCon
     kind = d.pop("kind", LogMelConfig.kind)
     if kind not in FRONTENDS:
         raise ConfigError(
-            file, "kind", f"unknown frontend {kind!r}", f"use one of {list(FRONTENDS)}"
+            file, f"{TABLE}.kind", f"unknown frontend {kind!r}", f"use one of {list(FRONTENDS)}"
         )
     cls = FRONTENDS[kind]
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in d.items():
-        if key not in fields:
-            raise ConfigError(
-                file, key, f"unknown {kind} setting", f"use one of {sorted(fields)} or remove it"
-            )
-        kwargs[key] = _coerce(value, hints[key], key, file)
+    kwargs = table_values(cls, d, file, TABLE)
     # Check values on an unvalidated probe first so the error names the user's file, not the class.
     probe = object.__new__(cls)
     for f in dataclasses.fields(cls):
         object.__setattr__(probe, f.name, kwargs.get(f.name, f.default))
     for key, problem, fix in probe.problems():
-        raise ConfigError(file, key, problem, fix)
+        raise ConfigError(file, f"{TABLE}.{key}", problem, fix)
     return cls(**kwargs)

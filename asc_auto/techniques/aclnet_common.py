@@ -19,20 +19,21 @@ from torch import nn
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
-from asc_auto.tables import dataclass_from_table, ranged
+from asc_auto.tables import dataclass_from_table, ranged, settings_table
 from asc_auto.techniques.base import EpochHook, StepHook, TrialContext
 from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
 
 AUGMENT_TABLE = "augment"
 
 
+@settings_table(AUGMENT_TABLE)
 @dataclass(frozen=True)
 class AugmentSettings:
     """Waveform augmentation of the seed paper (its values are not given; these are ours)."""
 
     crop_seconds: float = ranged(1.0, 0.0, None, low_open=True)  # training crop = eval segment
     gain_db: float = ranged(6.0, 0.0)  # gain drawn uniformly in [-gain_db, +gain_db]
-    snr_db: float = 20.0  # white noise at an SNR drawn uniformly in [snr_db, snr_db + 30]
+    snr_db: float = ranged(20.0)  # noise SNR drawn uniformly in [snr_db, snr_db + 30] dB
     noise_prob: float = ranged(0.5, 0.0, 1.0)  # share of training crops that get noise
 
 

@@ -34,9 +34,9 @@ def _opts(data: Path, home: Path, **kw: object) -> SearchOptions:
 
 
 @pytest.mark.parametrize(("url", "message"), [
-    ("studies/asc.db", "not a database URL"),
-    ("sqlite//x.db", "not a database URL"),
-    ("nosuchdialect://u@h/db", "not a database URL"),
+    ("studies/asc.db", "not a storage URL"),
+    ("sqlite//x.db", "not a storage URL"),
+    ("nosuchdialect://u@h/db", "not a storage URL"),
     ("mssql+pymssql://u@localhost/db", "no database driver for 'mssql+pymssql'"),
 ])
 def test_bad_storage_urls_are_one_line_usage_errors(url: str, message: str) -> None:

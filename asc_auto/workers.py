@@ -1,0 +1,132 @@
+"""`search --jobs N`: N worker processes on this machine sharing one study.
+
+The parent sets the study up once (storage, features, teacher, paper trial) so that workers find
+everything cached, then starts the workers (spawned processes: no forked CUDA or OpenMP state),
+shows one progress bar read from the storage, and runs the technique's after-search step once at
+the end. Workers split the trials, the CPU threads (on CPU) or the GPUs (round robin; several
+workers share one GPU); each prints one line per finished trial. Ctrl-C or SIGTERM stops every
+worker (each records its running trial FAIL), then the parent; a worker that dies outright loses
+only its running trial, which the next run (or a live worker on this host) marks FAIL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from asc_auto.errors import AscError, CommandFailed
+from asc_auto.search import SearchOptions, finish_search, run_search, setup_study
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def split_trials(trials: int | None, jobs: int) -> list[int | None]:
+    """Trials per worker: as even as possible (None: unlimited, with --timeout)."""
+    if trials is None:
+        return [None] * jobs
+    return [trials // jobs + (i < trials % jobs) for i in range(jobs)]
+
+
+def worker_device(device: str, index: int) -> str:
+    """The device of worker `index`: GPUs round robin when `device` means all of them."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{index % torch.cuda.device_count()}"
+    return device
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _worker_main(opts: SearchOptions, index: int, threads: int) -> None:
+    """Entry point of one worker process: its exit code says how it ended (0, 1, 2, 130)."""
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the running trial is FAIL
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+    def say(message: str) -> None:
+        print(f"[worker {index}] {message}", flush=True)
+
+    try:
+        run_search(opts, status=say, finish=False)
+    except AscError as err:
+        say(f"error: {err}")
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] = print
+                 ) -> optuna.Study:
+    """Run `jobs` workers of one study on this machine; return the study when all are done."""
+    study, setup = setup_study(opts, status)
+    before = len(study.get_trials(deepcopy=False, states=_FINISHED))
+    cpu = resolve_cpu(opts.device)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if cpu else 0
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[BaseProcess] = []
+    for i, n in enumerate(split_trials(opts.trials, jobs)):
+        if n == 0:
+            continue
+        wopts = dataclasses.replace(opts, trials=n, progress=False,
+                                    device=worker_device(opts.device, i))
+        proc = ctx.Process(target=_worker_main, args=(wopts, i, threads), name=f"worker-{i}")
+        proc.start()
+        procs.append(proc)
+    status(f"{len(procs)} workers on study '{study.study_name}'"
+           + (f", {threads} CPU threads each" if cpu else ""))
+    try:
+        _watch(study, procs, before, opts.trials, opts.progress)
+    except KeyboardInterrupt:
+        for proc in procs:  # SIGTERM: each records its running trial FAIL and exits
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.join()
+        raise
+    codes = [proc.exitcode for proc in procs]
+    if codes and all(code == 130 for code in codes):
+        raise KeyboardInterrupt
+    bad = [(proc.name, code) for proc, code in zip(procs, codes, strict=True) if code != 0]
+    finish_search(study, setup)
+    if bad:
+        raise CommandFailed(f"{len(bad)} of {len(procs)} workers failed ("
+                            + ", ".join(f"{name}: exit code {code}" for name, code in bad)
+                            + "); what they finished is recorded; fix: see their lines above")
+    return study
+
+
+def resolve_cpu(device: str) -> bool:
+    """True when the workers train on the CPU (then they share its cores)."""
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+
+
+def _watch(study: optuna.Study, procs: list[BaseProcess], before: int, trials: int | None,
+           enabled: bool) -> None:
+    """One bar for all workers, read from the storage every second until they exit."""
+    bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not enabled)
+    with bar:
+        task = bar.add_task("trials", total=trials, info="")
+        while any(proc.is_alive() for proc in procs):
+            time.sleep(1.0)
+            finished = study.get_trials(deepcopy=False, states=_FINISHED)
+            feasible = [t for t in finished if t.state == TrialState.COMPLETE
+                        and t.user_attrs.get("feasible") and t.value is not None]
+            info = ""
+            if feasible:
+                best = max(feasible, key=lambda t: float(t.value or 0.0))
+                info = f"best #{best.number}: {best.value:.3f}"
+            bar.update(task, completed=len(finished) - before, info=info)
+        for proc in procs:
+            proc.join()

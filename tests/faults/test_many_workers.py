@@ -1,0 +1,128 @@
+"""Fault corpus: many workers on one study (issue 11).
+
+Workers started together on a fresh storage (SQLite, Optuna's journal file, PostgreSQL) once
+died on the schema and study creation race, drew the same configurations from one sampler seed
+and ran the paper trial twice. Each case here starts real processes at the same moment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from asc_auto.workers import split_trials
+
+pytestmark = pytest.mark.slow
+SPACE = Path(__file__).parents[1] / "spaces" / "kd.toml"
+
+_WORKER = """
+import sys
+from pathlib import Path
+from asc_auto.search import SearchOptions, run_search
+run_search(SearchOptions(technique="kd", data=Path(sys.argv[1]), space=Path(sys.argv[2]),
+                         trials=int(sys.argv[5]), epochs=1, storage=sys.argv[3],
+                         home=Path(sys.argv[4]), progress=False), status=print)
+"""
+
+
+def _start(n: int, data: Path, url: str, home: Path, trials: int = 3) -> list[subprocess.Popen]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return [subprocess.Popen([sys.executable, "-c", _WORKER, str(data), str(SPACE), url,
+                              str(home), str(trials)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+
+
+def _fresh_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if kind == "journal":
+        return f"journal:///{tmp_path / 'study.log'}"
+    import psycopg
+
+    server = request.getfixturevalue("postgres_url")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_four_workers_started_together_on_a_fresh_storage(kind: str, tiny_dataset: Path,
+                                                          tmp_path: Path,
+                                                          request: pytest.FixtureRequest) -> None:
+    url = _fresh_url(kind, tmp_path, request)
+    procs = _start(4, tiny_dataset, url, tmp_path / "home")
+    outs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+    from asc_auto.storage import open_storage
+
+    study = optuna.load_study(study_name="kd", storage=open_storage(url))
+    trials = study.get_trials()
+    assert len(trials) == 12
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert sum(t.user_attrs.get("source") == "paper" for t in trials) == 1
+    configs = {tuple(sorted(t.params.items())) for t in trials}
+    assert len(configs) == 12  # distinct sampler streams
+    teachers = list((tmp_path / "home" / "cache" / "teachers").iterdir())
+    assert len([t for t in teachers if not t.name.startswith(".")]) == 1  # trained once
+
+
+def test_a_killed_worker_loses_only_its_running_trial(tiny_dataset: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    home = tmp_path / "home"
+    first = _start(1, tiny_dataset, url, home, trials=1)[0]  # builds caches, the paper trial
+    assert first.wait(timeout=600) == 0, first.stderr.read() if first.stderr else ""
+    victim, survivor = _start(2, tiny_dataset, url, home, trials=6)
+    storage_study = None
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until the victim is inside a trial
+        storage_study = optuna.load_study(study_name="kd", storage=url)
+        running = [t for t in storage_study.get_trials(states=(TrialState.RUNNING,))
+                   if t.user_attrs.get("worker", {}).get("pid") == victim.pid]
+        if running:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the victim never started a trial")
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    _, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0 and "Traceback" not in err, err[-3000:]
+    study = optuna.load_study(study_name="kd", storage=url)
+    killed = study.trials[running[0].number]
+    assert killed.state == TrialState.FAIL  # failed by the surviving worker, not left RUNNING
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    survivor_trials = [t for t in study.trials
+                       if t.user_attrs.get("worker", {}).get("pid") == survivor.pid]
+    assert len(survivor_trials) == 6  # the others go on
+
+
+def test_trials_are_split_over_workers() -> None:
+    assert split_trials(10, 4) == [3, 3, 2, 2]
+    assert split_trials(2, 4) == [1, 1, 0, 0]
+    assert split_trials(None, 3) == [None, None, None]
+
+
+def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    run = subprocess.run([sys.executable, "-m", "asc_auto.cli", "search", "--technique", "kd",
+                          "--data", str(tiny_dataset), "--space", str(SPACE), "--trials", "4",
+                          "--epochs", "1", "--jobs", "2", "--home", str(home)],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 workers on study 'kd'" in run.stdout
+    assert run.stdout.count("[worker 0] trial") + run.stdout.count("[worker 1] trial") == 4
+    study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
+    assert len(study.trials) == 4
+    assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
