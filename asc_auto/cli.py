@@ -41,7 +41,8 @@ HomeOpt = Annotated[Path, typer.Option(
     "--home", help="Folder for the demo data, feature/teacher caches and the default study DB.",
     envvar="ASC_AUTO_HOME")]
 StorageOpt = Annotated[str | None, typer.Option(
-    help="Optuna storage URL [default: sqlite:///<home>/asc.db].")]
+    help="Optuna storage: sqlite:///FILE.db, journal:///FILE.log (many workers, one machine) or "
+         "postgresql://USER:PASSWORD@HOST/DB (many machines) [default: sqlite:///<home>/asc.db].")]
 
 
 @app.command()

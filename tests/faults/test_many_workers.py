@@ -126,3 +126,16 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
     assert len(study.trials) == 4
     assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
+
+
+def test_workers_spread_over_all_gpus(monkeypatch) -> None:
+    import torch
+
+    from asc_auto.workers import worker_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [worker_device("cuda", i) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert worker_device("auto", 3) == "cuda:1"
+    assert worker_device("cuda:1", 0) == "cuda:1"  # one named GPU: all workers share it
+    assert worker_device("cpu", 5) == "cpu"

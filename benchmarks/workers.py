@@ -1,0 +1,62 @@
+"""Trials per hour with `search --jobs N`: prints numbers, asserts nothing.
+
+    .venv/bin/python benchmarks/workers.py [--jobs 1 2] [--trials 8] [--epochs 2]
+
+Each N runs `asc-auto search --technique kd --jobs N` on the built-in demo data into a fresh study
+(the features and the teacher are built once beforehand and shared through the cache, so only
+trials are timed), with the same trial count, and prints wall time and trials per hour side by
+side, measured in one run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _search(home: Path, study: str, trials: int, epochs: int, jobs: int) -> float:
+    cmd = [sys.executable, "-m", "asc_auto.cli", "search", "--technique", "kd", "--study", study,
+           "--trials", str(trials), "--epochs", str(epochs), "--jobs", str(jobs),
+           "--home", str(home)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="reuse a home with the demo data and caches [default: a temp dir]")
+    args = parser.parse_args()
+    console = Console()
+    home = args.home or Path(tempfile.mkdtemp(prefix="asc-workers-"))
+    console.print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+                  f"home {home}; warming the caches (demo data, features, teacher)")
+    _search(home, "warm-up", 1, 1, 1)
+    table = Table(title=f"kd on the demo data: {args.trials} trials, {args.epochs} epochs each",
+                  title_justify="left")
+    for col in ("--jobs", "wall s", "trials/hour", "vs --jobs 1"):
+        table.add_column(col, justify="right")
+    base: float | None = None
+    for jobs in args.jobs:
+        wall = _search(home, f"jobs{jobs}-{int(time.time())}", args.trials, args.epochs, jobs)
+        rate = 3600 * args.trials / wall
+        base = base or rate
+        table.add_row(str(jobs), f"{wall:.1f}", f"{rate:.0f}", f"{rate / base:.2f}x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
