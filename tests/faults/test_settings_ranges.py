@@ -38,15 +38,17 @@ def _with(technique: str, table: str, line: str, tmp_path: Path) -> Path:
     if header not in text:
         text += f"\n{header}"
     head, _, rest = text.partition(header)
-    rest = re.sub(rf"^{key} = .*\n", "", rest, count=1, flags=re.M)
+    body, bracket, tail = rest.partition("\n[")  # this table's lines, then the next tables
+    body = re.sub(rf"^{key} = .*$", "", body, count=1, flags=re.M)
     space = tmp_path / "space.toml"
-    space.write_text(f"{head}{header}{line}\n{rest}")
+    space.write_text(f"{head}{header}{line}\n{body}{bracket}{tail}")
     return space
 
 
 @pytest.mark.parametrize(("table", "line", "message"), [
     ("train", "epochs = 0", r"key 'train\.epochs': must be in \[1, inf\), got 0"),
     ("train", "batch_size = 0", r"key 'train\.batch_size': must be in \[2, inf\), got 0"),
+    ("train", "lr = -0.1", r"key 'train\.lr': must be in \(0, 10\], got -0\.1"),
     ("teacher", "epochs = 0", r"key 'teacher\.epochs': must be in \[1, inf\), got 0"),
     ("demo.train", "epochs = 0", r"key 'demo\.train\.epochs': must be in \[1, inf\), got 0"),
     ("features", "win_ms = nan", r"key 'features\.win_ms': must be a finite number"),
