@@ -99,7 +99,7 @@ def table_values(cls: type, values: dict[str, Any], file: str, table: str) -> di
         problem = bounds.problem(value) if bounds is not None else None
         if problem:
             default = fields[key].default
-            example = f", e.g. the default {default!r}" if bounds.problem(default) is None else ""
+            example = f", e.g. the default {default!r}" if _number(default) else ""
             raise ConfigError(file, f"{table}.{key}", problem,
                               f"use a value in {bounds}{example}")
         clean[key] = value
@@ -121,6 +121,10 @@ def range_problems(obj: Any) -> list[tuple[str, str, str]]:
         if problem:
             out.append((f.name, problem, f"use a value in {bounds}"))
     return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _options(tp: Any) -> tuple[Any, ...]:

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import asc_auto
-import asc_auto.techniques  # noqa: F401 - registers every technique's settings tables
+import asc_auto.techniques  # registers every technique's settings tables
 from asc_auto.cli import app
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import FRONTENDS, frontend_config_from_dict
