@@ -187,8 +187,8 @@ def load_space(file: Path, technique: str, technique_tables: set[str]) -> Search
 def _check_settings(file: Path, doc: dict[str, Any], technique_tables: set[str]) -> None:
     """Keys, types and ranges of [train] and of every technique table with a registered
     settings dataclass (`asc_auto.tables.settings_table`), and of their [demo.*] overrides."""
-    known = {**{t: SETTINGS_TABLES[t] for t in technique_tables if t in SETTINGS_TABLES},
-             "train": TrainConfig}
+    known = {"train": TrainConfig,
+             **{t: SETTINGS_TABLES[t] for t in sorted(technique_tables) if t in SETTINGS_TABLES}}
     for table, cls in known.items():
         table_values(cls, doc.get(table, {}), str(file), table)
         table_values(cls, doc.get("demo", {}).get(table, {}), str(file), f"demo.{table}")
