@@ -158,8 +158,10 @@ def _rdb(url: str, file: Path | None, retry_failed: int) -> optuna.storages.Base
     # FAIL by a later run after the grace period instead of staying RUNNING forever.
     kwargs: dict[str, Any] = {"heartbeat_interval": 60, "grace_period": 300}
     if retry_failed > 0:
-        kwargs["heartbeat_stale_trial_callback"] = \
-            optuna.storages.RetryFailedTrialCallback(max_retry=retry_failed)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8, and works
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            kwargs["heartbeat_stale_trial_callback"] = \
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retry_failed)
     if file is not None:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     try:

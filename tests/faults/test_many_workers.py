@@ -139,3 +139,30 @@ def test_workers_spread_over_all_gpus(monkeypatch) -> None:
     assert worker_device("auto", 3) == "cuda:1"
     assert worker_device("cuda:1", 0) == "cuda:1"  # one named GPU: all workers share it
     assert worker_device("cpu", 5) == "cpu"
+
+
+def test_retry_failed_enqueues_a_dead_workers_trial_again(tmp_path: Path) -> None:
+    """--retry-failed N: a trial failed because its worker died runs again (Optuna's
+    RetryFailedTrialCallback), with the same parameters, up to N times."""
+    from asc_auto.procs import this_worker
+    from asc_auto.storage import WORKER_ATTR, fail_dead_trials, open_storage
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    worker = {**this_worker(), "pid": dead.pid, "start": None}
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = optuna.create_study(storage=open_storage(url, create=True, retry_failed=1),
+                                study_name="kd")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr(WORKER_ATTR, worker)
+    assert fail_dead_trials(study) == [trial.number]
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]
+    assert study.trials[1].params == study.trials[0].params
+
+    plain = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'p.db'}",
+                                                     create=True), study_name="kd")
+    other = plain.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    other.set_user_attr(WORKER_ATTR, worker)
+    assert fail_dead_trials(plain) == [other.number]
+    assert [t.state for t in plain.get_trials()] == [TrialState.FAIL]  # no retry unless asked
