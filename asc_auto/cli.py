@@ -42,7 +42,7 @@ HomeOpt = Annotated[Path, typer.Option(
     envvar="ASC_AUTO_HOME")]
 StorageOpt = Annotated[str | None, typer.Option(
     help="Optuna storage: sqlite:///FILE.db, journal:///FILE.log (many workers, one machine) or "
-         "postgresql://USER:PASSWORD@HOST/DB (many machines) [default: sqlite:///<home>/asc.db].")]
+         "postgresql://USER:PASSWORD@HOST/DB (many machines) \\[default: sqlite:///<home>/asc.db].")]
 
 
 @app.command()
@@ -50,22 +50,22 @@ StorageOpt = Annotated[str | None, typer.Option(
 def search(
     technique: Annotated[TechniqueName, typer.Option(help="Technique to search.")],
     data: Annotated[Path | None, typer.Option(
-        exists=True, file_okay=False, help="TAU-layout dataset [default: built-in demo data].")
+        exists=True, file_okay=False, help="TAU-layout dataset \\[default: built-in demo data].")
     ] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials to add to the study.")] = 10,
     timeout: Annotated[float | None, typer.Option(min=1, help="Stop after S seconds.")] = None,
     budget_kb: Annotated[float, typer.Option(min=1, help="Model-size limit in KB.")] = 500.0,
     rule: Annotated[RuleName, typer.Option(help="Size rule.")] = RuleName("dcase2020"),
     storage: StorageOpt = None,
-    study: Annotated[str | None, typer.Option(help="Study name [default: technique].")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name \\[default: technique].")] = None,
     space: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="Search-space TOML [default: searchspace/<t>.toml].")
+        exists=True, dir_okay=False, help="Search-space TOML \\[default: searchspace/<t>.toml].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of sampler, split and training.")] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per trial.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     gcc: Annotated[bool | None, typer.Option(
-        "--gcc/--no-gcc", help="gcc only: fix the GCC plane on/off [default: searched].")
+        "--gcc/--no-gcc", help="gcc only: fix the GCC plane on/off \\[default: searched].")
     ] = None,
     jobs: Annotated[int, typer.Option(
         min=1, help="Worker processes on this machine sharing the study (trials split).")] = 1,
@@ -122,9 +122,9 @@ def retrain(
     study: Annotated[str, typer.Option(help="Study name.")],
     storage: StorageOpt = None,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds to retrain with.")] = 3,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs [default: the search's].")
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs \\[default: the search's].")
                       ] = None,
-    trial: Annotated[int | None, typer.Option(help="Trial to retrain [default: best feasible].")
+    trial: Annotated[int | None, typer.Option(help="Trial to retrain \\[default: best feasible].")
                      ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     home: HomeOpt = DEFAULT_HOME,
@@ -190,7 +190,7 @@ def export(
     study: Annotated[str, typer.Option(help="Study name (retrained).")],
     out: Annotated[Path, typer.Option(file_okay=False, help="Folder for the package.")],
     label: Annotated[str | None, typer.Option(
-        help="DCASE submission label [default: asc-auto_<study>_task1b_1].")] = None,
+        help="DCASE submission label \\[default: asc-auto_<study>_task1b_1].")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Retrain seed to export.")] = 0,
     eval_data: Annotated[Path | None, typer.Option(
         exists=True, file_okay=False, help="Evaluation WAVs for <label>.output.csv.")] = None,

@@ -94,3 +94,20 @@ def test_sigterm_stops_like_ctrl_c_and_restores_the_handler() -> None:
         long_job()
     assert stop.value.exit_code == 130
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize(("command", "texts"), [
+    ("search", ["[default: built-in demo data]", "[default: technique]",
+                "[default: searchspace/<t>.toml]", "[default: searched]",
+                "[default: sqlite:///<home>/asc.db]"]),
+    ("retrain", ["[default: the search's]", "[default: best feasible]"]),
+    ("export", ["[default: asc-auto_<study>_task1b_1]"]),
+    ("show", ["[default: sqlite:///<home>/asc.db]"]),
+])
+def test_help_keeps_the_defaults_written_in_it(command: str, texts: list[str]) -> None:
+    """rich markup read "[default: ...]" in help texts as a tag and dropped it (issue 14)."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    flat = " ".join(result.output.split())
+    for text in texts:
+        assert text in flat, text
