@@ -9,7 +9,7 @@ import optuna
 
 from asc_auto.io import write_text_atomic
 from asc_auto.plots import plot_history, plot_pareto
-from asc_auto.report import PAPER_RESULTS, StudyRow, study_rows
+from asc_auto.report import PAPER_RESULTS, StudyRow, accuracy_text, study_rows
 
 
 def _slug(name: str) -> str:
@@ -21,8 +21,8 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
     out = Path(out)
     rows = study_rows(storage)
     lines = ["# asc-auto report", "", "## Studies", "",
-             "| study | technique | complete | pruned | infeasible | failed | best val acc "
-             "| size KB | params | precision | evaluate acc (retrained) |",
+             "| study | technique | complete | pruned | infeasible | failed | best val acc ± SE "
+             "| size KB | params | precision | evaluate acc (retrained) ± std |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     plots: list[str] = []
     for r in rows:
@@ -39,7 +39,8 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
         lines.append(
             f"| {r.study} | {r.technique} | {c['complete']} | {c['pruned']} | "
             f"{c['infeasible']} | {c['failed']} | "
-            + (f"{b.value:.4f} | {b.user_attrs['size_kb']:.2f} | {b.user_attrs['params']:,} | "
+            + (f"{accuracy_text(b.value, r.val_clips)} | {b.user_attrs['size_kb']:.2f} | "
+               f"{b.user_attrs['params']:,} | "
                f"{b.user_attrs.get('precision', '')}" if b else "- | - | - | -")
             + f" | {retrained} |")
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "

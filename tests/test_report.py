@@ -111,3 +111,12 @@ def test_dashboard_serves_the_studies_on_loopback(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_accuracies_are_shown_with_their_standard_error() -> None:
+    from asc_auto.report import accuracy_text, standard_error
+
+    assert standard_error(0.6, 60) == pytest.approx(0.0632, abs=1e-4)  # sqrt(.6 * .4 / 60)
+    assert standard_error(1.0, 33) == 0.0
+    assert accuracy_text(0.6, 60) == "0.6000 ± 0.063"
+    assert accuracy_text(0.6, None) == "0.6000" and accuracy_text(None, 60) == "-"
