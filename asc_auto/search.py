@@ -43,7 +43,7 @@ from asc_auto.storage import (
     storage_lock,
 )
 from asc_auto.techniques.base import Technique, TrialContext, get_technique
-from asc_auto.train import resolve_device, train_config
+from asc_auto.train import epochs_for, resolve_device, train_config
 
 PAPER = "paper"
 DEFAULT_HOME = Path("studies")
@@ -107,8 +107,8 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
     train, val = train_val_split(dataset.train, opts.val_fraction,
                                  seed=opts.seed if split_seed is None else split_seed)
     tcfg = train_config(space.train, str(space.file))
-    tcfg = dataclasses.replace(tcfg, epochs=opts.epochs or tcfg.epochs, seed=opts.seed,
-                               device=opts.device)
+    epochs = opts.epochs or epochs_for(tcfg.epochs, tcfg.min_clips_seen, len(train))
+    tcfg = dataclasses.replace(tcfg, epochs=epochs, seed=opts.seed, device=opts.device)
     ctx = TrialContext(
         dataset=dataset, features=features,
         train_files=tuple(c.filename for c in train), val_files=tuple(c.filename for c in val),

@@ -26,7 +26,7 @@ from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
 from asc_auto.models.vgg import VggConfig, VggTeacher
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
-from asc_auto.train import TrainConfig, evaluate, resolve_device, train_model
+from asc_auto.train import TrainConfig, epochs_for, evaluate, resolve_device, train_model
 
 CACHE_FORMAT = 2  # 2: checksums of weights and outputs in meta.json
 PAPER_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512)
@@ -41,6 +41,7 @@ class TeacherSettings:
     # VGG (1.0: 64..512 channels)
     depth: int = ranged(12, 1, len(PAPER_CHANNELS))  # conv layers (the paper's 12)
     epochs: int = ranged(30, 1)
+    min_clips_seen: int = ranged(0, 0)  # as [train] min_clips_seen: epochs raised to reach it
     lr: float = ranged(1e-3, 0.0, 10.0, low_open=True)
     batch_size: int = ranged(32, 2)
     mixup_alpha: float = ranged(0.2, 0.0)
@@ -88,7 +89,8 @@ def teacher_key(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainCo
 
 def ensure_teacher(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutputs:
     """Load the cached teacher for this context, training and caching it first if needed."""
-    train_cfg = dataclasses.replace(ctx.train_cfg, epochs=settings.epochs, lr=settings.lr,
+    epochs = epochs_for(settings.epochs, settings.min_clips_seen, len(ctx.train_files))
+    train_cfg = dataclasses.replace(ctx.train_cfg, epochs=epochs, lr=settings.lr,
                                     batch_size=settings.batch_size,
                                     mixup_alpha=settings.mixup_alpha)
     key = teacher_key(ctx, settings, train_cfg)

@@ -32,7 +32,10 @@ EpochHook = Callable[[int, float], None]
 class TrainConfig:
     """Fixed training settings; a space file's [train] table overrides these defaults."""
 
-    epochs: int = ranged(12, 1)  # passes over the training split
+    epochs: int = ranged(12, 1)  # passes over the training split (at least; see below)
+    # Budget in clips seen, so a 150-clip dataset trains as long as a 10,000-clip one: the epochs
+    # are raised to ceil(min_clips_seen / training clips) when that is more (0: epochs only).
+    min_clips_seen: int = ranged(0, 0)
     batch_size: int = ranged(32, 2)  # BatchNorm needs two examples
     lr: float = ranged(1e-3, 0.0, 10.0, low_open=True)  # peak rate of AdamW (one-cycle schedule)
     weight_decay: float = ranged(1e-4, 0.0)
@@ -44,6 +47,13 @@ class TrainConfig:
     eval_batch_size: int = ranged(128, 1)
     seed: int = ranged(0, 0, 2**63 - 1)  # what torch.manual_seed accepts
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+
+
+def epochs_for(epochs: int, min_clips_seen: int, n_train: int) -> int:
+    """`epochs`, or more when `n_train` clips per epoch would see fewer than `min_clips_seen`."""
+    if min_clips_seen <= 0 or n_train <= 0:
+        return epochs
+    return max(epochs, math.ceil(min_clips_seen / n_train))
 
 
 def train_config(values: dict[str, Any], file: str = "<config>") -> TrainConfig:

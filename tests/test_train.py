@@ -82,3 +82,31 @@ def test_very_short_runs_train_without_scheduler_errors(n: int) -> None:
     x, y = _task(n)
     res = train_model(_model(), x, y, TrainConfig(epochs=1, batch_size=8, device="cpu"), 3)
     assert res.clips_seen >= n - 1
+
+
+def test_a_budget_in_clips_seen_raises_the_epochs_of_small_datasets() -> None:
+    from asc_auto.train import epochs_for
+
+    assert epochs_for(12, 0, 150) == 12  # off
+    assert epochs_for(12, 24_000, 150) == 160  # 150 clips: 160 epochs to see 24,000
+    assert epochs_for(12, 24_000, 9_185) == 12  # TAU-sized: the epochs already see more
+    assert epochs_for(3, 10, 4) == 3
+
+
+def test_search_derives_its_epochs_from_min_clips_seen(tiny_dataset, tmp_path) -> None:
+    import math
+    from pathlib import Path
+
+    from asc_auto.search import SearchOptions, prepare_search
+
+    space = Path(__file__).parent / "spaces" / "kd.toml"
+    edited = tmp_path / "kd.toml"
+    edited.write_text(space.read_text().replace("[train]\n", "[train]\nmin_clips_seen = 100\n", 1))
+    setup = prepare_search(SearchOptions(technique="kd", data=tiny_dataset, space=edited,
+                                         home=tmp_path, progress=False), status=lambda m: None)
+    n_train = len(setup.context.train_files)
+    assert setup.context.train_cfg.epochs == max(2, math.ceil(100 / n_train)) > 2
+    explicit = prepare_search(SearchOptions(technique="kd", data=tiny_dataset, space=edited,
+                                            home=tmp_path, progress=False, epochs=1),
+                              status=lambda m: None)
+    assert explicit.context.train_cfg.epochs == 1  # --epochs wins
