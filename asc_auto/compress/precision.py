@@ -49,6 +49,22 @@ def _inputs_only(batch: Any) -> torch.Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
+def _same_on_every_cpu() -> Any:
+    """7-bit weights in every conv/matmul (NNCF's overflow fix on all layers, not only the first).
+
+    CPUs without VNNI (no AVX2, AVX2, AVX-512 without VNNI) add pairs of u8 x s8 products in
+    int16, which saturates with 8-bit weights, so the deployed IR computes another model than the
+    one searched and exported: measured under QEMU (EPYC,-avx2; Haswell), logits 1.6 % (of the
+    largest) away from the torch INT8 model where this VNNI CPU is 0.4 % away; 4.5 % for the
+    model of tests/test_int8.py, whose 3 % check failed there. With 7-bit weights no pair can
+    saturate: 0.63 % on both CPUs, and that test passes under QEMU. Its accuracy on the tone task
+    stayed 100 %, as with 8-bit weights.
+    """
+    import nncf
+
+    return nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE)
+
+
 def quantize_int8(
     model: nn.Module, calibration: Iterable[torch.Tensor], subset_size: int = 300
 ) -> nn.Module:
@@ -77,7 +93,8 @@ def quantize_int8(
         nncf.set_log_level(logging.ERROR)
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         with contextlib.redirect_stdout(io.StringIO()):
-            quantized = nncf.quantize(model, dataset, subset_size=subset_size)
+            quantized = nncf.quantize(model, dataset, subset_size=subset_size,
+                                      advanced_parameters=_same_on_every_cpu())
     finally:
         model.train(was_training)
     return quantized.eval()

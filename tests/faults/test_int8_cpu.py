@@ -1,14 +1,18 @@
-"""Fault corpus: INT8 inference on CPUs OpenVINO has no INT8 kernels for (issue 8 item 1).
+"""Fault corpus: INT8 inference on CPUs that lack what OpenVINO's INT8 kernels expect (issue 8
+item 1: a CPU with AVX, FMA and F16C but no AVX2).
 
 Reported from an AMD EPYC guest: `compile_model(int8_ir, "CPU")` failed with
-`executor_factory.hpp:117 '!implementations.empty()'`. Measured (see asc_auto/ir.py):
+`executor_factory.hpp:117 '!implementations.empty()'`. Measured (see asc_auto/ir.py and
+asc_auto/compress/precision.py):
 - that exact failure happens on this AMD EPYC (AVX-512 BF16) for a static-shape INT8 IR at
   OpenVINO's default settings, which run it in bf16; f32 inference (`COMPILE_CONFIG`) cures it;
 - oneDNN's ISA limit (ONEDNN_MAX_CPU_ISA=AVX, read when OpenVINO loads, so a fresh process per
   case) fails differently at the default settings (`node.cpp:345`, no pooling kernel): OpenVINO's
   own CPU detection ignores the limit and still picks bf16, so this emulates a CPU that is half
   AVX-512 and half AVX, not a real one;
-- a real CPU without AVX2 (QEMU's `EPYC,-avx2`: AVX, FMA, F16C) runs INT8 IRs at every setting.
+- a whole CPU without AVX2, emulated by QEMU (`-cpu EPYC,-avx2`), compiles INT8 IRs at every
+  setting, but without VNNI its int8 kernels saturate 8-bit weights (logits 37 % off for the
+  model below): hence 7-bit weights (`quantize_int8`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from asc_auto import ir as ir_module
 from asc_auto.compress.precision import quantize_int8
@@ -31,92 +36,127 @@ from asc_auto.errors import AscError
 from asc_auto.ir import IR_FILE, SIMULATE_ENV, IrModel, write_ir
 from asc_auto.models.aclnet import AclNet, AclNetConfig
 
-# Same INT8 model, different kernels: OpenVINO's int8 kernels may round an activation the other
-# way from NNCF's simulation (measured up to 1.2e-3 in a probability under QEMU); simulated
-# int8 arithmetic in f32 matches to 1e-7.
-TOLERANCE = 0.02
+# Largest logit difference from the torch INT8 model, relative to its largest logit. OpenVINO's
+# int8 kernels and NNCF's f32 simulation round a little differently (measured 0.0 % to 0.4 %);
+# int8 arithmetic simulated in f32 is NNCF's own (1e-7).
+KERNELS = 0.01
+SIMULATED = 1e-4
 
 _SCRIPT = r"""
 import sys
-import warnings
 from pathlib import Path
 import numpy as np
 from asc_auto.errors import AscError
 from asc_auto.ir import IR_FILE, IrModel
 
-folder, out, times = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+out, times, folders = Path(sys.argv[1]), int(sys.argv[2]), [Path(a) for a in sys.argv[3:]]
 try:
-    for _ in range(times):  # the notice comes once per process, however many models load
-        probs = IrModel(folder / IR_FILE).probabilities(np.load(folder / "x.npy"))
+    for folder in folders:
+        for _ in range(times):  # the notice comes once per process, however many models load
+            model = IrModel(folder / IR_FILE)
+        x = np.load(folder / "x.npy")
+        np.savez(out / f"{folder.name}.npz", logits=model.logits(x), probs=model.probabilities(x))
 except AscError as err:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(1)
-np.save(out, probs)
 """
+
+
+class Saturating(nn.Module):
+    """Conv -> ReLU -> Linear whose weights all sit at the top of their range and whose inputs
+    are large: pairs of u8 x s8 products overflow int16 on CPUs without VNNI."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 16, 1)
+        self.fc = nn.Linear(256, 3)
+        with torch.no_grad():
+            self.conv.weight.fill_(1.0)
+            self.conv.bias.zero_()
+            signs = torch.tensor([1.0, 0.9, -1.0]).repeat_interleave(256).reshape(3, 256)
+            self.fc.weight.copy_(signs * torch.linspace(0.95, 1.0, 256))
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = torch.relu(self.conv(x)).flatten(1)
+        return self.fc(embedding), embedding
+
+
+def _save(folder: Path, model: nn.Module, x: torch.Tensor) -> None:
+    folder.mkdir()
+    with torch.no_grad():
+        np.save(folder / "ref_logits.npy", model(x)[0].numpy())
+    np.save(folder / "x.npy", x.numpy())
 
 
 @pytest.fixture(scope="module")
 def irs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One NNCF INT8 AclNet as two IRs: dynamic batch (what `write_ir` writes for retrain and
-    export) and static shape (what `ov.convert_model` gives without `input=`; the one that hit
-    `executor_factory.hpp:117` here). Each folder holds the inputs and torch's probabilities."""
+    """NNCF INT8 models as IRs, each folder with its inputs and the torch INT8 model's logits:
+    an AclNet with dynamic batch (what `write_ir` writes for retrain and export) and with a
+    static shape (`ov.convert_model` without `input=`: the one that hit `executor_factory.hpp:117`
+    here), and the `Saturating` model."""
     import openvino as ov
 
+    root = tmp_path_factory.mktemp("int8-irs")
     torch.manual_seed(0)
     model = AclNet(AclNetConfig(width=0.25, llf_channels=(8, 16), depth=3, sample_rate=4000))
     x = torch.randn(16, 1, 4000) * 0.1
     int8 = quantize_int8(model.eval(), [x[:8], x[8:]], subset_size=2)
-    with torch.no_grad():
-        ref = torch.softmax(int8(x)[0], 1).numpy()
-    root = tmp_path_factory.mktemp("int8-irs")
-    folders = {"dynamic": root / "dynamic", "static": root / "static"}
-    for folder in folders.values():
-        folder.mkdir()
-        np.save(folder / "x.npy", x.numpy())
-        np.save(folder / "ref.npy", ref)
-    write_ir(int8, Precision.INT8, x[:1], folders["dynamic"])
+    for kind in ("dynamic", "static"):
+        _save(root / kind, int8, x)
+    write_ir(int8, Precision.INT8, x[:1], root / "dynamic")
     with warnings.catch_warnings():  # torch.jit's deprecation, NNCF's noise in its trace check
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         static = ov.convert_model(ir_module._convertible(int8), example_input=x)
-    ov.save_model(static, str(folders["static"] / IR_FILE), compress_to_fp16=False)
-    return folders
+    ov.save_model(static, str(root / "static" / IR_FILE), compress_to_fp16=False)
+
+    x = torch.rand(16, 1, 4, 4) * 0.5 + 0.5
+    int8 = quantize_int8(Saturating().eval(), [x[:8], x[8:]], subset_size=2)
+    _save(root / "saturating", int8, x)
+    write_ir(int8, Precision.INT8, x[:1], root / "saturating")
+    return {kind: root / kind for kind in ("dynamic", "static", "saturating")}
 
 
-def _max_error(probs: np.ndarray, folder: Path) -> float:
-    return float(np.abs(probs - np.load(folder / "ref.npy")).max())
+def _logit_error(logits: np.ndarray, folder: Path) -> float:
+    ref = np.load(folder / "ref_logits.npy")
+    return float(np.abs(logits - ref).max() / np.abs(ref).max())
 
 
-def _run(folder: Path, tmp_path: Path, *prefix: str, times: int = 1,
-         **env: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    out = tmp_path / "probs.npy"
-    run = subprocess.run([*prefix, sys.executable, "-c", _SCRIPT, str(folder), str(out),
-                          str(times)], capture_output=True, text=True,
-                         env={**os.environ, **env}, check=False, timeout=300)
-    return run, out
+def _run(folders: list[Path], tmp_path: Path, *prefix: str, times: int = 1,
+         **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-c", _SCRIPT, str(tmp_path), str(times),
+                           *map(str, folders)], capture_output=True, text=True,
+                          env={**os.environ, **env}, check=False, timeout=300)
 
 
-@pytest.mark.parametrize("kind", ["dynamic", "static"])
+def _result(tmp_path: Path, folder: Path) -> dict[str, np.ndarray]:
+    return dict(np.load(tmp_path / f"{folder.name}.npz"))
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "static", "saturating"])
 def test_int8_ir_runs_on_this_cpu(irs: dict[str, Path], kind: str) -> None:
     """On a bf16-capable CPU the static IR failed at OpenVINO's defaults (the reported error)."""
-    probs = IrModel(irs[kind] / IR_FILE).probabilities(np.load(irs[kind] / "x.npy"))
-    assert _max_error(probs, irs[kind]) < TOLERANCE
+    logits = IrModel(irs[kind] / IR_FILE).logits(np.load(irs[kind] / "x.npy"))
+    assert _logit_error(logits, irs[kind]) < KERNELS
 
 
-@pytest.mark.parametrize("kind", ["dynamic", "static"])
-def test_int8_ir_runs_under_a_onednn_isa_limit(irs: dict[str, Path], kind: str,
-                                               tmp_path: Path) -> None:
-    run, out = _run(irs[kind], tmp_path, ONEDNN_MAX_CPU_ISA="AVX")
+def test_int8_ir_runs_under_a_onednn_isa_limit(irs: dict[str, Path], tmp_path: Path) -> None:
+    run = _run([irs["dynamic"], irs["static"]], tmp_path, ONEDNN_MAX_CPU_ISA="AVX")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert _max_error(np.load(out), irs[kind]) < TOLERANCE
+    for kind in ("dynamic", "static"):
+        assert _logit_error(_result(tmp_path, irs[kind])["logits"], irs[kind]) < KERNELS
 
 
 def test_simulated_int8_matches_torch_and_says_so_once(irs: dict[str, Path],
                                                       tmp_path: Path) -> None:
     """The fallback (low-precision transformations off: FakeQuantize in f32), forced."""
-    run, out = _run(irs["dynamic"], tmp_path, times=2, **{SIMULATE_ENV: "1"})
+    run = _run([irs["dynamic"]], tmp_path, times=2, **{SIMULATE_ENV: "1"})
     assert run.returncode == 0, run.stderr[-3000:]
-    assert _max_error(np.load(out), irs["dynamic"]) < 1e-5  # the same arithmetic as NNCF's
+    result = _result(tmp_path, irs["dynamic"])
+    assert _logit_error(result["logits"], irs["dynamic"]) < SIMULATED
+    ref = torch.softmax(torch.from_numpy(np.load(irs["dynamic"] / "ref_logits.npy")), 1)
+    assert np.abs(result["probs"] - ref.numpy()).max() < 1e-5
     notices = [ln for ln in run.stderr.splitlines() if ln.startswith("notice:")]
     assert len(notices) == 1 and "simulated int8 arithmetic" in notices[0], run.stderr
 
@@ -126,10 +166,11 @@ def test_simulated_int8_under_an_isa_limit_matches_or_fails_in_one_line(
     """Forced simulation under oneDNN's AVX limit: here its weight-compressed FullyConnected
     compiles but has no kernel at the first inference (an artefact of the half-limited CPU).
     Either it runs and matches torch, or the user gets one line, never a traceback."""
-    run, out = _run(irs["dynamic"], tmp_path, ONEDNN_MAX_CPU_ISA="AVX", **{SIMULATE_ENV: "1"})
+    run = _run([irs["dynamic"]], tmp_path, ONEDNN_MAX_CPU_ISA="AVX", **{SIMULATE_ENV: "1"})
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     if run.returncode == 0:
-        assert _max_error(np.load(out), irs["dynamic"]) < 1e-5
+        logits = _result(tmp_path, irs["dynamic"])["logits"]
+        assert _logit_error(logits, irs["dynamic"]) < SIMULATED
     else:
         errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error:")]
         assert run.returncode == 1 and len(errors) == 1, run.stderr[-3000:]
@@ -137,15 +178,36 @@ def test_simulated_int8_under_an_isa_limit_matches_or_fails_in_one_line(
         assert "fix: export the study at fp16 or fp32" in errors[0]
 
 
+def test_int8_weights_leave_no_room_to_saturate(irs: dict[str, Path]) -> None:
+    """Weights of every (non-depthwise) convolution and matmul stored in 7 bits: a pair of u8 x
+    s7 products fits the int16 sum of CPUs without VNNI (255 x 64 x 2 < 32768)."""
+    import openvino as ov
+
+    for kind in ("dynamic", "saturating"):
+        model = ov.Core().read_model(str(irs[kind] / IR_FILE))
+        checked = 0
+        for op in model.get_ordered_ops():
+            if op.get_type_name() in ("Convolution", "MatMul"):
+                const = ir_module._stored_constant(op.input_value(1))
+                if const is not None and const.get_element_type() == ov.Type.i8:
+                    assert np.abs(const.get_data().astype(int)).max() <= 64, op.get_friendly_name()
+                    checked += 1
+        assert checked >= 2, kind
+
+
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None,
                     reason="needs qemu-x86_64 (Debian package qemu-user) to emulate a CPU "
                            "without AVX2")
-def test_int8_ir_runs_on_a_cpu_without_avx2(irs: dict[str, Path], tmp_path: Path) -> None:
-    """The reported CPU's features (AVX, FMA, F16C, no AVX2), emulated whole by QEMU, so that
-    OpenVINO and oneDNN both see them (about 20 s: torch imports slowly under emulation)."""
-    run, out = _run(irs["dynamic"], tmp_path, "qemu-x86_64", "-cpu", "EPYC,-avx2")
+def test_int8_irs_run_the_same_on_a_cpu_without_avx2(irs: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """The reported CPU's features (AVX, FMA, F16C, no AVX2, no VNNI), emulated whole by QEMU so
+    that OpenVINO and oneDNN both see them (about 20 s: torch imports slowly under emulation).
+    With 8-bit weights the saturating model's logits were 37 % off there."""
+    folders = [irs["dynamic"], irs["saturating"]]
+    run = _run(folders, tmp_path, "qemu-x86_64", "-cpu", "EPYC,-avx2")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert _max_error(np.load(out), irs["dynamic"]) < TOLERANCE
+    for folder in folders:
+        assert _logit_error(_result(tmp_path, folder)["logits"], folder) < KERNELS, folder.name
 
 
 class _NoKernelAtFirstRun:
@@ -178,9 +240,8 @@ def test_a_setting_that_compiles_but_cannot_run_falls_back(
     monkeypatch.setattr(ir_module, "_noticed", set())
     messages: list[str] = []
     folder = irs["dynamic"]
-    probs = IrModel(folder / IR_FILE, notice=messages.append).probabilities(
-        np.load(folder / "x.npy"))
-    assert _max_error(probs, folder) < 1e-5
+    logits = IrModel(folder / IR_FILE, notice=messages.append).logits(np.load(folder / "x.npy"))
+    assert _logit_error(logits, folder) < SIMULATED
     assert len(messages) == 1 and "\n" not in messages[0]
     assert "simulated int8 arithmetic" in messages[0]
     assert "could not create a primitive descriptor" in messages[0]  # OpenVINO's reason
