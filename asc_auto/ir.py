@@ -155,7 +155,8 @@ def ir_size(model_xml: Path, rule: SizeRule) -> IrSize:
 # kernel for a static-shape INT8 graph (`executor_factory.hpp:117 '!implementations.empty()'`,
 # the failure issue 8 reported from an EPYC guest). f32 inference is what the export check needs
 # anyway; with it both compile and match PyTorch to 1e-6. On CPUs without AVX2 (QEMU's
-# EPYC,-avx2 and SandyBridge models) INT8 IRs compiled and matched PyTorch at any setting.
+# EPYC,-avx2 and SandyBridge models) INT8 IRs compiled at every setting; their int8 kernels
+# match PyTorch only with 7-bit weights (see `quantize_int8`).
 COMPILE_CONFIG: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
 # Where even that finds no INT8 kernel: the plugin's low-precision transformations off, so the
 # IR's FakeQuantize ops run as f32 arithmetic: the same INT8 model, its int8 arithmetic simulated.
@@ -254,6 +255,7 @@ class IrModel:
         return np.concatenate(out)
 
     def probabilities(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Softmax of the logits, shifted by their maximum so that exp cannot overflow."""
         logits = self.logits(x, batch_size)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
