@@ -8,6 +8,7 @@ clips in validation.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -84,3 +85,43 @@ def train_val_split(
     train = tuple(clip for clip in clips if clip.identifier not in val_ids)
     val = tuple(clip for clip in clips if clip.identifier in val_ids)
     return train, val
+
+
+def grouped_folds(
+    clips: Sequence[Clip], k: int, seed: int = 0
+) -> tuple[tuple[tuple[Clip, ...], tuple[Clip, ...]], ...]:
+    """K (train, validation) pairs for cross-validation: every clip validated exactly once, no
+    identifier on both sides of a fold, classes spread evenly (scikit-learn's
+    StratifiedGroupKFold, shuffled by `seed`).
+
+    Used when a single validation split is too small to rank configurations: on 150 clips a
+    held-out fifth is ~30 clips, where one clip moves accuracy by 3 points.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len({clip.identifier for clip in clips})
+    if k < 2:
+        raise AscError(f"cross-validation needs at least 2 folds, got {k}")
+    if n_groups < k:
+        raise AscError(
+            f"cannot make {k} cross-validation folds: the {len(clips)} clips come from "
+            f"{n_groups} identifier(s) and clips of one identifier must stay together; "
+            f"use --cv {n_groups} or fewer"
+        )
+    labels = [clip.label for clip in clips]
+    groups = [clip.identifier for clip in clips]
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class rarer than k clips: folds lack it, said below
+        warnings.simplefilter("ignore", UserWarning)
+        pairs = list(splitter.split(np.zeros(len(clips)), labels, groups))
+    out = []
+    for train_idx, val_idx in pairs:
+        train = tuple(clips[i] for i in sorted(train_idx))
+        val = tuple(clips[i] for i in sorted(val_idx))
+        missing = {clip.label for clip in clips} - {clip.label for clip in train}
+        if missing:
+            raise AscError(
+                f"cannot make {k} cross-validation folds: class {sorted(missing)[0]!r} would be "
+                f"missing from a fold's training side; use fewer folds (--cv) or add recordings")
+        out.append((train, val))
+    return tuple(out)
