@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from asc_auto.tables import SETTINGS_TABLES, table_values
 from asc_auto.train import TrainConfig
 
 SPACE_DIR = Path(__file__).resolve().parent.parent / "searchspace"
+AUTO = "auto"  # clip_seconds = "auto": the dataset's longest clip
 PARAM_TYPES = ("int", "float", "categorical", "simplex")
 TOP_LEVEL = {"technique", "description", "features", "train", "params", "paper", "demo"}
 _PARAM_KEYS = {
@@ -119,6 +121,18 @@ class SearchSpace:
                 raise ConfigError(self.file, table, "no such table for this technique")
             tables[table].update(values)
         return dataclasses.replace(self, tables=tables)
+
+    def with_clip_seconds(self, measure: Callable[[], float]) -> SearchSpace:
+        """The space with ``clip_seconds = "auto"`` in [features] replaced by `measure()` (the
+        dataset's longest clip), so features are as long as the recordings: TAU's 10 s clips stay
+        10 s, 3 s office events are not padded with 7 s of silence. Other values pass through."""
+        value = self.features.get("clip_seconds")
+        if not isinstance(value, str):
+            return self
+        if value != AUTO:
+            raise ConfigError(self.file, "features.clip_seconds", f"is {value!r}",
+                              'give seconds (e.g. 10.0) or "auto" (the longest clip)')
+        return dataclasses.replace(self, features={**self.features, "clip_seconds": measure()})
 
     def for_demo(self) -> SearchSpace:
         """The space with its ``[demo.*]`` overrides applied (used on the built-in demo data)."""

@@ -7,6 +7,7 @@ chunks and compares the size the header claims with the bytes that are really th
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Iterator
@@ -170,3 +171,16 @@ def _short(exc: BaseException) -> str:
     """One line of a libsndfile message (they repeat the path, which the DataError already has)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
+
+
+def longest_seconds(paths: list[Path] | tuple[Path, ...], step: float = 0.1) -> float:
+    """The longest clip among `paths`, rounded up to `step` seconds (headers only, no decoding).
+
+    Why: `clip_seconds = "auto"` crops/pads every clip to the dataset's own length. Padding
+    3-second office events to TAU's 10 s would spend 70 % of every convolution on silence and
+    dilute AclNet's averaged 1 s segments with 7 silent ones.
+    """
+    if not paths:
+        raise DataError(Path("."), "no audio files to measure", "check the dataset's CSV files")
+    longest = max(audio_info(Path(p)).duration_s for p in paths)
+    return round(math.ceil(longest / step - 1e-9) * step, 6)

@@ -64,13 +64,23 @@ class KnowledgeDistillation(Technique):
     tables = frozenset({"teacher"})
 
     def __init__(self) -> None:
-        self.teacher: TeacherOutputs | None = None
+        # One teacher per train/validation split: a cross-validated search distils each fold's
+        # student from a teacher that never saw that fold's validation clips.
+        self.teachers: dict[str, TeacherOutputs] = {}
+
+    def teacher_for(self, ctx: TrialContext) -> TeacherOutputs:
+        """The teacher trained on `ctx`'s training split (from the cache after the first time)."""
+        split = ctx.split_digest()
+        if split not in self.teachers:
+            settings = teacher_settings(ctx.space.tables.get("teacher", {}), str(ctx.space.file))
+            self.teachers[split] = ensure_teacher(ctx, settings)
+        return self.teachers[split]
 
     def prepare(self, ctx: TrialContext) -> dict[str, Any]:
         settings = teacher_settings(ctx.space.tables.get("teacher", {}), str(ctx.space.file))
-        self.teacher = ensure_teacher(ctx, settings)
-        return {"teacher_val_accuracy": self.teacher.val_accuracy,
-                "teacher_params": self.teacher.params,
+        teacher = self.teacher_for(ctx)
+        return {"teacher_val_accuracy": teacher.val_accuracy,
+                "teacher_params": teacher.params,
                 "teacher_settings": dataclasses.asdict(settings)}
 
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
@@ -80,11 +90,9 @@ class KnowledgeDistillation(Technique):
 
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
-        if self.teacher is None:
-            self.prepare(ctx)
-        assert self.teacher is not None
+        teacher = self.teacher_for(ctx)
         student = candidate.model
-        t_logits, t_emb = self.teacher.select(ctx.train_files)
+        t_logits, t_emb = teacher.select(ctx.train_files)
         embed_dim = student(ctx.example_input())[1].shape[1]
         projection: nn.Module = (
             nn.Identity() if embed_dim == t_emb.shape[1] else Projection(embed_dim, t_emb.shape[1])
@@ -105,4 +113,4 @@ class KnowledgeDistillation(Technique):
         deployed, acc32, acc = self.deploy_and_score(
             student, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
-                       info={"teacher_val_accuracy": self.teacher.val_accuracy})
+                       info={"teacher_val_accuracy": teacher.val_accuracy})

@@ -77,7 +77,7 @@ def test_a_damaged_teacher_cache_is_trained_again(tiny_dataset: Path, tmp_path: 
     said: list[str] = []
     again = prepare_search(opts, status=said.append)
     again.technique.prepare(again.context)
-    teacher = again.technique.teacher
+    teacher = again.technique.teacher_for(again.context)
     assert teacher is not None and np.isfinite(teacher.logits).all()  # trained again
     damaged = [line for line in said if "changed since it was written" in line]
     assert len(damaged) == 1 and "outputs.npz" in damaged[0] and "teacher" in damaged[0], said
