@@ -15,10 +15,10 @@ from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
 from asc_auto.console import console, user_errors
 from asc_auto.errors import AscError
+from asc_auto.records import feasible_trials
 from asc_auto.report import (
     best_table,
     config_table,
-    feasible_trials,
     paper_table,
     pareto_table,
     studies_table,

@@ -1,25 +1,33 @@
-"""What every trial of one search shares: data, features, split, space, training settings, rule.
+"""What every trial of one search shares (data, features, split, space, training settings,
+rule), and the one builder of it.
 
-Kept apart from the technique contract so shared services (the KD teacher cache) can use it
-without importing the techniques.
+`build_context` is the set-up that search, retrain and export share: search gives it its
+options, retrain and export a study's recorded settings (`study_context`). Kept apart from the
+technique contract so shared services (the KD teacher cache) can use it without importing the
+techniques; a technique is passed in as a `FeatureSource`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Protocol
 
+import optuna
 import torch
 
-from asc_auto.compress.size import SizeRule
-from asc_auto.data.tau import TauDataset
-from asc_auto.features.cache import FeatureSet
-from asc_auto.space import SearchSpace
-from asc_auto.train import TrainConfig
+from asc_auto.compress.size import SizeRule, sized_rule
+from asc_auto.data.splits import train_val_split
+from asc_auto.data.tau import TauDataset, load_dataset
+from asc_auto.errors import AscError
+from asc_auto.features.cache import FeatureSet, build_features
+from asc_auto.space import SearchSpace, load_space
+from asc_auto.train import TrainConfig, epochs_for, resolve_device, train_config
 
 
 @dataclass
@@ -59,3 +67,81 @@ class TrialContext:
         """Identifies the train/validation split, for keys of caches derived from it."""
         blob = json.dumps([self.features.key, self.train_files, self.val_files]).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+class FeatureSource(Protocol):
+    """What the builder needs of a technique: its name, extra tables and frontend settings."""
+
+    name: str
+    tables: frozenset[str]
+
+    def feature_config(self, space: SearchSpace) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """What a `TrialContext` is built from: a search's options, or a study's recorded settings."""
+
+    data: Path  # the dataset folder (the demo's, already generated, when `demo`)
+    space_file: Path
+    rule: str
+    budget_kb: float
+    home: Path  # caches live under home/cache
+    demo: bool = False  # apply the space file's [demo.*] tables
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # table values
+    epochs: int | None = None  # None: [train] epochs (raised by min_clips_seen)
+    seed: int | None = None  # the training seed; None keeps [train] seed
+    device: str = "auto"
+    progress: bool = True
+    # Validation: this fraction of fold1_train, grouped and seeded with `split_seed`; None:
+    # train on all of fold1_train and score on the evaluate fold (retrain, export).
+    val_fraction: float | None = 0.2
+    split_seed: int = 0
+
+
+def build_context(technique: FeatureSource, settings: ContextSettings,
+                  status: Callable[[str], None] = print) -> TrialContext:
+    """Load space, dataset and features; split; settle the training settings and the rule."""
+    s = settings
+    space = load_space(s.space_file, technique.name, set(technique.tables))
+    if s.demo:
+        space = space.for_demo()
+    space = space.with_overrides(dict(s.overrides))
+    dataset = load_dataset(s.data)
+    features = build_features(dataset, technique.feature_config(space),
+                              s.home / "cache" / "features", progress=s.progress,
+                              device=str(resolve_device(s.device)), status=status)
+    if s.val_fraction is None:
+        train, val = dataset.train, dataset.evaluate
+    else:
+        train, val = train_val_split(dataset.train, s.val_fraction, seed=s.split_seed)
+    tcfg = train_config(space.train, str(space.file))
+    epochs = s.epochs or epochs_for(tcfg.epochs, tcfg.min_clips_seen, len(train))
+    tcfg = dataclasses.replace(tcfg, epochs=epochs, device=s.device)
+    if s.seed is not None:
+        tcfg = dataclasses.replace(tcfg, seed=s.seed)
+    return TrialContext(
+        dataset=dataset, features=features,
+        train_files=tuple(c.filename for c in train), val_files=tuple(c.filename for c in val),
+        space=space, train_cfg=tcfg, rule=sized_rule(s.rule, s.budget_kb),
+        cache_root=s.home / "cache", progress=s.progress, status=status,
+    )
+
+
+def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
+                  epochs: int | None, device: str, progress: bool,
+                  status: Callable[[str], None]) -> TrialContext:
+    """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings
+    (data, space, demo profile, table overrides, rule, budget, epochs)."""
+    attrs = study.user_attrs
+    for key in ("data", "space_file", "rule", "budget_kb"):
+        if key not in attrs:
+            raise AscError(f"study '{study.study_name}' lacks '{key}' (not made by asc-auto "
+                           "search?); fix: retrain a study that asc-auto search created")
+    recorded = attrs.get("epochs")
+    return build_context(technique, ContextSettings(
+        data=Path(attrs["data"]), space_file=Path(attrs["space_file"]), rule=attrs["rule"],
+        budget_kb=float(attrs["budget_kb"]), home=home, demo=bool(attrs.get("demo")),
+        overrides=attrs.get("overrides") or {},
+        epochs=epochs or (int(recorded) if recorded is not None else None),
+        device=device, progress=progress, val_fraction=None), status)

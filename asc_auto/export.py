@@ -27,11 +27,11 @@ from typing import Any
 import optuna
 from safetensors.torch import load_file
 
+from asc_auto.context import study_context
 from asc_auto.errors import AscError, CommandFailed, UsageError
 from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.predict import EXPORT_JSON, predict, wav_files, write_output_csv
-from asc_auto.retrain import retrain_context
 from asc_auto.techniques.base import get_technique
 from asc_auto.train import score
 
@@ -116,7 +116,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
         raise AscError(f"{seed_dir}: {', '.join(missing)} missing (retrained before export "
                        f"existed?); fix: delete that folder and run asc-auto retrain again")
     technique = get_technique(str(study.user_attrs["technique"]))
-    ctx = retrain_context(study, technique, home, None, "cpu", False, status)
+    ctx = study_context(study, technique, home, None, "cpu", False, status)
     labels = tuple(ctx.dataset.labels)
     label = label or f"asc-auto_{study.study_name}_task1b_1"
     x, y = ctx.val_xy

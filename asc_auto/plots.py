@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from asc_auto.io import atomic_path
-from asc_auto.report import feasible_trials, pareto_front
+from asc_auto.records import feasible_trials
+from asc_auto.report import pareto_front
 
 
 def _save(fig: Figure, out: Path) -> Path:

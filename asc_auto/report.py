@@ -10,30 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
-from asc_auto.errors import AscError
-
-
-def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials inside the size budget, best first (a tie goes to the smaller model)."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ok = [t for t in done if t.user_attrs.get("feasible") and t.value is not None]
-    return sorted(ok, key=lambda t: (-t.value, t.user_attrs.get("size_kb", 0.0), t.number))
-
-
-def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
-    """The best feasible trial (a tie goes to the smaller model), or trial `number`."""
-    if number is None:
-        ranked = feasible_trials(study)
-        if not ranked:
-            raise AscError(f"study '{study.study_name}' has no complete trial within its budget; "
-                           "fix: run more trials with `asc-auto search`")
-        return ranked[0]
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    t = trials.get(number)
-    if t is None or t.state != TrialState.COMPLETE or not t.user_attrs.get("feasible"):
-        raise AscError(f"trial {number} of study '{study.study_name}' is not a complete trial "
-                       "within the budget; fix: pick one listed by `asc-auto show`")
-    return t
+from asc_auto.records import feasible_trials
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

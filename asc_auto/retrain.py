@@ -25,18 +25,13 @@ import optuna
 from safetensors.torch import save_file
 
 from asc_auto.compress.size import Precision
-from asc_auto.context import TrialContext
-from asc_auto.data.tau import load_dataset
-from asc_auto.errors import AscError
-from asc_auto.features.cache import build_features
+from asc_auto.context import TrialContext, study_context
 from asc_auto.io import atomic_dir
 from asc_auto.ir import write_ir
 from asc_auto.keys import digest, space_digest, study_folder
-from asc_auto.report import pick_trial
-from asc_auto.search import sized_rule
-from asc_auto.space import load_space
+from asc_auto.records import pick_trial
 from asc_auto.techniques.base import Technique, get_technique
-from asc_auto.train import resolve_device, train_config
+from asc_auto.train import resolve_device
 
 
 @dataclass(frozen=True)
@@ -83,35 +78,6 @@ class RetrainResult:
         }
 
 
-def retrain_context(study: optuna.Study, technique: Technique, home: Path,
-                    epochs: int | None, device: str, progress: bool,
-                    status: Callable[[str], None]) -> TrialContext:
-    """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings."""
-    attrs = study.user_attrs
-    for key in ("data", "space_file", "rule", "budget_kb"):
-        if key not in attrs:
-            raise AscError(f"study '{study.study_name}' lacks '{key}' (not made by asc-auto "
-                           "search?); fix: retrain a study that asc-auto search created")
-    space = load_space(Path(attrs["space_file"]), technique.name, set(technique.tables))
-    if attrs.get("demo"):
-        space = space.for_demo()
-    space = space.with_overrides(attrs.get("overrides") or {})
-    dataset = load_dataset(Path(attrs["data"]))
-    features = build_features(dataset, technique.feature_config(space), home / "cache" / "features",
-                              progress=progress, device=str(resolve_device(device)),
-                              status=status)
-    tcfg = train_config(space.train, str(space.file))
-    tcfg = dataclasses.replace(tcfg, epochs=epochs or int(attrs.get("epochs", tcfg.epochs)),
-                               device=device)
-    return TrialContext(
-        dataset=dataset, features=features,
-        train_files=tuple(c.filename for c in dataset.train),
-        val_files=tuple(c.filename for c in dataset.evaluate),
-        space=space, train_cfg=tcfg, rule=sized_rule(attrs["rule"], float(attrs["budget_kb"])),
-        cache_root=home / "cache", progress=progress, status=status,
-    )
-
-
 def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             trial_number: int | None = None, home: Path = Path("studies"), device: str = "auto",
             progress: bool = True, status: Callable[[str], None] = print,
@@ -119,7 +85,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     """Retrain the picked configuration with `seeds` seeds; resume seeds already on disk."""
     trial = pick_trial(study, trial_number)
     technique = get_technique(str(study.user_attrs.get("technique")))
-    ctx = retrain_context(study, technique, home, epochs, device, progress, status)
+    ctx = study_context(study, technique, home, epochs, device, progress, status)
     config = dict(trial.user_attrs["config"])
     key = retrain_key(study, technique.name, ctx, config)
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"

@@ -27,14 +27,13 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asc_auto.compress.macs import count_macs
-from asc_auto.compress.size import SizeRule, get_rule
+from asc_auto.context import ContextSettings, build_context
 from asc_auto.data.demo import ensure_demo_dataset
-from asc_auto.data.splits import train_val_split
-from asc_auto.data.tau import TauDataset, dataset_fingerprint, load_dataset
+from asc_auto.data.tau import TauDataset, dataset_fingerprint
 from asc_auto.errors import AscError, UsageError
-from asc_auto.features.cache import build_features
 from asc_auto.keys import check_study_name, space_digest
-from asc_auto.space import SearchSpace, default_space_file, load_space
+from asc_auto.records import feasible_trials
+from asc_auto.space import SearchSpace, default_space_file
 from asc_auto.storage import (
     default_storage,
     fail_dead_trials,
@@ -43,7 +42,6 @@ from asc_auto.storage import (
     storage_lock,
 )
 from asc_auto.techniques.base import Technique, TrialContext, get_technique
-from asc_auto.train import epochs_for, resolve_device, train_config
 
 PAPER = "paper"
 DEFAULT_HOME = Path("studies")
@@ -83,39 +81,19 @@ class SearchSetup:
     demo: bool
 
 
-def sized_rule(name: str, budget_kb: float) -> SizeRule:
-    """The named rule with its limit set to the budget (1 KB = the rule's KB)."""
-    rule = get_rule(name)
-    return dataclasses.replace(rule, limit_bytes=round(budget_kb * rule.kb_bytes))
-
-
 def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
                    split_seed: int | None = None) -> SearchSetup:
     """Load data, space and features; split train/validation (grouped by recording)."""
     technique = get_technique(opts.technique)
     demo = opts.data is None
     root = ensure_demo_dataset(opts.home / "data") if demo else Path(opts.data)
-    space = load_space(opts.space or default_space_file(technique.name), technique.name,
-                       set(technique.tables))
-    if demo:
-        space = space.for_demo()
-    space = space.with_overrides(opts.overrides)
-    dataset = load_dataset(root)
-    features = build_features(dataset, technique.feature_config(space),
-                              opts.home / "cache" / "features", progress=opts.progress,
-                              device=str(resolve_device(opts.device)), status=status)
-    train, val = train_val_split(dataset.train, opts.val_fraction,
-                                 seed=opts.seed if split_seed is None else split_seed)
-    tcfg = train_config(space.train, str(space.file))
-    epochs = opts.epochs or epochs_for(tcfg.epochs, tcfg.min_clips_seen, len(train))
-    tcfg = dataclasses.replace(tcfg, epochs=epochs, seed=opts.seed, device=opts.device)
-    ctx = TrialContext(
-        dataset=dataset, features=features,
-        train_files=tuple(c.filename for c in train), val_files=tuple(c.filename for c in val),
-        space=space, train_cfg=tcfg, rule=sized_rule(opts.rule, opts.budget_kb),
-        cache_root=opts.home / "cache", progress=opts.progress, status=status,
-    )
-    return SearchSetup(technique, space, dataset, ctx, demo)
+    ctx = build_context(technique, ContextSettings(
+        data=root, space_file=opts.space or default_space_file(technique.name), rule=opts.rule,
+        budget_kb=opts.budget_kb, home=opts.home, demo=demo, overrides=opts.overrides,
+        epochs=opts.epochs, seed=opts.seed, device=opts.device, progress=opts.progress,
+        val_fraction=opts.val_fraction, split_seed=opts.seed if split_seed is None else split_seed,
+    ), status)
+    return SearchSetup(technique, ctx.space, ctx.dataset, ctx, demo)
 
 
 CONSTRAINT = "size_bytes_over_budget"  # <= 0 is feasible
@@ -282,7 +260,9 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
 
 def finish_search(study: optuna.Study, setup: SearchSetup) -> None:
     """The technique's step after a search's trials (e.g. the gcc ablation), recorded."""
-    for key, value in setup.technique.after_search(study, setup.context).items():
+    ranked = feasible_trials(study)
+    best = ranked[0] if ranked else None
+    for key, value in setup.technique.after_search(best, setup.context).items():
         study.set_user_attr(key, value)
 
 

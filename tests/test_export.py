@@ -85,7 +85,7 @@ def test_export_fails_loudly_and_leaves_nothing(retrained, tmp_path: Path, monke
     with pytest.raises(AscError, match="does not reproduce"):
         export_study(study, out, home=home, status=lambda m: None)
     monkeypatch.setattr(export_mod, "score", real)
-    monkeypatch.setattr(export_mod, "retrain_context", _tiny_budget(export_mod.retrain_context))
+    monkeypatch.setattr(export_mod, "study_context", _tiny_budget(export_mod.study_context))
     with pytest.raises(AscError, match="exceeds"):
         export_study(study, out, home=home, status=lambda m: None)
     assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ from asc_auto.compress.size import Precision, model_size
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.models.registry import create_model
-from asc_auto.search import SearchOptions, prepare_search, run_search
+from asc_auto.search import SearchOptions, finish_search, prepare_search, run_search
 from asc_auto.space import default_space_file, load_space
 from asc_auto.techniques.gcc import ABLATION_ATTR, GccGrams, PlaneSelect, ablate_gcc, gcc_settings
 
@@ -101,8 +101,8 @@ def test_fixed_table_setting_overrides_the_sampled_switch(searched) -> None:
 
 def test_ablation_records_the_best_config_with_and_without_gcc(searched) -> None:
     study, setup = searched
-    result = setup.technique.after_search(study, setup.context)
-    assert study.user_attrs[ABLATION_ATTR] == result
+    finish_search(study, setup)  # after_search, given the best trial; its attrs recorded
+    result = study.user_attrs[ABLATION_ATTR]
     best = max((t for t in study.trials if t.user_attrs.get("feasible")
                 and t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
     assert result["trial"] == best.number and result["use_gcc"] == best.user_attrs["use_gcc"]
@@ -114,3 +114,5 @@ def test_ablation_records_the_best_config_with_and_without_gcc(searched) -> None
                                        - result["accuracy_without_gcc"], 4)
     with pytest.raises(AscError, match="not a complete trial within the budget"):
         ablate_gcc(study, setup.context, trial_number=best.number + 1)
+    with pytest.raises(AscError, match="needs a complete trial within the budget"):
+        setup.technique.after_search(None, setup.context)  # no feasible trial to ablate

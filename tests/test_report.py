@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from asc_auto.cli import app
-from asc_auto.report import PAPER_RESULTS, feasible_trials, pareto_front, study_rows
+from asc_auto.records import feasible_trials
+from asc_auto.report import PAPER_RESULTS, pareto_front, study_rows
 from asc_auto.search import CONSTRAINT, open_storage
 from asc_auto.summary import write_report
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import asc_auto.retrain as retrain_mod
 from asc_auto.cli import app
 from asc_auto.errors import AscError
-from asc_auto.report import pick_trial
+from asc_auto.records import pick_trial
 from asc_auto.retrain import retrain
 from asc_auto.search import SearchOptions, run_search
 

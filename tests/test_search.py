@@ -9,7 +9,8 @@ import pytest
 from optuna.trial import TrialState
 
 from asc_auto.errors import AscError
-from asc_auto.report import feasible_trials, pareto_front, state_counts
+from asc_auto.records import feasible_trials
+from asc_auto.report import pareto_front, state_counts
 from asc_auto.search import SearchOptions, run_search
 
 pytestmark = pytest.mark.slow

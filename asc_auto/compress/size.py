@@ -7,6 +7,7 @@ with 1 KB = 1024 bytes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -74,6 +75,12 @@ def get_rule(name: str) -> SizeRule:
     if name not in RULES:
         raise AscError(f"unknown size rule '{name}'; known rules: {', '.join(sorted(RULES))}")
     return RULES[name]
+
+
+def sized_rule(name: str, budget_kb: float) -> SizeRule:
+    """The named rule with its limit set to the budget (1 KB = the rule's KB)."""
+    rule = get_rule(name)
+    return dataclasses.replace(rule, limit_bytes=round(budget_kb * rule.kb_bytes))
 
 
 @dataclass(frozen=True)

@@ -27,30 +27,12 @@ from torch import nn
 
 from asc_auto.data import audio
 from asc_auto.errors import DataError
+from asc_auto.features.channels import select_channels
 from asc_auto.features.config import FeatureConfig, GccConfig, LogMelConfig
 from asc_auto.features.gcc import GccGram
 from asc_auto.features.waveform import Waveform, WaveformConfig
 
 LOG_FLOOR = 1e-6
-
-
-def select_channels(wave: torch.Tensor, channels: str, source: Path | str) -> torch.Tensor:
-    """Apply a channel mode to (..., C, S) audio; `source` names the file in errors."""
-    n = wave.shape[-2]
-    if channels == "mean":
-        return wave.mean(dim=-2, keepdim=True) if n > 1 else wave
-    if channels in ("left", "right"):
-        index = 0 if channels == "left" or n == 1 else 1
-        return wave[..., index : index + 1, :]
-    if channels == "stereo":
-        if n < 2:
-            raise DataError(
-                source,
-                f"channels='stereo' needs two channels, the audio has {n}",
-                "use channels 'mean' or 'left' for mono audio",
-            )
-        return wave[..., :2, :]
-    raise ValueError(f"unknown channel mode {channels!r}")
 
 
 def crop_or_pad(wave: torch.Tensor, n_samples: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from asc_auto.features.channels import select_channels
 from asc_auto.features.config import WaveformConfig
 
 __all__ = ["Waveform", "WaveformConfig"]
@@ -34,7 +35,5 @@ class Waveform(nn.Module):
         if wave.dim() != 3:
             raise ValueError(f"Waveform expects (batch, channels, samples), got {wave.shape}")
         if wave.shape[1] != self.cfg.n_planes:
-            from asc_auto.features.frontends import select_channels  # frontends imports us
-
             wave = select_channels(wave, self.cfg.channels, "input batch")
         return wave.float().clamp(-1.0, 1.0)

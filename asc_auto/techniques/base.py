@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import optuna
 import torch
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from asc_auto.compress.precision import calibration_batches, deploy
@@ -67,9 +67,10 @@ class Technique(ABC):
         del ctx
         return {}
 
-    def after_search(self, study: optuna.Study, ctx: TrialContext) -> dict[str, Any]:
-        """Once after a run's trials (e.g. an ablation of the best trial); returns study attrs."""
-        del study, ctx
+    def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
+        """Once after a run's trials, given its best feasible trial (None: none fits the
+        budget), e.g. an ablation of that trial; returns study attrs."""
+        del best, ctx
         return {}
 
     def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:
@@ -125,9 +126,11 @@ def register_technique(cls: type[Technique]) -> type[Technique]:
 
 
 def get_technique(name: str) -> Technique:
-    """Instantiate a registered technique; unknown names list the known ones."""
-    import asc_auto.techniques  # noqa: F401  (registers the built-in techniques)
+    """Instantiate a registered technique; unknown names list the known ones.
 
+    The built-ins are registered already: importing this module first runs the package's
+    __init__, which imports every built-in technique.
+    """
     if name not in TECHNIQUES:
         raise AscError(f"unknown technique {name!r}; known: {', '.join(sorted(TECHNIQUES))}")
     return TECHNIQUES[name]()

@@ -22,12 +22,13 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from asc_auto.compress.size import Precision
-from asc_auto.errors import ConfigError
+from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
-from asc_auto.report import pick_trial
+from asc_auto.records import pick_trial
 from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
@@ -166,25 +167,33 @@ class GccGrams(Technique):
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
                        info={"use_gcc": candidate.info["use_gcc"]})
 
-    def after_search(self, study: optuna.Study, ctx: TrialContext) -> dict[str, Any]:
+    def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
         """When [gcc] ablate is on: the best configuration's accuracy with and without GCC."""
         if not self.settings(ctx).ablate:
             return {}
-        return ablate_gcc(study, ctx, technique=self)
+        if best is None:
+            raise AscError("the gcc ablation needs a complete trial within the budget; fix: run "
+                           "more trials with `asc-auto search`, or set [gcc] ablate = false")
+        return {ABLATION_ATTR: ablation(best, ctx, self)}
 
 
 def ablate_gcc(study: optuna.Study, ctx: TrialContext, trial_number: int | None = None,
                technique: GccGrams | None = None) -> dict[str, Any]:
-    """Retrain one trial's configuration with the other `use_gcc` setting; record both.
+    """`ablation` of one trial of a study (default: the best feasible one), recorded as the
+    study user attribute `gcc_ablation` (finished trials cannot take new attributes)."""
+    result = ablation(pick_trial(study, trial_number), ctx, technique or GccGrams())
+    study.set_user_attr(ABLATION_ATTR, result)
+    return result
 
-    The trial (default: the best feasible one) keeps its own recorded accuracy for the setting
-    it used; the other setting is trained here with the same configuration, split, training
-    settings and seed, and evaluated at the same precision. The result is stored as the study
-    user attribute `gcc_ablation` (finished trials cannot take new attributes) and returned:
-    trial, use_gcc (of the trial), accuracy_with_gcc, accuracy_without_gcc, gcc_gain.
+
+def ablation(trial: FrozenTrial, ctx: TrialContext, tech: GccGrams) -> dict[str, Any]:
+    """Retrain one trial's configuration with the other `use_gcc` setting; both accuracies.
+
+    The trial keeps its own recorded accuracy for the setting it used; the other setting is
+    trained here with the same configuration, split, training settings and seed, and evaluated
+    at the same precision. Returns trial, use_gcc (of the trial), precision,
+    accuracy_with_gcc, accuracy_without_gcc, gcc_gain.
     """
-    tech = technique or GccGrams()
-    trial = pick_trial(study, trial_number)
     config = dict(trial.user_attrs["config"])
     used = bool(trial.user_attrs.get("use_gcc", config.get("use_gcc", True)))
     other = not used
@@ -202,5 +211,4 @@ def ablate_gcc(study: optuna.Study, ctx: TrialContext, trial_number: int | None 
         "accuracy_without_gcc": round(without_gcc, 4),
         "gcc_gain": round(with_gcc - without_gcc, 4),
     }
-    study.set_user_attr(ABLATION_ATTR, result)
     return result
