@@ -9,7 +9,6 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto.confirm import confirmed_best
 from asc_auto.errors import AscError
 
 
@@ -21,16 +20,13 @@ def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
-    """Trial `number`; else the confirmed winner (the top few configurations scored again with
-    fresh seeds after the search), else the best feasible trial (a tie goes to the smaller
-    model)."""
+    """The best feasible trial (a tie goes to the smaller model), or trial `number`."""
     if number is None:
         ranked = feasible_trials(study)
         if not ranked:
             raise AscError(f"study '{study.study_name}' has no complete trial within its budget; "
                            "fix: run more trials with `asc-auto search`")
-        confirmed = confirmed_best(study)
-        return next((t for t in ranked if t.number == confirmed), ranked[0])
+        return ranked[0]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     t = trials.get(number)
     if t is None or t.state != TrialState.COMPLETE or not t.user_attrs.get("feasible"):
