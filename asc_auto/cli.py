@@ -26,6 +26,7 @@ from asc_auto.report import (
 )
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.storage import default_storage, open_storage
+from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques import TECHNIQUES
 
 app = typer.Typer(
@@ -71,6 +72,18 @@ def search(
         min=1, help="Worker processes on this machine sharing the study (trials split).")] = 1,
     retry_failed: Annotated[int, typer.Option(
         min=0, help="Run a trial of a killed worker again, up to N times.")] = 0,
+    init_from: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False,
+        help="Start every trial's model from this safetensors checkpoint (asc-auto pretrain); "
+             "fixes the architecture to the checkpoint's.")] = None,
+    teacher: Annotated[list[Path] | None, typer.Option(
+        exists=True, dir_okay=False, metavar="FILE",
+        help="kd: start the teacher from this checkpoint (asc-auto pretrain --technique kd), "
+             "fine-tuned here; repeat for an ensemble.")] = None,
+    teacher_logits: Annotated[list[Path] | None, typer.Option(
+        exists=True, dir_okay=False, metavar="FILE",
+        help="kd: distil from stored teacher outputs (.npz, see README); repeat for an "
+             "ensemble (logits averaged).")] = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Search one technique's configurations under the size limit; resumes an existing study."""
@@ -83,7 +96,8 @@ def search(
         technique=technique.value, data=data, trials=trials, timeout=timeout,
         budget_kb=budget_kb, rule=rule.value, storage=storage, study=study, space=space,
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
-        retry_failed=retry_failed,
+        retry_failed=retry_failed, init_from=init_from, teachers=tuple(teacher or ()),
+        teacher_logits=tuple(teacher_logits or ()),
     )
     say = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
     if jobs > 1:
@@ -145,6 +159,37 @@ def retrain(
     console.print(table)
     console.print(f"evaluate accuracy {result.mean:.4f} ± {result.std:.4f} over "
                   f"{len(result.seeds)} seeds; checkpoints in {result.folder}")
+
+
+@app.command()
+@user_errors
+def pretrain(
+    technique: Annotated[TechniqueName, typer.Option(
+        help="Technique whose model to pretrain (kd: its teacher).")],
+    data: Annotated[Path, typer.Option(
+        exists=True, file_okay=False, help="Another labelled TAU-layout dataset.")],
+    out: Annotated[Path, typer.Option(
+        dir_okay=False, help="Checkpoint to write (.safetensors; a .json card beside it).")],
+    space: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="Search-space TOML \\[default: searchspace/<t>.toml].")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help="Epochs \\[default: the space's \\[train] (kd: \\[teacher]) budget].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights and training.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Pretrain a technique's model on another dataset, for search --init-from / --teacher."""
+    from asc_auto.pretrain import PretrainOptions
+    from asc_auto.pretrain import pretrain as run_pretrain
+
+    r = run_pretrain(PretrainOptions(
+        technique=technique.value, data=data, out=out, space=space, epochs=epochs, seed=seed,
+        device=device, home=home), status=lambda msg: console.print(f"[dim]{msg}[/]"))
+    console.print(f"pretrained {technique.value} ({r.params:,} params, {r.seconds:.0f} s): "
+                  f"evaluate accuracy {r.accuracy:.4f} on {r.evaluate_clips} clips; "
+                  f"[bold]{r.checkpoint}[/] (sha256 {r.sha256[:12]}), card {r.card}")
 
 
 @app.command()
@@ -242,10 +287,9 @@ def predict(
 
 def _print_study(study: optuna.Study) -> None:
     console.print(f"[bold]{study.study_name}[/]: {summary_line(study)}")
-    teacher = study.user_attrs.get("teacher_val_accuracy")
-    if teacher is not None:
-        console.print(f"KD teacher: {study.user_attrs.get('teacher_params', 0):,} params, "
-                      f"validation accuracy {teacher:.4f}")
+    ranked = feasible_trials(study)
+    for line in teacher_lines(study.user_attrs, ranked[0].value if ranked else None):
+        console.print(f"[yellow]{line}[/]" if line.startswith("warning") else line)
     ablation = study.user_attrs.get("gcc_ablation")
     if ablation:
         console.print(f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}): "
@@ -254,7 +298,6 @@ def _print_study(study: optuna.Study) -> None:
                       f"({ablation['gcc_gain']:+.4f})")
     console.print(best_table(study))
     console.print(pareto_table(study))
-    ranked = feasible_trials(study)
     if ranked:
         best = ranked[0]
         console.print(config_table(best, f"best: trial {best.number}"))

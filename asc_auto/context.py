@@ -28,6 +28,7 @@ from asc_auto.errors import AscError
 from asc_auto.features.cache import FeatureSet, build_features
 from asc_auto.space import SearchSpace, load_space
 from asc_auto.train import TrainConfig, epochs_for, resolve_device, train_config
+from asc_auto.transfer import Sources, pin_space
 
 
 @dataclass
@@ -44,6 +45,7 @@ class TrialContext:
     cache_root: Path
     progress: bool = True
     status: Callable[[str], None] = field(default=lambda msg: None)
+    sources: Sources = field(default_factory=Sources)  # --init-from, --teacher, --teacher-logits
 
     @property
     def n_classes(self) -> int:
@@ -97,6 +99,7 @@ class ContextSettings:
     # train on all of fold1_train and score on the evaluate fold (retrain, export).
     val_fraction: float | None = 0.2
     split_seed: int = 0
+    sources: Sources = field(default_factory=Sources)  # what trials start from (transfer.py)
 
 
 def build_context(technique: FeatureSource, settings: ContextSettings,
@@ -106,7 +109,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     space = load_space(s.space_file, technique.name, set(technique.tables))
     if s.demo:
         space = space.for_demo()
-    space = space.with_overrides(dict(s.overrides))
+    space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)
     dataset = load_dataset(s.data)
     features = build_features(dataset, technique.feature_config(space),
                               s.home / "cache" / "features", progress=s.progress,
@@ -124,7 +127,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
         dataset=dataset, features=features,
         train_files=tuple(c.filename for c in train), val_files=tuple(c.filename for c in val),
         space=space, train_cfg=tcfg, rule=sized_rule(s.rule, s.budget_kb),
-        cache_root=s.home / "cache", progress=s.progress, status=status,
+        cache_root=s.home / "cache", progress=s.progress, status=status, sources=s.sources,
     )
 
 
@@ -144,4 +147,5 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
         budget_kb=float(attrs["budget_kb"]), home=home, demo=bool(attrs.get("demo")),
         overrides=attrs.get("overrides") or {},
         epochs=epochs or (int(recorded) if recorded is not None else None),
-        device=device, progress=progress, val_fraction=None), status)
+        device=device, progress=progress, val_fraction=None,
+        sources=Sources.from_attrs(attrs.get("sources"))), status)

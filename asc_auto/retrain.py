@@ -120,9 +120,11 @@ def retrain_key(study: optuna.Study, technique: str, ctx: TrialContext,
     """Digest of everything a retrained seed depends on; the seed itself is the folder name."""
     train = {k: v for k, v in dataclasses.asdict(ctx.train_cfg).items()
              if k not in ("seed", "device")}
+    sources = ctx.sources.digests()  # sha256s of --init-from/--teacher files; {}: none
     return digest({"study": study_uid(study), "technique": technique,
                    "split": ctx.split_digest(), "space": space_digest(ctx.space),
-                   "train": train, "rule": ctx.rule, "config": config, "format": 2})
+                   "train": train, "rule": ctx.rule, "config": config, "format": 2,
+                   **({"sources": sources} if sources else {})})
 
 
 def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
@@ -132,6 +134,7 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
     ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
     torch.manual_seed(seed)
     cand = technique.build(config, ctx)
+    technique.initialise(cand, ctx)  # the study's --init-from, as its trials started
     outcome = technique.fit(cand, config, ctx)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)

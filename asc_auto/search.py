@@ -42,6 +42,7 @@ from asc_auto.storage import (
     storage_lock,
 )
 from asc_auto.techniques.base import Technique, TrialContext, get_technique
+from asc_auto.transfer import resolve_sources
 
 PAPER = "paper"
 DEFAULT_HOME = Path("studies")
@@ -68,6 +69,9 @@ class SearchOptions:
     progress: bool = True
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # table values
     retry_failed: int = 0  # trials of dead workers enqueued again up to this many times
+    init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
+    teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
+    teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
 
 
 @dataclass
@@ -92,7 +96,12 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
         budget_kb=opts.budget_kb, home=opts.home, demo=demo, overrides=opts.overrides,
         epochs=opts.epochs, seed=opts.seed, device=opts.device, progress=opts.progress,
         val_fraction=opts.val_fraction, split_seed=opts.seed if split_seed is None else split_seed,
+        sources=resolve_sources(technique.name, technique.shape_params,
+                                "teacher" in technique.tables, opts.init_from, opts.teachers,
+                                opts.teacher_logits),
     ), status)
+    if ctx.sources.init_from is not None:  # a checkpoint that does not fit stops here, once
+        technique.initialise(technique.build(dict(ctx.space.paper), ctx), ctx)
     return SearchSetup(technique, ctx.space, ctx.dataset, ctx, demo)
 
 
@@ -108,6 +117,7 @@ RESUME_KEYS = {
     "epochs": "epochs per trial (--epochs or [train] epochs)",
     "data_fingerprint": "dataset (--data: its CSV files, file sizes and times)",
     "space_sha256": "search space (--space: its settings, params and paper point)",
+    "sources_sha256": "starting points (--init-from, --teacher, --teacher-logits: their sha256)",
 }
 
 
@@ -238,6 +248,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             "overrides": opts.overrides, "epochs": ctx.train_cfg.epochs,
             "data_fingerprint": dataset_fingerprint(setup.dataset),
             "space_sha256": space_digest(setup.space),
+            "sources_sha256": ctx.sources.digests(),
         }, where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
         if "uid" not in study.user_attrs:  # tells this study from another of the same name
             study.set_user_attr("uid", uuid.uuid4().hex)
@@ -247,6 +258,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         study.set_user_attr("demo", setup.demo)
         study.set_user_attr("train_clips", len(ctx.train_files))
         study.set_user_attr("val_clips", len(ctx.val_files))
+        study.set_user_attr("sources", ctx.sources.attrs())  # paths: where retrain finds them
     for key, value in setup.technique.prepare(ctx).items():  # the teacher: its own lock
         study.set_user_attr(key, value)
     with storage_lock(url):
@@ -318,6 +330,7 @@ class Objective:
         torch.manual_seed(int(np.random.SeedSequence([ctx.train_cfg.seed, trial.number])
                               .generate_state(1)[0]))
         candidate = setup.technique.build(config, ctx)
+        setup.technique.initialise(candidate, ctx)  # --init-from
         size = setup.technique.size(candidate, ctx.rule)
         macs = count_macs(candidate.model, ctx.example_input())
         record = {

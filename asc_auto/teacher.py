@@ -5,6 +5,13 @@ search cost by the trial count. The cache directory holds the weights (safetenso
 logits and embeddings for every clip of the feature set, and meta.json with its validation
 accuracy; it is written to a temp directory and renamed, so an interrupted run leaves no teacher
 that a later run would trust.
+
+What a kd search distils from (`ensure_teachers`): by default `[teacher] members` VGGs trained
+from scratch (seeds seed, seed + 1, ...); with `--teacher FILE` (repeatable) VGGs initialised from
+those checkpoints (e.g. `asc-auto pretrain --technique kd` on a larger dataset) and fine-tuned
+here; with `--teacher-logits FILE` (repeatable) stored outputs of any model (teacher_logits.py).
+Several members form an ensemble: their logits are averaged and their embeddings concatenated
+(each member's embedding space kept; the student's projection maps onto all of them).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +29,23 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 
+from asc_auto.checkpoint import load_into
 from asc_auto.context import TrialContext
 from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
+from asc_auto.keys import digest
 from asc_auto.models.vgg import VggConfig, VggTeacher
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
-from asc_auto.train import TrainConfig, epochs_for, evaluate, resolve_device, train_model
+from asc_auto.teacher_logits import read_teacher_logits
+from asc_auto.train import (
+    TrainConfig,
+    TrainResult,
+    epochs_for,
+    evaluate,
+    resolve_device,
+    train_model,
+)
+from asc_auto.transfer import FileRef, checkpoint_of, verified
 
 CACHE_FORMAT = 2  # 2: checksums of weights and outputs in meta.json
 PAPER_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512)
@@ -45,6 +64,9 @@ class TeacherSettings:
     lr: float = ranged(1e-3, 0.0, 10.0, low_open=True)
     batch_size: int = ranged(32, 2)
     mixup_alpha: float = ranged(0.2, 0.0)
+    # VGGs trained from scratch (seeds seed, seed + 1, ...) whose logits are averaged; ignored
+    # when --teacher or --teacher-logits name the members. Not part of a member's cache key.
+    members: int = ranged(1, 1, 16)
 
     def vgg_config(self, in_channels: int, n_classes: int) -> VggConfig:
         if not 1 <= self.depth <= len(PAPER_CHANNELS):
@@ -62,38 +84,81 @@ def teacher_settings(values: dict[str, Any], file: str) -> TeacherSettings:
 
 @dataclass(frozen=True)
 class TeacherOutputs:
-    """The cached teacher: its outputs on every clip of the feature set, and how good it is."""
+    """A teacher's outputs on every clip it covers, and how good it is.
+
+    `source`: "trained" (a VGG trained here), "checkpoint" (a VGG started from --teacher FILE and
+    fine-tuned here), "logits" (a --teacher-logits file) or "ensemble" (the average of
+    `members`). `embeddings` is None when a stored-outputs member has none; `val_accuracy` None
+    when the validation clips are not all covered.
+    """
 
     key: str
     filenames: tuple[str, ...]
     logits: np.ndarray  # (N, n_classes)
-    embeddings: np.ndarray  # (N, embed_dim)
-    val_accuracy: float
+    embeddings: np.ndarray | None  # (N, embed_dim)
+    val_accuracy: float | None
     params: int
-    path: Path
+    path: Path | None
+    source: str = "trained"
+    members: tuple[TeacherOutputs, ...] = ()
+    file: str | None = None  # the checkpoint or logits file it came from
 
-    def select(self, filenames: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher logits and embeddings for `filenames`, in that order."""
+    def rows(self, filenames: Sequence[str]) -> np.ndarray:
         index = {f: i for i, f in enumerate(self.filenames)}
-        rows = np.array([index[f] for f in filenames], dtype=np.int64)
-        return torch.from_numpy(self.logits[rows]), torch.from_numpy(self.embeddings[rows])
+        return np.array([index[f] for f in filenames], dtype=np.int64)
+
+    def select(self, filenames: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher logits and embeddings (None without any) for `filenames`, in that order."""
+        rows = self.rows(filenames)
+        embeds = None if self.embeddings is None else torch.from_numpy(self.embeddings[rows])
+        return torch.from_numpy(self.logits[rows]), embeds
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per member (the teacher itself when it is not an ensemble): study attrs."""
+        return [{"source": m.source, "file": m.file, "val_accuracy": m.val_accuracy,
+                 "params": m.params} for m in (self.members or (self,))]
 
 
-def teacher_key(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig) -> str:
-    blob = json.dumps({
-        "format": CACHE_FORMAT, "split": ctx.split_digest(),
-        "teacher": dataclasses.asdict(settings), "train": dataclasses.asdict(train_cfg),
-    }, sort_keys=True).encode()
+def teacher_key(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig,
+                init: FileRef | None = None) -> str:
+    """A member's cache key: split, settings, training and the checkpoint it starts from."""
+    plain = dataclasses.asdict(settings)
+    plain.pop("members")  # how many members there are is not what one member depends on
+    doc: dict[str, Any] = {"format": CACHE_FORMAT, "split": ctx.split_digest(),
+                           "teacher": plain, "train": dataclasses.asdict(train_cfg)}
+    if init is not None:
+        doc["init_from"] = init.sha256
+    blob = json.dumps(doc, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
-def ensure_teacher(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutputs:
-    """Load the cached teacher for this context, training and caching it first if needed."""
+def teacher_train_config(ctx: TrialContext, settings: TeacherSettings, seed_offset: int = 0
+                         ) -> TrainConfig:
+    """The teacher's training settings: its own budget (raised by min_clips_seen on small
+    data, like the students'), rate, batch and mixup; seeded per member."""
     epochs = epochs_for(settings.epochs, settings.min_clips_seen, len(ctx.train_files))
-    train_cfg = dataclasses.replace(ctx.train_cfg, epochs=epochs, lr=settings.lr,
-                                    batch_size=settings.batch_size,
-                                    mixup_alpha=settings.mixup_alpha)
-    key = teacher_key(ctx, settings, train_cfg)
+    return dataclasses.replace(ctx.train_cfg, epochs=epochs, lr=settings.lr,
+                               batch_size=settings.batch_size, mixup_alpha=settings.mixup_alpha,
+                               seed=ctx.train_cfg.seed + seed_offset)
+
+
+def ensure_teachers(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutputs:
+    """What the students of `ctx` distil from: the context's --teacher checkpoints (fine-tuned)
+    and --teacher-logits files, else `settings.members` VGGs trained here; several are averaged."""
+    src = ctx.sources
+    members = [ensure_teacher(ctx, settings, init=ref) for ref in src.teachers]
+    members += [logits_teacher(ctx, ref) for ref in src.teacher_logits]
+    if not members:
+        members = [ensure_teacher(ctx, settings, seed_offset=k) for k in range(settings.members)]
+    return members[0] if len(members) == 1 else average_teachers(members, ctx)
+
+
+def ensure_teacher(ctx: TrialContext, settings: TeacherSettings, seed_offset: int = 0,
+                   init: FileRef | None = None) -> TeacherOutputs:
+    """Load one cached VGG teacher for this context, training and caching it first if needed;
+    `init`: start from that checkpoint (fine-tuned on this context's training split)."""
+    train_cfg = teacher_train_config(ctx, settings, seed_offset)
+    key = teacher_key(ctx, settings, train_cfg, init)
     path = ctx.cache_root / "teachers" / f"vgg-{key[:16]}"
     cached = _load(path, key)
     if cached is not None:
@@ -104,18 +169,41 @@ def ensure_teacher(ctx: TrialContext, settings: TeacherSettings) -> TeacherOutpu
                    "training the teacher again")
     with build_lock(path, ctx.status):  # several workers: one trains, the others load it
         cached = _load(path, key)
-        return cached if cached is not None else _train(ctx, settings, train_cfg, key, path)
+        return cached if cached is not None else _train(ctx, settings, train_cfg, key, path,
+                                                        init)
 
 
-def _train(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig, key: str,
-           path: Path) -> TeacherOutputs:
-    """Train the teacher, cache it with its outputs; the caller holds its build lock."""
-    x, y = ctx.train_xy
-    vgg_cfg = settings.vgg_config(in_channels=x.shape[1], n_classes=ctx.n_classes)
-    torch.manual_seed(train_cfg.seed)  # its initial weights: the same teacher every run
+def teacher_model(ctx: TrialContext, settings: TeacherSettings, init: FileRef | None,
+                  seed: int) -> tuple[VggTeacher, VggConfig]:
+    """An untrained VGG for `ctx` (seeded), or one started from `init`: the architecture its
+    description records, this dataset's input planes and classes (the head afresh when the
+    class count differs)."""
+    in_channels = int(ctx.features.x.shape[1])
+    vgg_cfg = settings.vgg_config(in_channels=in_channels, n_classes=ctx.n_classes)
+    ckpt = checkpoint_of(init, "--teacher checkpoint") if init is not None else None
+    if ckpt is not None and isinstance(ckpt.meta.get("vgg"), dict):
+        recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in ckpt.meta["vgg"].items()}
+        vgg_cfg = VggConfig(**{**recorded, "in_channels": in_channels,
+                               "n_classes": ctx.n_classes})
+    torch.manual_seed(seed)  # its initial weights: the same teacher every run
     model = VggTeacher(vgg_cfg)
-    ctx.status(f"training the KD teacher ({sum(p.numel() for p in model.parameters()):,} params,"
-               f" {settings.epochs} epochs); cached for every later trial")
+    if ckpt is not None:
+        note = load_into(model, ckpt)
+        if note:
+            ctx.status(note)
+    return model, vgg_cfg
+
+
+def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig,
+                  init: FileRef | None = None
+                  ) -> tuple[VggTeacher, VggConfig, float, TrainResult]:
+    """Train one VGG on `ctx`'s training split: the model, its config, its validation accuracy
+    and what training measured."""
+    x, y = ctx.train_xy
+    model, vgg_cfg = teacher_model(ctx, settings, init, train_cfg.seed)
+    start = f"from {init.path.name}" if init is not None else "from scratch"
+    ctx.status(f"training the KD teacher {start} ({sum(p.numel() for p in model.parameters()):,}"
+               f" params, {train_cfg.epochs} epochs, seed {train_cfg.seed})")
     with Progress(TextColumn("teacher"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), transient=True, disable=not ctx.progress) as bar:
         task = bar.add_task("teacher", total=None, info="")
@@ -126,11 +214,18 @@ def _train(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig,
         def on_epoch(epoch: int, acc: float) -> None:
             bar.update(task, info=f"epoch {epoch + 1}: val acc {acc:.3f}")
 
-        train_model(model, x, y, train_cfg, ctx.n_classes, val=ctx.val_xy,
-                    on_epoch=on_epoch, on_step=on_step)
+        result = train_model(model, x, y, train_cfg, ctx.n_classes, val=ctx.val_xy,
+                             on_epoch=on_epoch, on_step=on_step)
     device = resolve_device(train_cfg.device)
-    val_acc = evaluate(model, *ctx.val_xy, ctx.n_classes, device=device).accuracy
-    logits, embeds = _outputs(model, ctx, device)
+    accuracy = evaluate(model, *ctx.val_xy, ctx.n_classes, device=device).accuracy
+    return model, vgg_cfg, accuracy, result
+
+
+def _train(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig, key: str,
+           path: Path, init: FileRef | None) -> TeacherOutputs:
+    """Train the teacher, cache it with its outputs; the caller holds its build lock."""
+    model, vgg_cfg, val_acc, _ = train_teacher(ctx, settings, train_cfg, init)
+    logits, embeds = _outputs(model, ctx, resolve_device(train_cfg.device))
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "weights.safetensors"))
@@ -140,6 +235,7 @@ def _train(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainConfig,
             "key": key, "val_accuracy": val_acc, "filenames": list(ctx.features.filenames),
             "params": sum(p.numel() for p in model.parameters()),
             "vgg": dataclasses.asdict(vgg_cfg), "settings": dataclasses.asdict(settings),
+            "init_from": init.attr() if init is not None else None,
             "complete": True,
         }))
     loaded = _load(path, key)
@@ -175,12 +271,53 @@ def _load(path: Path, key: str) -> TeacherOutputs | None:
             logits, embeds = z["logits"], z["embeddings"]
     except (OSError, ValueError, KeyError):
         return None
+    init = meta.get("init_from")
     return TeacherOutputs(key, tuple(meta["filenames"]), logits, embeds,
-                          float(meta["val_accuracy"]), int(meta["params"]), path)
+                          float(meta["val_accuracy"]), int(meta["params"]), path,
+                          source="checkpoint" if init else "trained",
+                          file=init["path"] if init else None)
+
+
+def logits_teacher(ctx: TrialContext, ref: FileRef) -> TeacherOutputs:
+    """A --teacher-logits file as a teacher, checked against the dataset (every fold1_train
+    clip, its classes) and the sha256 the study recorded."""
+    verified(ref, "--teacher-logits file")
+    files, logits, embeds = read_teacher_logits(
+        ref.path, ctx.dataset.labels, [c.filename for c in ctx.dataset.train])
+    out = TeacherOutputs(digest({"logits": ref.sha256}), files, logits, embeds, None, 0, None,
+                         source="logits", file=str(ref.path))
+    return dataclasses.replace(out, val_accuracy=_val_accuracy(out, ctx))
+
+
+def average_teachers(members: Sequence[TeacherOutputs], ctx: TrialContext) -> TeacherOutputs:
+    """The ensemble: members' logits averaged over the clips all of them cover; embeddings
+    concatenated when every member has them (else none)."""
+    covered = set(members[0].filenames).intersection(*(m.filenames for m in members[1:]))
+    files = tuple(f for f in members[0].filenames if f in covered)
+    logits = np.mean([m.logits[m.rows(files)] for m in members], axis=0, dtype=np.float64)
+    embeds = None
+    if all(m.embeddings is not None for m in members):
+        embeds = np.concatenate([m.embeddings[m.rows(files)] for m in members  # type: ignore[index]
+                                 ], axis=1)
+    out = TeacherOutputs(digest([m.key for m in members]), files, logits.astype(np.float32),
+                         embeds, None, sum(m.params for m in members), None,
+                         source="ensemble", members=tuple(members))
+    return dataclasses.replace(out, val_accuracy=_val_accuracy(out, ctx))
+
+
+def _val_accuracy(teacher: TeacherOutputs, ctx: TrialContext) -> float | None:
+    """Accuracy of the teacher's logits on `ctx`'s validation clips (None if any is missing)."""
+    have = set(teacher.filenames)
+    if not ctx.val_files or any(f not in have for f in ctx.val_files):
+        return None
+    predicted = teacher.logits[teacher.rows(ctx.val_files)].argmax(axis=1)
+    return float(np.mean(predicted == ctx.val_xy[1].numpy()))
 
 
 def load_teacher_model(outputs: TeacherOutputs) -> VggTeacher:
-    """Rebuild the cached teacher network (for inspection or re-use outside the search)."""
+    """Rebuild a cached VGG teacher (for inspection or re-use outside the search)."""
+    if outputs.path is None:
+        raise ValueError(f"a {outputs.source} teacher has no network to load")
     meta = json.loads((outputs.path / "meta.json").read_text())
     vgg = meta["vgg"]
     model = VggTeacher(VggConfig(**{k: tuple(v) if isinstance(v, list) else v

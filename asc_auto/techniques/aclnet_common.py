@@ -20,7 +20,7 @@ from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
-from asc_auto.techniques.base import EpochHook, StepHook, TrialContext
+from asc_auto.techniques.base import EpochHook, Pretrained, StepHook, TrialContext
 from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
 
 AUGMENT_TABLE = "augment"
@@ -126,6 +126,20 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
     transform = WaveAugment(augment_settings(ctx), segment_samples(ctx))
     return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
                        on_step=on_step, transform=transform)
+
+
+SHAPE_PARAMS = frozenset({"width", "llf1", "llf2", "depth"})  # what decides AclNet's tensors
+
+
+def pretrain_aclnet(ctx: TrialContext) -> Pretrained:
+    """AclNet of the space's paper configuration trained on `ctx` (FP32, neither quantized
+    nor pruned): the checkpoint `int8` and `lt` searches start from with --init-from."""
+    config = dict(ctx.space.paper)
+    model = build_aclnet(config, ctx)
+    result = train_aclnet(model, config, ctx)
+    meta = {"kind": "model", "model": "aclnet",
+            "config": {k: v for k, v in config.items() if k in SHAPE_PARAMS}}
+    return Pretrained(model.cpu().eval(), val_accuracy(model, ctx), meta, result)
 
 
 def val_accuracy(model: nn.Module, ctx: TrialContext, device: str | torch.device | None = None,

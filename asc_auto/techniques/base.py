@@ -20,10 +20,11 @@ from torch import nn
 from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.context import TrialContext
-from asc_auto.errors import AscError
+from asc_auto.errors import AscError, UsageError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.space import SearchSpace
 from asc_auto.train import EvalResult, TrainResult, evaluate, resolve_device
+from asc_auto.transfer import init_model
 
 EpochHook = Callable[[int, float], None]
 StepHook = Callable[[int, int], None]
@@ -50,6 +51,17 @@ class Outcome:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Pretrained:
+    """What `Technique.pretrain` trained: the FP32 model (kd: the teacher), its accuracy on the
+    context's validation clips and its description (checkpoint.py: kind, config or VGG)."""
+
+    model: nn.Module
+    accuracy: float
+    meta: dict[str, Any]
+    train: TrainResult
+
+
 class Technique(ABC):
     """A compression technique: suggest -> build -> (sized by the driver) -> fit."""
 
@@ -57,6 +69,9 @@ class Technique(ABC):
     summary: ClassVar[str] = ""
     tables: ClassVar[frozenset[str]] = frozenset()  # extra tables its space file may hold
     needs_stereo: ClassVar[bool] = False
+    # Searched params that decide the model's tensor shapes: --init-from fixes them to the
+    # checkpoint's configuration, so every trial's model can start from it.
+    shape_params: ClassVar[frozenset[str]] = frozenset()
 
     def feature_config(self, space: SearchSpace) -> Any:
         """The frontend settings of this technique's cached features."""
@@ -66,6 +81,18 @@ class Technique(ABC):
         """Once per search, before any trial (e.g. train the KD teacher); returns study attrs."""
         del ctx
         return {}
+
+    def initialise(self, candidate: Candidate, ctx: TrialContext) -> None:
+        """Start a built candidate from the context's --init-from checkpoint (no-op without
+        one): strict shapes, the classifier head afresh when the class count differs. The
+        drivers (search, retrain) call it right after `build`."""
+        init_model(candidate.model, ctx.sources.init_from, ctx.status)
+
+    def pretrain(self, ctx: TrialContext) -> Pretrained:
+        """`asc-auto pretrain`: train the model other runs start from (the paper configuration;
+        kd: the teacher) on `ctx`'s training clips, uncompressed, scored on its validation clips."""
+        raise UsageError(f"technique {self.name!r} has no pretraining; fix: use one of "
+                         f"{', '.join(pretrainable())}")
 
     def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
         """Once after a run's trials, given its best feasible trial (None: none fits the
@@ -134,3 +161,8 @@ def get_technique(name: str) -> Technique:
     if name not in TECHNIQUES:
         raise AscError(f"unknown technique {name!r}; known: {', '.join(sorted(TECHNIQUES))}")
     return TECHNIQUES[name]()
+
+
+def pretrainable() -> list[str]:
+    """Names of the techniques that override `Technique.pretrain`."""
+    return sorted(n for n, cls in TECHNIQUES.items() if cls.pretrain is not Technique.pretrain)

@@ -16,8 +16,10 @@ from asc_auto.compress.size import Precision
 from asc_auto.models.aclnet import SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
+    SHAPE_PARAMS,
     build_aclnet,
     calibration_crops,
+    pretrain_aclnet,
     train_aclnet,
     val_accuracy,
 )
@@ -25,6 +27,7 @@ from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
     Outcome,
+    Pretrained,
     StepHook,
     Technique,
     TrialContext,
@@ -48,6 +51,10 @@ class Int8Quantization(Technique):
     name = "int8"
     summary = "AclNet on raw audio -> NNCF INT8 post-training quantization (+ optional QAT)"
     tables = frozenset({AUGMENT_TABLE})
+    shape_params = SHAPE_PARAMS
+
+    def pretrain(self, ctx: TrialContext) -> Pretrained:
+        return pretrain_aclnet(ctx)
 
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         model = build_aclnet(config, ctx)

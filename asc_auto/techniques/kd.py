@@ -21,11 +21,18 @@ from torch import nn
 from asc_auto.compress.kd import DistillationLoss
 from asc_auto.compress.size import Precision
 from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
-from asc_auto.teacher import TeacherOutputs, ensure_teacher, teacher_settings
+from asc_auto.teacher import (
+    TeacherOutputs,
+    ensure_teachers,
+    teacher_settings,
+    teacher_train_config,
+    train_teacher,
+)
 from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
     Outcome,
+    Pretrained,
     StepHook,
     Technique,
     TrialContext,
@@ -57,11 +64,23 @@ def student_config(config: dict[str, Any], in_channels: int, n_classes: int) -> 
     )
 
 
+def loss_weights(config: dict[str, Any], has_embeddings: bool) -> tuple[float, float, float]:
+    """(alpha, beta, gamma) of the KD loss. A teacher without embeddings (stored logits that
+    have none) cannot teach the alpha term: it is dropped and beta, gamma rescaled to sum to 1
+    (gamma alone when both are 0)."""
+    alpha, beta, gamma = (float(config[k]) for k in ("alpha", "beta", "gamma"))
+    if has_embeddings:
+        return alpha, beta, gamma
+    rest = beta + gamma
+    return (0.0, beta / rest, gamma / rest) if rest > 0 else (0.0, 0.0, 1.0)
+
+
 @register_technique
 class KnowledgeDistillation(Technique):
     name = "kd"
     summary = "VGG teacher -> 3-layer CNN student, KD loss on embeddings + scores + CE"
     tables = frozenset({"teacher"})
+    shape_params = frozenset({"c1", "c2", "c3", "kernel_size"})
 
     def __init__(self) -> None:
         # One teacher per train/validation split: a cross-validated search distils each fold's
@@ -73,7 +92,7 @@ class KnowledgeDistillation(Technique):
         split = ctx.split_digest()
         if split not in self.teachers:
             settings = teacher_settings(ctx.space.tables.get("teacher", {}), str(ctx.space.file))
-            self.teachers[split] = ensure_teacher(ctx, settings)
+            self.teachers[split] = ensure_teachers(ctx, settings)
         return self.teachers[split]
 
     def prepare(self, ctx: TrialContext) -> dict[str, Any]:
@@ -81,7 +100,18 @@ class KnowledgeDistillation(Technique):
         teacher = self.teacher_for(ctx)
         return {"teacher_val_accuracy": teacher.val_accuracy,
                 "teacher_params": teacher.params,
-                "teacher_settings": dataclasses.asdict(settings)}
+                "teacher_settings": dataclasses.asdict(settings),
+                "teacher_source": teacher.source,
+                "teacher_members": teacher.describe()}
+
+    def pretrain(self, ctx: TrialContext) -> Pretrained:
+        """The teacher, trained on `ctx` with the [teacher] settings: what `--teacher FILE`
+        starts a kd search's teacher from (the student is not pretrained here)."""
+        settings = teacher_settings(ctx.space.tables.get("teacher", {}), str(ctx.space.file))
+        train_cfg = teacher_train_config(ctx, settings)
+        model, vgg_cfg, accuracy, result = train_teacher(ctx, settings, train_cfg)
+        meta = {"kind": "teacher", "model": "vgg_teacher", "vgg": dataclasses.asdict(vgg_cfg)}
+        return Pretrained(model.cpu().eval(), accuracy, meta, result)
 
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         cfg = student_config(config, ctx.features.x.shape[1], ctx.n_classes)
@@ -95,22 +125,26 @@ class KnowledgeDistillation(Technique):
         t_logits, t_emb = teacher.select(ctx.train_files)
         embed_dim = student(ctx.example_input())[1].shape[1]
         projection: nn.Module = (
-            nn.Identity() if embed_dim == t_emb.shape[1] else Projection(embed_dim, t_emb.shape[1])
+            nn.Identity() if t_emb is None or embed_dim == t_emb.shape[1]
+            else Projection(embed_dim, t_emb.shape[1])
         )
         net = DistillNet(student, projection)
-        loss = DistillationLoss(float(config["alpha"]), float(config["beta"]),
-                                float(config["gamma"]), float(config["temperature"]))
+        weights = loss_weights(config, has_embeddings=t_emb is not None)
+        loss = DistillationLoss(*weights, float(config["temperature"]))
+        extras = (t_logits,) if t_emb is None else (t_logits, t_emb)
 
         def loss_fn(outputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor,
                     extras: Sequence[torch.Tensor]) -> torch.Tensor:
-            return loss(outputs[0].float(), outputs[1].float(), extras[0], extras[1], targets)[0]
+            emb = extras[1] if len(extras) > 1 else None
+            return loss(outputs[0].float(), outputs[1].float(), extras[0], emb, targets)[0]
 
         cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
                                   mixup_alpha=float(config["mixup_alpha"]))
         x, y = ctx.train_xy
         result = train_model(net, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
-                             extras=(t_logits, t_emb), on_epoch=on_epoch, on_step=on_step)
+                             extras=extras, on_epoch=on_epoch, on_step=on_step)
         deployed, acc32, acc = self.deploy_and_score(
             student, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
-                       info={"teacher_val_accuracy": teacher.val_accuracy})
+                       info={"teacher_val_accuracy": teacher.val_accuracy,
+                             "kd_weights_used": [round(w, 4) for w in weights]})

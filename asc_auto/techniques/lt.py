@@ -23,7 +23,9 @@ from asc_auto.compress.size import Precision, SizeReport, SizeRule, folded_bias_
 from asc_auto.models.aclnet import AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
+    SHAPE_PARAMS,
     build_aclnet,
+    pretrain_aclnet,
     segment_samples,
     train_aclnet,
     val_accuracy,
@@ -32,6 +34,7 @@ from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
     Outcome,
+    Pretrained,
     StepHook,
     Technique,
     TrialContext,
@@ -54,6 +57,10 @@ class LotteryTicket(Technique):
     name = "lt"
     summary = "AclNet on raw audio -> lottery-ticket pruning (budget-derived amount), FP16"
     tables = frozenset({AUGMENT_TABLE})
+    shape_params = SHAPE_PARAMS
+
+    def pretrain(self, ctx: TrialContext) -> Pretrained:
+        return pretrain_aclnet(ctx)
 
     def __init__(self) -> None:
         self._shapes: dict[int, nn.Module] = {}  # id(candidate.model) -> structured ticket shape

@@ -1,0 +1,173 @@
+"""What a kd student distils from: stored teacher outputs (checked clip by clip), ensembles
+(the mean of their members), a teacher without embeddings, and the teacher-vs-student lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asc_auto.context import ContextSettings, build_context
+from asc_auto.errors import DataError
+from asc_auto.teacher import TeacherSettings, ensure_teachers
+from asc_auto.teacher_logits import read_teacher_logits, write_teacher_logits
+from asc_auto.teacher_summary import teacher_lines
+from asc_auto.techniques.base import get_technique
+from asc_auto.techniques.kd import loss_weights
+from asc_auto.transfer import FileRef, Sources
+
+SPACE = Path(__file__).parent / "spaces" / "kd.toml"
+TINY = TeacherSettings(width=0.0625, depth=3, epochs=1)
+
+
+def _ctx(data: Path, home: Path, logits: tuple[Path, ...] = ()):
+    sources = Sources(teacher_logits=tuple(FileRef.of(p, "logits") for p in logits))
+    return build_context(get_technique("kd"), ContextSettings(
+        data=data, space_file=SPACE, rule="dcase2020", budget_kb=500.0, home=home,
+        progress=False, sources=sources), status=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def clips(tiny_dataset: Path) -> tuple[list[str], tuple[str, ...]]:
+    from asc_auto.data.tau import load_dataset
+
+    ds = load_dataset(tiny_dataset)
+    return [c.filename for c in ds.train + ds.evaluate], ds.labels
+
+
+def _write(path: Path, names: list[str], n_classes: int = 3, seed: int = 0,
+           embed: int | None = 4) -> tuple[np.ndarray, np.ndarray | None]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(len(names), n_classes)).astype(np.float32)
+    emb = rng.normal(size=(len(names), embed)).astype(np.float32) if embed else None
+    write_teacher_logits(path, names, logits, emb)
+    return logits, emb
+
+
+def test_ensemble_is_the_mean_of_its_members(tmp_path: Path, tiny_dataset: Path, clips) -> None:
+    names, _ = clips
+    l1, e1 = _write(tmp_path / "a.npz", names, seed=1, embed=4)
+    l2, e2 = _write(tmp_path / "b.npz", names[::-1], seed=2, embed=6)  # other row order
+    ctx = _ctx(tiny_dataset, tmp_path / "home", (tmp_path / "a.npz", tmp_path / "b.npz"))
+    teacher = ensure_teachers(ctx, TINY)
+    assert teacher.source == "ensemble" and len(teacher.members) == 2
+    logits, embeds = teacher.select(ctx.train_files)
+    row1 = [names.index(f) for f in ctx.train_files]
+    row2 = [names[::-1].index(f) for f in ctx.train_files]
+    assert np.allclose(logits.numpy(), (l1[row1] + l2[row2]) / 2, atol=1e-6)
+    assert embeds is not None and embeds.shape == (len(ctx.train_files), 10)  # concatenated
+    assert np.array_equal(embeds.numpy(), np.concatenate([e1[row1], e2[row2]], axis=1))
+    # the ensemble's validation accuracy is that of the averaged logits
+    val = [names.index(f) for f in ctx.val_files]
+    val2 = [names[::-1].index(f) for f in ctx.val_files]
+    expected = np.mean(((l1[val] + l2[val2]) / 2).argmax(1) == ctx.val_xy[1].numpy())
+    assert teacher.val_accuracy == pytest.approx(expected)
+    rows = teacher.describe()
+    assert [r["source"] for r in rows] == ["logits", "logits"]
+    assert rows[0]["val_accuracy"] == pytest.approx(np.mean(l1[val].argmax(1)
+                                                            == ctx.val_xy[1].numpy()))
+
+
+def test_trained_members_are_averaged_too(tmp_path: Path, tiny_dataset: Path) -> None:
+    ctx = _ctx(tiny_dataset, tmp_path / "home")
+    one = ensure_teachers(ctx, TINY)
+    two = ensure_teachers(ctx, TeacherSettings(width=0.0625, depth=3, epochs=1, members=2))
+    assert one.source == "trained" and two.source == "ensemble"
+    assert two.members[0].key == one.key  # member 0 is the single teacher (same cache entry)
+    second = two.members[1]
+    assert second.key != one.key  # seeded differently
+    rows = one.rows(ctx.train_files)
+    assert np.allclose(two.select(ctx.train_files)[0].numpy(),
+                       (one.logits[rows] + second.logits[second.rows(ctx.train_files)]) / 2,
+                       atol=1e-6)
+
+
+def test_a_member_without_embeddings_leaves_none(tmp_path: Path, tiny_dataset: Path,
+                                                 clips) -> None:
+    names, _ = clips
+    _write(tmp_path / "a.npz", names, seed=1, embed=4)
+    _write(tmp_path / "b.npz", names, seed=2, embed=None)
+    ctx = _ctx(tiny_dataset, tmp_path / "home", (tmp_path / "a.npz", tmp_path / "b.npz"))
+    assert ensure_teachers(ctx, TINY).select(ctx.train_files)[1] is None
+    assert loss_weights({"alpha": 0.5, "beta": 0.25, "gamma": 0.25}, False) == (0.0, 0.5, 0.5)
+    assert loss_weights({"alpha": 1.0, "beta": 0.0, "gamma": 0.0}, False) == (0.0, 0.0, 1.0)
+    assert loss_weights({"alpha": 0.5, "beta": 0.25, "gamma": 0.25}, True) == (0.5, 0.25, 0.25)
+
+
+def test_validation_clips_are_optional(tmp_path: Path, tiny_dataset: Path, clips) -> None:
+    from asc_auto.data.tau import load_dataset
+
+    train_only = [c.filename for c in load_dataset(tiny_dataset).train]
+    _write(tmp_path / "t.npz", train_only)
+    ctx = _ctx(tiny_dataset, tmp_path / "home", (tmp_path / "t.npz",))
+    teacher = ensure_teachers(ctx, TINY)
+    assert teacher.source == "logits"
+    assert teacher.val_accuracy is not None  # the validation split is carved from fold1_train
+    ctx.val_files = tuple(c.filename for c in load_dataset(tiny_dataset).evaluate)
+    from asc_auto.teacher import logits_teacher
+
+    assert logits_teacher(ctx, ctx.sources.teacher_logits[0]).val_accuracy is None
+
+
+def _error(path: Path, labels: tuple[str, ...], required: list[str]) -> str:
+    with pytest.raises(DataError) as err:
+        read_teacher_logits(path, labels, required)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    return str(err.value)
+
+
+def test_bad_files_name_the_first_offending_clip(tmp_path: Path, tiny_dataset: Path,
+                                                clips) -> None:
+    from asc_auto.data.tau import load_dataset
+
+    names, labels = clips
+    required = [c.filename for c in load_dataset(tiny_dataset).train]
+    f = tmp_path / "x.npz"
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(len(names), 3))
+
+    write_teacher_logits(f, names[2:], good[2:])  # the first two train clips missing
+    assert f"no teacher outputs for clip {names[0]} (2 of the" in _error(f, labels, required)
+    write_teacher_logits(f, names, good[:, :2])  # 2 classes for a 3-class dataset
+    assert "logits have 2 classes, the dataset 3" in _error(f, labels, required)
+    assert names[0] in _error(f, labels, required)
+    write_teacher_logits(f, names, good, embeddings=np.zeros((len(names) - 1, 4)))
+    assert f"first clip without a matching row: {names[-1]}" in _error(f, labels, required)
+    bad = good.copy()
+    bad[5, 1] = np.nan
+    write_teacher_logits(f, names, bad)
+    assert f"'logits' of clip {names[5]} is NaN or infinite" in _error(f, labels, required)
+    write_teacher_logits(f, names, good, labels=list(labels)[::-1])
+    assert "columns are transportation, outdoor, indoor" in _error(f, labels, required)
+    write_teacher_logits(f, [names[0], *names], np.vstack([good[:1], good]))
+    assert f"clip {names[0]!r} appears twice" in _error(f, labels, required)
+    np.savez(f, filenames=np.array(names, dtype=object), logits=good)
+    assert "pickle" in _error(f, labels, required)
+    np.savez(f, names=np.array(names))
+    assert "has no 'filenames' array (it has names)" in _error(f, labels, required)
+    write_teacher_logits(f, names, good)
+    assert read_teacher_logits(f, labels, required)[1].shape == (len(names), 3)
+
+
+def test_teacher_lines_warn_when_the_teacher_is_no_better() -> None:
+    attrs = {"teacher_val_accuracy": 0.6, "teacher_params": 1000,
+             "teacher_members": [{"source": "trained", "file": None, "val_accuracy": 0.6,
+                                  "params": 1000}]}
+    lines = teacher_lines(attrs, 0.7)
+    assert lines[0] == ("KD teacher: 1,000 params, validation accuracy 0.6000; "
+                        "best student 0.7000")
+    assert lines[1].startswith("warning: the KD teacher (0.6000) is not better than the best "
+                               "student (0.7000)")
+    assert len(teacher_lines(attrs, 0.5)) == 1  # better than the student: no warning
+    ensemble = {"teacher_val_accuracy": None, "teacher_params": 0, "teacher_members": [
+        {"source": "logits", "file": "/x/a.npz", "val_accuracy": None, "params": 0},
+        {"source": "checkpoint", "file": "/x/v.safetensors", "val_accuracy": 0.8,
+         "params": 50}]}
+    lines = teacher_lines(ensemble, 0.9)
+    assert lines[0].startswith("KD teacher (ensemble of 2, logits averaged): validation "
+                               "accuracy unknown")
+    assert "member 2: checkpoint v.safetensors (validation accuracy 0.8000, 50 params)" \
+        in lines[2]
+    assert len(lines) == 3  # unknown accuracy: no warning
+    assert teacher_lines({}, 0.9) == []
