@@ -15,10 +15,11 @@ from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
 from asc_auto.console import console, user_errors
 from asc_auto.errors import AscError
-from asc_auto.records import feasible_trials
+from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
     best_table,
     config_table,
+    confirmation_table,
     paper_table,
     pareto_table,
     studies_table,
@@ -55,8 +56,15 @@ def search(
     ] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials to add to the study.")] = 10,
     timeout: Annotated[float | None, typer.Option(min=1, help="Stop after S seconds.")] = None,
-    budget_kb: Annotated[float, typer.Option(min=1, help="Model-size limit in KB.")] = 500.0,
-    rule: Annotated[RuleName, typer.Option(help="Size rule.")] = RuleName("dcase2020"),
+    budget_kb: Annotated[float | None, typer.Option(
+        min=1, help="Model-size limit in the rule's KB \\[default: the rule's limit].")] = None,
+    rule: Annotated[RuleName, typer.Option(
+        metavar="RULE", help="Size rule: dcase2020, params (500 KB); dcase2021 (128 KB of non-zero "
+        "values); dcase2022, dcase2023, dcase2024 (128 KB and 30 MMACs per second of audio).")
+    ] = RuleName("dcase2020"),
+    max_mmacs: Annotated[float | None, typer.Option(
+        min=0.001, help="MACs limit in millions per inference, counted as the rule counts them "
+                        "\\[default: the rule's limit, if any].")] = None,
     storage: StorageOpt = None,
     study: Annotated[str | None, typer.Option(help="Study name \\[default: technique].")] = None,
     space: Annotated[Path | None, typer.Option(
@@ -72,6 +80,15 @@ def search(
         min=1, help="Worker processes on this machine sharing the study (trials split).")] = 1,
     retry_failed: Annotated[int, typer.Option(
         min=0, help="Run a trial of a killed worker again, up to N times.")] = 0,
+    cv: Annotated[int | None, typer.Option(
+        min=0, help="Score each trial by K-fold cross-validation over fold1_train (grouped by "
+                    "identifier); 0 = one validation split \\[default: 5 folds when the split "
+                    "would validate on under 300 clips, else 0].")] = None,
+    confirm_top: Annotated[int, typer.Option(
+        min=1, help="After the trials, score the best N configurations again ...")] = 3,
+    confirm_seeds: Annotated[int, typer.Option(
+        min=0, help="... with this many fresh seeds each; retrain and export take the best "
+                    "mean (0 = the single best trial).")] = 2,
     init_from: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False,
         help="Start every trial's model from this safetensors checkpoint (asc-auto pretrain); "
@@ -94,9 +111,11 @@ def search(
         overrides["gcc"] = {"use_gcc": gcc}
     opts = SearchOptions(
         technique=technique.value, data=data, trials=trials, timeout=timeout,
-        budget_kb=budget_kb, rule=rule.value, storage=storage, study=study, space=space,
+        budget_kb=budget_kb, max_mmacs=max_mmacs, rule=rule.value, storage=storage,
+        study=study, space=space,
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
-        retry_failed=retry_failed, init_from=init_from, teachers=tuple(teacher or ()),
+        retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
+        init_from=init_from, teachers=tuple(teacher or ()),
         teacher_logits=tuple(teacher_logits or ()),
     )
     say = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
@@ -204,10 +223,16 @@ def report(
     from asc_auto.summary import write_report  # matplotlib only when asked for
 
     url = storage or default_storage(home)
-    summary, rows = write_report(open_storage(url), out)
+    store = open_storage(url)
+    summary, rows = write_report(store, out)
     if not rows:
         raise AscError(f"no studies in {url}; fix: run `asc-auto search --technique kd` first")
     console.print(studies_table(rows))
+    for r in rows:  # a kd study's teacher beside its best student
+        attrs = optuna.load_study(study_name=r.study, storage=store).user_attrs
+        for line in teacher_lines(attrs, r.best.value if r.best else None):
+            console.print(f"{r.study}: " + (f"[yellow]{line}[/]" if line.startswith("warning")
+                                            else line.strip()))
     console.print(paper_table())
     console.print(f"plots and summary: [bold]{summary}[/]")
 
@@ -268,8 +293,9 @@ def predict(
     out: Annotated[Path, typer.Option(dir_okay=False, help="Output CSV.")] = Path("output.csv"),
 ) -> None:
     """Classify WAV files with an exported model; write the DCASE output CSV."""
+    from asc_auto.package import read_export
     from asc_auto.predict import predict as run_predict
-    from asc_auto.predict import read_export, wav_files, write_output_csv
+    from asc_auto.predict import wav_files, write_output_csv
 
     if (data is None) == (not files):
         raise AscError("give either --data DIR or WAV files, not both and not neither")
@@ -298,9 +324,13 @@ def _print_study(study: optuna.Study) -> None:
                       f"({ablation['gcc_gain']:+.4f})")
     console.print(best_table(study))
     console.print(pareto_table(study))
+    confirmed = confirmation_table(study)
+    if confirmed is not None:
+        console.print(confirmed)
     if ranked:
-        best = ranked[0]
-        console.print(config_table(best, f"best: trial {best.number}"))
+        best = pick_trial(study)
+        how = "confirmed pick" if best.number != ranked[0].number or confirmed else "best"
+        console.print(config_table(best, f"{how}: trial {best.number} (what retrain takes)"))
 
 
 if __name__ == "__main__":  # pragma: no cover

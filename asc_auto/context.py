@@ -22,6 +22,7 @@ import optuna
 import torch
 
 from asc_auto.compress.size import SizeRule, sized_rule
+from asc_auto.data.audio import longest_seconds
 from asc_auto.data.splits import train_val_split
 from asc_auto.data.tau import TauDataset, load_dataset
 from asc_auto.errors import AscError
@@ -87,8 +88,9 @@ class ContextSettings:
     data: Path  # the dataset folder (the demo's, already generated, when `demo`)
     space_file: Path
     rule: str
-    budget_kb: float
+    budget_kb: float | None  # None: the rule's own limit
     home: Path  # caches live under home/cache
+    max_mmacs: float | None = None  # MACs limit in millions; None: the rule's own (or none)
     demo: bool = False  # apply the space file's [demo.*] tables
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # table values
     epochs: int | None = None  # None: [train] epochs (raised by min_clips_seen)
@@ -111,6 +113,8 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
         space = space.for_demo()
     space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)
     dataset = load_dataset(s.data)
+    space = space.with_clip_seconds(lambda: longest_seconds(
+        [dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)]))
     features = build_features(dataset, technique.feature_config(space),
                               s.home / "cache" / "features", progress=s.progress,
                               device=str(resolve_device(s.device)), status=status)
@@ -126,7 +130,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     return TrialContext(
         dataset=dataset, features=features,
         train_files=tuple(c.filename for c in train), val_files=tuple(c.filename for c in val),
-        space=space, train_cfg=tcfg, rule=sized_rule(s.rule, s.budget_kb),
+        space=space, train_cfg=tcfg, rule=sized_rule(s.rule, s.budget_kb, s.max_mmacs),
         cache_root=s.home / "cache", progress=s.progress, status=status, sources=s.sources,
     )
 
@@ -135,7 +139,7 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
                   epochs: int | None, device: str, progress: bool,
                   status: Callable[[str], None]) -> TrialContext:
     """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings
-    (data, space, demo profile, table overrides, rule, budget, epochs)."""
+    (data, space, demo profile, table overrides, rule, budget, MACs limit, epochs)."""
     attrs = study.user_attrs
     for key in ("data", "space_file", "rule", "budget_kb"):
         if key not in attrs:
@@ -144,7 +148,8 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
     recorded = attrs.get("epochs")
     return build_context(technique, ContextSettings(
         data=Path(attrs["data"]), space_file=Path(attrs["space_file"]), rule=attrs["rule"],
-        budget_kb=float(attrs["budget_kb"]), home=home, demo=bool(attrs.get("demo")),
+        budget_kb=float(attrs["budget_kb"]), max_mmacs=attrs.get("max_mmacs"), home=home,
+        demo=bool(attrs.get("demo")),
         overrides=attrs.get("overrides") or {},
         epochs=epochs or (int(recorded) if recorded is not None else None),
         device=device, progress=progress, val_fraction=None,

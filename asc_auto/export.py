@@ -31,14 +31,15 @@ from asc_auto.context import study_context
 from asc_auto.errors import AscError, CommandFailed, UsageError
 from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
-from asc_auto.predict import EXPORT_JSON, predict, wav_files, write_output_csv
+from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS
+from asc_auto.predict import predict, wav_files, write_output_csv
+from asc_auto.schema import StudyRecord
 from asc_auto.techniques.base import get_technique
 from asc_auto.train import score
 
 # Accuracy gap allowed between the reloaded IR and the retrain's PyTorch figure: OpenVINO's
 # kernels (fp16 weights, int8 arithmetic) round differently from PyTorch's simulation.
 DEFAULT_TOLERANCE = 0.01
-FILES = ("model.xml", "model.bin", "deployed.safetensors", "weights.safetensors")
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,14 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
     evaluate score, which would flatter the figure); raise AscError and write nothing if a check
     fails. An existing package at `out` is replaced only with `force`."""
     check_out_folder(out, force)
-    summary = study.user_attrs.get("retrain")
+    record = StudyRecord.from_study(study)
+    summary = record.retrain
     if not summary:
         raise AscError(f"study '{study.study_name}' has no retrain; fix: run "
                        f"`asc-auto retrain --study {study.study_name}` first")
     seed_dir = Path(summary["folder"]) / f"seed-{seed}"
     try:
-        doc = json.loads((seed_dir / "result.json").read_text())
+        doc = json.loads((seed_dir / RESULT_JSON).read_text())
     except (OSError, ValueError):
         raise AscError(f"{seed_dir}: no retrained seed {seed}; fix: run `asc-auto retrain "
                        f"--study {study.study_name} --seeds {seed + 1}`") from None
@@ -115,7 +117,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
     if missing:
         raise AscError(f"{seed_dir}: {', '.join(missing)} missing (retrained before export "
                        f"existed?); fix: delete that folder and run asc-auto retrain again")
-    technique = get_technique(str(study.user_attrs["technique"]))
+    technique = get_technique(str(record.technique))
     ctx = study_context(study, technique, home, None, "cpu", False, status)
     labels = tuple(ctx.dataset.labels)
     label = label or f"asc-auto_{study.study_name}_task1b_1"
@@ -128,7 +130,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
     with atomic_dir(out, replace=replaceable) as tmp:
         for name in FILES:
             shutil.copy2(seed_dir / name, tmp / name)
-        for name in ("deployed.safetensors", "weights.safetensors"):
+        for name in SAFETENSORS:
             load_file(str(tmp / name))  # loads without pickle, or raises
         probs = IrModel(tmp / IR_FILE, notice=status).probabilities(x.float().numpy())
         scores = score(probs, y.numpy(), len(labels))
@@ -154,7 +156,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
         result = ExportResult(out, label, int(summary["trial"]), seed, str(doc["precision"]), acc,
                               recorded, loss, per, size, None)
         (tmp / f"{label}.meta.yaml").write_text(meta_yaml(result, doc, technique.summary))
-        (tmp / "model_card.md").write_text(model_card(result, doc, technique.name,
+        (tmp / MODEL_CARD).write_text(model_card(result, doc, technique.name,
                                                       technique.summary, tolerance))
         csv = None
         if eval_data is not None:

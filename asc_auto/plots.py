@@ -10,11 +10,12 @@ from pathlib import Path
 
 import optuna
 from matplotlib.figure import Figure
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from asc_auto.io import atomic_path
 from asc_auto.records import feasible_trials
 from asc_auto.report import pareto_front
+from asc_auto.schema import StudyRecord, TrialRecord
 
 
 def _save(fig: Figure, out: Path) -> Path:
@@ -23,30 +24,36 @@ def _save(fig: Figure, out: Path) -> Path:
     return out
 
 
+def _size_kb(t: FrozenTrial) -> float:
+    """A completed trial's size (every completed trial was sized before training)."""
+    return float(TrialRecord.from_trial(t).size_kb or 0.0)
+
+
 def plot_pareto(study: optuna.Study, out: Path) -> Path:
     """Validation accuracy vs size of every feasible trial; front joined; budget as a line."""
     ok = feasible_trials(study)
     infeasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if not t.user_attrs.get("feasible")]
+                  if not TrialRecord.from_trial(t).feasible]
+    record = StudyRecord.from_study(study)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    ax.scatter([t.user_attrs["size_kb"] for t in ok], [t.value for t in ok], s=22,
+    ax.scatter([_size_kb(t) for t in ok], [t.value for t in ok], s=22,
                color="tab:blue", alpha=0.6, label="feasible trials")
     front = pareto_front(ok)
     if front:
-        ax.step([t.user_attrs["size_kb"] for t in front], [t.value for t in front],
+        ax.step([_size_kb(t) for t in front], [t.value for t in front],
                 where="post", color="tab:blue", label="Pareto front")
-    paper = [t for t in ok if t.user_attrs.get("source") == "paper"]
+    paper = [t for t in ok if TrialRecord.from_trial(t).is_paper]
     if paper:
-        ax.scatter([paper[0].user_attrs["size_kb"]], [paper[0].value], marker="*", s=160,
+        ax.scatter([_size_kb(paper[0])], [paper[0].value], marker="*", s=160,
                    color="tab:orange", zorder=3, label="seed paper's configuration")
     if infeasible:
-        ax.scatter([t.user_attrs["size_kb"] for t in infeasible], [0.0] * len(infeasible),
+        ax.scatter([_size_kb(t) for t in infeasible], [0.0] * len(infeasible),
                    marker="x", color="tab:red", label="over budget (not trained)")
-    budget = study.user_attrs.get("budget_kb")
+    budget = record.budget_kb
     if budget is not None:
         ax.axvline(float(budget), color="tab:red", linestyle="--", label=f"limit {budget} KB")
-    ax.set_xlabel(f"model size, KB (rule {study.user_attrs.get('rule', '?')})")
+    ax.set_xlabel(f"model size, KB (rule {record.rule or '?'})")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: accuracy vs size")
     ax.grid(alpha=0.3)
@@ -60,7 +67,8 @@ def plot_history(study: optuna.Study, out: Path) -> Path:
               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("feasible")]
+    done = [t for t in trials
+            if t.state == TrialState.COMPLETE and TrialRecord.from_trial(t).feasible]
     pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
     ax.scatter([t.number for t in done], [t.value for t in done], s=22, label="complete")
     ax.scatter([t.number for t in pruned],

@@ -7,10 +7,8 @@ cannot be read or has the wrong channel count gets its own error; the other file
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +18,7 @@ from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.features.frontends import load_waveform, make_frontend
 from asc_auto.io import write_text_atomic
 from asc_auto.ir import IR_FILE, IrModel
-
-EXPORT_JSON = "export.json"
+from asc_auto.package import EXPORT_JSON, read_export
 
 
 @dataclass(frozen=True)
@@ -33,19 +30,6 @@ class Prediction:
     label: str | None
     scores: tuple[float, ...]
     error: str | None = None
-
-
-def read_export(model_dir: Path) -> dict[str, Any]:
-    """The package's export.json (technique, frontend, labels, precision, input shape)."""
-    path = Path(model_dir) / EXPORT_JSON
-    try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise AscError(f"{path}: not an asc-auto export ({err}); fix: pass a folder written "
-                       "by `asc-auto export`") from None
-    if not (Path(model_dir) / IR_FILE).exists():
-        raise AscError(f"{model_dir}: {IR_FILE} is missing; fix: export the study again")
-    return doc
 
 
 def wav_files(data: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """What a study records about its trials, and how the tool reads it back.
 
-Low in the house (it needs only Optuna and errors), so retrain, export and the techniques'
-after-search steps pick trials without importing the search driver or the report.
+Low in the house (it needs only Optuna, errors and the schema), so retrain, export and the
+techniques' after-search steps pick trials without importing the search driver or the report.
 """
 
 from __future__ import annotations
@@ -9,27 +9,33 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from asc_auto.confirm import confirmed_best
 from asc_auto.errors import AscError
+from asc_auto.schema import TrialRecord
 
 
 def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials inside the size budget, best first (a tie goes to the smaller model)."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ok = [t for t in done if t.user_attrs.get("feasible") and t.value is not None]
-    return sorted(ok, key=lambda t: (-t.value, t.user_attrs.get("size_kb", 0.0), t.number))
+    ok = [t for t in done if TrialRecord.from_trial(t).feasible and t.value is not None]
+    return sorted(ok, key=lambda t: (-t.value, TrialRecord.from_trial(t).size_kb or 0.0,
+                                     t.number))
 
 
 def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
-    """The best feasible trial (a tie goes to the smaller model), or trial `number`."""
+    """Trial `number`; else the confirmed winner (the top few configurations scored again with
+    fresh seeds after the search), else the best feasible trial (a tie goes to the smaller
+    model)."""
     if number is None:
         ranked = feasible_trials(study)
         if not ranked:
             raise AscError(f"study '{study.study_name}' has no complete trial within its budget; "
                            "fix: run more trials with `asc-auto search`")
-        return ranked[0]
+        confirmed = confirmed_best(study)
+        return next((t for t in ranked if t.number == confirmed), ranked[0])
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     t = trials.get(number)
-    if t is None or t.state != TrialState.COMPLETE or not t.user_attrs.get("feasible"):
+    if t is None or t.state != TrialState.COMPLETE or not TrialRecord.from_trial(t).feasible:
         raise AscError(f"trial {number} of study '{study.study_name}' is not a complete trial "
                        "within the budget; fix: pick one listed by `asc-auto show`")
     return t

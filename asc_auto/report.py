@@ -10,13 +10,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
+from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials
+from asc_auto.schema import StudyRecord, TrialRecord
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """Trials no other trial beats on both accuracy (higher) and size (smaller), by size."""
     front: list[FrozenTrial] = []
-    for t in sorted(trials, key=lambda t: (t.user_attrs["size_kb"], -t.value)):
+    for t in sorted(trials, key=lambda t: (TrialRecord.from_trial(t).size_kb, -t.value)):
         if not front or t.value > front[-1].value:
             front.append(t)
     return front
@@ -27,7 +29,7 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "running": 0}
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
-            counts["complete" if t.user_attrs.get("feasible") else "infeasible"] += 1
+            counts["complete" if TrialRecord.from_trial(t).feasible else "infeasible"] += 1
         elif t.state == TrialState.PRUNED:
             counts["pruned"] += 1
         elif t.state == TrialState.FAIL:
@@ -43,25 +45,34 @@ def standard_error(accuracy: float, n: int) -> float:
     return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / n) if n > 0 else float("nan")
 
 
-def accuracy_text(accuracy: float | None, n: int | None) -> str:
-    """0.6232 ± 0.058 when the number of clips is known, else the bare value."""
+def accuracy_text(accuracy: float | None, n: int | None, se: float | None = None) -> str:
+    """0.6232 ± 0.058: the standard error given (a cross-validated trial records its own), else
+    the binomial one when the number of clips is known, else the bare value."""
     if accuracy is None:
         return "-"
+    if se is not None:
+        return f"{accuracy:.4f} ± {se:.3f}"
     if not n:
         return f"{accuracy:.4f}"
     return f"{accuracy:.4f} ± {standard_error(accuracy, n):.3f}"
 
 
+def trial_accuracy_text(t: FrozenTrial, n_val: int | None) -> str:
+    """A trial's value with its uncertainty (`value_se` of a cross-validated trial)."""
+    return accuracy_text(t.value, n_val, t.user_attrs.get("value_se"))
+
+
 def _row(t: FrozenTrial, n_val: int | None = None) -> list[str]:
-    a = t.user_attrs
+    r = TrialRecord.from_trial(t)
+    fp32 = r.accuracy_fp32 if r.accuracy_fp32 is not None else float("nan")
     return [
-        f"{t.number}" + (" paper" if a.get("source") == "paper" else ""),
-        accuracy_text(t.value, n_val),
-        f"{a.get('accuracy_fp32', float('nan')):.4f}",
-        f"{a.get('size_kb', 0):.2f}",
-        f"{a.get('params', 0):,}",
-        str(a.get("precision", "")),
-        f"{a.get('macs', 0) / 1e6:.1f}",
+        f"{t.number}" + (" paper" if r.is_paper else ""),
+        trial_accuracy_text(t, n_val),
+        f"{fp32:.4f}",
+        f"{r.size_kb or 0:.2f}",
+        f"{r.params or 0:,}",
+        str(r.precision or ""),
+        f"{(r.macs or 0) / 1e6:.1f}",
     ]
 
 
@@ -83,18 +94,20 @@ def _table(title: str, trials: Sequence[FrozenTrial], n_val: int | None = None) 
 
 
 def _n_val(study: optuna.Study) -> int | None:
-    n = study.user_attrs.get("val_clips")
-    return int(n) if n else None
+    return StudyRecord.from_study(study).val_clip_count
 
 
 def best_table(study: optuna.Study, n: int = 5) -> Table:
     """The n best feasible trials of a study, plus the paper's trial wherever it ranks."""
-    budget = study.user_attrs.get("budget_kb", "?")
+    record = StudyRecord.from_study(study)
+    budget = "?" if record.budget_kb is None else record.budget_kb
     ranked = feasible_trials(study)
     rows = ranked[:n]
-    rows += [t for t in ranked[n:] if t.user_attrs.get("source") == "paper"]
-    return _table(f"{study.study_name}: best feasible trials (budget {budget} KB, "
-                  f"rule {study.user_attrs.get('rule', '?')})", rows, _n_val(study))
+    rows += [t for t in ranked[n:] if TrialRecord.from_trial(t).is_paper]
+    mmacs = study.user_attrs.get("max_mmacs")
+    macs = f", at most {mmacs:g} MMACs" if mmacs is not None else ""
+    return _table(f"{study.study_name}: best feasible trials (budget {budget} KB{macs}, "
+                  f"rule {record.rule or '?'})", rows, record.val_clip_count)
 
 
 def pareto_table(study: optuna.Study) -> Table:
@@ -103,12 +116,29 @@ def pareto_table(study: optuna.Study) -> Table:
                   pareto_front(feasible_trials(study)), _n_val(study))
 
 
+def confirmation_table(study: optuna.Study) -> Table | None:
+    """The top configurations scored again with fresh seeds (None before a confirmation)."""
+    confirmed = confirmations(study)
+    if not confirmed:
+        return None
+    table = Table(title="confirmation: the top configurations with fresh seeds (ranked by their "
+                  "mean; the search value was selected for being high)", title_justify="left")
+    for col in ("trial", "fresh-seed mean ± SE", "fresh seeds", "search value", "size KB"):
+        table.add_column(col, justify="right")
+    for i, c in enumerate(confirmed):
+        table.add_row(f"{c.trial}" + (" pick" if i == 0 else ""),
+                      f"{c.mean:.4f} ± {c.standard_error:.3f}",
+                      ", ".join(f"{a:.4f}" for a in c.fresh), f"{c.search_value:.4f}",
+                      f"{c.size_kb:.2f}")
+    return table
+
+
 def config_table(trial: FrozenTrial, title: str) -> Table:
     """One trial's sampled configuration, a row per value (simplex weights already normalised)."""
     table = Table(title=title, title_justify="left")
     table.add_column("parameter")
     table.add_column("value", justify="right")
-    for key, value in trial.user_attrs.get("config", {}).items():
+    for key, value in (TrialRecord.from_trial(trial).config or {}).items():
         table.add_row(key, _fmt(value))
     return table
 
@@ -157,9 +187,10 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         ranked = feasible_trials(study)
-        rows.append(StudyRow(summary.study_name, str(study.user_attrs.get("technique", "?")),
+        record = StudyRecord.from_study(study)
+        rows.append(StudyRow(summary.study_name, str(record.technique or "?"),
                              state_counts(study), ranked[0] if ranked else None,
-                             study.user_attrs.get("retrain"), _n_val(study)))
+                             record.retrain, record.val_clip_count))
     return rows
 
 
@@ -178,11 +209,15 @@ def studies_table(rows: Sequence[StudyRow]) -> Table:
         table.add_row(
             r.study, r.technique,
             f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}",
-            accuracy_text(b.value, r.val_clips) if b else "-",
-            f"{b.user_attrs['size_kb']:.2f}" if b else "-",
-            f"{b.user_attrs['params']:,}" if b else "-",
-            str(b.user_attrs.get("precision", "")) if b else "-", retrained)
+            trial_accuracy_text(b, r.val_clips) if b else "-",
+            *(_best_cells(b) if b else ("-", "-", "-")), retrained)
     return table
+
+
+def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:
+    """Size KB, params and precision of a study's best trial."""
+    r = TrialRecord.from_trial(t)
+    return f"{r.size_kb:.2f}", f"{r.params:,}", str(r.precision or "")
 
 
 def paper_table() -> Table:

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from safetensors.torch import save_file
 
-from asc_auto.compress.size import Precision
 from asc_auto.context import TrialContext, study_context
 from asc_auto.io import atomic_dir
-from asc_auto.ir import write_ir
+from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, space_digest, study_folder
+from asc_auto.package import RESULT_JSON, write_deployed, write_weights
 from asc_auto.records import pick_trial
+from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.techniques.base import Technique, get_technique
 from asc_auto.train import resolve_device
 
@@ -84,9 +84,9 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             on_seed: Callable[[SeedResult], None] | None = None) -> RetrainResult:
     """Retrain the picked configuration with `seeds` seeds; resume seeds already on disk."""
     trial = pick_trial(study, trial_number)
-    technique = get_technique(str(study.user_attrs.get("technique")))
+    technique = get_technique(str(StudyRecord.from_study(study).technique))
     ctx = study_context(study, technique, home, epochs, device, progress, status)
-    config = dict(trial.user_attrs["config"])
+    config = dict(TrialRecord.from_trial(trial).config or {})
     key = retrain_key(study, technique.name, ctx, config)
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
     technique.prepare(ctx)
@@ -102,16 +102,16 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
         if on_seed is not None:
             on_seed(cached)
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder)
-    study.set_user_attr("retrain", result.summary())
+    StudyRecord(retrain=result.summary()).write(study)
     return result
 
 
 def study_uid(study: optuna.Study) -> str:
     """The study's uid (set by search; given to an older study on first use)."""
-    uid = study.user_attrs.get("uid")
+    uid = StudyRecord.from_study(study).uid
     if not uid:
         uid = uuid.uuid4().hex
-        study.set_user_attr("uid", uid)
+        StudyRecord(uid=uid).write(study)
     return str(uid)
 
 
@@ -143,9 +143,9 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
                         round(outcome.train.seconds_total, 2))
     example = ctx.val_xy[0][:1].float()
     with atomic_dir(seed_dir) as tmp:
-        save_file(_tensors(cand.model), str(tmp / "weights.safetensors"))
+        write_weights(cand.model, tmp)
         write_deployed(outcome.deployed, cand.precision, example, tmp)
-        (tmp / "result.json").write_text(json.dumps({
+        (tmp / RESULT_JSON).write_text(json.dumps({
             "key": key, "config": config, "epochs": ctx.train_cfg.epochs,
             "precision": cand.precision.value,
             "technique": technique.name, "labels": list(ctx.dataset.labels),
@@ -155,44 +155,11 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
     return result
 
 
-def _tensors(model: Any, half: bool = False) -> dict[str, Any]:
-    """A model's state dict as plain contiguous CPU tensors (floats as float16 when `half`)."""
-    import torch
-
-    out = {}
-    for key, value in model.state_dict().items():
-        value = value.detach().cpu()
-        if half and value.dtype == torch.float32:
-            value = value.to(torch.float16)
-        out[key] = value.contiguous().clone()
-    return out
-
-
-def write_deployed(deployed: Any, precision: Precision, example: Any, folder: Path) -> None:
-    """The deployed model as it runs: an OpenVINO IR (model.xml/.bin) at its precision, and its
-    weights as deployed.safetensors (no pickle).
-
-    IR precision: FP32 as is; FP16 with float16 weight constants; INT8 from the NNCF model,
-    whose quantized weights OpenVINO stores as int8 constants. deployed.safetensors holds
-    float16 tensors for FP16 and float32 ones for FP32; for INT8 it holds NNCF's FP32 weights
-    and quantizer parameters (the INT8 artifact is the IR), as its metadata says.
-    """
-    deployed = deployed.cpu().eval()
-    write_ir(deployed, precision, example, folder)
-    note = {Precision.FP16: "deployed FP16 weights",
-            Precision.FP32: "deployed FP32 weights",
-            Precision.INT8: "FP32 weights and NNCF quantizer parameters; the INT8 model is "
-                            "model.xml/.bin"}[precision]
-    save_file(_tensors(deployed, half=precision is Precision.FP16),
-              str(folder / "deployed.safetensors"),
-              metadata={"precision": precision.value, "contents": note})
-
-
 def _load_seed(seed_dir: Path, key: str) -> SeedResult | None:
     """A finished seed made under the same key, or None."""
     try:
-        doc = json.loads((seed_dir / "result.json").read_text())
-        if doc.get("key") != key or not (seed_dir / "model.xml").exists():
+        doc = json.loads((seed_dir / RESULT_JSON).read_text())
+        if doc.get("key") != key or not (seed_dir / IR_FILE).exists():
             return None
         r = doc["result"]
         return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],

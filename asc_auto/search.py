@@ -4,15 +4,17 @@ size limit as a hard constraint.
 Optuna 5 refuses pruners on multi-objective studies, so accuracy is the objective and size is a
 constraint (`Trial.set_constraint`, which TPE reads): a configuration over the limit is sized
 before training, recorded as infeasible (objective 0.0, constraint > 0) and never trained. The
-accuracy/size trade-off is read off the trials afterwards (report.pareto_front). A study is
-resumed when it exists: its split, size rule and budget are fixed at creation and checked on
-every resume.
+accuracy/size trade-off is read off the trials afterwards (report.pareto_front). A rule with a
+MACs limit (dcase2022-2024, or --max-mmacs) adds a second constraint sized the same way; a
+trial is feasible when both are met. A study is resumed when it exists: its split, size rule,
+budget and MACs limit are fixed at creation and checked on every resume.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -26,13 +28,16 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from asc_auto.compress.macs import count_macs
+from asc_auto.compress.macs import rule_macs
+from asc_auto.confirm import confirm_top
 from asc_auto.context import ContextSettings, build_context
+from asc_auto.cv import CvScore, fold_contexts, folds_for
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.tau import TauDataset, dataset_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
-from asc_auto.records import feasible_trials
+from asc_auto.records import feasible_trials, pick_trial
+from asc_auto.schema import PAPER, SEARCH, SIZE_CONSTRAINT, StudyRecord, TrialRecord
 from asc_auto.space import SearchSpace, default_space_file
 from asc_auto.storage import (
     default_storage,
@@ -41,10 +46,17 @@ from asc_auto.storage import (
     open_storage,
     storage_lock,
 )
-from asc_auto.techniques.base import Technique, TrialContext, get_technique
-from asc_auto.transfer import resolve_sources
+from asc_auto.techniques.base import (
+    Candidate,
+    EpochHook,
+    Outcome,
+    StepHook,
+    Technique,
+    TrialContext,
+    get_technique,
+)
+from asc_auto.transfer import feature_notes, resolve_sources
 
-PAPER = "paper"
 DEFAULT_HOME = Path("studies")
 
 
@@ -56,7 +68,8 @@ class SearchOptions:
     data: Path | None = None  # None: the built-in demo dataset (generated on first use)
     trials: int | None = 10
     timeout: float | None = None  # seconds
-    budget_kb: float = 500.0
+    budget_kb: float | None = None  # None: the rule's own limit
+    max_mmacs: float | None = None  # MACs limit in millions; None: the rule's own (or none)
     rule: str = "dcase2020"
     storage: str | None = None
     study: str | None = None
@@ -69,6 +82,9 @@ class SearchOptions:
     progress: bool = True
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # table values
     retry_failed: int = 0  # trials of dead workers enqueued again up to this many times
+    cv: int | None = None  # folds; None: 5 when validation has under 300 clips (user data), 0: off
+    confirm_top: int = 3  # after the trials, the best few configurations ...
+    confirm_seeds: int = 2  # ... scored again with this many fresh seeds (0: no confirmation)
     init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
@@ -83,6 +99,9 @@ class SearchSetup:
     dataset: TauDataset
     context: TrialContext
     demo: bool
+    folds: tuple[TrialContext, ...] = ()  # cross-validation: one context per fold, else none
+    confirm_top: int = 0  # finish_search confirms this many top configurations ...
+    confirm_seeds: int = 0  # ... with this many fresh seeds each
 
 
 def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
@@ -93,7 +112,8 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
     root = ensure_demo_dataset(opts.home / "data") if demo else Path(opts.data)
     ctx = build_context(technique, ContextSettings(
         data=root, space_file=opts.space or default_space_file(technique.name), rule=opts.rule,
-        budget_kb=opts.budget_kb, home=opts.home, demo=demo, overrides=opts.overrides,
+        budget_kb=opts.budget_kb, max_mmacs=opts.max_mmacs, home=opts.home, demo=demo,
+        overrides=opts.overrides,
         epochs=opts.epochs, seed=opts.seed, device=opts.device, progress=opts.progress,
         val_fraction=opts.val_fraction, split_seed=opts.seed if split_seed is None else split_seed,
         sources=resolve_sources(technique.name, technique.shape_params,
@@ -102,21 +122,25 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
     ), status)
     if ctx.sources.init_from is not None:  # a checkpoint that does not fit stops here, once
         technique.initialise(technique.build(dict(ctx.space.paper), ctx), ctx)
+    for note in feature_notes(ctx.sources, technique.feature_config(ctx.space).key_dict()):
+        status(note)
     return SearchSetup(technique, ctx.space, ctx.dataset, ctx, demo)
 
 
-CONSTRAINT = "size_bytes_over_budget"  # <= 0 is feasible
+MACS_CONSTRAINT = "macs_over_limit"  # set only under a MACs limit; <= 0 is feasible
 
 
 # What a study fixes at creation: a resumed run that differs in any of these would mix trials
 # that cannot be compared. Attribute -> how the refusal names it.
 RESUME_KEYS = {
     "technique": "technique (--technique)", "rule": "size rule (--rule)",
-    "budget_kb": "budget (--budget-kb)", "split_seed": "split seed (--seed)",
+    "budget_kb": "budget (--budget-kb)", "max_mmacs": "MACs limit (--max-mmacs)",
+    "split_seed": "split seed (--seed)",
     "val_fraction": "validation fraction", "overrides": "table overrides (--gcc/--no-gcc)",
     "epochs": "epochs per trial (--epochs or [train] epochs)",
     "data_fingerprint": "dataset (--data: its CSV files, file sizes and times)",
     "space_sha256": "search space (--space: its settings, params and paper point)",
+    "cv_folds": "cross-validation folds (--cv)",
     "sources_sha256": "starting points (--init-from, --teacher, --teacher-logits: their sha256)",
 }
 
@@ -127,10 +151,11 @@ def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, s
     `where` has this run's data folder and space file, named in the refusal beside the study's.
     """
     for key, value in attrs.items():
-        old = study.user_attrs.get(key)
-        if old is None:
+        if key not in study.user_attrs:  # a new study (or a key older studies lack)
             study.set_user_attr(key, value)
-        elif old != value:
+            continue
+        old = study.user_attrs[key]  # None is a value too: "no MACs limit"
+        if old != value:
             what = RESUME_KEYS.get(key, key)
             if key == "data_fingerprint":
                 old, value = (f"{study.user_attrs.get('data')} ({old[:12]})",
@@ -150,7 +175,7 @@ def _paper_pending(study: optuna.Study) -> bool:
     Call after `fail_dead_trials`: a RUNNING paper trial of a killed worker must not count.
     """
     alive = {TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING}
-    return any(t.user_attrs.get("source") == PAPER and t.state in alive
+    return any(TrialRecord.from_trial(t).is_paper and t.state in alive
                for t in study.get_trials(deepcopy=False))
 
 
@@ -216,7 +241,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
                        catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
     if finish:
-        finish_search(study, setup)
+        finish_search(study, setup, status)
     return study
 
 
@@ -230,50 +255,99 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     url = opts.storage or default_storage(opts.home)
     storage = open_storage(url, create=True, retry_failed=opts.retry_failed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
-    split_seed = opts.seed
-    if study_name in existing:
-        split_seed = int(existing[study_name].user_attrs.get("split_seed", opts.seed))
+    split_seed, cv = opts.seed, opts.cv
+    if study_name in existing:  # resumed: its split and folds, unless asked otherwise
+        recorded = StudyRecord.from_attrs(existing[study_name].user_attrs).split_seed
+        split_seed = opts.seed if recorded is None else int(recorded)
+        if cv is None:  # studies older than --cv were scored on one split
+            cv = int(existing[study_name].user_attrs.get("cv_folds", 0))
     setup = prepare_search(opts, status, split_seed=split_seed)
+    setup.confirm_top, setup.confirm_seeds = opts.confirm_top, opts.confirm_seeds
     ctx = setup.context
+    n_folds = folds_for(cv, len(ctx.val_files),
+                        len({c.identifier for c in setup.dataset.train}), setup.demo)
+    if n_folds:
+        setup.folds = fold_contexts(ctx, setup.dataset.train, n_folds, split_seed)
+        status(f"scoring each trial by {n_folds}-fold cross-validation over "
+               f"{len(setup.dataset.train)} clips (a single validation split would hold "
+               f"{len(ctx.val_files)}; --cv 0 turns this off)")
     sampler = TrialSeededTPE(seed=opts.seed, n_startup_trials=5)
-    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=ctx.train_cfg.epochs,
-                                            reduction_factor=3)
+    # Hyperband's smallest rung is a ninth of the schedule (3 rungs at reduction factor 3): a
+    # trial is never judged on 1 epoch of a 100-epoch schedule, where every model is still noise.
+    epochs = ctx.train_cfg.epochs
+    pruner = optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 9),
+                                            max_resource=epochs, reduction_factor=3)
     with storage_lock(url):
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
                                     load_if_exists=True)
         _check_resume(study, {
-            "technique": opts.technique, "rule": opts.rule, "budget_kb": opts.budget_kb,
+            "technique": opts.technique, "rule": opts.rule,
+            "budget_kb": ctx.rule.limit_kb if opts.budget_kb is None else opts.budget_kb,
+            "max_mmacs": ctx.rule.max_mmacs,
             "split_seed": split_seed, "val_fraction": opts.val_fraction,
             "overrides": opts.overrides, "epochs": ctx.train_cfg.epochs,
             "data_fingerprint": dataset_fingerprint(setup.dataset),
             "space_sha256": space_digest(setup.space),
-            "sources_sha256": ctx.sources.digests(),
+            "sources_sha256": ctx.sources.digests(), "cv_folds": n_folds,
         }, where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
-        if "uid" not in study.user_attrs:  # tells this study from another of the same name
-            study.set_user_attr("uid", uuid.uuid4().hex)
-        study.set_user_attr("data", str(setup.dataset.root))
-        study.set_user_attr("labels", list(setup.dataset.labels))
-        study.set_user_attr("space_file", str(setup.space.file))
-        study.set_user_attr("demo", setup.demo)
-        study.set_user_attr("train_clips", len(ctx.train_files))
-        study.set_user_attr("val_clips", len(ctx.val_files))
+        if StudyRecord.from_study(study).uid is None:  # tells it from another of that name
+            StudyRecord(uid=uuid.uuid4().hex).write(study)
+        StudyRecord(data=str(setup.dataset.root), labels=list(setup.dataset.labels),
+                    space_file=str(setup.space.file), demo=setup.demo,
+                    train_clips=len(ctx.train_files), val_clips=len(ctx.val_files)).write(study)
+        study.set_user_attr("cv_folds", n_folds)
         study.set_user_attr("sources", ctx.sources.attrs())  # paths: where retrain finds them
-    for key, value in setup.technique.prepare(ctx).items():  # the teacher: its own lock
+    for key, value in _prepare(setup, status).items():  # the teacher(s): their own lock
         study.set_user_attr(key, value)
     with storage_lock(url):
         dead = fail_dead_trials(study)
         if dead:
             status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
         if not _paper_pending(study):
-            study.enqueue_trial(setup.space.paper_trial_params(), user_attrs={"source": PAPER})
+            study.enqueue_trial(setup.space.paper_trial_params(),
+                                user_attrs=TrialRecord(source=PAPER).to_attrs())
     return study, setup
 
 
-def finish_search(study: optuna.Study, setup: SearchSetup) -> None:
-    """The technique's step after a search's trials (e.g. the gcc ablation), recorded."""
+def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any]:
+    """The technique's once-per-search work on the split, or on every fold (a KD teacher per
+    fold); numbers recorded as their mean over folds, with the per-fold values beside."""
+    if not setup.folds:
+        return setup.technique.prepare(setup.context)
+    per_fold = []
+    for k, fctx in enumerate(setup.folds):
+        status(f"fold {k + 1} of {len(setup.folds)}: preparing {setup.technique.name}")
+        per_fold.append(setup.technique.prepare(fctx))
+    out: dict[str, Any] = dict(per_fold[0])
+    for key in per_fold[0]:
+        values = [attrs.get(key) for attrs in per_fold]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            out[key] = round(statistics.fmean(values), 4)
+            out[f"{key}_per_fold"] = values
+    return out
+
+
+def finish_search(study: optuna.Study, setup: SearchSetup,
+                  status: Callable[[str], None] = print) -> None:
+    """After a search's trials: confirm the top few configurations with fresh seeds (the pick
+    that retrain and export take), then the technique's own step (e.g. the gcc ablation)."""
     ranked = feasible_trials(study)
-    best = ranked[0] if ranked else None
+    if setup.confirm_seeds and len(ranked) >= 2:
+        objective = Objective(setup)
+
+        def score(trial: FrozenTrial, seed_index: int) -> float:
+            config = dict(trial.user_attrs["config"])
+            return objective.score_config(config, trial.number, seed_index)[0].mean
+
+        confirmed = confirm_top(study, ranked, score, setup.confirm_top, setup.confirm_seeds,
+                                status)
+        if confirmed:
+            status("confirmed: " + "; ".join(
+                f"trial {c.trial} {c.mean:.4f} ± {c.standard_error:.3f} over {len(c.fresh)} "
+                f"fresh seeds (search {c.search_value:.4f})" for c in confirmed)
+                + f"; pick: trial {confirmed[0].trial}")
+    best = pick_trial(study) if ranked else None
     for key, value in setup.technique.after_search(best, setup.context).items():
         study.set_user_attr(key, value)
 
@@ -284,10 +358,11 @@ def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, Frozen
     def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
         del study
         value = f" val acc {trial.value:.4f}" if trial.value is not None else ""
-        size = trial.user_attrs.get("size_kb")
+        record = TrialRecord.from_trial(trial)
+        size = record.size_kb
         size_text = f" at {size} KB" if size is not None else ""
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        reason = trial.user_attrs.get("fail_reason")
+        reason = record.fail_reason
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
         status(f"trial {trial.number} {trial.state.name}{value}{size_text} "
                f"({seconds:.1f} s){why}")
@@ -315,43 +390,47 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:  # the trial fails; its reason is kept beside it
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:500])
+            TrialRecord(fail_reason=f"{type(exc).__name__}: {exc}"[:500]).write(trial)
             raise
 
     def _run(self, trial: optuna.Trial) -> float:
         setup, ctx = self.setup, self.setup.context
-        is_paper = trial.user_attrs.get("source") == PAPER
+        is_paper = TrialRecord.from_trial(trial).is_paper
         if not is_paper:
-            trial.set_user_attr("source", "search")
+            TrialRecord(source=SEARCH).write(trial)
         config = setup.space.suggest(trial)
-        trial.set_user_attr("config", config)
+        TrialRecord(config=config).write(trial)
         # Initial weights from (seed, trial number): a trial is the same whichever trials ran
         # before it in this process (a resumed study, another worker).
-        torch.manual_seed(int(np.random.SeedSequence([ctx.train_cfg.seed, trial.number])
-                              .generate_state(1)[0]))
+        torch.manual_seed(_seed(ctx.train_cfg.seed, trial.number))
         candidate = setup.technique.build(config, ctx)
         setup.technique.initialise(candidate, ctx)  # --init-from
         size = setup.technique.size(candidate, ctx.rule)
-        macs = count_macs(candidate.model, ctx.example_input())
+        # MACs of one inference as the rule counts them (its counter, its window of audio)
+        macs = rule_macs(candidate.model, ctx.rule, ctx.example_input,
+                         setup.technique.feature_config(ctx.space))
+        feasible = size.fits and ctx.rule.macs_fit(macs)
         record = {
             "precision": candidate.precision.value, "rule": ctx.rule.name,
             "size_kb": round(size.size_kb, 2), "size_bytes": size.size_bytes,
             "params": size.params, "counted_params": size.counted_params, "macs": macs,
             "budget_kb": round(ctx.rule.limit_bytes / ctx.rule.kb_bytes, 2),
-            "feasible": size.fits, **candidate.info,
+            "max_mmacs": ctx.rule.max_mmacs, "feasible": feasible, **candidate.info,
         }
         for key, value in record.items():
             trial.set_user_attr(key, value)
-        trial.set_constraint(CONSTRAINT, float(size.size_bytes - ctx.rule.limit_bytes))
+        trial.set_constraint(SIZE_CONSTRAINT, float(size.size_bytes - ctx.rule.limit_bytes))
+        if ctx.rule.max_macs is not None:  # a second hard limit: TPE reads both
+            trial.set_constraint(MACS_CONSTRAINT, float(macs - ctx.rule.max_macs))
         if self.progress is not None:
-            self.progress.start_trial(trial.number, is_paper, size.size_kb, size.fits)
-        if not size.fits:
-            return 0.0  # infeasible: recorded, never trained
+            self.progress.start_trial(trial.number, is_paper, size.size_kb, feasible)
+        if not feasible:
+            return 0.0  # infeasible (size or MACs): recorded, never trained
         history: list[float] = []
 
         def on_epoch(epoch: int, acc: float) -> None:
             history.append(round(acc, 4))
-            trial.set_user_attr("val_history", history)
+            TrialRecord(val_history=history).write(trial)
             trial.report(acc, epoch + 1)
             if self.progress is not None:
                 self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
@@ -360,21 +439,81 @@ class Objective:
 
         t0 = time.perf_counter()
         on_step = self.progress.step if self.progress is not None else None
-        outcome = setup.technique.fit(candidate, config, ctx, on_epoch=on_epoch, on_step=on_step)
-        final = setup.technique.size(candidate, ctx.rule)  # trained weights: zeros may drop
+
+        def on_fold(fold: int, score: CvScore) -> None:
+            trial.set_user_attr("cv_accuracies", [round(a, 4) for a in score.accuracies])
+            if self.progress is not None:
+                self.progress.fold(fold + 1, len(setup.folds), score.mean)
+
+        score, outcomes = self.score_config(config, trial.number, 0, candidate=candidate,
+                                            on_epoch=on_epoch, on_step=on_step, on_fold=on_fold)
+        trained = [setup.technique.size(o.candidate, ctx.rule) for o in outcomes]
+        final = max(trained, key=lambda s: s.size_bytes)  # trained weights: zeros may drop
         if not final.fits:
             raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "
                            f"over the {ctx.rule.limit_bytes / ctx.rule.kb_bytes:.0f} KB budget it "
                            "was sized within; this is a bug in the technique's size()")
         trial.set_user_attr("size_kb_trained", round(final.size_kb, 2))
-        trial.set_user_attr("accuracy_fp32", round(outcome.accuracy_fp32, 4))
-        trial.set_user_attr("train_seconds", round(outcome.train.seconds_total, 2))
-        trial.set_user_attr("forward_backward_seconds",
-                            round(outcome.train.seconds_forward_backward, 2))
+        trial.set_user_attr("accuracy_fp32", round(
+            statistics.fmean(o.outcome.accuracy_fp32 for o in outcomes), 4))
+        trial.set_user_attr("value_se", round(score.standard_error, 4))
+        trial.set_user_attr("train_seconds", round(
+            sum(o.outcome.train.seconds_total for o in outcomes), 2))
+        trial.set_user_attr("forward_backward_seconds", round(
+            sum(o.outcome.train.seconds_forward_backward for o in outcomes), 2))
         trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 2))
-        for key, value in outcome.info.items():
+        for key, value in outcomes[0].outcome.info.items():
             trial.set_user_attr(key, value)
-        return float(outcome.accuracy)
+        return float(score.mean)
+
+    def score_config(self, config: dict[str, Any], number: int, seed_index: int,
+                     candidate: Candidate | None = None,
+                     on_epoch: EpochHook | None = None, on_step: StepHook | None = None,
+                     on_fold: Callable[[int, CvScore], None] | None = None,
+                     ) -> tuple[CvScore, list[FoldOutcome]]:
+        """Train `config` on the search's split, or on each cross-validation fold, and score it.
+
+        Seed index 0 is the trial itself (fold 0 starts from the trial's own initial weights,
+        and only fold 0 reports epochs to the pruner); `confirm` passes 1, 2, ... for the same
+        configuration trained from other initial weights and batch orders.
+        """
+        setup = self.setup
+        contexts = setup.folds or (setup.context,)
+        outcomes: list[FoldOutcome] = []
+        accs: list[float] = []
+        for fold, fctx in enumerate(contexts):
+            if seed_index:
+                fctx = dataclasses.replace(fctx, train_cfg=dataclasses.replace(
+                    fctx.train_cfg, seed=_seed(fctx.train_cfg.seed, number, fold, seed_index)))
+            if candidate is None or fold or seed_index:
+                torch.manual_seed(_seed(fctx.train_cfg.seed, number, fold, seed_index))
+                cand = setup.technique.build(config, fctx)
+                setup.technique.initialise(cand, fctx)
+            else:
+                cand = candidate  # built and seeded by the caller, as every trial always was
+            outcome = setup.technique.fit(cand, config, fctx, on_epoch=on_epoch if not fold
+                                          else None, on_step=on_step)
+            outcomes.append(FoldOutcome(cand, outcome))
+            accs.append(float(outcome.accuracy))
+            score = CvScore(tuple(accs), tuple(len(c.val_files) for c in contexts[:fold + 1]))
+            if on_fold is not None and setup.folds:
+                on_fold(fold, score)
+        return score, outcomes
+
+
+@dataclass
+class FoldOutcome:
+    """A trained candidate and what its fit returned, for one fold (or the single split)."""
+
+    candidate: Candidate
+    outcome: Outcome
+
+
+def _seed(base: int, number: int, fold: int = 0, seed_index: int = 0) -> int:
+    """Initial-weight seed of trial `number`: (base, number) as every trial has used, extended
+    by fold and confirmation seed index when they are not 0."""
+    parts = [base, number] + ([fold, seed_index] if fold or seed_index else [])
+    return int(np.random.SeedSequence(parts).generate_state(1)[0])
 
 
 class SearchProgress:
@@ -405,14 +544,18 @@ class SearchProgress:
     def step(self, done: int, total: int) -> None:
         self.bar.update(self.steps, completed=done, total=total)
 
+    def fold(self, fold: int, folds: int, mean: float) -> None:
+        """A cross-validation fold finished: the trial's running mean over its folds."""
+        self.bar.update(self.steps, info=f"fold {fold}/{folds} done, mean val acc {mean:.3f}")
+
     def epoch(self, epoch: int, epochs: int, acc: float) -> None:
         self.bar.update(self.steps, info=f"epoch {epoch}/{epochs} val acc {acc:.3f}")
 
     def on_trial_end(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if t.user_attrs.get("feasible")]
-        if feasible:
-            best = max(feasible, key=lambda t: (t.value, -t.user_attrs["size_kb"]))
-            self.best = f"best #{best.number}: {best.value:.3f} at {best.user_attrs['size_kb']} KB"
+        ranked = feasible_trials(study)  # best first; a tie goes to the smaller model
+        if ranked:
+            best = ranked[0]
+            size = TrialRecord.from_trial(best).size_kb
+            self.best = f"best #{best.number}: {best.value:.3f} at {size} KB"
         self.bar.update(self.trials, advance=1, info=self.best)
         self.bar.update(self.steps, visible=False)

@@ -29,8 +29,9 @@ from optuna.trial import TrialState
 
 from asc_auto.errors import CommandFailed, UsageError
 from asc_auto.procs import this_worker, worker_dead
+from asc_auto.schema import TrialRecord
 
-WORKER_ATTR = "worker"  # trial user attr: host, pid, start time of the process running it
+WORKER_ATTR = "worker"  # the TrialRecord field: host, pid, start time of the process running it
 JOURNAL = "journal:///"
 _URL_FIX = ("use sqlite:///path/to/file.db, journal:///path/to/file.log or "
             "postgresql://user:password@host/database")
@@ -204,7 +205,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         optuna.storages.fail_stale_trials(study)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not worker_dead(trial.user_attrs.get(WORKER_ATTR)):
+        if not worker_dead(TrialRecord.from_trial(trial).worker):
             continue
         try:
             if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
@@ -219,4 +220,4 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 
 def mark_worker(trial: optuna.Trial) -> None:
     """Record which process runs `trial`, so a later run can tell if it died."""
-    trial.set_user_attr(WORKER_ATTR, this_worker())
+    TrialRecord(worker=this_worker()).write(trial)

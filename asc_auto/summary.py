@@ -9,7 +9,8 @@ import optuna
 
 from asc_auto.io import write_text_atomic
 from asc_auto.plots import plot_history, plot_pareto
-from asc_auto.report import PAPER_RESULTS, StudyRow, accuracy_text, study_rows
+from asc_auto.report import PAPER_RESULTS, StudyRow, study_rows, trial_accuracy_text
+from asc_auto.teacher_summary import teacher_lines
 
 
 def _slug(name: str) -> str:
@@ -25,8 +26,11 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
              "| size KB | params | precision | evaluate acc (retrained) ± std |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     plots: list[str] = []
+    teachers: list[str] = []
     for r in rows:
         study = optuna.load_study(study_name=r.study, storage=storage)
+        said = teacher_lines(study.user_attrs, r.best.value if r.best else None)
+        teachers += [f"- {r.study}: {line.strip()}" for line in said]
         slug = _slug(r.study)
         plot_pareto(study, out / f"{slug}-pareto.png")
         plot_history(study, out / f"{slug}-history.png")
@@ -39,12 +43,13 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
         lines.append(
             f"| {r.study} | {r.technique} | {c['complete']} | {c['pruned']} | "
             f"{c['infeasible']} | {c['failed']} | "
-            + (f"{accuracy_text(b.value, r.val_clips)} | {b.user_attrs['size_kb']:.2f} | "
+            + (f"{trial_accuracy_text(b, r.val_clips)} | {b.user_attrs['size_kb']:.2f} | "
                f"{b.user_attrs['params']:,} | "
                f"{b.user_attrs.get('precision', '')}" if b else "- | - | - | -")
             + f" | {retrained} |")
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
               "recording location); the evaluate fold is only used by retrain.", "",
+              *(["## KD teachers", "", *teachers, ""] if teachers else []),
               "## Seed paper (DCASE2020 Task 1b, evaluate fold of TAU 2020 3Class)", "",
               "| technique | model | accuracy | params | size KB | precision |",
               "|---|---|---:|---:|---:|---|"]

@@ -164,3 +164,23 @@ def init_model(model: nn.Module, ref: FileRef | None, status: Callable[[str], No
     if note and note not in _SAID:  # once per process, not once per trial
         _SAID.add(note)
         status(note)
+
+
+def feature_notes(sources: Sources, features: Mapping[str, Any]) -> list[str]:
+    """A line per checkpoint (--init-from, --teacher) whose recorded feature settings differ from
+    `features` (this search's `key_dict()`) in anything but the clip length: its weights were
+    learnt on other inputs, which the shape check cannot see (40 or 64 mel bands give the same
+    tensors to a globally pooled CNN)."""
+    notes = []
+    for ref, what in [(sources.init_from, "--init-from checkpoint"),
+                      *((t, "--teacher checkpoint") for t in sources.teachers)]:
+        if ref is None:
+            continue
+        theirs = checkpoint_of(ref, what).meta.get("features") or {}
+        diff = [f"{k} {theirs[k]!r} there, {features.get(k)!r} here" for k in sorted(theirs)
+                if k != "clip_seconds" and theirs[k] != features.get(k)]
+        if diff:
+            notes.append(f"note: {ref.path.name} was trained on other features ({'; '.join(diff)});"
+                         " it starts this search all the same")
+    return notes
+

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asc_auto.errors import AscError, CommandFailed
+from asc_auto.schema import TrialRecord
 from asc_auto.search import SearchOptions, finish_search, run_search, setup_study
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -98,7 +99,7 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     if codes and all(code == 130 for code in codes):
         raise KeyboardInterrupt
     bad = [(proc.name, code) for proc, code in zip(procs, codes, strict=True) if code != 0]
-    finish_search(study, setup)
+    finish_search(study, setup, status)
     if bad:
         raise CommandFailed(f"{len(bad)} of {len(procs)} workers failed ("
                             + ", ".join(f"{name}: exit code {code}" for name, code in bad)
@@ -122,7 +123,7 @@ def _watch(study: optuna.Study, procs: list[BaseProcess], before: int, trials: i
             time.sleep(1.0)
             finished = study.get_trials(deepcopy=False, states=_FINISHED)
             feasible = [t for t in finished if t.state == TrialState.COMPLETE
-                        and t.user_attrs.get("feasible") and t.value is not None]
+                        and TrialRecord.from_trial(t).feasible and t.value is not None]
             info = ""
             if feasible:
                 best = max(feasible, key=lambda t: float(t.value or 0.0))

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from asc_auto.cli import app
 from asc_auto.records import feasible_trials
 from asc_auto.report import PAPER_RESULTS, pareto_front, study_rows
-from asc_auto.search import CONSTRAINT, open_storage
+from asc_auto.schema import SIZE_CONSTRAINT
+from asc_auto.search import open_storage
 from asc_auto.summary import write_report
 
 runner = CliRunner()
@@ -37,7 +38,7 @@ def _fake_study(url: str, name: str = "kd") -> optuna.Study:
                            "feasible": ok, "source": "paper" if i == 0 else "search",
                            "config": {"c1": 5}}.items():
             trial.set_user_attr(key, value)
-        trial.set_constraint(CONSTRAINT, kb * 1024 - 512_000)
+        trial.set_constraint(SIZE_CONSTRAINT, kb * 1024 - 512_000)
         study.tell(trial, acc)
     pruned = study.ask()
     pruned.report(0.4, 1)

@@ -213,3 +213,18 @@ def test_sources_round_trip_through_study_attrs(tmp_path: Path) -> None:
     assert Sources.from_attrs(None) == Sources() and Sources().digests() == {}
     assert not Sources() and again
 
+
+
+def test_checkpoints_trained_on_other_features_are_noted(tmp_path: Path) -> None:
+    from asc_auto.transfer import feature_notes
+
+    here = {"kind": "logmel", "n_mels": 64, "hop_ms": 10.0, "clip_seconds": 4.0}
+    write_checkpoint(_student(), tmp_path / "s.safetensors",
+                     {"features": {**here, "n_mels": 40, "clip_seconds": 1.0}})
+    write_checkpoint(_student(), tmp_path / "t.safetensors", {"kind": "teacher",
+                                                               "features": here})
+    sources = Sources(init_from=FileRef.of(tmp_path / "s.safetensors", "x"),
+                      teachers=(FileRef.of(tmp_path / "t.safetensors", "x"),))
+    notes = feature_notes(sources, {**here, "clip_seconds": 10.0})
+    assert len(notes) == 1  # the clip length alone is no difference
+    assert "s.safetensors was trained on other features (n_mels 40 there, 64 here)" in notes[0]

@@ -1,8 +1,13 @@
 """Model size under a named counting rule: the one place that decides whether a model fits.
 
-Size rules are data (``RULES``), not code scattered around: the DCASE2020 Task 1b rule counts
-non-zero values and skips BatchNorm; the seed paper counts every parameter. Both limit 500 KB
-with 1 KB = 1024 bytes.
+Size rules are data (``RULES``), not code scattered around: the seed paper's and the DCASE
+low-complexity rules of 2020-2024, each with the source it was looked up in and what it counts.
+DCASE2020 Task 1b counts non-zero values and skips BatchNorm (500 KB of 1024 bytes); 2021 Task 1a
+counts non-zero values with BatchNorm and its running statistics (Keras weights); 2022-2024
+Task 1 count every parameter (zeros and BatchNorm's weight and bias, as torchinfo does) and add a
+second hard limit, multiply-accumulates per second of audio (`max_macs`, counted by
+`asc_auto.compress.macs` the way NeSsi counts). The 2021-2024 limits are 128,000 bytes, the
+figure their calculators and task pages use.
 """
 
 from __future__ import annotations
@@ -43,10 +48,24 @@ class SizeRule:
     count_zeros: bool  # False: pruned (zero) values are free, as in the DCASE2020 rule
     exclude_batchnorm: bool  # True: BatchNorm parameters are free (folded into convs)
     kb_bytes: int = 1024
+    batchnorm_statistics: bool = False  # True: running mean/var count too (Keras weights, 2021)
+    max_macs: int | None = None  # MACs of one inference window; None: no MACs limit
+    macs_window_seconds: float | None = None  # audio one inference sees; None: one cached clip
+    macs_counter: str = "flop_counter"  # or "torchinfo" (NeSsi's count); see compress/macs.py
+    source: str = ""  # where the rule was looked up
 
     @property
     def limit_kb(self) -> float:
         return self.limit_bytes / self.kb_bytes
+
+    @property
+    def max_mmacs(self) -> float | None:
+        """The MACs limit in millions, or None."""
+        return None if self.max_macs is None else self.max_macs / 1e6
+
+    def macs_fit(self, macs: int) -> bool:
+        """Within the MACs limit (always, when the rule sets none)."""
+        return self.max_macs is None or macs <= self.max_macs
 
 
 RULES: dict[str, SizeRule] = {
@@ -58,6 +77,8 @@ RULES: dict[str, SizeRule] = {
             limit_bytes=500 * 1024,
             count_zeros=False,
             exclude_batchnorm=True,
+            source="toni-heittola/dcase2020_task1_baseline model_size_calculation.py (Keras "
+                   "BatchNormalization layers excluded, non-zero values x dtype bytes)",
         ),
         SizeRule(
             name="params",
@@ -65,7 +86,55 @@ RULES: dict[str, SizeRule] = {
             limit_bytes=500 * 1024,
             count_zeros=True,
             exclude_batchnorm=False,
+            source="the seed paper's reported sizes (parameters x bytes of the precision)",
         ),
+        SizeRule(
+            name="dcase2021",
+            description="DCASE2021 Task 1a: non-zero values x bytes, BatchNorm included with its "
+                        "running statistics, 128 KB (128,000 bytes); no MACs limit",
+            limit_bytes=128_000,
+            count_zeros=False,
+            exclude_batchnorm=False,
+            kb_bytes=1000,
+            batchnorm_statistics=True,
+            source="marmoi/dcase2021_task1a_baseline: model_size_calculation.py (every Keras "
+                   "layer's weights, BatchNormalization's moving mean/variance included, "
+                   "non-zero values x dtype bytes) and README ('128KB size for the non-zero "
+                   "parameters', '32000 parameter values * 32 bits ... = 128000 bytes = "
+                   "128KB'; baseline 46,246 parameters, 93,004 bytes)",
+        ),
+        *(SizeRule(
+            name=f"dcase{year}",
+            description=f"DCASE{year} Task 1: all parameters (zeros and BatchNorm weight/bias) x "
+                        "bytes, 128 KB (128,000 bytes); at most 30 million MACs per 1 s of audio "
+                        "(NeSsi/torchinfo count)",
+            limit_bytes=128_000,
+            count_zeros=True,
+            exclude_batchnorm=False,
+            kb_bytes=1000,
+            max_macs=30_000_000,
+            macs_window_seconds=1.0,
+            macs_counter="torchinfo",
+            source=source,
+        ) for year, source in (
+            ("2022", "marmoi/dcase2022_task1_baseline README ('Maximum number of parameters "
+                     "128000, for ALL parameters, and the used variable type is fixed into "
+                     "INT8'; 'Maximum number of MACS per inference: 30 MMAC ... The analysis "
+                     "segment length for the inference is 1 s'; counted with NeSsi, whose "
+                     "PyTorch path is torchinfo); Martin-Morato et al., 'Low-complexity acoustic "
+                     "scene classification in DCASE 2022 Challenge' (baseline 46.5 K parameters,"
+                     " 29.23 MMACs)"),
+            ("2023", "dcase.community/challenge2023/task-low-complexity-acoustic-scene-"
+                     "classification (the 2022 task 'with modified memory limit', ranked on "
+                     "accuracy, memory usage and MACs); counted with NeSsi's torchinfo path "
+                     "(fschmid56/cpjku_dcase23 helpers/nessi.py); limits as 2024, which continues "
+                     "2022 and 2023"),
+            ("2024", "CPJKU/dcase2024_task1_baseline README ('max memory for model parameters: "
+                     "128 kB', 'max number of MACs for inference of a 1-second audio snippet: 30 "
+                     "MMACs'; baseline 61,148 parameters x 2 B = 122,296 B, 29,419,156 MACs) and "
+                     "helpers/nessi.py (MAX_PARAMS_MEMORY = 128_000, MAX_MACS = 30_000_000, "
+                     "torchinfo.summary)"),
+        )),
     )
 }
 
@@ -77,10 +146,16 @@ def get_rule(name: str) -> SizeRule:
     return RULES[name]
 
 
-def sized_rule(name: str, budget_kb: float) -> SizeRule:
-    """The named rule with its limit set to the budget (1 KB = the rule's KB)."""
+def sized_rule(name: str, budget_kb: float | None = None,
+               max_mmacs: float | None = None) -> SizeRule:
+    """The named rule with its limits overridden: the size budget (1 KB = the rule's KB) and the
+    MACs limit in millions (counted as the rule counts MACs); None keeps the rule's own."""
     rule = get_rule(name)
-    return dataclasses.replace(rule, limit_bytes=round(budget_kb * rule.kb_bytes))
+    if budget_kb is not None:
+        rule = dataclasses.replace(rule, limit_bytes=round(budget_kb * rule.kb_bytes))
+    if max_mmacs is not None:
+        rule = dataclasses.replace(rule, max_macs=round(max_mmacs * 1e6))
+    return rule
 
 
 @dataclass(frozen=True)
@@ -156,8 +231,22 @@ def model_size(model: nn.Module, rule: SizeRule | str, precision: Precision | st
             continue
         counted += value.numel()
         nonzero += int(torch.count_nonzero(value))
+    if rule.batchnorm_statistics:  # Keras keeps them as layer weights: 2021 counts them
+        for stat in _batchnorm_statistics(model):
+            params += stat.numel()
+            counted += stat.numel()
+            nonzero += int(torch.count_nonzero(stat))
     values = counted if rule.count_zeros else nonzero
     return _report(rule, precision, params, counted, nonzero, values * precision.bytes)
+
+
+def _batchnorm_statistics(model: nn.Module) -> Iterator[torch.Tensor]:
+    """Running mean and variance of every BatchNorm layer that tracks them."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            for stat in (module.running_mean, module.running_var):
+                if stat is not None:
+                    yield stat
 
 
 def batchnorm_prefixes(model: nn.Module) -> set[str]:
@@ -187,7 +276,7 @@ def model_size_from_tensors(
 
     BatchNorm layers are found by `excluded_prefixes` (e.g. from `batchnorm_prefixes(model)`)
     or, when None, as the prefixes owning a `running_var` entry. BatchNorm running statistics
-    are never counted (they are not parameters, matching `model_size`); a pruned
+    are counted only under a rule that counts them (dcase2021, matching `model_size`); a pruned
     `<name>_orig`/`<name>_mask` pair counts once as their product.
     """
     rule = _resolve_rule(rule)
@@ -197,8 +286,10 @@ def model_size_from_tensors(
     dtypes: set[torch.dtype] = set()
     for key, tensor in state_dict.items():
         leaf = key.rsplit(".", 1)[-1]
-        if leaf in _BN_BUFFERS or leaf.endswith("_mask"):
+        if leaf == "num_batches_tracked" or leaf.endswith("_mask"):
             continue
+        if leaf in _BN_BUFFERS and not (rule.batchnorm_statistics and _prefix(key) in bn):
+            continue  # running statistics: counted by dcase2021 only
         value = tensor.detach()
         mask_key = f"{key[:-5]}_mask" if key.endswith("_orig") else None
         if mask_key in state_dict:

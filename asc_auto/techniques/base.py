@@ -85,8 +85,12 @@ class Technique(ABC):
     def initialise(self, candidate: Candidate, ctx: TrialContext) -> None:
         """Start a built candidate from the context's --init-from checkpoint (no-op without
         one): strict shapes, the classifier head afresh when the class count differs. The
-        drivers (search, retrain) call it right after `build`."""
-        init_model(candidate.model, ctx.sources.init_from, ctx.status)
+        drivers (search, retrain) call it right after `build`; the trial records the file's
+        sha256 (`init_from`)."""
+        ref = ctx.sources.init_from
+        if ref is not None:
+            init_model(candidate.model, ref, ctx.status)
+            candidate.info["init_from"] = ref.sha256
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         """`asc-auto pretrain`: train the model other runs start from (the paper configuration;

@@ -29,6 +29,7 @@ from asc_auto.compress.size import Precision
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
+from asc_auto.schema import TrialRecord
 from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
@@ -122,6 +123,8 @@ class GccGrams(Technique):
     name = "gcc"
     summary = "log-mel L/R + GCC-PHAT gram -> 5 depthwise-separable conv layers; GCC ablation"
     tables = frozenset({"gcc"})
+    # use_gcc sets the first conv's input planes: part of the architecture --init-from fixes
+    shape_params = frozenset({"c1", "c2", "c3", "c4", "c5", "kernel_size", "use_gcc"})
     needs_stereo = True
 
     def settings(self, ctx: TrialContext) -> GccSettings:
@@ -194,8 +197,9 @@ def ablation(trial: FrozenTrial, ctx: TrialContext, tech: GccGrams) -> dict[str,
     at the same precision. Returns trial, use_gcc (of the trial), precision,
     accuracy_with_gcc, accuracy_without_gcc, gcc_gain.
     """
-    config = dict(trial.user_attrs["config"])
-    used = bool(trial.user_attrs.get("use_gcc", config.get("use_gcc", True)))
+    record = TrialRecord.from_trial(trial)
+    config = dict(record.config or {})
+    used = bool(record.extra.get("use_gcc", config.get("use_gcc", True)))
     other = not used
     ctx.status(f"gcc ablation: retraining trial {trial.number} "
                f"{'with' if other else 'without'} the GCC plane")

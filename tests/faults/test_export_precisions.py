@@ -18,7 +18,7 @@ import pytest
 
 from asc_auto.compress.size import Precision
 from asc_auto.ir import IR_FILE, IrModel, ir_size
-from asc_auto.retrain import write_deployed
+from asc_auto.package import write_deployed
 from asc_auto.search import SearchOptions, prepare_search
 from asc_auto.space import default_space_file
 from asc_auto.techniques import TECHNIQUES

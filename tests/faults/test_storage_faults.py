@@ -113,7 +113,7 @@ from asc_auto.search import SearchOptions, run_search
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-s.count_macs = die  # runs inside trial 0 (the paper point), after it is RUNNING
+s.rule_macs = die  # runs inside trial 0 (the paper point), after it is RUNNING
 home = Path(sys.argv[2])
 run_search(SearchOptions(technique="kd", data=Path(sys.argv[1]), space=Path(sys.argv[3]),
                          trials=1, epochs=1, storage=f"sqlite:///{home / 'asc.db'}", home=home,

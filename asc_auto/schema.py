@@ -1,0 +1,158 @@
+"""The trial and study schema: every attribute asc-auto stores in an Optuna study, in one place.
+
+Optuna keeps them as string-keyed user attributes; here they are typed records whose field
+names *are* the stored names (`to_attrs` writes them, `from_trial`/`from_study` read them), so
+studies written by earlier versions load unchanged. Attributes a record does not name (what a
+technique adds: `Candidate.info`, `Outcome.info`, its `prepare`/`after_search` results)
+travel in `extra`.
+
+The lowest of the house's modules that know Optuna: search writes these records; retrain,
+export, report, plots, summary, the CLI and the techniques read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+# TrialRecord.source: the space file's [paper] point (enqueued as trial 0), or a sampled one.
+PAPER = "paper"
+SEARCH = "search"
+
+# Optuna constraint names (`Trial.set_constraint`); a value <= 0 is feasible.
+SIZE_CONSTRAINT = "size_bytes_over_budget"
+MACS_CONSTRAINT = "macs_over_limit"  # set only under a MACs limit
+
+
+def _from_attrs(cls: type[Any], attrs: Mapping[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    return cls(**{k: v for k, v in attrs.items() if k in names},
+               extra={k: v for k, v in attrs.items() if k not in names})
+
+
+def _to_attrs(record: Any, names: Iterable[str] | None) -> dict[str, Any]:
+    """The named fields (None included) or every field that is set, then `extra`."""
+    if names is not None:
+        out = {name: getattr(record, name) for name in names}
+    else:
+        out = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)
+               if f.name != "extra" and getattr(record, f.name) is not None}
+    return {**out, **record.extra}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What one trial stores. None: not recorded (yet), e.g. sizes of a trial that failed early,
+    or results of one never trained."""
+
+    source: str | None = None  # PAPER or SEARCH
+    config: dict[str, Any] | None = None  # the sampled configuration (simplex weights normalised)
+    # Sized before training (the `SIZING` fields):
+    precision: str | None = None
+    rule: str | None = None
+    size_kb: float | None = None
+    size_bytes: int | None = None
+    params: int | None = None
+    counted_params: int | None = None
+    macs: int | None = None
+    budget_kb: float | None = None
+    max_mmacs: float | None = None
+    feasible: bool | None = None
+    # While and after training:
+    val_history: list[float] | None = None
+    cv_accuracies: list[float] | None = None
+    size_kb_trained: float | None = None
+    accuracy_fp32: float | None = None
+    value_se: float | None = None  # the value's standard error (cross-validation's own)
+    train_seconds: float | None = None
+    forward_backward_seconds: float | None = None
+    trial_seconds: float | None = None
+    fail_reason: str | None = None
+    worker: dict[str, Any] | None = None  # host, pid, start time of the process running it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
+        return _from_attrs(cls, attrs)
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:
+        return cls.from_attrs(trial.user_attrs)
+
+    def to_attrs(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Stored attributes: the named fields (None included) or all that are set; + extra."""
+        return _to_attrs(self, names)
+
+    def write(self, trial: optuna.Trial, names: Iterable[str] | None = None) -> None:
+        """Store `to_attrs(names)` on a running trial."""
+        for key, value in self.to_attrs(names).items():
+            trial.set_user_attr(key, value)
+
+    @property
+    def is_paper(self) -> bool:
+        return self.source == PAPER
+
+
+# What a trial records when it is sized, before any training (written together, None included).
+SIZING = ("precision", "rule", "size_kb", "size_bytes", "params", "counted_params", "macs",
+          "budget_kb", "max_mmacs", "feasible")
+# What a trained trial records after `fit`.
+TRAINED = ("size_kb_trained", "accuracy_fp32", "value_se", "train_seconds",
+           "forward_backward_seconds", "trial_seconds")
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What one study stores: what it fixed at creation (`RESUME` fields), what it ran on, and
+    what later commands added (retrain, confirmation)."""
+
+    technique: str | None = None
+    rule: str | None = None
+    budget_kb: float | None = None
+    max_mmacs: float | None = None
+    split_seed: int | None = None
+    val_fraction: float | None = None
+    overrides: dict[str, dict[str, Any]] | None = None
+    epochs: int | None = None
+    data_fingerprint: str | None = None
+    space_sha256: str | None = None
+    sources_sha256: dict[str, Any] | None = None
+    cv_folds: int | None = None
+    uid: str | None = None  # tells this study from another of the same name
+    data: str | None = None  # the dataset folder
+    labels: list[str] | None = None
+    space_file: str | None = None
+    demo: bool | None = None
+    train_clips: int | None = None
+    val_clips: int | None = None
+    sources: dict[str, Any] | None = None  # --init-from / --teacher files, by path and sha256
+    retrain: dict[str, Any] | None = None  # retrain's summary (RetrainResult.summary)
+    confirmation: dict[str, Any] | None = None  # confirm.py's record
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> StudyRecord:
+        return _from_attrs(cls, attrs)
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> StudyRecord:
+        return cls.from_attrs(study.user_attrs)
+
+    def to_attrs(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Stored attributes: the named fields (None included) or all that are set; + extra."""
+        return _to_attrs(self, names)
+
+    def write(self, study: optuna.Study, names: Iterable[str] | None = None) -> None:
+        """Store `to_attrs(names)` on the study."""
+        for key, value in self.to_attrs(names).items():
+            study.set_user_attr(key, value)
+
+    @property
+    def val_clip_count(self) -> int | None:
+        """Clips of the validation split (what a value's standard error is computed on)."""
+        return int(self.val_clips) if self.val_clips else None

@@ -1,0 +1,126 @@
+"""Real-data benchmark: for each dataset and technique, search -> retrain 3 seeds -> evaluate fold,
+the paper configuration and the search's (confirmed) best beside the DCASE2020 Task 1b baseline.
+Prints numbers, asserts nothing.
+
+    .venv/bin/python benchmarks/real_data.py --data ../shared/datasets/office16 \
+        --techniques baseline kd int8 lt --trials 12 --timeout 1800 --seeds 3
+
+Every search runs with the shipped space (or --space-dir) and default settings, as a new user
+would run it, with the stated trial/time budget. `retrain` then trains on the whole of
+fold1_train and scores the evaluate fold: `--trial 0` is the paper configuration, no `--trial`
+is the search's pick (confirmed over seeds when the search confirmed it). For `baseline`, the
+paper configuration is the published baseline system, so its row is the reference line.
+Results are written to `--out` (JSON) as they arrive, so a stopped run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from rich.console import Console
+from rich.table import Table
+
+
+def _cli(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "asc_auto.cli", *args], text=True,
+                          capture_output=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"asc-auto {' '.join(args)} failed ({proc.returncode}):\n"
+                         f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def _retrain(study: str, home: Path, seeds: int, trial: int | None) -> dict[str, Any]:
+    pick = ["--trial", str(trial)] if trial is not None else []
+    _cli("retrain", "--study", study, "--seeds", str(seeds), "--home", str(home), *pick)
+    loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
+    return dict(loaded.user_attrs["retrain"])
+
+
+def _mean_std(r: dict[str, Any]) -> str:
+    accs = [s["accuracy"] for s in r.get("per_seed", [])] or [r["mean"]]
+    std = statistics.stdev(accs) if len(accs) > 1 else float("nan")
+    return f"{100 * statistics.fmean(accs):.1f} ± {100 * std:.1f}"
+
+
+def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    """Search, then retrain the paper configuration and the pick; the numbers and wall times."""
+    study = f"bench-{data.name}-{technique}"
+    space = ["--space", str(args.space_dir / f"{technique}.toml")] if args.space_dir else []
+    budget = ["--trials", str(args.trials)] + (["--timeout", str(args.timeout)]
+                                               if args.timeout else [])
+    t0 = time.perf_counter()
+    _cli("search", "--technique", technique, "--data", str(data), *space, *budget,
+         "--study", study, "--home", str(home), *args.search_args)
+    search_s = time.perf_counter() - t0
+    loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
+    attrs = loaded.user_attrs
+    t1 = time.perf_counter()
+    paper = _retrain(study, home, args.seeds, 0)
+    best = _retrain(study, home, args.seeds, None)
+    return {
+        "dataset": data.name, "technique": technique, "trials": len(loaded.trials),
+        "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
+        "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
+        "paper": paper, "best": best, "search_seconds": round(search_s, 1),
+        "retrain_seconds": round(time.perf_counter() - t1, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--techniques", nargs="+", default=["baseline", "kd", "int8", "lt"])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per search")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--space-dir", type=Path, default=None)
+    parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("real_data_results.json"))
+    parser.add_argument("search_args", nargs="*", help="after --: more `search` options")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="asc-bench-"))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    results: list[dict[str, Any]] = []
+    if args.out.exists():
+        results = json.loads(args.out.read_text())
+    done = {(r["dataset"], r["technique"]) for r in results}
+    for data in args.data:
+        for technique in args.techniques:
+            if (data.name, technique) in done:
+                continue
+            print(f"{data.name} / {technique}: search + retrain ...", flush=True)
+            results.append(run_one(data, technique, args, home))
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1))
+            os.replace(tmp, args.out)
+            r = results[-1]
+            print(f"  paper {_mean_std(r['paper'])}  pick (trial {r['best']['trial']}) "
+                  f"{_mean_std(r['best'])}  ({r['search_seconds']:.0f} s search, "
+                  f"{r['retrain_seconds']:.0f} s retrain)", flush=True)
+    table = Table(title=f"Evaluate-fold accuracy, mean ± std over {args.seeds} seeds "
+                  f"({platform.machine()}, {os.cpu_count()} CPUs)", title_justify="left")
+    for col in ("dataset", "technique", "trials", "CV folds", "paper config", "search pick",
+                "teacher val", "wall s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        teacher = r.get("teacher_val_accuracy")
+        table.add_row(r["dataset"], r["technique"], str(r["trials"]), str(r["cv_folds"] or "-"),
+                      _mean_std(r["paper"]), f"{_mean_std(r['best'])} (#{r['best']['trial']})",
+                      f"{100 * teacher:.1f}" if teacher else "-",
+                      f"{r['search_seconds'] + r['retrain_seconds']:.0f}")
+    Console(width=140).print(table)
+
+
+if __name__ == "__main__":
+    main()

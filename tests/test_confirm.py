@@ -1,0 +1,90 @@
+"""confirm.py: the top few configurations scored again with more seeds, ranked by their mean."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import create_trial
+
+from asc_auto.confirm import CONFIRMATION, confirm_top, confirmations, confirmed_best
+from asc_auto.records import feasible_trials
+
+
+def _study(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for i, v in enumerate(values):
+        study.add_trial(create_trial(
+            value=v, params={"x": float(i)}, distributions={"x": FloatDistribution(0, 100)},
+            user_attrs={"feasible": True, "size_kb": 100.0 + i}))
+    return study
+
+
+# "true" quality of each trial's configuration: the search's luckiest draw (trial 0) is not the
+# best configuration (trial 1 is).
+TRUE = {0: 0.70, 1: 0.80, 2: 0.60, 3: 0.50}
+
+
+def _score(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+    return TRUE[trial.number] + 0.01 * seed
+
+
+def test_confirmation_ranks_by_mean_over_seeds_and_changes_the_pick() -> None:
+    study = _study([0.95, 0.82, 0.81, 0.40])
+    assert feasible_trials(study)[0].number == 0  # the lucky draw leads the search
+    said: list[str] = []
+    ranked = confirm_top(study, feasible_trials(study), _score, top=3, seeds=2,
+                         status=said.append)
+    assert [c.trial for c in ranked] == [1, 0, 2]  # trial 3 was not in the top 3
+    best = ranked[0]
+    assert best.accuracies == (0.82, 0.81, 0.82)  # own value, then seeds 1 and 2
+    assert best.search_value == 0.82
+    assert best.mean == pytest.approx((0.81 + 0.82) / 2)  # fresh seeds only: no winner's curse
+    assert best.std > 0 and best.standard_error == pytest.approx(best.std / 2 ** 0.5)
+    assert ranked[1].search_value == 0.95 and ranked[1].mean == pytest.approx(0.715)
+    assert confirmed_best(study) == 1
+    assert len(said) == 6 and "run 6 of 6" in said[-1]
+
+
+class _Killed(Exception):
+    """Stands for a worker killed mid-confirmation."""
+
+
+def test_an_interrupted_confirmation_resumes_without_rescoring() -> None:
+    study = _study([0.9, 0.8, 0.7])
+    calls: list[tuple[int, int]] = []
+    killed: list[bool] = []
+
+    def flaky(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        if len(calls) == 3 and not killed:
+            killed.append(True)
+            raise _Killed
+        calls.append((trial.number, seed))
+        return _score(trial, seed)
+
+    with pytest.raises(_Killed):
+        confirm_top(study, feasible_trials(study), flaky, top=2, seeds=2, status=lambda m: None)
+    assert confirmed_best(study) is None  # incomplete: no verdict yet
+    assert study.user_attrs[CONFIRMATION]["trials"]["1"] == [0.8, 0.81]
+    confirm_top(study, feasible_trials(study), flaky, top=2, seeds=2, status=lambda m: None)
+    assert calls == [(0, 1), (0, 2), (1, 1), (1, 2)]  # each seed scored once
+    assert confirmed_best(study) == 1
+
+
+def test_new_top_trials_are_confirmed_afresh() -> None:
+    study = _study([0.9, 0.8, 0.7])
+    confirm_top(study, feasible_trials(study), _score, top=2, seeds=1, status=lambda m: None)
+    study.add_trial(create_trial(value=0.99, params={"x": 50.0},
+                                 distributions={"x": FloatDistribution(0, 100)},
+                                 user_attrs={"feasible": True, "size_kb": 1.0}))
+    TRUE[3] = 0.9
+    confirm_top(study, feasible_trials(study), _score, top=2, seeds=1, status=lambda m: None)
+    assert sorted(c.trial for c in confirmations(study)) == [0, 3]
+    assert confirmed_best(study) == 3
+
+
+def test_nothing_to_confirm_with_one_seed_or_one_trial() -> None:
+    study = _study([0.9, 0.8])
+    assert confirm_top(study, feasible_trials(study), _score, top=3, seeds=0) == []
+    assert confirm_top(study, feasible_trials(study)[:1], _score, top=3, seeds=2) == []
+    assert confirmed_best(study) is None

@@ -1,0 +1,78 @@
+"""Selection that is not noise: cross-validated trial scores and the confirmed pick, end to end
+on generated data (tiny kd students, 1 epoch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from asc_auto.cli import app
+from asc_auto.confirm import CONFIRMATION, confirmations
+from asc_auto.errors import UsageError
+from asc_auto.records import pick_trial
+from asc_auto.search import SearchOptions, run_search
+
+pytestmark = pytest.mark.slow
+
+SPACE = Path(__file__).parent / "spaces" / "kd.toml"
+
+
+def _opts(tmp_path: Path, data: Path, **kw: object) -> SearchOptions:
+    return SearchOptions(technique="kd", data=data, space=SPACE, epochs=1,
+                         storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
+                         progress=False, **kw)  # type: ignore[arg-type]
+
+
+def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_dataset: Path) -> None:
+    said: list[str] = []
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=3, cv=2, confirm_top=2,
+                             confirm_seeds=1), status=said.append)
+    assert study.user_attrs["cv_folds"] == 2
+    assert any("2-fold cross-validation over 35 clips" in line for line in said), said
+    # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
+    assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
+    done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("feasible")]
+    assert len(done) >= 2
+    for t in done:
+        accs = t.user_attrs["cv_accuracies"]
+        assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)
+        assert min(accs) - 1e-3 <= t.value <= max(accs) + 1e-3  # the clip-weighted mean
+        assert t.user_attrs["value_se"] > 0
+    record = study.user_attrs[CONFIRMATION]
+    top2 = sorted(done, key=lambda t: (-t.value, t.user_attrs["size_kb"], t.number))[:2]
+    assert sorted(record["trials"]) == sorted(str(t.number) for t in top2)
+    assert all(len(accs) == 2 for accs in record["trials"].values())  # own value + 1 fresh
+    confirmed = confirmations(study)
+    assert pick_trial(study).number == confirmed[0].trial
+    assert confirmed[0].mean >= confirmed[1].mean
+    assert any(line.startswith("confirmed: ") for line in said), said
+    shown = CliRunner().invoke(app, ["show", "--study", "kd", "--storage",
+                                     f"sqlite:///{tmp_path / 'asc.db'}"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "confirmation: the top configurations with fresh seeds" in shown.output
+    assert f"confirmed pick: trial {confirmed[0].trial}" in shown.output
+    best = study.trials[confirmed[0].trial]
+    assert f"{best.value:.4f} ± {best.user_attrs['value_se']:.3f}" in shown.output
+
+
+def test_small_user_data_is_cross_validated_by_default_and_resumes_so(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=1, confirm_seeds=0),
+                       status=lambda m: None)
+    folds = study.user_attrs["cv_folds"]
+    assert folds == 5  # 13 validation clips would be one split: far under 300
+    (trial,) = study.get_trials()
+    assert len(trial.user_attrs["cv_accuracies"]) == 5
+    again = run_search(_opts(tmp_path, tiny_dataset, trials=1, confirm_seeds=0),
+                       status=lambda m: None)
+    assert again.user_attrs["cv_folds"] == 5 and len(again.trials) == 2
+    with pytest.raises(UsageError, match=r"cross-validation folds \(--cv\)"):
+        run_search(_opts(tmp_path, tiny_dataset, trials=1, cv=0), status=lambda m: None)
+    assert len(optuna.load_study(study_name="kd", storage=f"sqlite:///{tmp_path / 'asc.db'}")
+               .trials) == 2
