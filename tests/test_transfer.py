@@ -228,3 +228,26 @@ def test_checkpoints_trained_on_other_features_are_noted(tmp_path: Path) -> None
     notes = feature_notes(sources, {**here, "clip_seconds": 10.0})
     assert len(notes) == 1  # the clip length alone is no difference
     assert "s.safetensors was trained on other features (n_mels 40 there, 64 here)" in notes[0]
+
+
+def test_cli_pretrain_and_one_line_refusals(tmp_path: Path, tiny_dataset: Path) -> None:
+    from typer.testing import CliRunner
+
+    from asc_auto.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "vgg.safetensors"
+    ok = runner.invoke(app, ["pretrain", "--technique", "kd", "--data", str(tiny_dataset),
+                             "--out", str(out), "--space", str(SPACES / "kd.toml"),
+                             "--epochs", "1", "--home", str(tmp_path / "home")])
+    assert ok.exit_code == 0, ok.output
+    assert "pretrained kd" in ok.output and out.is_file()
+    assert f"sha256 {file_sha256(out)[:12]}" in ok.output
+    refused = runner.invoke(app, ["pretrain", "--technique", "gcc", "--data", str(tiny_dataset),
+                                  "--out", str(tmp_path / "g.safetensors")])
+    assert refused.exit_code == 2
+    assert refused.output.strip().count("\n") == 0 and "has no pretraining" in refused.output
+    wrong = runner.invoke(app, ["search", "--technique", "int8", "--data", str(tiny_dataset),
+                                "--teacher-logits", str(out), "--home", str(tmp_path / "home"),
+                                "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert wrong.exit_code == 2 and "apply to a technique with a teacher" in wrong.output
