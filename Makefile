@@ -26,5 +26,6 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/throughput.py
 
-clean-studies:
-	rm -rf studies/asc.db studies/cache studies/data
+# Removes what asc-auto wrote under studies/ (see asc_auto/clean.py), nothing else.
+clean-studies: $(VENV)/.installed
+	$(BIN)/asc-auto clean --home studies

@@ -26,6 +26,7 @@ from asc_auto.report import (
     summary_line,
 )
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
+from asc_auto.space import resolve_space
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques import TECHNIQUES
@@ -68,7 +69,8 @@ def search(
     storage: StorageOpt = None,
     study: Annotated[str | None, typer.Option(help="Study name \\[default: technique].")] = None,
     space: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="Search-space TOML \\[default: searchspace/<t>.toml].")
+        metavar="FILE|NAME", help="Search-space TOML, or a shipped space's name (kd-small) "
+        "\\[default: the shipped <t>.toml].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of sampler, split and training.")] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per trial.")] = None,
@@ -86,9 +88,9 @@ def search(
                     "would validate on under 300 clips, else 0].")] = None,
     confirm_top: Annotated[int, typer.Option(
         min=1, help="After the trials, score the best N configurations again ...")] = 3,
-    confirm_seeds: Annotated[int, typer.Option(
+    confirm_seeds: Annotated[int | None, typer.Option(
         min=0, help="... with this many fresh seeds each; retrain and export take the best "
-                    "mean (0 = the single best trial).")] = 2,
+                    "mean (0 = the single best trial) \\[default: 2].")] = None,
     init_from: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False,
         help="Start every trial's model from this safetensors checkpoint (asc-auto pretrain); "
@@ -112,7 +114,7 @@ def search(
     opts = SearchOptions(
         technique=technique.value, data=data, trials=trials, timeout=timeout,
         budget_kb=budget_kb, max_mmacs=max_mmacs, rule=rule.value, storage=storage,
-        study=study, space=space,
+        study=study, space=resolve_space(space),
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
         retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
         init_from=init_from, teachers=tuple(teacher or ()),
@@ -190,7 +192,8 @@ def pretrain(
     out: Annotated[Path, typer.Option(
         dir_okay=False, help="Checkpoint to write (.safetensors; a .json card beside it).")],
     space: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="Search-space TOML \\[default: searchspace/<t>.toml].")
+        metavar="FILE|NAME", help="Search-space TOML, or a shipped space's name (kd-small) "
+        "\\[default: the shipped <t>.toml].")
     ] = None,
     epochs: Annotated[int | None, typer.Option(
         min=1, help="Epochs \\[default: the space's \\[train] (kd: \\[teacher]) budget].")
@@ -204,8 +207,9 @@ def pretrain(
     from asc_auto.pretrain import pretrain as run_pretrain
 
     r = run_pretrain(PretrainOptions(
-        technique=technique.value, data=data, out=out, space=space, epochs=epochs, seed=seed,
-        device=device, home=home), status=lambda msg: console.print(f"[dim]{msg}[/]"))
+        technique=technique.value, data=data, out=out, space=resolve_space(space),
+        epochs=epochs, seed=seed, device=device, home=home),
+        status=lambda msg: console.print(f"[dim]{msg}[/]"))
     console.print(f"pretrained {technique.value} ({r.params:,} params, {r.seconds:.0f} s): "
                   f"evaluate accuracy {r.accuracy:.4f} on {r.evaluate_clips} clips; "
                   f"[bold]{r.checkpoint}[/] (sha256 {r.sha256[:12]}), card {r.card}")
@@ -215,8 +219,9 @@ def pretrain(
 @user_errors
 def report(
     storage: StorageOpt = None,
-    out: Annotated[Path, typer.Option(file_okay=False, help="Folder for plots and summary.md.")
-                   ] = Path("studies/report"),
+    out: Annotated[Path | None, typer.Option(
+        file_okay=False, help="Folder for plots and summary.md \\[default: <home>/report].")
+    ] = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Compare all studies with the seed paper; write PNG plots and a Markdown summary."""
@@ -224,7 +229,7 @@ def report(
 
     url = storage or default_storage(home)
     store = open_storage(url)
-    summary, rows = write_report(store, out)
+    summary, rows = write_report(store, out if out is not None else home / "report")
     if not rows:
         raise AscError(f"no studies in {url}; fix: run `asc-auto search --technique kd` first")
     console.print(studies_table(rows))
@@ -235,6 +240,28 @@ def report(
                                             else line.strip()))
     console.print(paper_table())
     console.print(f"plots and summary: [bold]{summary}[/]")
+
+
+@app.command()
+@user_errors
+def clean(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List what would be removed; remove nothing.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """Remove what asc-auto wrote under --home (default database, caches, demo data, retrains,
+    reports, exports); keep everything else."""
+    from asc_auto.clean import clean as run_clean
+    from asc_auto.clean import plan_clean
+
+    plan = plan_clean(home) if dry_run else run_clean(home)
+    verb = "would remove" if dry_run else "removed"
+    for path in plan.remove:
+        console.print(f"{verb} {path}")
+    console.print(f"{verb} {len(plan.remove)} entries asc-auto wrote under {home}; kept "
+                  f"{len(plan.keep)} it did not write"
+                  + (f" ({', '.join(p.name for p in plan.keep[:5])}"
+                     f"{', ...' if len(plan.keep) > 5 else ''})" if plan.keep else ""))
 
 
 @app.command()

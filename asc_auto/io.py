@@ -47,6 +47,12 @@ def _tmp_prefix(final: Path) -> str:
     return f".{final.name}.{HOST}.{os.getpid()}."
 
 
+def is_stale_temp(path: Path) -> bool:
+    """A temp file/folder of this module left by a dead process of this host."""
+    m = _TMP_RE.match(Path(path).name)
+    return bool(m) and m["host"] == HOST and not pid_alive(int(m["pid"]))
+
+
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Remove temp files/folders in `folder` left by dead processes of this host; return them."""
     removed: list[Path] = []
@@ -55,8 +61,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        m = _TMP_RE.match(entry.name)
-        if not m or m["host"] != HOST or pid_alive(int(m["pid"])):
+        if not is_stale_temp(entry):
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():

@@ -164,7 +164,9 @@ class PaperResult:
 PAPER_RESULTS: tuple[PaperResult, ...] = (
     PaperResult("int8", "AclNet0.5 INT8", 0.9094, 317_038, 309.60, "int8"),
     PaperResult("lt", "AclNet0.5 LT", 0.9147, 255_740, 499.49, "fp16"),
-    PaperResult("kd", "Student CNN", 0.9035, 252_712, 493.58, "fp16"),
+    # Table 2 prints 252,712; the paper's text and its student rebuilt here (models/cnn.py,
+    # tests/test_models.py) have 252,713, and both give 493.58 KB at FP16.
+    PaperResult("kd", "Student CNN", 0.9035, 252_713, 493.58, "fp16"),
     PaperResult("gcc", "GCC-grams CNN", 0.9123, 252_491, 493.15, "fp16"),
 )
 

@@ -1,4 +1,4 @@
-"""Search spaces live in TOML files (searchspace/<technique>.toml), not in code.
+"""Search spaces live in TOML files (asc_auto/searchspace/<technique>.toml), not in code.
 
 A space file says what is searched (``[params.*]``), what is fixed (``[features]``, ``[train]`` and
 technique tables such as ``[teacher]``), the seed paper's configuration (``[paper]``, enqueued as
@@ -21,11 +21,13 @@ from typing import Any
 
 import optuna
 
-from asc_auto.errors import ConfigError
+from asc_auto.errors import ConfigError, UsageError
 from asc_auto.tables import SETTINGS_TABLES, table_values
 from asc_auto.train import TrainConfig
 
-SPACE_DIR = Path(__file__).resolve().parent.parent / "searchspace"
+# The shipped space files are package data (pyproject [tool.setuptools.package-data]), so an
+# installed asc-auto finds them wherever it runs; default_space_file is the one way to them.
+SPACE_DIR = Path(__file__).resolve().parent / "searchspace"
 AUTO = "auto"  # clip_seconds = "auto": the dataset's longest clip
 PARAM_TYPES = ("int", "float", "categorical", "simplex")
 TOP_LEVEL = {"technique", "description", "features", "train", "params", "paper", "demo"}
@@ -154,6 +156,23 @@ class SearchSpace:
 def default_space_file(technique: str) -> Path:
     """Where a technique's shipped space file lives."""
     return SPACE_DIR / f"{technique}.toml"
+
+
+def shipped_spaces() -> list[str]:
+    """Names of the space files shipped with asc-auto (kd, kd-small, ...)."""
+    return sorted(p.stem for p in SPACE_DIR.glob("*.toml"))
+
+
+def resolve_space(given: Path | None) -> Path | None:
+    """`--space` as given: an existing file, or the name of a shipped space (`kd-small`), which
+    an installed asc-auto finds wherever it runs; None keeps the technique's own."""
+    if given is None or Path(given).is_file():
+        return given
+    name = Path(given).name.removesuffix(".toml")
+    if str(given) in (name, f"{name}.toml") and name in shipped_spaces():
+        return default_space_file(name)
+    raise UsageError(f"{given}: no such search-space file or shipped space; fix: pass an "
+                     f"existing TOML file or one of {', '.join(shipped_spaces())}")
 
 
 def load_space(file: Path, technique: str, technique_tables: set[str]) -> SearchSpace:

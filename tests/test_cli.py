@@ -98,7 +98,7 @@ def test_sigterm_stops_like_ctrl_c_and_restores_the_handler() -> None:
 
 @pytest.mark.parametrize(("command", "texts"), [
     ("search", ["[default: built-in demo data]", "[default: technique]",
-                "[default: searchspace/<t>.toml]", "[default: searched]",
+                "[default: the shipped <t>.toml]", "[default: searched]",
                 "[default: sqlite:///<home>/asc.db]", "[default: the rule's limit]",
                 "[default: the rule's limit, if any]"]),
     ("retrain", ["[default: the search's]", "[default: best feasible]"]),

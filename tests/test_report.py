@@ -84,6 +84,16 @@ def test_report_cli_prints_both_tables(tmp_path: Path) -> None:
     assert not (tmp_path / "e.db").exists()  # a read-only command creates no storage
 
 
+def test_report_out_follows_home(tmp_path: Path) -> None:
+    home = tmp_path / "elsewhere"
+    home.mkdir()
+    _fake_study(f"sqlite:///{home / 'asc.db'}")
+    result = runner.invoke(app, ["report", "--home", str(home)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert (home / "report" / "summary.md").is_file()
+    assert (home / "report" / "kd-pareto.png").is_file()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,3 +132,13 @@ def test_accuracies_are_shown_with_their_standard_error() -> None:
     assert standard_error(1.0, 33) == 0.0
     assert accuracy_text(0.6, 60) == "0.6000 ± 0.063"
     assert accuracy_text(0.6, None) == "0.6000" and accuracy_text(None, 60) == "-"
+
+
+def test_paper_table_counts_the_student_as_rebuilt() -> None:
+    """Table 2 of the seed paper prints 252,712; its text and the rebuilt student say 252,713."""
+    from asc_auto.models.registry import create_model
+
+    student = create_model("cnn_student")  # the defaults are the paper's widths (32, 51, 512)
+    kd = next(p for p in PAPER_RESULTS if p.technique == "kd")
+    assert kd.params == sum(p.numel() for p in student.parameters() if p.requires_grad)
+    assert round(kd.params * 2 / 1024, 2) == kd.size_kb  # FP16, as the paper counts

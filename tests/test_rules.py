@@ -8,7 +8,6 @@ beside it (the rule's `source` field says where each rule was looked up).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import optuna
 import pytest
@@ -26,7 +25,7 @@ from asc_auto.compress.size import (
 )
 from asc_auto.features.config import LogMelConfig, frontend_config_from_dict
 from asc_auto.models.cnn import CnnStudent
-from asc_auto.space import load_space
+from asc_auto.space import default_space_file, load_space
 from asc_auto.techniques.kd import student_config
 
 # ---------------------------------------------------------------- the DCASE2024 Task 1 baseline
@@ -296,7 +295,7 @@ def test_rules_without_window_count_the_cached_clip(name: str) -> None:
 
 # --------------------------------------------------- the shipped space for the 128 KB rules
 
-SMALL_SPACE = Path(__file__).parents[1] / "searchspace" / "kd-small.toml"
+SMALL_SPACE = default_space_file("kd-small")
 
 
 def _sized(config: dict, space_features: dict, rule_name: str) -> tuple[int, int, bool]:
@@ -325,5 +324,6 @@ def test_small_kd_space_reaches_the_limits_of_the_128k_rules() -> None:
         # the space is neither all over the limits nor all under them: both decide
         assert 0.25 < sum(seen) / len(seen) < 0.95, (rule, sum(seen))
     # the default kd space's reference point (the seed paper's student) is over these limits
-    default = load_space(SMALL_SPACE.with_name("kd.toml"), "kd", {"teacher"})
+    default = load_space(SMALL_SPACE.with_name("kd.toml"), "kd", {"teacher"}).with_clip_seconds(
+        lambda: 10.0)  # "auto" on TAU's 10 s clips
     assert not _sized(dict(default.paper), default.features, "dcase2024")[2]

@@ -7,8 +7,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from asc_auto.errors import ConfigError
-from asc_auto.space import default_space_file, load_space, normalise_simplex
+from asc_auto.errors import ConfigError, UsageError
+from asc_auto.space import (
+    default_space_file,
+    load_space,
+    normalise_simplex,
+    resolve_space,
+    shipped_spaces,
+)
 from asc_auto.techniques import TECHNIQUES
 
 KD_TABLES = {"teacher"}
@@ -98,3 +104,20 @@ def test_demo_overrides_replace_only_named_keys(tmp_path: Path) -> None:
     text = MINIMAL + "\n[train]\nepochs = 12\nbatch_size = 32\n[demo.train]\nepochs = 2\n"
     space = load_space(_write(tmp_path, text), "kd", KD_TABLES).for_demo()
     assert space.train == {"epochs": 2, "batch_size": 32}
+
+
+def test_space_option_takes_a_file_or_a_shipped_name(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """--space kd-small works from any folder (an installed asc-auto ships its spaces); a file
+    of that name in the current folder wins; anything else is one line listing the names."""
+    monkeypatch.chdir(tmp_path)
+    assert resolve_space(None) is None
+    assert resolve_space(Path("kd-small")) == default_space_file("kd-small")
+    assert resolve_space(Path("kd-small.toml")) == default_space_file("kd-small")
+    assert default_space_file("kd-small").is_file()
+    (tmp_path / "kd-small.toml").write_text("technique = 'kd'\n")
+    assert resolve_space(Path("kd-small.toml")) == Path("kd-small.toml")
+    with pytest.raises(UsageError, match="one of baseline, gcc") as err:
+        resolve_space(Path("nope/kd.toml"))
+    assert "nope/kd.toml" in str(err.value)
+    assert set(shipped_spaces()) >= set(TECHNIQUES) | {"kd-small"}
