@@ -92,12 +92,16 @@ def _matrix(path: Path, value: np.ndarray, name: str, files: tuple[str, ...]) ->
     """A (len(files), K) finite float32 matrix, or a DataError naming the first bad clip."""
     if value.dtype.kind not in "fiu":
         raise DataError(path, f"'{name}' must be numbers, got {value.dtype}", FIX)
-    if value.ndim != 2 or len(value) != len(files):
-        first = files[min(len(value), len(files) - 1)] if files and value.ndim >= 1 \
-            else (files[0] if files else "-")
+    rows = len(value) if value.ndim else 0
+    if value.ndim != 2 or rows != len(files):
+        if value.ndim == 2 and rows < len(files):
+            where = f"first clip without a row: {files[rows]}"
+        elif value.ndim == 2:
+            where = f"rows left over after the last clip, {files[-1] if files else '-'}"
+        else:
+            where = f"first clip {files[0] if files else '-'}"
         raise DataError(path, f"'{name}' is {value.shape}, expected ({len(files)}, K): one row "
-                        f"per clip of 'filenames' (first clip without a matching row: {first})",
-                        FIX)
+                        f"per clip of 'filenames' ({where})", FIX)
     value = value.astype(np.float32)
     bad = ~np.isfinite(value).all(axis=1)
     if bad.any():

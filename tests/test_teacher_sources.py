@@ -133,7 +133,11 @@ def test_bad_files_name_the_first_offending_clip(tmp_path: Path, tiny_dataset: P
     assert "logits have 2 classes, the dataset 3" in _error(f, labels, required)
     assert names[0] in _error(f, labels, required)
     write_teacher_logits(f, names, good, embeddings=np.zeros((len(names) - 1, 4)))
-    assert f"first clip without a matching row: {names[-1]}" in _error(f, labels, required)
+    assert f"first clip without a row: {names[-1]}" in _error(f, labels, required)
+    write_teacher_logits(f, names[:-1], good[:-1], embeddings=np.zeros((len(names), 4)))
+    assert f"rows left over after the last clip, {names[-2]}" in _error(f, labels, required)
+    np.savez(f, filenames=np.array(names), logits=good[:, 0])
+    assert f"'logits' is ({len(names)},), expected ({len(names)}, K)" in _error(f, labels, required)
     bad = good.copy()
     bad[5, 1] = np.nan
     write_teacher_logits(f, names, bad)
