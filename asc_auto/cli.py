@@ -10,7 +10,9 @@ from typing import Annotated
 import optuna
 import typer
 from rich.table import Table
+from typer.core import TyperArgument, TyperOption
 
+from asc_auto import __version__
 from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
 from asc_auto.console import console, user_errors
@@ -30,10 +32,12 @@ from asc_auto.space import resolve_space
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques import TECHNIQUES
+from asc_auto.verbosity import QUIET, set_verbosity, verbosity
 
 app = typer.Typer(
     help="Search low-memory acoustic scene classifiers under a hard model-size limit.",
     no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data", help="Synthesize or check a TAU-layout dataset.")
 
@@ -41,11 +45,69 @@ TechniqueName = Enum("TechniqueName", {name: name for name in sorted(TECHNIQUES)
 RuleName = Enum("RuleName", {name: name for name in sorted(RULES)}, type=str)
 
 HomeOpt = Annotated[Path, typer.Option(
-    "--home", help="Folder for the demo data, feature/teacher caches and the default study DB.",
+    "--home", metavar="DIR",
+    help="Folder for the demo data, feature/teacher caches and the default study DB.",
     envvar="ASC_AUTO_HOME")]
 StorageOpt = Annotated[str | None, typer.Option(
+    metavar="URL", envvar="ASC_AUTO_STORAGE",
     help="Optuna storage: sqlite:///FILE.db, journal:///FILE.log (many workers, one machine) or "
          "postgresql://USER:PASSWORD@HOST/DB (many machines) \\[default: sqlite:///<home>/asc.db].")]
+StudyOpt = Annotated[str, typer.Option(metavar="NAME", help="Study name.")]
+DeviceOpt = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")]
+
+
+def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """Flags take no value, so no "<bool>" beside them (--help, --force, --gcc/--no-gcc)."""
+    if self.is_flag and self.metavar is None:
+        return ""
+    return _option_type(self, ctx)
+
+
+def _argument_type(self: TyperArgument, ctx: typer.Context) -> str | None:
+    """An argument with a metavar is named by it; no "<list[Path]>" type beside it."""
+    return "" if self.metavar is not None else _plain_type(self, ctx)
+
+
+# typer is pinned (pyproject); tests/test_cli.py renders every command's help and checks these.
+_option_type = TyperOption.display_type_rich
+_plain_type = TyperArgument.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
+
+
+def _version(show: bool) -> None:
+    """--version: the installed distribution's version (pyproject's), else the package's."""
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("asc-auto")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = __version__
+        console.print(f"asc-auto {found}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True, metavar="", show_default=False,
+        help="More output: -v adds Optuna's log lines, -vv its debug lines.")] = 0,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Results and errors only: no status lines, Optuna errors only.")
+    ] = False,
+) -> None:
+    """Search low-memory acoustic scene classifiers under a hard model-size limit."""
+    set_verbosity(QUIET if quiet else verbose)
+
+
+def _say(msg: str) -> None:
+    """A status line (dim), unless -q."""
+    if verbosity() > QUIET:
+        console.print(f"[dim]{msg}[/]")
 
 
 @app.command()
@@ -53,46 +115,59 @@ StorageOpt = Annotated[str | None, typer.Option(
 def search(
     technique: Annotated[TechniqueName, typer.Option(help="Technique to search.")],
     data: Annotated[Path | None, typer.Option(
-        exists=True, file_okay=False, help="TAU-layout dataset \\[default: built-in demo data].")
+        exists=True, file_okay=False, metavar="DIR",
+        help="TAU-layout dataset \\[default: built-in demo data].")
     ] = None,
-    trials: Annotated[int | None, typer.Option(min=1, help="Trials to add to the study.")] = 10,
-    timeout: Annotated[float | None, typer.Option(min=1, help="Stop after S seconds.")] = None,
+    trials: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="Trials to add to the study \\[default: 10; no limit when only "
+        "--timeout is given].")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        min=1, metavar="SECONDS", help="Stop starting trials after this long.")] = None,
     budget_kb: Annotated[float | None, typer.Option(
-        min=1, help="Model-size limit in the rule's KB \\[default: the rule's limit].")] = None,
+        min=1, metavar="KB",
+        help="Model-size limit in the rule's KB \\[default: the rule's limit].")] = None,
     rule: Annotated[RuleName, typer.Option(
         metavar="RULE", help="Size rule: dcase2020, params (500 KB); dcase2021 (128 KB of non-zero "
         "values); dcase2022, dcase2023, dcase2024 (128 KB and 30 MMACs per second of audio).")
     ] = RuleName("dcase2020"),
     max_mmacs: Annotated[float | None, typer.Option(
-        min=0.001, help="MACs limit in millions per inference, counted as the rule counts them "
+        min=0.001, metavar="MMACS",
+        help="MACs limit in millions per inference, counted as the rule counts them "
                         "\\[default: the rule's limit, if any].")] = None,
     storage: StorageOpt = None,
-    study: Annotated[str | None, typer.Option(help="Study name \\[default: technique].")] = None,
+    study: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Study name \\[default: technique].")] = None,
     space: Annotated[Path | None, typer.Option(
         metavar="FILE|NAME", help="Search-space TOML, or a shipped space's name (kd-small) "
         "\\[default: the shipped <t>.toml].")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of sampler, split and training.")] = 0,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per trial.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of sampler, split and training.")
+                    ] = 0,
+    epochs: Annotated[int | None, typer.Option(min=1, metavar="N", help="Epochs per trial.")
+                      ] = None,
+    device: DeviceOpt = "auto",
     gcc: Annotated[bool | None, typer.Option(
         "--gcc/--no-gcc", help="gcc only: fix the GCC plane on/off \\[default: searched].")
     ] = None,
     jobs: Annotated[int, typer.Option(
-        min=1, help="Worker processes on this machine sharing the study (trials split).")] = 1,
+        min=1, metavar="N",
+        help="Worker processes on this machine sharing the study (trials split).")] = 1,
     retry_failed: Annotated[int, typer.Option(
-        min=0, help="Run a trial of a killed worker again, up to N times.")] = 0,
+        min=0, metavar="N", help="Run a trial of a killed worker again, up to N times.")] = 0,
     cv: Annotated[int | None, typer.Option(
-        min=0, help="Score each trial by K-fold cross-validation over fold1_train (grouped by "
+        min=0, metavar="K",
+        help="Score each trial by K-fold cross-validation over fold1_train (grouped by "
                     "identifier); 0 = one validation split \\[default: 5 folds when the split "
                     "would validate on under 300 clips, else 0].")] = None,
     confirm_top: Annotated[int, typer.Option(
-        min=1, help="After the trials, score the best N configurations again ...")] = 3,
+        min=1, metavar="N",
+        help="After the trials, score the best N configurations again ...")] = 3,
     confirm_seeds: Annotated[int | None, typer.Option(
-        min=0, help="... with this many fresh seeds each; retrain and export take the best "
+        min=0, metavar="N",
+        help="... with this many fresh seeds each; retrain and export take the best "
                     "mean (0 = the single best trial) \\[default: 2].")] = None,
     init_from: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False,
+        exists=True, dir_okay=False, metavar="FILE",
         help="Start every trial's model from this safetensors checkpoint (asc-auto pretrain); "
              "fixes the architecture to the checkpoint's.")] = None,
     teacher: Annotated[list[Path] | None, typer.Option(
@@ -111,6 +186,8 @@ def search(
         if technique.value != "gcc":
             raise AscError("--gcc/--no-gcc applies to --technique gcc only")
         overrides["gcc"] = {"use_gcc": gcc}
+    if trials is None:  # --timeout alone: as many trials as fit in the time
+        trials = None if timeout is not None else 10
     opts = SearchOptions(
         technique=technique.value, data=data, trials=trials, timeout=timeout,
         budget_kb=budget_kb, max_mmacs=max_mmacs, rule=rule.value, storage=storage,
@@ -118,27 +195,64 @@ def search(
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
         retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
         init_from=init_from, teachers=tuple(teacher or ()),
-        teacher_logits=tuple(teacher_logits or ()),
+        teacher_logits=tuple(teacher_logits or ()), progress=verbosity() > QUIET,
     )
-    say = lambda msg: console.print(f"[dim]{msg}[/]")  # noqa: E731
     if jobs > 1:
         from asc_auto.workers import run_parallel
 
-        result = run_parallel(opts, jobs, status=say)
+        result = run_parallel(opts, jobs, status=_say)
     else:
-        result = run_search(opts, status=say)
+        result = run_search(opts, status=_say)
     _print_study(result)
 
 
 @app.command()
 @user_errors
 def show(
-    study: Annotated[str, typer.Option(help="Study name.")],
+    study: StudyOpt,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print the study as JSON (for scripts) instead of tables.")] = False,
     storage: StorageOpt = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Print a study's best feasible trials and its accuracy/size Pareto front."""
-    _print_study(_load(study, storage, home))
+    loaded = _load(study, storage, home)
+    if json_out:
+        from asc_auto.overview import show_data
+
+        _print_json(show_data(loaded))
+    else:
+        _print_study(loaded)
+
+
+@app.command()
+@user_errors
+def studies(
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print the list as JSON (for scripts) instead of a table.")] = False,
+    storage: StorageOpt = None,
+    home: HomeOpt = DEFAULT_HOME,
+) -> None:
+    """List every study: technique, trials by state, best, pick, what was retrained."""
+    from asc_auto.overview import studies_overview_table, study_data
+
+    store = open_storage(storage or default_storage(home))
+    rows = [study_data(optuna.load_study(study_name=s.study_name, storage=store))
+            for s in optuna.get_all_study_summaries(store, include_best_trial=False)]
+    if json_out:
+        _print_json(rows)
+    elif not rows:
+        console.print(f"no studies in {storage or default_storage(home)}")
+    else:
+        console.print(studies_overview_table(rows))
+
+
+def _print_json(data: object) -> None:
+    """Plain JSON on stdout (no rich markup, highlighting or wrapping): pipe it to jq."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def _load(study: str, storage: str | None, home: Path) -> optuna.Study:
@@ -154,14 +268,14 @@ def _load(study: str, storage: str | None, home: Path) -> optuna.Study:
 @app.command()
 @user_errors
 def retrain(
-    study: Annotated[str, typer.Option(help="Study name.")],
+    study: StudyOpt,
     storage: StorageOpt = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds to retrain with.")] = 3,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs \\[default: the search's].")
-                      ] = None,
-    trial: Annotated[int | None, typer.Option(help="Trial to retrain \\[default: best feasible].")
-                     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    seeds: Annotated[int, typer.Option(min=1, metavar="N", help="Seeds to retrain with.")] = 3,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="Epochs \\[default: the search's].")] = None,
+    trial: Annotated[int | None, typer.Option(
+        metavar="N", help="Trial to retrain \\[default: best feasible].")] = None,
+    device: DeviceOpt = "auto",
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Retrain the best feasible configuration on all of fold1_train; score the evaluate fold."""
@@ -169,7 +283,7 @@ def retrain(
 
     loaded = _load(study, storage, home)
     result = run_retrain(loaded, seeds=seeds, epochs=epochs, trial_number=trial, home=home,
-                         device=device, status=lambda msg: console.print(f"[dim]{msg}[/]"))
+                         device=device, progress=verbosity() > QUIET, status=_say)
     table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
                   title_justify="left")
     for col in ("seed", "accuracy", "fp32 acc", "log loss", *result.labels):
@@ -188,18 +302,21 @@ def pretrain(
     technique: Annotated[TechniqueName, typer.Option(
         help="Technique whose model to pretrain (kd: its teacher).")],
     data: Annotated[Path, typer.Option(
-        exists=True, file_okay=False, help="Another labelled TAU-layout dataset.")],
+        exists=True, file_okay=False, metavar="DIR", help="Another labelled TAU-layout dataset.")],
     out: Annotated[Path, typer.Option(
-        dir_okay=False, help="Checkpoint to write (.safetensors; a .json card beside it).")],
+        dir_okay=False, metavar="FILE",
+        help="Checkpoint to write (.safetensors; a .json card beside it).")],
     space: Annotated[Path | None, typer.Option(
         metavar="FILE|NAME", help="Search-space TOML, or a shipped space's name (kd-small) "
         "\\[default: the shipped <t>.toml].")
     ] = None,
     epochs: Annotated[int | None, typer.Option(
-        min=1, help="Epochs \\[default: the space's \\[train] (kd: \\[teacher]) budget].")
+        min=1, metavar="N",
+        help="Epochs \\[default: the space's \\[train] (kd: \\[teacher]) budget].")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initial weights and training.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(
+        metavar="N", help="Seed of the initial weights and training.")] = 0,
+    device: DeviceOpt = "auto",
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Pretrain a technique's model on another dataset, for search --init-from / --teacher."""
@@ -208,8 +325,8 @@ def pretrain(
 
     r = run_pretrain(PretrainOptions(
         technique=technique.value, data=data, out=out, space=resolve_space(space),
-        epochs=epochs, seed=seed, device=device, home=home),
-        status=lambda msg: console.print(f"[dim]{msg}[/]"))
+        epochs=epochs, seed=seed, device=device, home=home, progress=verbosity() > QUIET),
+        status=_say)
     console.print(f"pretrained {technique.value} ({r.params:,} params, {r.seconds:.0f} s): "
                   f"evaluate accuracy {r.accuracy:.4f} on {r.evaluate_clips} clips; "
                   f"[bold]{r.checkpoint}[/] (sha256 {r.sha256[:12]}), card {r.card}")
@@ -220,7 +337,8 @@ def pretrain(
 def report(
     storage: StorageOpt = None,
     out: Annotated[Path | None, typer.Option(
-        file_okay=False, help="Folder for plots and summary.md \\[default: <home>/report].")
+        file_okay=False, metavar="DIR",
+        help="Folder for plots and summary.md \\[default: <home>/report].")
     ] = None,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
@@ -249,8 +367,7 @@ def clean(
         "--dry-run", help="List what would be removed; remove nothing.")] = False,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
-    """Remove what asc-auto wrote under --home (default database, caches, demo data, retrains,
-    reports, exports); keep everything else."""
+    """Remove what asc-auto wrote under --home (DB, caches, retrains, reports); keep the rest."""
     from asc_auto.clean import clean as run_clean
     from asc_auto.clean import plan_clean
 
@@ -268,9 +385,9 @@ def clean(
 @user_errors
 def dashboard(
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(help="Interface to bind (loopback unless told).")
-                    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8080,
+    host: Annotated[str, typer.Option(
+        metavar="ADDRESS", help="Interface to bind (loopback unless told).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port.")] = 8080,
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
@@ -284,13 +401,16 @@ def dashboard(
 @app.command()
 @user_errors
 def export(
-    study: Annotated[str, typer.Option(help="Study name (retrained).")],
-    out: Annotated[Path, typer.Option(file_okay=False, help="Folder for the package.")],
+    study: Annotated[str, typer.Option(metavar="NAME", help="Study name (retrained).")],
+    out: Annotated[Path, typer.Option(
+        file_okay=False, metavar="DIR", help="Folder for the package.")],
     label: Annotated[str | None, typer.Option(
-        help="DCASE submission label \\[default: asc-auto_<study>_task1b_1].")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Retrain seed to export.")] = 0,
+        metavar="LABEL", help="DCASE submission label \\[default: asc-auto_<study>_task1b_1].")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, metavar="N", help="Retrain seed to export.")] = 0,
     eval_data: Annotated[Path | None, typer.Option(
-        exists=True, file_okay=False, help="Evaluation WAVs for <label>.output.csv.")] = None,
+        exists=True, file_okay=False, metavar="DIR",
+        help="Evaluation WAVs for <label>.output.csv.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier export package at --out (never any other folder).")
     ] = False,
@@ -302,8 +422,7 @@ def export(
 
     check_out_folder(out, force)  # before any slow work
     r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
-                     eval_data=eval_data, force=force,
-                     status=lambda msg: console.print(f"[dim]{msg}[/]"))
+                     eval_data=eval_data, force=force, status=_say)
     console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
                   f": reloaded IR accuracy {r.accuracy:.4f} (retrain {r.accuracy_retrain:.4f}), "
                   f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")
@@ -312,12 +431,14 @@ def export(
 @app.command()
 @user_errors
 def predict(
-    model: Annotated[Path, typer.Option(exists=True, file_okay=False,
+    model: Annotated[Path, typer.Option(exists=True, file_okay=False, metavar="DIR",
                                         help="Folder written by asc-auto export.")],
-    files: Annotated[list[Path] | None, typer.Argument(help="WAV files.")] = None,
+    files: Annotated[list[Path] | None, typer.Argument(
+        metavar="WAV", help="WAV files (or --data).")] = None,
     data: Annotated[Path | None, typer.Option(
-        exists=True, file_okay=False, help="Folder of WAV files.")] = None,
-    out: Annotated[Path, typer.Option(dir_okay=False, help="Output CSV.")] = Path("output.csv"),
+        exists=True, file_okay=False, metavar="DIR", help="Folder of WAV files.")] = None,
+    out: Annotated[Path, typer.Option(dir_okay=False, metavar="FILE", help="Output CSV.")
+                   ] = Path("output.csv"),
 ) -> None:
     """Classify WAV files with an exported model; write the DCASE output CSV."""
     from asc_auto.package import read_export

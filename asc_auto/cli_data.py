@@ -20,12 +20,14 @@ data_app = typer.Typer(
 @data_app.command()
 @user_errors
 def synth(
-    out: Annotated[Path, typer.Option("--out", help="Folder to create (must not exist yet).")],
-    clips: Annotated[int, typer.Option("--clips", min=10, help="Number of clips.")] = 600,
-    seconds: Annotated[
-        float, typer.Option("--seconds", min=0.1, help="Length of each clip in seconds.")
+    out: Annotated[Path, typer.Option(
+        "--out", metavar="DIR", help="Folder to create (must not exist yet).")],
+    clips: Annotated[int, typer.Option(
+        "--clips", min=10, metavar="N", help="Number of clips.")] = 600,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", min=0.1, metavar="SECONDS", help="Length of each clip in seconds.")
     ] = 10.0,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Same seed, same bytes.")] = 0,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing dataset folder.")
     ] = False,
@@ -39,7 +41,8 @@ def synth(
 @data_app.command()
 @user_errors
 def check(
-    data: Annotated[Path, typer.Option("--data", help="Dataset root (holds meta.csv).")],
+    data: Annotated[Path, typer.Option(
+        "--data", metavar="DIR", help="Dataset root (holds meta.csv).")],
 ) -> None:
     """Validate the CSV files and every audio file (as search reads them), print the counts."""
     console.print(check_dataset(data).to_table())

@@ -56,6 +56,7 @@ from asc_auto.techniques.base import (
     get_technique,
 )
 from asc_auto.transfer import feature_notes, resolve_sources
+from asc_auto.verbosity import optuna_level
 
 DEFAULT_HOME = Path("studies")
 
@@ -249,7 +250,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                 ) -> tuple[optuna.Study, SearchSetup]:
     """Everything before the first trial: storage, study (created or resumed and checked),
     features, the technique's shared work (the teacher), the paper trial's enqueue."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna_level())  # WARNING unless -v/-q said otherwise
     logging.getLogger("optuna.study._optimize").addFilter(_INTERRUPT_FILTER)
     study_name = check_study_name(opts.technique if opts.study is None else opts.study)
     url = opts.storage or default_storage(opts.home)

@@ -112,3 +112,146 @@ def test_help_keeps_the_defaults_written_in_it(command: str, texts: list[str]) -
     flat = " ".join(result.output.split())
     for text in texts:
         assert text in flat, text
+
+
+# ------------------------------------------------------------------ issue 14: the CLI at a glance
+
+
+def _studies_db(tmp_path: Path) -> str:
+    """Two studies: 'kd' (trial 3 best, retrained trial 2 earlier, 60 validation clips) and an
+    empty 'lt'."""
+    import optuna
+
+    from asc_auto.schema import SIZE_CONSTRAINT
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(storage=url, study_name="kd", direction="maximize")
+    for key, value in {"technique": "kd", "budget_kb": 500.0, "rule": "dcase2020",
+                       "val_clips": 60}.items():
+        study.set_user_attr(key, value)
+    for i, (kb, acc, ok) in enumerate([(10.0, 0.60, True), (200.0, 0.55, True),
+                                       (300.0, 0.70, True), (450.0, 0.72, True),
+                                       (900.0, 0.0, False)]):
+        trial = study.ask()
+        for key, value in {"size_kb": kb, "params": int(kb * 256), "precision": "fp16",
+                           "feasible": ok, "source": "paper" if i == 0 else "search",
+                           "config": {"c1": i}}.items():
+            trial.set_user_attr(key, value)
+        trial.set_constraint(SIZE_CONSTRAINT, kb * 1024 - 512_000)
+        study.tell(trial, acc)
+    study.set_user_attr("retrain", {"trial": 2, "seeds": 3, "mean": 0.81, "std": 0.02,
+                                    "folder": "x"})
+    lt = optuna.create_study(storage=url, study_name="lt", direction="maximize")
+    lt.set_user_attr("technique", "lt")
+    return url
+
+
+def test_version_and_short_help() -> None:
+    import tomllib
+
+    wanted = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"asc-auto {wanted['project']['version']}"
+    for args in (["-h"], ["search", "-h"], ["data", "synth", "-h"]):
+        short, long = runner.invoke(app, args), runner.invoke(app, [*args[:-1], "--help"])
+        assert short.exit_code == 0 and short.output == long.output and "Usage" in short.output
+
+
+def _all_commands() -> list[list[str]]:
+    import typer
+
+    commands = [[c.name or c.callback.__name__] for c in app.registered_commands]
+    for group in app.registered_groups:
+        sub: typer.Typer = group.typer_instance
+        commands += [[group.name, c.name or c.callback.__name__] for c in sub.registered_commands]
+    return commands
+
+
+def test_help_shows_no_type_placeholders() -> None:
+    """Flags have no '<bool>', values a word such as N, DIR or URL, not '<int range>'."""
+    commands = _all_commands()
+    assert ["search"] in commands and ["data", "synth"] in commands and ["studies"] in commands
+    for command in [[], *commands]:
+        result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, command
+        for placeholder in ("<bool>", "<int", "<float", "<str>", "<path>", "<dir>", "<file>",
+                            "<list["):
+            assert placeholder not in result.output, (command, placeholder)
+    predict = runner.invoke(app, ["predict", "--help"], env={"COLUMNS": "200"}).output
+    assert "predict [OPTIONS] [WAV]... " in " ".join(predict.split())
+
+
+def test_verbosity_sets_optuna_and_status_lines(tmp_path: Path, monkeypatch) -> None:
+    import logging
+
+    import optuna
+
+    from asc_auto.verbosity import ENV
+
+    monkeypatch.setenv(ENV, "0")
+    url = _studies_db(tmp_path)
+    for flags, level in ((["-q"], logging.ERROR), ([], logging.WARNING),
+                         (["-v"], logging.INFO), (["-vv"], logging.DEBUG)):
+        result = runner.invoke(app, [*flags, "studies", "--storage", url])
+        assert result.exit_code == 0, result.output
+        assert optuna.logging.get_verbosity() == level, flags
+    optuna.logging.set_verbosity(logging.WARNING)
+
+    from asc_auto import cli
+
+    cli.set_verbosity(-1)
+    cli._say("a status line")
+    cli.set_verbosity(0)
+    assert "a status line" not in runner.invoke(app, ["-q", "studies", "--storage", url]).output
+
+
+def test_studies_lists_best_pick_and_what_was_retrained(tmp_path: Path) -> None:
+    import json
+
+    url = _studies_db(tmp_path)
+    table = runner.invoke(app, ["studies", "--storage", url], env={"COLUMNS": "250"})
+    assert table.exit_code == 0, table.output
+    flat = " ".join(table.output.split())
+    assert "4/0/1/0/0" in flat and "0.7200 ± 0.058" in flat  # sqrt(.72 * .28 / 60) = 0.058
+    assert "trial 3 (best)" in flat and "trial 2: 0.8100 ± 0.0200 (3 seeds, not the pick)" in flat
+    assert "not retrained" in flat  # the empty lt study
+
+    listed = runner.invoke(app, ["studies", "--json"], env={"ASC_AUTO_STORAGE": url})
+    assert listed.exit_code == 0, listed.output
+    data = {s["study"]: s for s in json.loads(listed.output)}
+    kd = data["kd"]
+    assert kd["trials"] == {"complete": 4, "pruned": 0, "infeasible": 1, "failed": 0,
+                            "running": 0}
+    assert kd["best"]["trial"] == 3 and kd["best"]["value"] == 0.72
+    assert abs(kd["best"]["value_se"] - (0.72 * 0.28 / 60) ** 0.5) < 1e-9
+    assert kd["pick"] == {"trial": 3, "how": "best"}
+    assert kd["retrain"]["trial"] == 2 and kd["retrain"]["is_pick"] is False
+    assert data["lt"]["best"] is None and data["lt"]["retrain"] is None
+
+    shown = runner.invoke(app, ["show", "--study", "kd", "--json", "--storage", url])
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.output)
+    assert [t["trial"] for t in doc["feasible"]] == [3, 2, 0, 1]
+    assert [t["trial"] for t in doc["pareto"]] == [0, 2, 3]
+    assert doc["pick_config"] == {"c1": 3} and doc["best"]["paper"] is False
+
+
+def test_trials_unlimited_with_only_a_timeout(monkeypatch, tmp_path: Path) -> None:
+    import optuna
+
+    from asc_auto import cli
+
+    seen = []
+
+    def fake_search(opts, status):  # type: ignore[no-untyped-def]
+        seen.append(opts.trials)
+        return optuna.create_study(study_name="kd")
+
+    monkeypatch.setattr(cli, "run_search", fake_search)
+    home = ["--home", str(tmp_path)]
+    for args, trials in ((["--timeout", "60"], None), ([], 10),
+                         (["--timeout", "60", "--trials", "3"], 3)):
+        result = runner.invoke(app, ["search", "--technique", "kd", *args, *home])
+        assert result.exit_code == 0, result.output
+        assert seen[-1] == trials, args

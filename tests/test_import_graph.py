@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "asc_auto"
 # The command layer: what runs a command or renders its results. Everything else is below it.
 DRIVERS = {"asc_auto.search", "asc_auto.workers", "asc_auto.retrain", "asc_auto.export",
            "asc_auto.predict", "asc_auto.report", "asc_auto.plots", "asc_auto.summary",
-           "asc_auto.cli", "asc_auto.cli_data"}
+           "asc_auto.cli", "asc_auto.cli_data", "asc_auto.overview"}
 # Search, retrain and export stand side by side over the shared context builder.
 SIDE_BY_SIDE = {"asc_auto.search", "asc_auto.retrain", "asc_auto.export"}
 

@@ -1,0 +1,137 @@
+"""What a study holds, as plain data: `asc-auto studies` (a table, or `--json`) and
+`asc-auto show --json`, for people at a glance and for scripts.
+
+One dict per study: technique, rule and budget, trials by state, the best feasible trial with
+its standard error, the pick retrain and export take (the confirmed winner, or the best), and
+the retrain recorded in the study: which trial it retrained, and whether that is still the pick.
+NaN never reaches the JSON (it is not JSON): an unknown number is null.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from rich.table import Table
+
+from asc_auto.confirm import confirmations, confirmed_best
+from asc_auto.records import feasible_trials, pick_trial
+from asc_auto.report import pareto_front, standard_error, state_counts
+from asc_auto.schema import StudyRecord, TrialRecord
+
+
+def _num(value: Any) -> Any:
+    """A finite number as is; NaN/inf as None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def trial_data(t: FrozenTrial, val_clips: int | None) -> dict[str, Any]:
+    """One trial: number, value ± its standard error, size, precision, configuration."""
+    r = TrialRecord.from_trial(t)
+    se = r.value_se if r.value_se is not None else (
+        standard_error(t.value, val_clips) if t.value is not None and val_clips else None)
+    return {"trial": t.number, "state": t.state.name, "paper": r.is_paper,
+            "value": _num(t.value), "value_se": _num(se),
+            "se_from": "cross-validation" if r.value_se is not None else (
+                "binomial" if se is not None else None),
+            "accuracy_fp32": _num(r.accuracy_fp32), "feasible": r.feasible,
+            "size_kb": _num(r.size_kb), "params": r.params, "precision": r.precision,
+            "macs": r.macs, "config": r.config or {}}
+
+
+def retrain_data(record: StudyRecord, pick: int | None) -> dict[str, Any] | None:
+    """The recorded retrain: which trial, evaluate accuracy mean ± std over its seeds, and
+    whether it retrained today's pick (a later search or confirmation may have moved it)."""
+    done = record.retrain
+    if not done:
+        return None
+    trial = int(done["trial"]) if done.get("trial") is not None else None
+    return {"trial": trial, "seeds": done.get("seeds"), "mean": _num(done.get("mean")),
+            "std": _num(done.get("std")), "folder": done.get("folder"),
+            "is_pick": trial is not None and trial == pick}
+
+
+def study_data(study: optuna.Study) -> dict[str, Any]:
+    """A study at a glance (one entry of `asc-auto studies --json`)."""
+    record = StudyRecord.from_study(study)
+    n_val = record.val_clip_count
+    ranked = feasible_trials(study)
+    best = ranked[0] if ranked else None
+    pick = pick_trial(study) if ranked else None
+    confirmed = confirmed_best(study)
+    return {
+        "study": study.study_name, "technique": record.technique, "rule": record.rule,
+        "budget_kb": _num(record.budget_kb), "max_mmacs": _num(record.max_mmacs),
+        "val_clips": n_val, "cv_folds": record.cv_folds, "trials": state_counts(study),
+        "best": trial_data(best, n_val) if best else None,
+        "pick": None if pick is None else {
+            "trial": pick.number, "how": "confirmed" if confirmed == pick.number else "best"},
+        "retrain": retrain_data(record, pick.number if pick else None),
+    }
+
+
+def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
+    """Everything `asc-auto show` prints, as data (`show --json`)."""
+    n_val = StudyRecord.from_study(study).val_clip_count
+    ranked = feasible_trials(study)
+    data = study_data(study)
+    pick = data["pick"]
+    data.update({
+        "feasible": [trial_data(t, n_val) for t in ranked[:top]],
+        "pareto": [trial_data(t, n_val) for t in pareto_front(ranked)],
+        "confirmation": [{"trial": c.trial, "fresh_mean": _num(c.mean),
+                          "fresh_se": _num(c.standard_error), "fresh": list(c.fresh),
+                          "search_value": c.search_value, "size_kb": c.size_kb}
+                         for c in confirmations(study)],
+        "pick_config": next((TrialRecord.from_trial(t).config for t in ranked
+                             if pick and t.number == pick["trial"]), None),
+        "teacher": None if study.user_attrs.get("teacher_val_accuracy") is None else {
+            "val_accuracy": study.user_attrs["teacher_val_accuracy"],
+            "params": study.user_attrs.get("teacher_params"),
+            "members": study.user_attrs.get("teacher_members") or []},
+        "gcc_ablation": study.user_attrs.get("gcc_ablation"),
+    })
+    return data
+
+
+def _value(d: dict[str, Any] | None) -> str:
+    if not d or d["value"] is None:
+        return "-"
+    se = f" ± {d['value_se']:.3f}" if d["value_se"] is not None else ""
+    return f"{d['value']:.4f}{se}"
+
+
+def retrain_text(r: dict[str, Any] | None) -> str:
+    """'trial 3: 0.8812 ± 0.0101 (3 seeds)', and 'not the pick' when the pick moved since."""
+    if not r:
+        return "not retrained"
+    if r["mean"] is None:
+        return f"trial {r['trial']}: -"
+    stale = "" if r["is_pick"] else ", not the pick"
+    return f"trial {r['trial']}: {r['mean']:.4f} ± {r['std'] or 0:.4f} ({r['seeds']} seeds{stale})"
+
+
+def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
+    """`asc-auto studies`: one row per study."""
+    table = Table(title="studies (trials: complete/pruned/infeasible/failed/running)",
+                  title_justify="left")
+    for col, just in (("study", "left"), ("technique", "left"), ("trials", "right"),
+                      ("best trial", "right"), ("best val ± SE", "right"), ("pick", "left"),
+                      ("retrained: evaluate ± std", "left")):
+        table.add_column(col, justify=just)
+    for s in studies:
+        c = s["trials"]
+        best, pick = s["best"], s["pick"]
+        table.add_row(
+            s["study"], str(s["technique"] or "?"),
+            f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}/{c['running']}",
+            "-" if not best else f"{best['trial']}" + (" paper" if best["paper"] else ""),
+            _value(best),
+            "-" if not pick else f"trial {pick['trial']} ({pick['how']})",
+            retrain_text(s["retrain"]))
+    return table
