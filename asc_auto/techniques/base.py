@@ -36,8 +36,10 @@ class Candidate:
 
     model: nn.Module
     precision: Precision
-    parts: dict[str, nn.Module] = field(default_factory=dict)  # training-only modules
     info: dict[str, Any] = field(default_factory=dict)  # recorded as trial attributes
+    # The deployed size under a rule while `fit` has yet to shrink the model (a pruning plan);
+    # `fit` clears it once `model` is what will be deployed. None: `model` is sized as it is.
+    size_plan: Callable[[SizeRule], SizeReport] | None = None
 
 
 @dataclass
@@ -68,7 +70,6 @@ class Technique(ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     tables: ClassVar[frozenset[str]] = frozenset()  # extra tables its space file may hold
-    needs_stereo: ClassVar[bool] = False
     # Searched params that decide the model's tensor shapes: --init-from fixes them to the
     # checkpoint's configuration, so every trial's model can start from it.
     shape_params: ClassVar[frozenset[str]] = frozenset()
@@ -107,9 +108,11 @@ class Technique(ABC):
     def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:
         """The deployed size of a candidate under `rule`; called before and after training.
 
-        Techniques that shrink the model during `fit` (pruning) override this so that the size
-        known before training is the size that will be deployed.
+        A technique that shrinks the model during `fit` (pruning) gives its candidate a
+        `size_plan`, so that the size known before training is the size that will be deployed.
         """
+        if candidate.size_plan is not None:
+            return candidate.size_plan(rule)
         return model_size(candidate.model, rule, candidate.precision)
 
     def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: TrialContext,
@@ -122,18 +125,20 @@ class Technique(ABC):
         return evaluate(model, x, y, ctx.n_classes, ctx.train_cfg.eval_batch_size, device)
 
     def deploy_and_score(self, model: nn.Module, precision: Precision, ctx: TrialContext,
-                         calibration_x: torch.Tensor, n_calibration: int,
-                         ) -> tuple[nn.Module, float, float]:
-        """Score the trained FP32 model, compress it to `precision`, score what is deployed.
+                         train: TrainResult, calibration_x: torch.Tensor, n_calibration: int,
+                         info: dict[str, Any] | None = None) -> Outcome:
+        """The common end of `fit`: score the trained FP32 model, compress it to `precision`,
+        score what is deployed (both on the validation split).
 
-        Returns (deployed model, fp32 accuracy, deployed accuracy) on the validation split.
         NNCF's INT8 model runs where it was calibrated (CPU); FP16/FP32 copies use the device.
         """
         device = resolve_device(ctx.train_cfg.device)
         acc32 = self.evaluate(model, *ctx.val_xy, ctx, device=device).accuracy
         deployed = deploy(model, precision, calibration_batches(calibration_x, n_calibration))
         on = "cpu" if precision is Precision.INT8 else device
-        return deployed, acc32, self.evaluate(deployed, *ctx.val_xy, ctx, device=on).accuracy
+        acc = self.evaluate(deployed, *ctx.val_xy, ctx, device=on).accuracy
+        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=train,
+                       info=info or {})
 
     @abstractmethod
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
@@ -165,6 +170,11 @@ def get_technique(name: str) -> Technique:
     if name not in TECHNIQUES:
         raise AscError(f"unknown technique {name!r}; known: {', '.join(sorted(TECHNIQUES))}")
     return TECHNIQUES[name]()
+
+
+def calibration_clips(config: dict[str, Any]) -> int:
+    """Clips an INT8 deployment is calibrated on (searched by some spaces; 128 otherwise)."""
+    return int(config.get("calibration_clips", 128))
 
 
 def pretrainable() -> list[str]:

@@ -22,6 +22,7 @@ from asc_auto.techniques.base import (
     StepHook,
     Technique,
     TrialContext,
+    calibration_clips,
     register_technique,
 )
 from asc_auto.train import train_model
@@ -44,6 +45,5 @@ class DcaseBaseline(Technique):
         x, y = ctx.train_xy
         result = train_model(candidate.model, x, y, cfg, ctx.n_classes, val=ctx.val_xy,
                              on_epoch=on_epoch, on_step=on_step)
-        deployed, acc32, acc = self.deploy_and_score(
-            candidate.model, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
-        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result)
+        return self.deploy_and_score(candidate.model, candidate.precision, ctx, result, x,
+                                     calibration_clips(config))

@@ -37,6 +37,7 @@ from asc_auto.techniques.base import (
     StepHook,
     Technique,
     TrialContext,
+    calibration_clips,
     register_technique,
 )
 from asc_auto.train import train_model
@@ -125,7 +126,6 @@ class GccGrams(Technique):
     tables = frozenset({"gcc"})
     # use_gcc sets the first conv's input planes: part of the architecture --init-from fixes
     shape_params = frozenset({"c1", "c2", "c3", "c4", "c5", "kernel_size", "use_gcc"})
-    needs_stereo = True
 
     def settings(self, ctx: TrialContext) -> GccSettings:
         return gcc_settings(ctx.space.tables.get("gcc", {}), str(ctx.space.file))
@@ -165,10 +165,9 @@ class GccGrams(Technique):
         model.fit_standardisation(x)
         result = train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy,
                              on_epoch=on_epoch, on_step=on_step)
-        deployed, acc32, acc = self.deploy_and_score(
-            model, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
-        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
-                       info={"use_gcc": candidate.info["use_gcc"]})
+        return self.deploy_and_score(model, candidate.precision, ctx, result, x,
+                                     calibration_clips(config),
+                                     info={"use_gcc": candidate.info["use_gcc"]})
 
     def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
         """When [gcc] ablate is on: the best configuration's accuracy with and without GCC."""

@@ -36,6 +36,7 @@ from asc_auto.techniques.base import (
     StepHook,
     Technique,
     TrialContext,
+    calibration_clips,
     register_technique,
 )
 from asc_auto.train import train_model
@@ -143,8 +144,7 @@ class KnowledgeDistillation(Technique):
         x, y = ctx.train_xy
         result = train_model(net, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
                              extras=extras, on_epoch=on_epoch, on_step=on_step)
-        deployed, acc32, acc = self.deploy_and_score(
-            student, candidate.precision, ctx, x, int(config.get("calibration_clips", 128)))
-        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
-                       info={"teacher_val_accuracy": teacher.val_accuracy,
-                             "kd_weights_used": [round(w, 4) for w in weights]})
+        return self.deploy_and_score(
+            student, candidate.precision, ctx, result, x, calibration_clips(config),
+            info={"teacher_val_accuracy": teacher.val_accuracy,
+                  "kd_weights_used": [round(w, 4) for w in weights]})

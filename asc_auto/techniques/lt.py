@@ -62,9 +62,6 @@ class LotteryTicket(Technique):
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         return pretrain_aclnet(ctx)
 
-    def __init__(self) -> None:
-        self._shapes: dict[int, nn.Module] = {}  # id(candidate.model) -> structured ticket shape
-
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         model = build_aclnet(config, ctx)
         precision = Precision(config["precision"])
@@ -77,24 +74,23 @@ class LotteryTicket(Technique):
         rule = dataclasses.replace(ctx.rule, limit_bytes=ctx.rule.limit_bytes - headroom)
         info["headroom_bytes"] = headroom
         if kind == UNSTRUCTURED:
-            info["pruned_weights"] = pruning.zeros_needed(model, rule, precision)
+            zeros = pruning.zeros_needed(model, rule, precision)
+            info["pruned_weights"] = zeros
+
+            def plan(under: SizeRule) -> SizeReport:  # what pruning `zeros` weights leaves
+                return pruning.unstructured_size(model, under, precision, zeros)
         else:
             example = self._example(ctx)
             ratio, _ = pruning.ratio_for_budget(model.model, example, rule, precision,
                                                 int(config["rounds"]), keep_layers)
             info["channel_ratio"] = round(ratio, 4)
-            self._shapes[id(model)] = pruning.structured_shape(
-                model.model, example, ratio, int(config["rounds"]), keep_layers)
-        return Candidate(model=model, precision=precision, info=info)
+            shape = pruning.structured_shape(model.model, example, ratio,
+                                             int(config["rounds"]), keep_layers)
 
-    def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:
-        """Before training: the size of what pruning will leave; after `fit`: the pruned model."""
-        if candidate.info.get("pruned"):
-            return model_size(candidate.model, rule, candidate.precision)
-        if candidate.info["pruning"] == UNSTRUCTURED:
-            return pruning.unstructured_size(candidate.model, rule, candidate.precision,
-                                             int(candidate.info["pruned_weights"]))
-        return model_size(self._shapes[id(candidate.model)], rule, candidate.precision)
+            def plan(under: SizeRule) -> SizeReport:  # the ticket's shape after the rounds
+                return model_size(shape, under, precision)
+        # Until `fit` has pruned the model, it is sized as what pruning will leave.
+        return Candidate(model=model, precision=precision, info=info, size_plan=plan)
 
     @staticmethod
     def _example(ctx: TrialContext) -> torch.Tensor:
@@ -141,9 +137,8 @@ class LotteryTicket(Technique):
         pruning.make_permanent(net)
         wrapper.cpu()
         candidate.model = wrapper
-        candidate.info["pruned"] = True
-        deployed, acc32, acc = self.deploy_and_score(wrapper, candidate.precision, ctx,
-                                                     ctx.train_xy[0], 0)
-        return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
-                       info={"accuracy_dense": round(dense_acc[0], 4),
-                             "params_pruned": sum(p.numel() for p in wrapper.parameters())})
+        candidate.size_plan = None  # pruned: the model is what will be deployed
+        return self.deploy_and_score(
+            wrapper, candidate.precision, ctx, result, ctx.train_xy[0], 0,
+            info={"accuracy_dense": round(dense_acc[0], 4),
+                  "params_pruned": sum(p.numel() for p in wrapper.parameters())})
