@@ -4,6 +4,12 @@ Data sit in memory as tensors (a feature cache is small enough: the full TAU 3Cl
 64 x 1001 log-mels is ~1.2 GB in float16), so an epoch is a shuffled index walk with no DataLoader
 workers to start. The device is picked automatically; on CUDA the forward pass runs under bfloat16
 autocast. On CPU a run is reproducible for a seed.
+
+On a GPU the step loop never waits for the device (asc_auto/staging.py): the training data
+(features, labels, extras) are moved there once when they fit and batches are indexed there,
+augmentation runs there, forward+backward is timed with CUDA events read once per epoch, and the
+non-finite-loss count is read once per epoch. Evaluation runs in large batches and copies the
+probabilities back once.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from torch import nn
 
 from asc_auto.errors import TrainingDiverged
 from asc_auto.features.augment import SpecAugment, mixup
+from asc_auto.staging import Staged, StepTimer, fits_on_device, nbytes, to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
 
 LossFn = Callable[[tuple[torch.Tensor, torch.Tensor], torch.Tensor, Sequence[torch.Tensor]],
@@ -107,11 +114,6 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if x.dim() == 4 else torch.contiguous_format
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
@@ -124,21 +126,30 @@ def train_model(
     on_epoch: EpochHook | None = None,
     on_step: Callable[[int, int], None] | None = None,
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    amp: bool | None = None,
+    compile_model: bool = False,
 ) -> TrainResult:
     """Train `model` (forward returns (logits, embedding)) in place.
 
     `extras` are per-example tensors mixed alongside the inputs (e.g. cached teacher outputs);
     `on_epoch(epoch, val_accuracy)` may raise optuna.TrialPruned to stop early;
     `on_step(done, total)` drives a progress bar; `transform(batch, generator)` augments each
-    input batch on the CPU before SpecAugment and mixup (e.g. random crops of raw audio).
+    input batch before SpecAugment and mixup (e.g. random crops of raw audio): the batch is on
+    the training device and `generator` is a CPU generator, for small draws only (see
+    techniques/aclnet_common.py's WaveAugment). `amp`: bfloat16 autocast (None: on CUDA);
+    `compile_model`: train through `torch.compile(model)` (off: measured slower on CPU, see
+    README "GPU").
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     fmt = _memory_format(x)
     model.to(device, memory_format=fmt)
+    forward = torch.compile(model) if compile_model else model
     augment = SpecAugment(cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused CUDA kernel updates every parameter in one launch instead of several per tensor.
+    fused = {"fused": True} if device.type == "cuda" else {}
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     n = len(x)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     total_steps = cfg.epochs * steps_per_epoch
@@ -148,9 +159,12 @@ def train_model(
             opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.2)
     else:  # OneCycleLR divides by zero when warm-up rounds to no step: keep the rate constant
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    use_amp = device.type == "cuda"
+    use_amp = device.type == "cuda" if amp is None else amp
     result = TrainResult()
     t_start = time.perf_counter()
+    data = Staged([x, y, *extras], device)  # on the device once, when they fit
+    val_x = None if val is None else _resident(val[0], device)
+    timer = StepTimer(device)
     # Non-finite losses are counted on the device and read once per epoch (on CUDA reading a
     # count every step would make the host wait for the device); on the CPU each step's is free.
     each_step = _checks_each_step(device)
@@ -158,21 +172,20 @@ def train_model(
     for epoch in range(cfg.epochs):
         model.train()
         augment.train()
-        order = torch.randperm(n, generator=gen)
+        order = data.order(torch.randperm(n, generator=gen))
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a batch of one
                 continue
-            xb = x[idx] if transform is None else transform(x[idx], gen)
-            xb = xb.to(device, non_blocking=True).float().contiguous(memory_format=fmt)
-            yb = y[idx].to(device, non_blocking=True)
-            eb = [e[idx].to(device, non_blocking=True).float() for e in extras]
+            xb, yb, *eb = data.take(idx)
+            xb = xb if transform is None else transform(xb, gen)
+            xb = xb.float().contiguous(memory_format=fmt)
+            eb = [e.float() for e in eb]
             xb = augment(xb)
             xb, soft, eb = mixup(xb, yb, n_classes, cfg.mixup_alpha, gen, extras=eb)
-            _sync(device)
-            t0 = time.perf_counter()
+            timer.start()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                outputs = model(xb)
+                outputs = forward(xb)
                 loss = loss_fn(outputs, soft, eb)
             bad_steps += (~torch.isfinite(loss.detach())).to(torch.int64)
             if each_step and bad_steps.item():
@@ -181,22 +194,28 @@ def train_model(
             loss.backward()
             opt.step()
             sched.step()
-            _sync(device)
-            result.seconds_forward_backward += time.perf_counter() - t0
+            timer.stop()
             result.clips_seen += len(idx)
             if on_step is not None:
                 on_step(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch)
+        result.seconds_forward_backward = timer.seconds()  # on CUDA: the epoch's one wait
         if bad_steps.item():
             raise _diverged(cfg, epoch, f"{bad_steps.item()} of {steps_per_epoch} steps")
         if val is not None:
             t0 = time.perf_counter()
-            acc = evaluate(model, val[0], val[1], n_classes, cfg.eval_batch_size, device).accuracy
+            assert val_x is not None
+            acc = evaluate(model, val_x, val[1], n_classes, cfg.eval_batch_size, device).accuracy
             result.seconds_eval += time.perf_counter() - t0
             result.val_history.append(acc)
             if on_epoch is not None:
                 on_epoch(epoch, acc)
     result.seconds_total = time.perf_counter() - t_start
     return result
+
+
+def _resident(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`x` moved to `device` when it fits there (validation clips, read every epoch), else `x`."""
+    return x.to(device) if fits_on_device(nbytes([x]), device) else x
 
 
 def _checks_each_step(device: torch.device) -> bool:
@@ -212,20 +231,32 @@ def _diverged(cfg: TrainConfig, epoch: int, where: str) -> TrainingDiverged:
                             "or check the input features for extreme values")
 
 
+# Evaluation batch on CUDA at least this large: at the CPU's 128 a small model leaves the GPU
+# idle; eval mode keeps no activations, so 512 clips fit beside training on any current GPU.
+CUDA_EVAL_BATCH = 512
+
+
+def eval_batch_size(batch_size: int, device: torch.device) -> int:
+    """The evaluation batch on `device`: the configured one, at least CUDA_EVAL_BATCH on CUDA."""
+    return max(batch_size, CUDA_EVAL_BATCH) if device.type == "cuda" else batch_size
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 128,
                   device: torch.device | str | None = None) -> np.ndarray:
-    """Class probabilities for every row of `x` (eval mode, no augmentation)."""
+    """Class probabilities for every row of `x` (eval mode, no augmentation); `x` may be on the
+    host or on the device. The probabilities stay on the device until all batches are done."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     model.to(device)
     dtype = next(model.parameters()).dtype
+    step = eval_batch_size(batch_size, device)
     out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device).to(dtype)
+    for start in range(0, len(x), step):
+        xb = to_device(x[start:start + step], device).to(dtype)
         logits = model(xb)[0]
-        out.append(torch.softmax(logits.float(), dim=1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+        out.append(torch.softmax(logits.float(), dim=1))
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int,
@@ -235,7 +266,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int,
     if not np.isfinite(probs).all():
         raise TrainingDiverged("the model's outputs are NaN or infinite on the validation clips; "
                                "fix: a lower learning rate, or a higher precision than fp16")
-    return score(probs, y.numpy(), n_classes)
+    return score(probs, y.cpu().numpy(), n_classes)
 
 
 def score(probs: np.ndarray, y: np.ndarray, n_classes: int) -> EvalResult:

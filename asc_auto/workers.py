@@ -3,10 +3,12 @@
 The parent sets the study up once (storage, features, teacher, paper trial) so that workers find
 everything cached, then starts the workers (spawned processes: no forked CUDA or OpenMP state),
 shows one progress bar read from the storage, and runs the technique's after-search step once at
-the end. Workers split the trials, the CPU threads (on CPU) or the GPUs (round robin; several
-workers share one GPU); each prints one line per finished trial. Ctrl-C or SIGTERM stops every
-worker (each records its running trial FAIL), then the parent; a worker that dies outright loses
-only its running trial, which the next run (or a live worker on this host) marks FAIL.
+the end. Workers split the trials and the CPU cores, and on CUDA the GPUs (round robin: with
+N > GPUs several workers share one, filling the gaps each leaves while its host side runs;
+benchmarks/workers.py finds the N with most trials per hour); each prints one line per finished
+trial. Ctrl-C or SIGTERM stops every worker (each records its running trial FAIL), then the
+parent; a worker that dies outright loses only its running trial, which the next run (or a live
+worker on this host) marks FAIL.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
@@ -43,6 +46,11 @@ def worker_device(device: str, index: int) -> str:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return f"cuda:{index % torch.cuda.device_count()}"
     return device
+
+
+def per_device(devices: list[str]) -> str:
+    """'4 on cuda:0' / '2 on cuda:0, 2 on cuda:1': how the workers share the GPUs."""
+    return ", ".join(f"{n} on {d}" for d, n in Counter(devices).items())
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -73,9 +81,12 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     study, setup = setup_study(opts, status)
     before = len(study.get_trials(deepcopy=False, states=_FINISHED))
     cpu = resolve_cpu(opts.device)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if cpu else 0
+    # Cores are split on a GPU too: each worker's host side (Python, kernel launches, INT8
+    # calibration and scoring) needs its share, and N thread pools of all cores contend.
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")
     procs: list[BaseProcess] = []
+    devices: list[str] = []
     for i, n in enumerate(split_trials(opts.trials, jobs)):
         if n == 0:
             continue
@@ -84,8 +95,9 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
         proc = ctx.Process(target=_worker_main, args=(wopts, i, threads), name=f"worker-{i}")
         proc.start()
         procs.append(proc)
-    status(f"{len(procs)} workers on study '{study.study_name}'"
-           + (f", {threads} CPU threads each" if cpu else ""))
+        devices.append(wopts.device)
+    status(f"{len(procs)} workers on study '{study.study_name}', {threads} CPU threads each"
+           + ("" if cpu else ", " + per_device(devices)))
     try:
         _watch(study, procs, before, opts.trials, opts.progress)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ are scaled by T^2 so their gradients keep the same magnitude whatever the temper
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,9 @@ class DistillationLoss(nn.Module):
         teacher_logits: torch.Tensor | None,
         teacher_emb: torch.Tensor | None,
         targets: torch.Tensor,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Return (weighted total, unweighted terms {"embed", "soft", "ce"} as floats).
+    ) -> tuple[torch.Tensor, Mapping[str, float]]:
+        """Return (weighted total, unweighted terms {"embed", "soft", "ce"}, read as floats when
+        looked at).
 
         `targets` are class indices (B,) or class probabilities (B, C), e.g. from mixup.
         Teacher outputs are treated as constants; they may be None when their weight is 0.
@@ -68,6 +70,24 @@ class DistillationLoss(nn.Module):
             soft = _softened_kl(teacher_logits, student_logits, self.temperature)
         ce = F.cross_entropy(student_logits, targets)
         total = self.alpha * embed + self.beta * soft + self.gamma * ce
-        terms = {"embed": embed, "soft": soft, "ce": ce}
-        parts = {k: v.detach().item() for k, v in terms.items()}
-        return total, parts
+        return total, LazyFloats({"embed": embed, "soft": soft, "ce": ce})
+
+
+class LazyFloats(Mapping[str, float]):
+    """Scalar tensors read as floats only when looked at: the training loop never looks, and on
+    a GPU each read would make the host wait for the device (three times per step)."""
+
+    def __init__(self, terms: dict[str, torch.Tensor]) -> None:
+        self._terms = {k: v.detach() for k, v in terms.items()}
+
+    def __getitem__(self, key: str) -> float:
+        return float(self._terms[key].item())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._terms)
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))

@@ -14,6 +14,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from asc_auto.staging import to_device
+
 
 class SpecAugment(nn.Module):
     """Random frequency and time masks, drawn independently per example and plane.
@@ -114,7 +116,10 @@ def mixup(
     gen_device = generator.device if generator is not None else torch.device("cpu")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gen_device).item())
     lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=len(x)))
-    perm = torch.randperm(len(x), generator=generator, device=gen_device).to(x.device)
+    # Both cross to the batch's device once, without blocking the host (to_device: pinned,
+    # non-blocking), not once per mixed tensor.
+    lam = to_device(lam, x.device)
+    perm = to_device(torch.randperm(len(x), generator=generator, device=gen_device), x.device)
 
     def mix(t: torch.Tensor) -> torch.Tensor:
         w = lam.to(device=t.device, dtype=t.dtype).view(-1, *([1] * (t.dim() - 1)))

@@ -19,6 +19,7 @@ from torch import nn
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
+from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
 from asc_auto.techniques.base import EpochHook, Pretrained, StepHook, TrialContext
 from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
@@ -64,7 +65,14 @@ def segment_samples(ctx: TrialContext) -> int:
 
 
 class WaveAugment:
-    """Batch transform for `train_model`: random crop, random gain, additive white noise."""
+    """Batch transform for `train_model`: random crop, random gain, additive white noise.
+
+    Runs where the batch is (the training device). The per-example draws (crop starts, gains,
+    SNRs, noise on/off: a few numbers per clip) come from the CPU generator and cross with one
+    non-blocking copy each; the noise itself (as large as the crops) is drawn on the device
+    from torch's generator there (seeded by `train_model`), so no audio-sized tensor crosses.
+    On the CPU all draws come from `gen`, as before.
+    """
 
     def __init__(self, settings: AugmentSettings, crop: int) -> None:
         self.settings = settings
@@ -72,18 +80,21 @@ class WaveAugment:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         b, c, length = x.shape
+        dev = x.device
         crop = min(self.crop, length)
-        starts = torch.randint(0, length - crop + 1, (b,), generator=gen)
-        idx = starts[:, None] + torch.arange(crop)[None, :]
-        out = torch.gather(x.float(), 2, idx[:, None, :].expand(b, c, crop))
+        starts = to_device(torch.randint(0, length - crop + 1, (b,), generator=gen), dev)
+        idx = starts[:, None] + torch.arange(crop, device=dev)[None, :]
+        # Gather first, convert after: only the crop is widened to float32 (the same values).
+        out = torch.gather(x, 2, idx[:, None, :].expand(b, c, crop)).float()
         s = self.settings
-        gain_db = (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * s.gain_db
+        gain_db = to_device((torch.rand(b, 1, 1, generator=gen) * 2 - 1) * s.gain_db, dev)
         out = out * 10 ** (gain_db / 20)
         if s.noise_prob > 0:
-            snr = s.snr_db + 30 * torch.rand(b, 1, 1, generator=gen)
+            snr = to_device(s.snr_db + 30 * torch.rand(b, 1, 1, generator=gen), dev)
             rms = out.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-5)
-            use = (torch.rand(b, 1, 1, generator=gen) < s.noise_prob).float()
-            noise = torch.randn(out.shape, generator=gen)
+            use = to_device((torch.rand(b, 1, 1, generator=gen) < s.noise_prob).float(), dev)
+            noise = (torch.randn(out.shape, generator=gen) if dev.type == "cpu"
+                     else torch.randn(out.shape, device=dev))
             out = out + use * noise * rms * 10 ** (-snr / 20)
         return out
 
