@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import optuna
 import typer
@@ -27,10 +27,10 @@ from asc_auto.report import (
     studies_table,
     summary_line,
 )
+from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
 from asc_auto.storage import default_storage, open_storage
-from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques import TECHNIQUES
 from asc_auto.verbosity import QUIET, set_verbosity, verbosity
 
@@ -351,9 +351,9 @@ def report(
     if not rows:
         raise AscError(f"no studies in {url}; fix: run `asc-auto search --technique kd` first")
     console.print(studies_table(rows))
-    for r in rows:  # a kd study's teacher beside its best student
+    for r in rows:  # what each technique says about its study (kd: the teacher)
         attrs = optuna.load_study(study_name=r.study, storage=store).user_attrs
-        for line in teacher_lines(attrs, r.best.value if r.best else None):
+        for line in _study_notes(attrs, r.best.value if r.best else None):
             console.print(f"{r.study}: " + (f"[yellow]{line}[/]" if line.startswith("warning")
                                             else line.strip()))
     console.print(paper_table())
@@ -393,9 +393,15 @@ def dashboard(
     """Start optuna-dashboard on the study storage (Ctrl-C stops it)."""
     from optuna_dashboard import run_server
 
+    from asc_auto.dashboard import name_objective
+
     url = storage or default_storage(home)
+    store = open_storage(url)
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        if summary.directions and len(summary.directions) == 1:  # ours: older ones unnamed
+            name_objective(optuna.load_study(study_name=summary.study_name, storage=store))
     console.print(f"optuna-dashboard on [bold]http://{host}:{port}[/] for {url} (Ctrl-C stops)")
-    run_server(open_storage(url), host=host, port=port)
+    run_server(store, host=host, port=port)
 
 
 @app.command()
@@ -459,17 +465,17 @@ def predict(
         raise typer.Exit(1)
 
 
+def _study_notes(attrs: dict[str, Any], best_value: float | None) -> list[str]:
+    """What the study's technique prints about it (nothing for an unknown technique)."""
+    technique = TECHNIQUES.get(str(StudyRecord.from_attrs(attrs).technique))
+    return technique().study_notes(attrs, best_value) if technique is not None else []
+
+
 def _print_study(study: optuna.Study) -> None:
     console.print(f"[bold]{study.study_name}[/]: {summary_line(study)}")
     ranked = feasible_trials(study)
-    for line in teacher_lines(study.user_attrs, ranked[0].value if ranked else None):
+    for line in _study_notes(study.user_attrs, ranked[0].value if ranked else None):
         console.print(f"[yellow]{line}[/]" if line.startswith("warning") else line)
-    ablation = study.user_attrs.get("gcc_ablation")
-    if ablation:
-        console.print(f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}): "
-                      f"validation accuracy {ablation['accuracy_with_gcc']:.4f} with the GCC "
-                      f"plane, {ablation['accuracy_without_gcc']:.4f} without "
-                      f"({ablation['gcc_gain']:+.4f})")
     console.print(best_table(study))
     console.print(pareto_table(study))
     confirmed = confirmation_table(study)

@@ -23,7 +23,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-CONFIRMATION = "confirmation"
+from asc_auto.schema import StudyRecord, TrialRecord
+
+CONFIRMATION = "confirmation"  # the StudyRecord field it is stored in
+DEFAULT_SEEDS = 2  # fresh seeds per confirmed configuration when a search is not told
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,11 @@ class Confirmed:
 def confirmations(study: optuna.Study) -> list[Confirmed]:
     """What the study has confirmed, best fresh-seed mean first (a tie goes to the smaller
     model); only configurations scored with every seed asked for."""
-    record = study.user_attrs.get(CONFIRMATION)
+    record = StudyRecord.from_study(study).confirmation
     if not record:
         return []
     seeds = int(record["seeds"])
-    sizes = {t.number: t.user_attrs.get("size_kb", 0.0)
+    sizes = {t.number: TrialRecord.from_trial(t).size_kb or 0.0
              for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     done = [Confirmed(int(n), tuple(accs), float(sizes.get(int(n), 0.0)))
             for n, accs in record["trials"].items() if len(accs) >= seeds + 1]
@@ -72,7 +75,7 @@ def confirmations(study: optuna.Study) -> list[Confirmed]:
 
 def confirmed_best(study: optuna.Study) -> int | None:
     """The trial number of the confirmed winner, or None before a complete confirmation."""
-    record = study.user_attrs.get(CONFIRMATION)
+    record = StudyRecord.from_study(study).confirmation
     ranked = confirmations(study)
     if not record or len(ranked) < len(record["trials"]):
         return None
@@ -93,12 +96,12 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score, to
     chosen = ranked[:top]
     if seeds < 1 or len(chosen) < 2:
         return []
-    record: dict[str, Any] = dict(study.user_attrs.get(CONFIRMATION) or {})
+    record: dict[str, Any] = dict(StudyRecord.from_study(study).confirmation or {})
     wanted = [str(t.number) for t in chosen]
     if record.get("seeds") != seeds or sorted(record.get("trials", {})) != sorted(wanted):
         record = {"seeds": seeds, "top": top,
                   "trials": {str(t.number): [round(float(t.value), 4)] for t in chosen}}
-        study.set_user_attr(CONFIRMATION, record)
+        StudyRecord(confirmation=record).write(study)
     runs = sum(seeds + 1 - len(record["trials"][n]) for n in wanted)
     done = 0
     for trial in chosen:
@@ -108,5 +111,5 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score, to
             status(f"confirming trial {trial.number} with seed {seed} "
                    f"(run {done} of {runs}; its search value {trial.value:.4f})")
             accs.append(round(float(score(trial, seed)), 4))
-            study.set_user_attr(CONFIRMATION, record)
+            StudyRecord(confirmation=record).write(study)
     return confirmations(study)

@@ -27,6 +27,7 @@ from asc_auto.data.splits import train_val_split
 from asc_auto.data.tau import TauDataset, load_dataset
 from asc_auto.errors import AscError
 from asc_auto.features.cache import FeatureSet, build_features
+from asc_auto.schema import StudyRecord
 from asc_auto.space import SearchSpace, load_space
 from asc_auto.train import TrainConfig, epochs_for, resolve_device, train_config
 from asc_auto.transfer import Sources, pin_space
@@ -140,17 +141,16 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
                   status: Callable[[str], None]) -> TrialContext:
     """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings
     (data, space, demo profile, table overrides, rule, budget, MACs limit, epochs)."""
-    attrs = study.user_attrs
+    record = StudyRecord.from_study(study)
     for key in ("data", "space_file", "rule", "budget_kb"):
-        if key not in attrs:
+        if getattr(record, key) is None:
             raise AscError(f"study '{study.study_name}' lacks '{key}' (not made by asc-auto "
                            "search?); fix: retrain a study that asc-auto search created")
-    recorded = attrs.get("epochs")
     return build_context(technique, ContextSettings(
-        data=Path(attrs["data"]), space_file=Path(attrs["space_file"]), rule=attrs["rule"],
-        budget_kb=float(attrs["budget_kb"]), max_mmacs=attrs.get("max_mmacs"), home=home,
-        demo=bool(attrs.get("demo")),
-        overrides=attrs.get("overrides") or {},
-        epochs=epochs or (int(recorded) if recorded is not None else None),
+        data=Path(str(record.data)), space_file=Path(str(record.space_file)),
+        rule=str(record.rule), budget_kb=float(record.budget_kb or 0.0),
+        max_mmacs=record.max_mmacs, home=home, demo=bool(record.demo),
+        overrides=record.overrides or {},
+        epochs=epochs or (int(record.epochs) if record.epochs is not None else None),
         device=device, progress=progress, val_fraction=None,
-        sources=Sources.from_attrs(attrs.get("sources"))), status)
+        sources=Sources.from_attrs(record.sources)), status)

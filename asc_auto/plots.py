@@ -32,8 +32,9 @@ def _size_kb(t: FrozenTrial) -> float:
 def plot_pareto(study: optuna.Study, out: Path) -> Path:
     """Validation accuracy vs size of every feasible trial; front joined; budget as a line."""
     ok = feasible_trials(study)
-    infeasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if not TrialRecord.from_trial(t).feasible]
+    infeasible = [t for t in study.get_trials(  # PRUNED now, COMPLETE in older studies
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if TrialRecord.from_trial(t).feasible is False]
     record = StudyRecord.from_study(study)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()

@@ -25,13 +25,14 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
-    """complete / pruned / infeasible / failed / running counts of a study."""
+    """complete / pruned / infeasible / failed / running counts of a study. Infeasible: sized
+    over a limit and never trained (PRUNED without a value; COMPLETE at 0.0 in older studies)."""
     counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "running": 0}
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
             counts["complete" if TrialRecord.from_trial(t).feasible else "infeasible"] += 1
         elif t.state == TrialState.PRUNED:
-            counts["pruned"] += 1
+            counts["infeasible" if TrialRecord.from_trial(t).feasible is False else "pruned"] += 1
         elif t.state == TrialState.FAIL:
             counts["failed"] += 1
         elif t.state in (TrialState.RUNNING, TrialState.WAITING):
@@ -59,7 +60,7 @@ def accuracy_text(accuracy: float | None, n: int | None, se: float | None = None
 
 def trial_accuracy_text(t: FrozenTrial, n_val: int | None) -> str:
     """A trial's value with its uncertainty (`value_se` of a cross-validated trial)."""
-    return accuracy_text(t.value, n_val, t.user_attrs.get("value_se"))
+    return accuracy_text(t.value, n_val, TrialRecord.from_trial(t).value_se)
 
 
 def _row(t: FrozenTrial, n_val: int | None = None) -> list[str]:
@@ -104,7 +105,7 @@ def best_table(study: optuna.Study, n: int = 5) -> Table:
     ranked = feasible_trials(study)
     rows = ranked[:n]
     rows += [t for t in ranked[n:] if TrialRecord.from_trial(t).is_paper]
-    mmacs = study.user_attrs.get("max_mmacs")
+    mmacs = record.max_mmacs
     macs = f", at most {mmacs:g} MMACs" if mmacs is not None else ""
     return _table(f"{study.study_name}: best feasible trials (budget {budget} KB{macs}, "
                   f"rule {record.rule or '?'})", rows, record.val_clip_count)
@@ -205,30 +206,50 @@ def studies_table(rows: Sequence[StudyRow]) -> Table:
         table.add_column(col, justify="left" if col in ("study", "technique", "prec")
                          else "right")
     for r in rows:
-        b = r.best
-        c = r.counts
-        retrained = (f"{r.retrain['mean']:.4f} ± {r.retrain['std']:.4f}" if r.retrain else "-")
-        table.add_row(
-            r.study, r.technique,
-            f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}",
-            trial_accuracy_text(b, r.val_clips) if b else "-",
-            *(_best_cells(b) if b else ("-", "-", "-")), retrained)
+        c = study_cells(r)
+        table.add_row(c["study"], c["technique"], "/".join(c[s] for s in STATES), c["best"],
+                      c["size"], c["params"], c["precision"], c["retrained"])
     return table
 
 
+STATES = ("complete", "pruned", "infeasible", "failed")  # the studies table's trial counts
+
+
+def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
+    """One study's cells, written once for the studies table and summary.md: its name and
+    technique, trial counts per state, best value ± SE, size KB, params, precision and the
+    retrained evaluate accuracy."""
+    b = r.best
+    size, params, precision = _best_cells(b) if b else ("-", "-", "-")
+    retrained = (f"{r.retrain['mean']:.4f} ± {r.retrain['std']:.4f}" if r.retrain
+                 else not_retrained)
+    return {"study": r.study, "technique": r.technique,
+            **{s: str(r.counts[s]) for s in STATES},
+            "best": trial_accuracy_text(b, r.val_clips) if b else "-",
+            "size": size, "params": params, "precision": precision, "retrained": retrained}
+
+
 def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:
-    """Size KB, params and precision of a study's best trial."""
     r = TrialRecord.from_trial(t)
     return f"{r.size_kb:.2f}", f"{r.params:,}", str(r.precision or "")
+
+
+# The seed paper's table, written once for the CLI and summary.md: (column, alignment).
+PAPER_COLUMNS = (("technique", "left"), ("model", "left"), ("accuracy", "right"),
+                 ("params", "right"), ("size KB", "right"), ("precision", "left"))
+
+
+def paper_rows() -> list[tuple[str, ...]]:
+    """PAPER_RESULTS as the cells of PAPER_COLUMNS."""
+    return [(p.technique, p.model, f"{p.accuracy:.4f}", f"{p.params:,}", f"{p.size_kb:.2f}",
+             p.precision) for p in PAPER_RESULTS]
 
 
 def paper_table() -> Table:
     """The seed paper's Table 2 (evaluate fold of the real TAU 2020 3Class data)."""
     table = Table(title="seed paper (DCASE2020 Task 1b, evaluate fold)", title_justify="left")
-    for col in ("technique", "model", "accuracy", "params", "size KB", "precision"):
-        table.add_column(col, justify="right" if col in ("accuracy", "params", "size KB")
-                         else "left")
-    for p in PAPER_RESULTS:
-        table.add_row(p.technique, p.model, f"{p.accuracy:.4f}", f"{p.params:,}",
-                      f"{p.size_kb:.2f}", p.precision)
+    for col, justify in PAPER_COLUMNS:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in paper_rows():
+        table.add_row(*row)
     return table

@@ -3,7 +3,8 @@ size limit as a hard constraint.
 
 Optuna 5 refuses pruners on multi-objective studies, so accuracy is the objective and size is a
 constraint (`Trial.set_constraint`, which TPE reads): a configuration over the limit is sized
-before training, recorded as infeasible (objective 0.0, constraint > 0) and never trained. The
+before training, recorded as infeasible (PRUNED without a value, constraint > 0: TPE learns from
+it, the dashboard's value plots leave it out; see dashboard.py) and never trained. The
 accuracy/size trade-off is read off the trials afterwards (report.pareto_front). A rule with a
 MACs limit (dcase2022-2024, or --max-mmacs) adds a second constraint sized the same way; a
 trial is feasible when both are met. A study is resumed when it exists: its split, size rule,
@@ -26,18 +27,28 @@ import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from asc_auto import confirm
 from asc_auto.compress.macs import rule_macs
-from asc_auto.confirm import confirm_top
 from asc_auto.context import ContextSettings, build_context
 from asc_auto.cv import CvScore, fold_contexts, folds_for
+from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.tau import TauDataset, dataset_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
+from asc_auto.progress import progress_bar
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.schema import PAPER, SEARCH, SIZE_CONSTRAINT, StudyRecord, TrialRecord
+from asc_auto.schema import (
+    MACS_CONSTRAINT,
+    PAPER,
+    SEARCH,
+    SIZE_CONSTRAINT,
+    SIZING,
+    TRAINED,
+    StudyRecord,
+    TrialRecord,
+)
 from asc_auto.space import SearchSpace, default_space_file
 from asc_auto.storage import (
     default_storage,
@@ -85,7 +96,8 @@ class SearchOptions:
     retry_failed: int = 0  # trials of dead workers enqueued again up to this many times
     cv: int | None = None  # folds; None: 5 when validation has under 300 clips (user data), 0: off
     confirm_top: int = 3  # after the trials, the best few configurations ...
-    confirm_seeds: int = 2  # ... scored again with this many fresh seeds (0: no confirmation)
+    confirm_seeds: int | None = None  # ... scored again with this many fresh seeds (0: none;
+    # None: confirm.DEFAULT_SEEDS, read when the search starts)
     init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
@@ -128,7 +140,6 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
     return SearchSetup(technique, ctx.space, ctx.dataset, ctx, demo)
 
 
-MACS_CONSTRAINT = "macs_over_limit"  # set only under a MACs limit; <= 0 is feasible
 
 
 # What a study fixes at creation: a resumed run that differs in any of these would mix trials
@@ -158,11 +169,11 @@ def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, s
         old = study.user_attrs[key]  # None is a value too: "no MACs limit"
         if old != value:
             what = RESUME_KEYS.get(key, key)
+            record = StudyRecord.from_study(study)
             if key == "data_fingerprint":
-                old, value = (f"{study.user_attrs.get('data')} ({old[:12]})",
-                              f"{where['data']} ({value[:12]})")
+                old, value = (f"{record.data} ({old[:12]})", f"{where['data']} ({value[:12]})")
             elif key == "space_sha256":
-                old, value = (f"{study.user_attrs.get('space_file')} ({old[:12]})",
+                old, value = (f"{record.space_file} ({old[:12]})",
                               f"{where['space_file']} ({value[:12]})")
             raise UsageError(
                 f"study '{study.study_name}' was created with another {what}: {old!r}, this run "
@@ -175,7 +186,8 @@ def _paper_pending(study: optuna.Study) -> bool:
 
     Call after `fail_dead_trials`: a RUNNING paper trial of a killed worker must not count.
     """
-    alive = {TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING}
+    # PRUNED: over the limit (the paper's trial is never pruned by Hyperband), done for good
+    alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
     return any(TrialRecord.from_trial(t).is_paper and t.state in alive
                for t in study.get_trials(deepcopy=False))
 
@@ -261,9 +273,11 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         recorded = StudyRecord.from_attrs(existing[study_name].user_attrs).split_seed
         split_seed = opts.seed if recorded is None else int(recorded)
         if cv is None:  # studies older than --cv were scored on one split
-            cv = int(existing[study_name].user_attrs.get("cv_folds", 0))
+            cv = int(StudyRecord.from_attrs(existing[study_name].user_attrs).cv_folds or 0)
     setup = prepare_search(opts, status, split_seed=split_seed)
-    setup.confirm_top, setup.confirm_seeds = opts.confirm_top, opts.confirm_seeds
+    setup.confirm_top = opts.confirm_top
+    setup.confirm_seeds = (confirm.DEFAULT_SEEDS if opts.confirm_seeds is None
+                           else opts.confirm_seeds)
     ctx = setup.context
     n_folds = folds_for(cv, len(ctx.val_files),
                         len({c.identifier for c in setup.dataset.train}), setup.demo)
@@ -282,23 +296,23 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
                                     load_if_exists=True)
-        _check_resume(study, {
-            "technique": opts.technique, "rule": opts.rule,
-            "budget_kb": ctx.rule.limit_kb if opts.budget_kb is None else opts.budget_kb,
-            "max_mmacs": ctx.rule.max_mmacs,
-            "split_seed": split_seed, "val_fraction": opts.val_fraction,
-            "overrides": opts.overrides, "epochs": ctx.train_cfg.epochs,
-            "data_fingerprint": dataset_fingerprint(setup.dataset),
-            "space_sha256": space_digest(setup.space),
-            "sources_sha256": ctx.sources.digests(), "cv_folds": n_folds,
-        }, where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
+        _check_resume(study, StudyRecord(
+            technique=opts.technique, rule=opts.rule,
+            budget_kb=ctx.rule.limit_kb if opts.budget_kb is None else opts.budget_kb,
+            max_mmacs=ctx.rule.max_mmacs, split_seed=split_seed, val_fraction=opts.val_fraction,
+            overrides=opts.overrides, epochs=ctx.train_cfg.epochs,
+            data_fingerprint=dataset_fingerprint(setup.dataset),
+            space_sha256=space_digest(setup.space),
+            sources_sha256=ctx.sources.digests(), cv_folds=n_folds,
+        ).to_attrs(RESUME_KEYS), where={"data": str(setup.dataset.root),
+                                         "space_file": str(setup.space.file)})
         if StudyRecord.from_study(study).uid is None:  # tells it from another of that name
             StudyRecord(uid=uuid.uuid4().hex).write(study)
+        name_objective(study)  # "validation accuracy" in the dashboard, not "Objective 0"
         StudyRecord(data=str(setup.dataset.root), labels=list(setup.dataset.labels),
                     space_file=str(setup.space.file), demo=setup.demo,
-                    train_clips=len(ctx.train_files), val_clips=len(ctx.val_files)).write(study)
-        study.set_user_attr("cv_folds", n_folds)
-        study.set_user_attr("sources", ctx.sources.attrs())  # paths: where retrain finds them
+                    train_clips=len(ctx.train_files), val_clips=len(ctx.val_files),
+                    cv_folds=n_folds, sources=ctx.sources.attrs()).write(study)  # sources: paths
     for key, value in _prepare(setup, status).items():  # the teacher(s): their own lock
         study.set_user_attr(key, value)
     with storage_lock(url):
@@ -338,11 +352,11 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
         objective = Objective(setup)
 
         def score(trial: FrozenTrial, seed_index: int) -> float:
-            config = dict(trial.user_attrs["config"])
+            config = dict(TrialRecord.from_trial(trial).config or {})
             return objective.score_config(config, trial.number, seed_index)[0].mean
 
-        confirmed = confirm_top(study, ranked, score, setup.confirm_top, setup.confirm_seeds,
-                                status)
+        confirmed = confirm.confirm_top(study, ranked, score, setup.confirm_top,
+                                        setup.confirm_seeds, status)
         if confirmed:
             status("confirmed: " + "; ".join(
                 f"trial {c.trial} {c.mean:.4f} ± {c.standard_error:.3f} over {len(c.fresh)} "
@@ -365,6 +379,7 @@ def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, Frozen
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         reason = record.fail_reason
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
+        why = ": over the limit, not trained" if record.feasible is False else why
         status(f"trial {trial.number} {trial.state.name}{value}{size_text} "
                f"({seconds:.1f} s){why}")
 
@@ -411,22 +426,21 @@ class Objective:
         macs = rule_macs(candidate.model, ctx.rule, ctx.example_input,
                          setup.technique.feature_config(ctx.space))
         feasible = size.fits and ctx.rule.macs_fit(macs)
-        record = {
-            "precision": candidate.precision.value, "rule": ctx.rule.name,
-            "size_kb": round(size.size_kb, 2), "size_bytes": size.size_bytes,
-            "params": size.params, "counted_params": size.counted_params, "macs": macs,
-            "budget_kb": round(ctx.rule.limit_bytes / ctx.rule.kb_bytes, 2),
-            "max_mmacs": ctx.rule.max_mmacs, "feasible": feasible, **candidate.info,
-        }
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
-        trial.set_constraint(SIZE_CONSTRAINT, float(size.size_bytes - ctx.rule.limit_bytes))
+        TrialRecord(
+            precision=candidate.precision.value, rule=ctx.rule.name,
+            size_kb=round(size.size_kb, 2), size_bytes=size.size_bytes, params=size.params,
+            counted_params=size.counted_params, macs=macs,
+            budget_kb=round(ctx.rule.limit_bytes / ctx.rule.kb_bytes, 2),
+            max_mmacs=ctx.rule.max_mmacs, feasible=feasible, extra=dict(candidate.info),
+        ).write(trial, SIZING)
+        limits = {SIZE_CONSTRAINT: float(size.size_bytes - ctx.rule.limit_bytes)}
         if ctx.rule.max_macs is not None:  # a second hard limit: TPE reads both
-            trial.set_constraint(MACS_CONSTRAINT, float(macs - ctx.rule.max_macs))
+            limits[MACS_CONSTRAINT] = float(macs - ctx.rule.max_macs)
+        record_constraints(trial, limits)  # named for TPE, listed for the dashboard
         if self.progress is not None:
             self.progress.start_trial(trial.number, is_paper, size.size_kb, feasible)
-        if not feasible:
-            return 0.0  # infeasible (size or MACs): recorded, never trained
+        if not feasible:  # size or MACs: recorded, never trained, no accuracy to plot
+            raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
 
         def on_epoch(epoch: int, acc: float) -> None:
@@ -442,7 +456,7 @@ class Objective:
         on_step = self.progress.step if self.progress is not None else None
 
         def on_fold(fold: int, score: CvScore) -> None:
-            trial.set_user_attr("cv_accuracies", [round(a, 4) for a in score.accuracies])
+            TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies]).write(trial)
             if self.progress is not None:
                 self.progress.fold(fold + 1, len(setup.folds), score.mean)
 
@@ -454,17 +468,16 @@ class Objective:
             raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "
                            f"over the {ctx.rule.limit_bytes / ctx.rule.kb_bytes:.0f} KB budget it "
                            "was sized within; this is a bug in the technique's size()")
-        trial.set_user_attr("size_kb_trained", round(final.size_kb, 2))
-        trial.set_user_attr("accuracy_fp32", round(
-            statistics.fmean(o.outcome.accuracy_fp32 for o in outcomes), 4))
-        trial.set_user_attr("value_se", round(score.standard_error, 4))
-        trial.set_user_attr("train_seconds", round(
-            sum(o.outcome.train.seconds_total for o in outcomes), 2))
-        trial.set_user_attr("forward_backward_seconds", round(
-            sum(o.outcome.train.seconds_forward_backward for o in outcomes), 2))
-        trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 2))
-        for key, value in outcomes[0].outcome.info.items():
-            trial.set_user_attr(key, value)
+        TrialRecord(
+            size_kb_trained=round(final.size_kb, 2),
+            accuracy_fp32=round(statistics.fmean(o.outcome.accuracy_fp32 for o in outcomes), 4),
+            value_se=round(score.standard_error, 4),
+            train_seconds=round(sum(o.outcome.train.seconds_total for o in outcomes), 2),
+            forward_backward_seconds=round(
+                sum(o.outcome.train.seconds_forward_backward for o in outcomes), 2),
+            trial_seconds=round(time.perf_counter() - t0, 2),
+            extra=dict(outcomes[0].outcome.info),  # the technique's own results
+        ).write(trial, TRAINED)
         return float(score.mean)
 
     def score_config(self, config: dict[str, Any], number: int, seed_index: int,
@@ -521,10 +534,7 @@ class SearchProgress:
     """Two rich bars: trials of the search, steps of the current trial's training."""
 
     def __init__(self, n_trials: int | None, enabled: bool = True) -> None:
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not enabled,
-        )
+        self.bar = progress_bar(enabled, info=True, elapsed=True, transient=False)
         self.trials = self.bar.add_task("trials", total=n_trials, info="")
         self.steps = self.bar.add_task("training", total=None, info="", visible=False)
         self.best: str = ""

@@ -9,8 +9,13 @@ import optuna
 
 from asc_auto.io import write_text_atomic
 from asc_auto.plots import plot_history, plot_pareto
-from asc_auto.report import PAPER_RESULTS, StudyRow, study_rows, trial_accuracy_text
+from asc_auto.report import PAPER_COLUMNS, STATES, StudyRow, paper_rows, study_cells, study_rows
 from asc_auto.teacher_summary import teacher_lines
+
+
+def _row(*cells: str) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(cells) + " |"
 
 
 def _slug(name: str) -> str:
@@ -36,25 +41,16 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
         plot_history(study, out / f"{slug}-history.png")
         plots += [f"### {r.study}", "", f"![{r.study} Pareto front]({slug}-pareto.png)",
                   f"![{r.study} history]({slug}-history.png)", ""]
-        b = r.best
-        retrained = (f"{r.retrain['mean']:.4f} ± {r.retrain['std']:.4f}" if r.retrain
-                     else "not retrained")
-        c = r.counts
-        lines.append(
-            f"| {r.study} | {r.technique} | {c['complete']} | {c['pruned']} | "
-            f"{c['infeasible']} | {c['failed']} | "
-            + (f"{trial_accuracy_text(b, r.val_clips)} | {b.user_attrs['size_kb']:.2f} | "
-               f"{b.user_attrs['params']:,} | "
-               f"{b.user_attrs.get('precision', '')}" if b else "- | - | - | -")
-            + f" | {retrained} |")
+        c = study_cells(r, not_retrained="not retrained")
+        lines.append(_row(c["study"], c["technique"], *(c[s] for s in STATES), c["best"],
+                          c["size"], c["params"], c["precision"], c["retrained"]))
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
               "recording location); the evaluate fold is only used by retrain.", "",
               *(["## KD teachers", "", *teachers, ""] if teachers else []),
               "## Seed paper (DCASE2020 Task 1b, evaluate fold of TAU 2020 3Class)", "",
-              "| technique | model | accuracy | params | size KB | precision |",
-              "|---|---|---:|---:|---:|---|"]
-    lines += [f"| {p.technique} | {p.model} | {p.accuracy:.4f} | {p.params:,} | "
-              f"{p.size_kb:.2f} | {p.precision} |" for p in PAPER_RESULTS]
+              _row(*(name for name, _ in PAPER_COLUMNS)),
+              "|" + "|".join("---:" if j == "right" else "---" for _, j in PAPER_COLUMNS) + "|"]
+    lines += [_row(*cells) for cells in paper_rows()]
     lines += ["", "## Plots", "", *plots]
     summary = out / "summary.md"
     write_text_atomic(summary, "\n".join(lines) + "\n")

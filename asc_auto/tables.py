@@ -15,11 +15,12 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from asc_auto.errors import ConfigError
+from asc_auto.errors import AscError, ConfigError
+from asc_auto.registry import Registry
 
 T = TypeVar("T")
 RANGE = "range"  # dataclass field metadata key holding a Range
@@ -59,20 +60,13 @@ def ranged(default: Any, low: float | None = None, high: float | None = None,
 
 
 # Settings table name -> its dataclass; filled by @settings_table where each one is defined.
-SETTINGS_TABLES: dict[str, type] = {}
+SETTINGS_TABLES: Registry[type] = Registry("settings table")
 
 
 def settings_table(name: str) -> Callable[[type[T]], type[T]]:
     """Register `cls` as the dataclass of the space-file table `name`, so `load_space` checks
     the table (and its `[demo.name]` overrides) when the file is read, not mid-trial."""
-
-    def decorator(cls: type[T]) -> type[T]:
-        if SETTINGS_TABLES.get(name, cls) is not cls:
-            raise ValueError(f"table [{name}] is already described by {SETTINGS_TABLES[name]!r}")
-        SETTINGS_TABLES[name] = cls
-        return cls
-
-    return decorator
+    return SETTINGS_TABLES.register(name)
 
 
 def table_values(cls: type, values: dict[str, Any], file: str, table: str) -> dict[str, Any]:
@@ -109,6 +103,20 @@ def table_values(cls: type, values: dict[str, Any], file: str, table: str) -> di
 def dataclass_from_table(cls: type[T], values: dict[str, Any], file: str, table: str) -> T:
     """`cls()` with the checked `values` of a table applied (see `table_values`)."""
     return dataclasses.replace(cls(), **table_values(cls, values, file, table))  # type: ignore[type-var]
+
+
+def dataclass_with(base: T, overrides: Mapping[str, Any], what: str) -> T:
+    """`base` (a frozen dataclass built in code, e.g. a model config) with keyword overrides:
+    unknown keys raise AscError naming `what` and the valid keys; lists (from TOML) become
+    tuples, so configs stay hashable and comparable. Values are checked by the dataclass's own
+    `__post_init__`, not by declared ranges (settings tables use `table_values`)."""
+    fields = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise AscError(f"{what}: unknown config key(s) {', '.join(unknown)}; "
+                       f"valid keys: {', '.join(sorted(fields))}")
+    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(base, **clean)  # type: ignore[type-var]
 
 
 def range_problems(obj: Any) -> list[tuple[str, str, str]]:

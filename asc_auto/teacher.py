@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 
 from asc_auto.checkpoint import load_into
@@ -35,6 +34,7 @@ from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
 from asc_auto.keys import digest
 from asc_auto.models.vgg import VggConfig, VggTeacher
+from asc_auto.progress import progress_bar
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
 from asc_auto.teacher_logits import read_teacher_logits
 from asc_auto.train import (
@@ -204,8 +204,7 @@ def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: Train
     start = f"from {init.path.name}" if init is not None else "from scratch"
     ctx.status(f"training the KD teacher {start} ({sum(p.numel() for p in model.parameters()):,}"
                f" params, {train_cfg.epochs} epochs, seed {train_cfg.seed})")
-    with Progress(TextColumn("teacher"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), transient=True, disable=not ctx.progress) as bar:
+    with progress_bar(ctx.progress, count=False, info=True, elapsed=True) as bar:
         task = bar.add_task("teacher", total=None, info="")
 
         def on_step(done: int, total: int) -> None:

@@ -25,9 +25,9 @@ from multiprocessing.process import BaseProcess
 import optuna
 import torch
 from optuna.trial import TrialState
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asc_auto.errors import AscError, CommandFailed
+from asc_auto.progress import progress_bar
 from asc_auto.schema import TrialRecord
 from asc_auto.search import SearchOptions, finish_search, run_search, setup_study
 
@@ -127,8 +127,7 @@ def resolve_cpu(device: str) -> bool:
 def _watch(study: optuna.Study, procs: list[BaseProcess], before: int, trials: int | None,
            enabled: bool) -> None:
     """One bar for all workers, read from the storage every second until they exit."""
-    bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not enabled)
+    bar = progress_bar(enabled, info=True, elapsed=True, transient=False)
     with bar:
         task = bar.add_task("trials", total=trials, info="")
         while any(proc.is_alive() for proc in procs):

@@ -77,3 +77,16 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
     finally:
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], check=False, capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+def _one_split_unless_testing_selection(request: pytest.FixtureRequest,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches in tests score on one validation split and skip the confirmation, as if the
+    data were large, unless the test is marked `selection` (tests/test_search_cv.py): the tiny
+    dataset would otherwise switch on 5-fold cross-validation and confirmation seeds in every
+    search test of the suite, multiplying its training for what those tests do not check.
+    Tests that pass `cv=` or `confirm_seeds=` get exactly what they pass."""
+    if request.node.get_closest_marker("selection") is None:
+        monkeypatch.setattr("asc_auto.cv.SMALL_VALIDATION", 0)
+        monkeypatch.setattr("asc_auto.confirm.DEFAULT_SEEDS", 0)

@@ -13,6 +13,8 @@ from asc_auto.data.splits import grouped_folds
 from asc_auto.data.tau import Clip
 from asc_auto.errors import AscError
 
+pytestmark = pytest.mark.selection  # the shipped threshold, not the suite's (conftest)
+
 
 def _clips(ids_per_label: int, labels: tuple[str, ...] = ("a", "b", "c"), seed: int = 0
            ) -> list[Clip]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asc_auto.cli_data import summary_table
 from asc_auto.data.tau import Clip, check_dataset, dataset_fingerprint, load_dataset
 from asc_auto.errors import DataError
 
@@ -318,7 +319,7 @@ def test_summary_table_renders(ds_root: Path) -> None:
     from rich.console import Console
 
     console = Console(record=True, width=120)
-    console.print(check_dataset(ds_root, progress=False).to_table())
+    console.print(summary_table(check_dataset(ds_root, progress=False)))
     text = console.export_text()
     assert "transportation" in text
     assert "16000 Hz" in text

@@ -110,7 +110,7 @@ def test_dashboard_serves_the_studies_on_loopback(tmp_path: Path) -> None:
                             stderr=subprocess.STDOUT)
     try:
         body = b""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine imports slowly
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",

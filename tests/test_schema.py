@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 
+from asc_auto.confirm import CONFIRMATION
 from asc_auto.schema import (
     PAPER,
     SIZE_CONSTRAINT,
@@ -12,6 +15,7 @@ from asc_auto.schema import (
     StudyRecord,
     TrialRecord,
 )
+from asc_auto.search import RESUME_KEYS
 
 # A trial as earlier versions stored it: the names are a contract with every existing study.
 STORED_TRIAL = {
@@ -80,3 +84,10 @@ def test_a_stored_study_reads_into_typed_fields_and_back() -> None:
 
 def test_the_stored_names_do_not_change() -> None:
     assert PAPER == "paper" and SIZE_CONSTRAINT == "size_bytes_over_budget"
+
+
+def test_what_search_writes_by_name_is_in_the_schema() -> None:
+    trial_fields = {f.name for f in dataclasses.fields(TrialRecord)}
+    study_fields = {f.name for f in dataclasses.fields(StudyRecord)}
+    assert set(SIZING) | set(TRAINED) <= trial_fields
+    assert set(RESUME_KEYS) <= study_fields and CONFIRMATION in study_fields

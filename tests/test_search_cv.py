@@ -16,7 +16,7 @@ from asc_auto.errors import UsageError
 from asc_auto.records import pick_trial
 from asc_auto.search import SearchOptions, run_search
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.selection]
 
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from asc_auto.data.scenes import SCENE_CLASSES, SPACES, render_scene
 from asc_auto.errors import AscError, DataError
 from asc_auto.io import MANIFEST, atomic_dir, foreign_files, written_by_tool
+from asc_auto.progress import progress_bar
 
 CITIES = ("barcelona", "helsinki", "lisbon", "london", "lyon", "milan", "paris", "prague",
           "stockholm", "vienna")  # fmt: skip
@@ -217,14 +217,7 @@ def _render_all(root: Path, specs: list[_ClipSpec], progress: bool) -> None:
     """Render every clip, in parallel when the job is big enough to pay for processes."""
     seconds = sum(s.frames / s.sample_rate for s in specs)
     workers = min(os.cpu_count() or 1, 8) if seconds >= PARALLEL_MIN_SECONDS else 1
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not progress,
-    )
+    bar = progress_bar(progress, remaining=True)
     jobs = [(root, spec) for spec in specs]
     if workers == 1:
         with bar:

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import Progress
 
 from asc_auto.data.audio import AudioInfo, scan_audio
 from asc_auto.errors import DataError
+from asc_auto.progress import progress_bar
 
 META = "meta.csv"
 SETUP = "evaluation_setup"
@@ -96,40 +96,6 @@ class DatasetSummary:
     duration_mean_s: float
     duration_max_s: float
     n_identifiers: int
-
-    def to_table(self) -> Table:
-        """Per-class counts per split, then the audio format, as one printable rich table."""
-        counts = Table(title=f"Dataset {self.root}", title_justify="left")
-        for name in ("label", "train", "evaluate", "total"):
-            counts.add_column(name, justify="left" if name == "label" else "right")
-        train, evaluate = self.class_counts["train"], self.class_counts["evaluate"]
-        for label in self.labels:
-            a, b = train.get(label, 0), evaluate.get(label, 0)
-            counts.add_row(label, str(a), str(b), str(a + b))
-        n_train, n_eval = self.clips_per_split["train"], self.clips_per_split["evaluate"]
-        counts.add_section()
-        counts.add_row("all", str(n_train), str(n_eval), str(n_train + n_eval), style="bold")
-
-        facts = Table.grid(padding=(0, 2))
-        facts.add_column(style="dim")
-        facts.add_column()
-        mixed = " (mixed: each clip is resampled to the frontend's rate)" if len(
-            self.sample_rates) > 1 else ""
-        facts.add_row("sample rate", _join(self.sample_rates, " Hz") + mixed)
-        facts.add_row("channels", _join(self.channels))
-        facts.add_row(
-            "clip length",
-            f"{self.duration_min_s:.2f} / {self.duration_mean_s:.2f} / "
-            f"{self.duration_max_s:.2f} s (min / mean / max)",
-        )
-        facts.add_row("identifiers", str(self.n_identifiers))
-        facts.add_row("test clips", str(self.clips_per_split.get("test", 0)))
-
-        both = Table.grid()
-        both.add_row(counts)
-        both.add_row(facts)
-        return both
-
 
 def load_dataset(root: Path) -> TauDataset:
     """Parse and validate the CSV files of a TAU-layout dataset without decoding any audio."""
@@ -399,20 +365,9 @@ def _count(clips: Sequence[Clip], labels: Sequence[str]) -> dict[str, int]:
     return {label: counts[label] for label in labels}
 
 
-def _join(values: Sequence[int], unit: str = "") -> str:
-    return ", ".join(f"{v}{unit}" for v in values) if values else "-"
-
-
 def _tabbed(cells: Sequence[str]) -> str:
     return "'" + "<TAB>".join(cells) + "'"
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not enabled,
-    )
+    return progress_bar(enabled, remaining=True)

@@ -46,20 +46,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from asc_auto.data.tau import Clip, TauDataset, dataset_fingerprint
 from asc_auto.errors import AscError
 from asc_auto.features.config import FeatureConfig
 from asc_auto.features.frontends import load_waveform, make_frontend
 from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
+from asc_auto.progress import progress_bar
 
 # Bump when the stored layout or the feature computation changes, to invalidate old caches.
 # 2: meta.json holds the sha256 of x.npy and y.npy, verified on every load.
@@ -320,13 +314,4 @@ def _batched_waveforms(
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("clips"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not enabled,
-    )
+    return progress_bar(enabled, unit="clips", elapsed=True, remaining=True)

@@ -4,8 +4,8 @@ Why dataclasses: the settings are the feature cache key (`key_dict`) and are cop
 spaces (TOML), so they must be plain, hashable, and validated in one place. Every frontend config
 has the same shape: a `kind` class attribute, `sample_rate`, `clip_seconds`, `n_planes` (input
 channels of the model), `feature_shape` and `key_dict()`. A new frontend (GCC-gram, raw waveform)
-is a sibling dataclass added to `FRONTENDS`; `frontend_config_from_dict` then accepts it through a
-`kind = "..."` key with no other change.
+is a sibling dataclass registered with `@register_frontend`; `frontend_config_from_dict` then
+accepts it through a `kind = "..."` key with no other change.
 """
 
 from __future__ import annotations
@@ -14,13 +14,22 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from asc_auto.errors import ConfigError
+from asc_auto.registry import Registry
 from asc_auto.tables import range_problems, ranged, table_values
 
 CHANNEL_MODES: tuple[str, ...] = ("mean", "left", "right", "stereo")
 TABLE = "features"  # the space file's table (and export.json's object) these are read from
+FRONTENDS: Registry[type] = Registry("frontend")  # kind -> config dataclass
+
+C = TypeVar("C")
+
+
+def register_frontend(cls: type[C]) -> type[C]:
+    """Class decorator: make a frontend config available as `kind = "<its kind>"`."""
+    return FRONTENDS.add(cls.kind, cls)  # type: ignore[attr-defined]
 
 
 class FrontendConfig:
@@ -71,6 +80,7 @@ class FrontendConfig:
             raise ConfigError(type(self).__name__, key, problem, fix)
 
 
+@register_frontend
 @dataclass(frozen=True)
 class LogMelConfig(FrontendConfig):
     """Log-mel spectrogram settings; defaults are the seed paper's KD student input."""
@@ -137,6 +147,7 @@ class LogMelConfig(FrontendConfig):
         return out
 
 
+@register_frontend
 @dataclass(frozen=True)
 class GccConfig(FrontendConfig):
     """Binaural log-mels plus a GCC-PHAT gram (asc_auto.features.gcc); defaults are the paper's.
@@ -186,6 +197,7 @@ class GccConfig(FrontendConfig):
         return out
 
 
+@register_frontend
 @dataclass(frozen=True)
 class WaveformConfig(FrontendConfig):
     """Raw audio (AclNet's input; module in features/waveform.py): 16 kHz mono by default."""
@@ -213,9 +225,6 @@ class WaveformConfig(FrontendConfig):
 
 # Union of every registered config type; widen it when a sibling frontend is added.
 FeatureConfig = LogMelConfig | GccConfig | WaveformConfig
-
-FRONTENDS: dict[str, type] = {LogMelConfig.kind: LogMelConfig, GccConfig.kind: GccConfig,
-                              WaveformConfig.kind: WaveformConfig}
 
 
 def frontend_config_from_dict(d: dict[str, Any], file: str | Path) -> FeatureConfig:

@@ -1,4 +1,4 @@
-"""Model registry (timm style): a dict plus a decorator; a new model is usable and tested by name.
+"""Model registry (timm style, asc_auto.registry): a new model is usable and tested by name.
 
 Every model module in ``asc_auto.models`` registers its builders with ``@register_model``; this
 module imports them all once (at the end of the file), so ``MODELS`` is complete as soon as the
@@ -7,7 +7,6 @@ registry is imported and a newly added model file needs no edit here.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
@@ -15,9 +14,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from asc_auto.errors import AscError
+from asc_auto.registry import Registry
+from asc_auto.tables import dataclass_with
 
-MODELS: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 C = TypeVar("C")
@@ -25,14 +25,7 @@ C = TypeVar("C")
 
 def register_model(name: str) -> Callable[[F], F]:
     """Register a builder under `name`; a duplicate name is a programming error, not an override."""
-
-    def decorator(builder: F) -> F:
-        if name in MODELS and MODELS[name] is not builder:
-            raise ValueError(f"model '{name}' is already registered by {MODELS[name]!r}")
-        MODELS[name] = builder
-        return builder
-
-    return decorator
+    return MODELS.register(name)  # type: ignore[return-value]
 
 
 def available_models() -> list[str]:
@@ -42,29 +35,16 @@ def available_models() -> list[str]:
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the model registered as `name`; kwargs override fields of its config dataclass."""
-    if name not in MODELS:
-        known = ", ".join(available_models()) or "(none)"
-        raise AscError(f"unknown model '{name}'; known models: {known}")
-    return MODELS[name](**kwargs)
+    return MODELS.lookup(name)(**kwargs)
 
 
 def build_config(
     config_cls: type[C], config: C | None, overrides: Mapping[str, Any], model: str
 ) -> C:
-    """Merge overrides into a frozen config; unknown keys are errors, lists become tuples.
-
-    Lists arrive from TOML files; converting them keeps configs hashable and comparable.
-    """
+    """A model's config: `config` (or the defaults) with keyword overrides laid on it by
+    `tables.dataclass_with` (unknown keys are errors, lists from TOML become tuples)."""
     base = config if config is not None else config_cls()
-    fields = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise AscError(
-            f"model '{model}': unknown config key(s) {', '.join(unknown)}; "
-            f"valid keys: {', '.join(sorted(fields))}"
-        )
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return dataclasses.replace(base, **clean)  # type: ignore[type-var]
+    return dataclass_with(base, overrides, f"model '{model}'")
 
 
 def _discover() -> None:

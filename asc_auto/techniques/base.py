@@ -9,7 +9,7 @@ compresses to the chosen precision and evaluates the compressed model on the val
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,8 +20,9 @@ from torch import nn
 from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.context import TrialContext
-from asc_auto.errors import AscError, UsageError
+from asc_auto.errors import UsageError
 from asc_auto.features.config import frontend_config_from_dict
+from asc_auto.registry import Registry
 from asc_auto.space import SearchSpace
 from asc_auto.train import EvalResult, TrainResult, evaluate, resolve_device
 from asc_auto.transfer import init_model
@@ -105,6 +106,13 @@ class Technique(ABC):
         del best, ctx
         return {}
 
+    def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
+        """Lines `show` and `report` print about a study of this technique from its attributes
+        and its best feasible value (kd: the teacher beside the best student; gcc: the
+        ablation); a line starting with "warning" is highlighted."""
+        del attrs, best_value
+        return []
+
     def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:
         """The deployed size of a candidate under `rule`; called before and after training.
 
@@ -150,15 +158,12 @@ class Technique(ABC):
         """Train, compress to `candidate.precision`, evaluate on the validation split."""
 
 
-TECHNIQUES: dict[str, type[Technique]] = {}
+TECHNIQUES: Registry[type[Technique]] = Registry("technique")
 
 
 def register_technique(cls: type[Technique]) -> type[Technique]:
     """Class decorator: make a technique available by its `name`."""
-    if cls.name in TECHNIQUES:
-        raise ValueError(f"technique {cls.name!r} registered twice")
-    TECHNIQUES[cls.name] = cls
-    return cls
+    return TECHNIQUES.add(cls.name, cls)
 
 
 def get_technique(name: str) -> Technique:
@@ -167,9 +172,7 @@ def get_technique(name: str) -> Technique:
     The built-ins are registered already: importing this module first runs the package's
     __init__, which imports every built-in technique.
     """
-    if name not in TECHNIQUES:
-        raise AscError(f"unknown technique {name!r}; known: {', '.join(sorted(TECHNIQUES))}")
-    return TECHNIQUES[name]()
+    return TECHNIQUES.lookup(name)()
 
 
 def calibration_clips(config: dict[str, Any]) -> int:

@@ -17,6 +17,7 @@ can fix the switch for a whole study (`use_gcc = true | false`, default "search"
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
 from asc_auto.schema import TrialRecord
+from asc_auto.tables import dataclass_from_table
 from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
@@ -55,21 +57,13 @@ class GccSettings:
 
 
 def gcc_settings(table: dict[str, Any], file: str) -> GccSettings:
-    """Parse [gcc]; unknown keys and wrong values are errors naming the file and key."""
-    out = GccSettings()
-    for key, value in table.items():
-        if key == "use_gcc":
-            if value != "search" and not isinstance(value, bool):
-                raise ConfigError(file, "gcc.use_gcc", f"must be \"search\", true or false, "
-                                  f"got {value!r}")
-            out = dataclasses.replace(out, use_gcc=None if value == "search" else value)
-        elif key == "ablate":
-            if not isinstance(value, bool):
-                raise ConfigError(file, "gcc.ablate", f"must be true or false, got {value!r}")
-            out = dataclasses.replace(out, ablate=value)
-        else:
-            raise ConfigError(file, f"gcc.{key}", "unknown key", "allowed: ablate, use_gcc")
-    return out
+    """Parse [gcc] like every settings table (`tables.dataclass_from_table`: unknown keys and
+    wrong types are errors naming the file and key); `use_gcc` also takes the word "search"."""
+    value = table.get("use_gcc", "search")
+    if value != "search" and not isinstance(value, bool):
+        raise ConfigError(file, "gcc.use_gcc", f"must be \"search\", true or false, got {value!r}")
+    values = {**table, "use_gcc": None if value == "search" else value}
+    return dataclass_from_table(GccSettings, values, file, "gcc")
 
 
 class PlaneSelect(nn.Module):
@@ -168,6 +162,14 @@ class GccGrams(Technique):
         return self.deploy_and_score(model, candidate.precision, ctx, result, x,
                                      calibration_clips(config),
                                      info={"use_gcc": candidate.info["use_gcc"]})
+
+    def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
+        ablation = attrs.get(ABLATION_ATTR)
+        if not ablation:
+            return []
+        return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}): "
+                f"validation accuracy {ablation['accuracy_with_gcc']:.4f} with the GCC plane, "
+                f"{ablation['accuracy_without_gcc']:.4f} without ({ablation['gcc_gain']:+.4f})"]
 
     def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
         """When [gcc] ablate is on: the best configuration's accuracy with and without GCC."""

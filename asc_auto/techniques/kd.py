@@ -12,7 +12,7 @@ size nor exported.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ from asc_auto.teacher import (
     teacher_train_config,
     train_teacher,
 )
+from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
@@ -87,6 +88,9 @@ class KnowledgeDistillation(Technique):
         # One teacher per train/validation split: a cross-validated search distils each fold's
         # student from a teacher that never saw that fold's validation clips.
         self.teachers: dict[str, TeacherOutputs] = {}
+
+    def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
+        return teacher_lines(attrs, best_value)
 
     def teacher_for(self, ctx: TrialContext) -> TeacherOutputs:
         """The teacher trained on `ctx`'s training split (from the cache after the first time)."""

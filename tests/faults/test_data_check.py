@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import asc_auto.data.audio as audio_mod
 from asc_auto.cli import app
+from asc_auto.cli_data import summary_table
 from asc_auto.data.audio import read_audio, scan_audio
 from asc_auto.data.tau import check_dataset, load_dataset
 from asc_auto.errors import DataError
@@ -118,7 +119,7 @@ def test_check_and_search_both_accept_mixed_sample_rates(tiny_dataset: Path,
     summary = check_dataset(root, progress=False)
     assert summary.sample_rates == (16000, 48000)
     console = Console(record=True, width=160)
-    console.print(summary.to_table())
+    console.print(summary_table(summary))
     assert "16000 Hz, 48000 Hz (mixed: each clip is resampled" in console.export_text()
     feats = build_features(ds, CFG, tmp_path / "cache", progress=False)
     assert np.isfinite(np.asarray(feats.x, dtype=np.float32)).all()
