@@ -19,7 +19,7 @@ from rich.table import Table
 
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.report import pareto_front, standard_error, state_counts
+from asc_auto.report import pareto_front, retrained_text, standard_error, state_counts
 from asc_auto.schema import StudyRecord, TrialRecord
 
 
@@ -106,22 +106,12 @@ def _value(d: dict[str, Any] | None) -> str:
     return f"{d['value']:.4f}{se}"
 
 
-def retrain_text(r: dict[str, Any] | None) -> str:
-    """'trial 3: 0.8812 ± 0.0101 (3 seeds)', and 'not the pick' when the pick moved since."""
-    if not r:
-        return "not retrained"
-    if r["mean"] is None:
-        return f"trial {r['trial']}: -"
-    stale = "" if r["is_pick"] else ", not the pick"
-    return f"trial {r['trial']}: {r['mean']:.4f} ± {r['std'] or 0:.4f} ({r['seeds']} seeds{stale})"
-
-
 def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
     """`asc-auto studies`: one row per study."""
     table = Table(title="studies (trials: complete/pruned/infeasible/failed/running)",
                   title_justify="left")
     for col, just in (("study", "left"), ("technique", "left"), ("trials", "right"),
-                      ("best trial", "right"), ("best val ± SE", "right"), ("pick", "left"),
+                      ("best", "right"), ("val ± SE", "right"), ("pick", "left"),
                       ("retrained: evaluate ± std", "left")):
         table.add_column(col, justify=just)
     for s in studies:
@@ -130,8 +120,9 @@ def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
         table.add_row(
             s["study"], str(s["technique"] or "?"),
             f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}/{c['running']}",
-            "-" if not best else f"{best['trial']}" + (" paper" if best["paper"] else ""),
+            "-" if not best else f"#{best['trial']}" + (" paper" if best["paper"] else ""),
             _value(best),
-            "-" if not pick else f"trial {pick['trial']} ({pick['how']})",
-            retrain_text(s["retrain"]))
+            "-" if not pick else f"#{pick['trial']} ({pick['how']})",
+            retrained_text(s["retrain"], pick["trial"] if pick else None) if s["retrain"]
+            else "not retrained")
     return table

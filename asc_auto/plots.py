@@ -1,7 +1,12 @@
 """PNG plots of a study: the accuracy/size Pareto front with the limit drawn, and its history.
 
 matplotlib's object API (a Figure, no pyplot state, no display needed); files are written
-atomically.
+atomically. `pareto_figure`/`history_figure` build the figures (tests read their artists),
+`plot_pareto`/`plot_history` save them.
+
+Trials over a limit were never trained, so they have no accuracy: they are drawn as red crosses
+along the bottom edge (x at their size, y in axes coordinates), where they neither pretend to
+score 0 nor stretch the accuracy axis down to it.
 """
 
 from __future__ import annotations
@@ -9,13 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from asc_auto.io import atomic_path
 from asc_auto.records import feasible_trials
 from asc_auto.report import pareto_front
 from asc_auto.schema import StudyRecord, TrialRecord
+
+PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}  # one marker per deployed precision
+EDGE = 0.03  # where over-limit trials sit: this far above the bottom edge, in axes coordinates
 
 
 def _save(fig: Figure, out: Path) -> Path:
@@ -25,45 +35,93 @@ def _save(fig: Figure, out: Path) -> Path:
 
 
 def _size_kb(t: FrozenTrial) -> float:
-    """A completed trial's size (every completed trial was sized before training)."""
+    """A sized trial's size (every trial that got past sizing has one)."""
     return float(TrialRecord.from_trial(t).size_kb or 0.0)
 
 
-def plot_pareto(study: optuna.Study, out: Path) -> Path:
-    """Validation accuracy vs size of every feasible trial; front joined; budget as a line."""
+def _infeasible(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials sized over a limit, never trained: PRUNED now, COMPLETE at 0.0 in older studies."""
+    return [t for t in study.get_trials(deepcopy=False,
+                                        states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if TrialRecord.from_trial(t).feasible is False]
+
+
+def _mark_infeasible(ax: Axes, xs: list[float], label: str) -> None:
+    if xs:
+        ax.scatter(xs, [EDGE] * len(xs), marker="x", color="tab:red", zorder=3, label=label,
+                   transform=ax.get_xaxis_transform(), clip_on=False)
+
+
+def _span_x(ax: Axes, xs: list[float]) -> None:
+    """Widen the x axis to every point: marks in axes coordinates do not move the limits."""
+    if xs:
+        lo, hi = min(xs), max(xs)
+        pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+
+
+def pareto_figure(study: optuna.Study) -> Figure:
+    """Validation accuracy vs size: feasible trials by precision (marker), the front joined and
+    its trials numbered, the paper's point starred and labelled (also when over the limit),
+    trials over a limit crossed along the bottom, the limit as a line."""
     ok = feasible_trials(study)
-    infeasible = [t for t in study.get_trials(  # PRUNED now, COMPLETE in older studies
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if TrialRecord.from_trial(t).feasible is False]
+    over = _infeasible(study)
     record = StudyRecord.from_study(study)
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(7.2, 4.6))
     ax = fig.subplots()
-    ax.scatter([_size_kb(t) for t in ok], [t.value for t in ok], s=22,
-               color="tab:blue", alpha=0.6, label="feasible trials")
+    for precision, marker in PRECISION_MARKERS.items():
+        group = [t for t in ok if TrialRecord.from_trial(t).precision == precision]
+        if group:
+            ax.scatter([_size_kb(t) for t in group], [t.value for t in group], s=26,
+                       marker=marker, alpha=0.65, label=f"{precision} trials")
+    others = [t for t in ok if TrialRecord.from_trial(t).precision not in PRECISION_MARKERS]
+    if others:
+        ax.scatter([_size_kb(t) for t in others], [t.value for t in others], s=26, alpha=0.65,
+                   label="trials")
     front = pareto_front(ok)
     if front:
-        ax.step([_size_kb(t) for t in front], [t.value for t in front],
-                where="post", color="tab:blue", label="Pareto front")
-    paper = [t for t in ok if TrialRecord.from_trial(t).is_paper]
-    if paper:
-        ax.scatter([_size_kb(paper[0])], [paper[0].value], marker="*", s=160,
-                   color="tab:orange", zorder=3, label="seed paper's configuration")
-    if infeasible:
-        ax.scatter([_size_kb(t) for t in infeasible], [0.0] * len(infeasible),
-                   marker="x", color="tab:red", label="over budget (not trained)")
+        ax.step([_size_kb(t) for t in front], [t.value for t in front], where="post",
+                color="tab:blue", linewidth=1, label="Pareto front")
+        for t in front:
+            precision = TrialRecord.from_trial(t).precision or ""
+            ax.annotate(f"#{t.number} {precision}".strip(), (_size_kb(t), t.value),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+    _mark_infeasible(ax, [_size_kb(t) for t in over if not TrialRecord.from_trial(t).is_paper],
+                     "over the limit (not trained)")
+    paper = next((t for t in ok + over if TrialRecord.from_trial(t).is_paper), None)
+    if paper is not None:
+        fits = paper in ok
+        ax.scatter([_size_kb(paper)], [paper.value if fits else EDGE], marker="*", s=180,
+                   color="tab:orange", edgecolor="black", linewidth=0.5, zorder=4,
+                   clip_on=False, label="seed paper's configuration",
+                   **({} if fits else {"transform": ax.get_xaxis_transform()}))
+        precision = TrialRecord.from_trial(paper).precision or "?"
+        text = f"paper #{paper.number} ({precision})" + ("" if fits else
+                                                         ": over the limit, not trained")
+        ax.annotate(text, (_size_kb(paper), paper.value if fits else EDGE),
+                    xycoords="data" if fits else ax.get_xaxis_transform(),
+                    textcoords="offset points", xytext=(-8, 10), ha="right", fontsize=8,
+                    color="tab:orange" if fits else "tab:red")
     budget = record.budget_kb
     if budget is not None:
         ax.axvline(float(budget), color="tab:red", linestyle="--", label=f"limit {budget} KB")
-    ax.set_xlabel(f"model size, KB (rule {record.rule or '?'})")
+    _span_x(ax, [_size_kb(t) for t in ok + over] + ([float(budget)] if budget else []))
+    ax.set_xlabel(f"model size, KB at its precision (rule {record.rule or '?'})")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: accuracy vs size")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best", framealpha=0.6)
-    return _save(fig, out)
+    ax.legend(fontsize=7, loc="best", framealpha=0.6)
+    return fig
 
 
-def plot_history(study: optuna.Study, out: Path) -> Path:
-    """Objective per trial (pruned trials at their last reported accuracy) and best so far."""
+def plot_pareto(study: optuna.Study, out: Path) -> Path:
+    """The Pareto figure as a PNG."""
+    return _save(pareto_figure(study), out)
+
+
+def history_figure(study: optuna.Study) -> Figure:
+    """Objective per trial (pruned trials at their last reported accuracy), the best so far,
+    trials over a limit crossed along the bottom; whole trial numbers on the x axis."""
     trials = [t for t in study.get_trials(deepcopy=False)
               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     fig = Figure(figsize=(6.4, 4.2))
@@ -71,10 +129,12 @@ def plot_history(study: optuna.Study, out: Path) -> Path:
     done = [t for t in trials
             if t.state == TrialState.COMPLETE and TrialRecord.from_trial(t).feasible]
     pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
-    ax.scatter([t.number for t in done], [t.value for t in done], s=22, label="complete")
-    ax.scatter([t.number for t in pruned],
-               [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
-               s=22, marker="v", color="grey", label="pruned (last epoch)")
+    if done:
+        ax.scatter([t.number for t in done], [t.value for t in done], s=22, label="complete")
+    if pruned:
+        ax.scatter([t.number for t in pruned],
+                   [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
+                   s=22, marker="v", color="grey", label="pruned (last epoch)")
     best, xs, ys = float("-inf"), [], []
     for t in sorted(done, key=lambda t: t.number):
         best = max(best, t.value)
@@ -82,9 +142,18 @@ def plot_history(study: optuna.Study, out: Path) -> Path:
         ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="tab:green", label="best so far")
+    over = [float(t.number) for t in _infeasible(study)]
+    _mark_infeasible(ax, over, "over the limit (not trained)")
+    _span_x(ax, [float(t.number) for t in done + pruned] + over)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: optimization history")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.6)
-    return _save(fig, out)
+    return fig
+
+
+def plot_history(study: optuna.Study, out: Path) -> Path:
+    """The history figure as a PNG."""
+    return _save(history_figure(study), out)

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from asc_auto.confirm import confirmations
-from asc_auto.records import feasible_trials
+from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
 
 
@@ -180,8 +180,9 @@ class StudyRow:
     technique: str
     counts: dict[str, int]
     best: FrozenTrial | None
-    retrain: dict | None  # recorded by retrain: {"mean": ..., "std": ..., "seeds": n}
+    retrain: dict | None  # recorded by retrain: {"trial": n, "mean": ..., "std": ..., ...}
     val_clips: int | None = None  # validation split size: the best value's standard error
+    pick: int | None = None  # the trial retrain and export take (confirmed winner, or best)
 
 
 def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
@@ -193,7 +194,8 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
         record = StudyRecord.from_study(study)
         rows.append(StudyRow(summary.study_name, str(record.technique or "?"),
                              state_counts(study), ranked[0] if ranked else None,
-                             record.retrain, record.val_clip_count))
+                             record.retrain, record.val_clip_count,
+                             pick_trial(study).number if ranked else None))
     return rows
 
 
@@ -201,14 +203,16 @@ def studies_table(rows: Sequence[StudyRow]) -> Table:
     """The cross-study table: trial states, best feasible trial, retrained accuracy."""
     table = Table(title="studies (trials: complete/pruned/infeasible/failed)",
                   title_justify="left")
-    for col in ("study", "technique", "trials", "best val ± SE", "KB", "params", "prec",
-                "evaluate (retrained) ± std"):
-        table.add_column(col, justify="left" if col in ("study", "technique", "prec")
+    for col in ("study", "technique", "trials", "best", "val ± SE", "KB", "params", "prec",
+                "retrained: evaluate ± std"):
+        table.add_column(col, justify="left" if col in ("study", "technique", "prec",
+                                                        "retrained: evaluate ± std")
                          else "right")
     for r in rows:
         c = study_cells(r)
-        table.add_row(c["study"], c["technique"], "/".join(c[s] for s in STATES), c["best"],
-                      c["size"], c["params"], c["precision"], c["retrained"])
+        table.add_row(c["study"], c["technique"], "/".join(c[s] for s in STATES),
+                      c["best_trial"], c["best"], c["size"], c["params"], c["precision"],
+                      c["retrained"])
     return table
 
 
@@ -217,16 +221,27 @@ STATES = ("complete", "pruned", "infeasible", "failed")  # the studies table's t
 
 def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
     """One study's cells, written once for the studies table and summary.md: its name and
-    technique, trial counts per state, best value ± SE, size KB, params, precision and the
-    retrained evaluate accuracy."""
+    technique, trial counts per state, the best trial's number, value ± SE, size KB, params and
+    precision, and the retrained evaluate accuracy with the trial it retrained (which is not
+    always the best: a confirmed pick, `--trial N`, or a pick that moved since)."""
     b = r.best
     size, params, precision = _best_cells(b) if b else ("-", "-", "-")
-    retrained = (f"{r.retrain['mean']:.4f} ± {r.retrain['std']:.4f}" if r.retrain
-                 else not_retrained)
     return {"study": r.study, "technique": r.technique,
             **{s: str(r.counts[s]) for s in STATES},
+            "best_trial": "-" if b is None else f"#{b.number}" + (
+                " paper" if TrialRecord.from_trial(b).is_paper else ""),
             "best": trial_accuracy_text(b, r.val_clips) if b else "-",
-            "size": size, "params": params, "precision": precision, "retrained": retrained}
+            "size": size, "params": params, "precision": precision,
+            "retrained": retrained_text(r.retrain, r.pick) if r.retrain else not_retrained}
+
+
+def retrained_text(retrain: dict, pick: int | None) -> str:
+    """'#2: 0.8100 ± 0.0200 (3 seeds)', with ', not the pick' when retrain and export would now
+    take another trial (a later search or confirmation moved the pick)."""
+    trial = retrain.get("trial")
+    stale = ", not the pick" if trial is not None and pick is not None and trial != pick else ""
+    return (f"#{trial}: {retrain['mean']:.4f} ± {retrain['std']:.4f} "
+            f"({retrain.get('seeds', '?')} seeds{stale})")
 
 
 def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:

@@ -27,9 +27,10 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
     out = Path(out)
     rows = study_rows(storage)
     lines = ["# asc-auto report", "", "## Studies", "",
-             "| study | technique | complete | pruned | infeasible | failed | best val acc ± SE "
-             "| size KB | params | precision | evaluate acc (retrained) ± std |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+             "| study | technique | complete | pruned | infeasible | failed | best trial "
+             "| best val acc ± SE | size KB | params | precision "
+             "| retrained trial: evaluate acc ± std |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     plots: list[str] = []
     teachers: list[str] = []
     for r in rows:
@@ -42,8 +43,9 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
         plots += [f"### {r.study}", "", f"![{r.study} Pareto front]({slug}-pareto.png)",
                   f"![{r.study} history]({slug}-history.png)", ""]
         c = study_cells(r, not_retrained="not retrained")
-        lines.append(_row(c["study"], c["technique"], *(c[s] for s in STATES), c["best"],
-                          c["size"], c["params"], c["precision"], c["retrained"]))
+        lines.append(_row(c["study"], c["technique"], *(c[s] for s in STATES),
+                          c["best_trial"], c["best"], c["size"], c["params"], c["precision"],
+                          c["retrained"]))
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
               "recording location); the evaluate fold is only used by retrain.", "",
               *(["## KD teachers", "", *teachers, ""] if teachers else []),

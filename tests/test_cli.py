@@ -214,7 +214,7 @@ def test_studies_lists_best_pick_and_what_was_retrained(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     flat = " ".join(table.output.split())
     assert "4/0/1/0/0" in flat and "0.7200 ± 0.058" in flat  # sqrt(.72 * .28 / 60) = 0.058
-    assert "trial 3 (best)" in flat and "trial 2: 0.8100 ± 0.0200 (3 seeds, not the pick)" in flat
+    assert "#3 (best)" in flat and "#2: 0.8100 ± 0.0200 (3 seeds, not the pick)" in flat
     assert "not retrained" in flat  # the empty lt study
 
     listed = runner.invoke(app, ["studies", "--json"], env={"ASC_AUTO_STORAGE": url})

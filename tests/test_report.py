@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from asc_auto.cli import app
 from asc_auto.records import feasible_trials
-from asc_auto.report import PAPER_RESULTS, pareto_front, study_rows
+from asc_auto.report import PAPER_RESULTS, pareto_front, studies_table, study_rows
 from asc_auto.schema import SIZE_CONSTRAINT
 from asc_auto.search import open_storage
 from asc_auto.summary import write_report
@@ -66,7 +66,7 @@ def test_report_writes_plots_and_markdown(tmp_path: Path) -> None:
         png = tmp_path / "out" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert f"({name})" in text
-    assert "| kd | kd | 4 | 1 | 1 | 0 | 0.7200 | 450.00 |" in text
+    assert "| kd | kd | 4 | 1 | 1 | 0 | #3 | 0.7200 | 450.00 |" in text
     for p in PAPER_RESULTS:
         assert f"{p.accuracy:.4f}" in text
     assert not list((tmp_path / "out").glob(".*.tmp"))  # atomic writes left no temp files
@@ -142,3 +142,83 @@ def test_paper_table_counts_the_student_as_rebuilt() -> None:
     kd = next(p for p in PAPER_RESULTS if p.technique == "kd")
     assert kd.params == sum(p.numel() for p in student.parameters() if p.requires_grad)
     assert round(kd.params * 2 / 1024, 2) == kd.size_kb  # FP16, as the paper counts
+
+
+# ------------------------------------------------------------ issue 14: report at a glance
+
+
+def test_studies_table_says_which_trial_was_retrained(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = _fake_study(url)
+    study.set_user_attr("retrain", {"trial": 2, "seeds": 3, "mean": 0.81, "std": 0.02,
+                                    "folder": "x"})
+    rows = study_rows(open_storage(url))
+    assert rows[0].pick == 3 and rows[0].best.number == 3
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(studies_table(rows))
+    flat = " ".join(console.export_text().split())
+    assert "#3 │ 0.7200" in flat and "#2: 0.8100 ± 0.0200 (3 seeds, not the pick)" in flat
+    summary, _ = write_report(open_storage(url), tmp_path / "out")
+    assert "| #3 | 0.7200 | 450.00 | 115,200 | fp16 | #2: 0.8100 ± 0.0200 (3 seeds, not the " \
+           "pick) |" in summary.read_text()
+    study.set_user_attr("retrain", {"trial": 3, "seeds": 1, "mean": 0.8, "std": 0.0})
+    assert "#3: 0.8000 ± 0.0000 (1 seeds) |" in write_report(
+        open_storage(url), tmp_path / "out")[0].read_text()
+
+
+def _over_limit_paper_study() -> optuna.Study:
+    """Written as search writes it now: trials over a limit PRUNED without a value; the paper's
+    configuration (trial 0) is one of them."""
+    from asc_auto.dashboard import record_constraints
+    from asc_auto.schema import TrialRecord
+
+    study = optuna.create_study(direction="maximize", study_name="kd-2024")
+    study.set_user_attr("budget_kb", 128.0)
+    study.set_user_attr("rule", "dcase2024")
+    points = [(491.3, None, "fp16", "paper"), (50.2, 0.61, "fp32", "search"),
+              (140.0, None, "fp32", "search"), (90.0, 0.66, "int8", "search"),
+              (64.0, 0.64, "fp16", "search"), (110.0, 0.70, "fp16", "search"),
+              (100.0, 0.62, "fp32", "search")]
+    for kb, acc, precision, source in points:
+        trial = study.ask()
+        TrialRecord(size_kb=kb, feasible=acc is not None, source=source,
+                    precision=precision).write(trial)
+        record_constraints(trial, {SIZE_CONSTRAINT: kb * 1000 - 128_000})
+        if acc is None:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, acc)
+    return study
+
+
+def test_pareto_plot_labels_trials_precisions_and_the_paper_over_the_limit() -> None:
+    from asc_auto.plots import pareto_figure
+
+    ax = pareto_figure(_over_limit_paper_study()).axes[0]
+    texts = {t.get_text() for t in ax.texts}
+    assert texts == {"#1 fp32", "#4 fp16", "#3 int8", "#5 fp16",
+                     "paper #0 (fp16): over the limit, not trained"}
+    labels = ax.get_legend_handles_labels()[1]
+    assert {"fp32 trials", "fp16 trials", "int8 trials", "Pareto front",
+            "over the limit (not trained)", "seed paper's configuration",
+            "limit 128.0 KB"} == set(labels)
+    low, high = ax.get_ylim()
+    assert 0.55 < low < 0.61 and 0.70 < high < 0.75  # no made-up 0 stretching the axis
+    assert ax.get_xlim()[1] > 491.3  # the paper's point, far over the limit, is on the plot
+
+    older = pareto_figure(_fake_study("sqlite:///:memory:")).axes[0]  # COMPLETE at 0.0
+    assert "paper #0 (fp16)" in {t.get_text() for t in older.texts}
+    assert "over the limit (not trained)" in older.get_legend_handles_labels()[1]
+    assert older.get_ylim()[0] > 0.5
+
+
+def test_history_plot_has_whole_trial_numbers() -> None:
+    from asc_auto.plots import history_figure
+
+    ax = history_figure(_over_limit_paper_study()).axes[0]
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert "over the limit (not trained)" in ax.get_legend_handles_labels()[1]
+    assert ax.get_ylim()[0] > 0.5
