@@ -31,7 +31,7 @@ from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
 from asc_auto.schema import TrialRecord
-from asc_auto.tables import dataclass_from_table
+from asc_auto.tables import table_values
 from asc_auto.techniques.base import (
     Candidate,
     EpochHook,
@@ -57,13 +57,15 @@ class GccSettings:
 
 
 def gcc_settings(table: dict[str, Any], file: str) -> GccSettings:
-    """Parse [gcc] like every settings table (`tables.dataclass_from_table`: unknown keys and
-    wrong types are errors naming the file and key); `use_gcc` also takes the word "search"."""
+    """Parse [gcc] by the rules of every settings table (`tables.table_values`: unknown keys
+    and wrong types are errors naming the file and key); `use_gcc` also takes the word "search".
+    Read when the technique prepares, as before: the `settings_table` registry (checked when the
+    space file is read) holds tables of ranged numbers, and [gcc] has none."""
     value = table.get("use_gcc", "search")
     if value != "search" and not isinstance(value, bool):
         raise ConfigError(file, "gcc.use_gcc", f"must be \"search\", true or false, got {value!r}")
     values = {**table, "use_gcc": None if value == "search" else value}
-    return dataclass_from_table(GccSettings, values, file, "gcc")
+    return GccSettings(**table_values(GccSettings, values, file, "gcc"))
 
 
 class PlaneSelect(nn.Module):
