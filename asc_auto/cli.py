@@ -3,6 +3,7 @@ prints the result with rich."""
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,6 +103,17 @@ def main(
 ) -> None:
     """Search low-memory acoustic scene classifiers under a hard model-size limit."""
     set_verbosity(QUIET if quiet else verbose)
+    if not console.is_terminal:  # a log or a pipe: whole table lines, not 80-column cuts
+        columns = os.environ.get("COLUMNS", "")
+        console.width = int(columns) if columns.isdigit() else WIDE
+
+
+def _live() -> bool:
+    """Progress bars only on a terminal, and not with -q; a log gets one line per trial."""
+    return verbosity() > QUIET and console.is_terminal
+
+
+WIDE = 200  # columns of the tables written to a log or a pipe
 
 
 def _say(msg: str) -> None:
@@ -149,6 +161,9 @@ def search(
     gcc: Annotated[bool | None, typer.Option(
         "--gcc/--no-gcc", help="gcc only: fix the GCC plane on/off \\[default: searched].")
     ] = None,
+    teacher_epochs: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="kd: train the teacher for N epochs (its min_clips_seen off) "
+        "\\[default: the space's \\[teacher] budget].")] = None,
     jobs: Annotated[int, typer.Option(
         min=1, metavar="N",
         help="Worker processes on this machine sharing the study (trials split).")] = 1,
@@ -186,6 +201,10 @@ def search(
         if technique.value != "gcc":
             raise AscError("--gcc/--no-gcc applies to --technique gcc only")
         overrides["gcc"] = {"use_gcc": gcc}
+    if teacher_epochs is not None:  # the teacher's cost: its epochs, not a clips-seen budget
+        if technique.value != "kd":
+            raise AscError("--teacher-epochs applies to --technique kd only")
+        overrides["teacher"] = {"epochs": teacher_epochs, "min_clips_seen": 0}
     if trials is None:  # --timeout alone: as many trials as fit in the time
         trials = None if timeout is not None else 10
     opts = SearchOptions(
@@ -195,7 +214,7 @@ def search(
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
         retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
         init_from=init_from, teachers=tuple(teacher or ()),
-        teacher_logits=tuple(teacher_logits or ()), progress=verbosity() > QUIET,
+        teacher_logits=tuple(teacher_logits or ()), progress=_live(),
     )
     if jobs > 1:
         from asc_auto.workers import run_parallel
@@ -283,7 +302,7 @@ def retrain(
 
     loaded = _load(study, storage, home)
     result = run_retrain(loaded, seeds=seeds, epochs=epochs, trial_number=trial, home=home,
-                         device=device, progress=verbosity() > QUIET, status=_say)
+                         device=device, progress=_live(), status=_say)
     table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
                   title_justify="left")
     for col in ("seed", "accuracy", "fp32 acc", "log loss", *result.labels):
@@ -325,7 +344,7 @@ def pretrain(
 
     r = run_pretrain(PretrainOptions(
         technique=technique.value, data=data, out=out, space=resolve_space(space),
-        epochs=epochs, seed=seed, device=device, home=home, progress=verbosity() > QUIET),
+        epochs=epochs, seed=seed, device=device, home=home, progress=_live()),
         status=_say)
     console.print(f"pretrained {technique.value} ({r.params:,} params, {r.seconds:.0f} s): "
                   f"evaluate accuracy {r.accuracy:.4f} on {r.evaluate_clips} clips; "
@@ -411,8 +430,27 @@ def export(
     out: Annotated[Path, typer.Option(
         file_okay=False, metavar="DIR", help="Folder for the package.")],
     label: Annotated[str | None, typer.Option(
-        metavar="LABEL", help="DCASE submission label \\[default: asc-auto_<study>_task1b_1].")
+        metavar="LABEL", help="DCASE submission label <Lastname>_<Institute>_task1b_<1-4> "
+        "\\[default: from the corresponding author, else asc-auto_<study>_task1b_1].")
     ] = None,
+    info: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, metavar="FILE",
+        help="TOML with \\[\\[authors]] (lastname, firstname, email, corresponding, "
+             "\\[authors.affiliation] abbreviation, institute, department, location) and "
+             "\\[submission] name, abbreviation, source_code (see README).")] = None,
+    author: Annotated[list[str] | None, typer.Option(
+        metavar="'LAST;FIRST;EMAIL'",
+        help="An author (repeat; the first is the corresponding one), instead of --info.")
+    ] = None,
+    affiliation: Annotated[str | None, typer.Option(
+        metavar="'ABBR;INSTITUTE;DEPARTMENT;LOCATION'",
+        help="The --author's affiliation.")] = None,
+    name: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="System name \\[default: asc-auto <technique> trial N, PRECISION].")
+    ] = None,
+    abbreviation: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="System abbreviation, at most 10 characters "
+        "\\[default: e.g. AA-KD-F16].")] = None,
     seed: Annotated[int, typer.Option(min=0, metavar="N", help="Retrain seed to export.")] = 0,
     eval_data: Annotated[Path | None, typer.Option(
         exists=True, file_okay=False, metavar="DIR",
@@ -425,10 +463,13 @@ def export(
 ) -> None:
     """Write the deployable model and the DCASE2020 Task 1b package; re-check it first."""
     from asc_auto.export import check_out_folder, export_study
+    from asc_auto.submission import SubmissionInfo, info_from_options, merged, read_info
 
     check_out_folder(out, force)  # before any slow work
+    who = merged(read_info(info) if info else SubmissionInfo(),
+                 info_from_options(list(author or []), affiliation), name, abbreviation)
     r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
-                     eval_data=eval_data, force=force, status=_say)
+                     eval_data=eval_data, force=force, status=_say, info=who)
     console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
                   f": reloaded IR accuracy {r.accuracy:.4f} (retrain {r.accuracy_retrain:.4f}), "
                   f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")

@@ -27,13 +27,26 @@ from typing import Any
 import optuna
 from safetensors.torch import load_file
 
-from asc_auto.context import study_context
+from asc_auto.compress.size import model_size_from_tensors
+from asc_auto.context import TrialContext, study_context
 from asc_auto.errors import AscError, CommandFailed, UsageError
 from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
-from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS
+from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS, WEIGHTS
 from asc_auto.predict import predict, wav_files, write_output_csv
 from asc_auto.schema import StudyRecord
+from asc_auto.submission import (
+    FILL_IN,
+    Complexity,
+    SubmissionInfo,
+    check_label,
+    complexity_management,
+    data_augmentation,
+    decision_making,
+    default_label,
+    default_names,
+    meta_yaml,
+)
 from asc_auto.techniques.base import get_technique
 from asc_auto.train import score
 
@@ -97,11 +110,15 @@ def check_out_folder(out: Path, force: bool) -> None:
 def export_study(study: optuna.Study, out: Path, label: str | None = None, seed: int = 0,
                  home: Path = Path("studies"), eval_data: Path | None = None,
                  tolerance: float = DEFAULT_TOLERANCE, force: bool = False,
-                 status: Callable[[str], None] = print) -> ExportResult:
+                 status: Callable[[str], None] = print,
+                 info: SubmissionInfo | None = None) -> ExportResult:
     """Export retrain seed `seed` of `study` (seed 0 by default: the seed is not picked by its
     evaluate score, which would flatter the figure); raise AscError and write nothing if a check
-    fails. An existing package at `out` is replaced only with `force`."""
+    fails. An existing package at `out` is replaced only with `force`. `info`: who submits and
+    what the system is called (submission.py), for the meta.yaml."""
     check_out_folder(out, force)
+    info = info or SubmissionInfo()
+    label = check_label(label or default_label(info, study.study_name))
     record = StudyRecord.from_study(study)
     summary = record.retrain
     if not summary:
@@ -120,7 +137,6 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
     technique = get_technique(str(record.technique))
     ctx = study_context(study, technique, home, None, "cpu", False, status)
     labels = tuple(ctx.dataset.labels)
-    label = label or f"asc-auto_{study.study_name}_task1b_1"
     x, y = ctx.val_xy
     doc = {**doc, "rule": ctx.rule.name}
     def replaceable(folder: Path) -> bool:  # checked again at the rename: the folder may change
@@ -155,7 +171,10 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
             "config": doc["config"], "rule": ctx.rule.name, "accuracy": round(acc, 4)}, indent=2))
         result = ExportResult(out, label, int(summary["trial"]), seed, str(doc["precision"]), acc,
                               recorded, loss, per, size, None)
-        (tmp / f"{label}.meta.yaml").write_text(meta_yaml(result, doc, technique.summary))
+        (tmp / f"{label}.meta.yaml").write_text(_meta(study, result, doc, ctx, info, tmp))
+        if not info.authors:
+            status(f"{label}.meta.yaml: authors left as '{FILL_IN}'; export again with --info "
+                   "FILE or --author/--affiliation to submit it")
         (tmp / MODEL_CARD).write_text(model_card(result, doc, technique.name,
                                                       technique.summary, tolerance))
         csv = None
@@ -170,66 +189,58 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
     return dataclasses.replace(result, output_csv=None if csv is None else out / csv.name)
 
 
-def _yaml_str(value: Any) -> str:
-    """A YAML scalar: numbers as is, None as !!null, strings JSON-quoted (valid YAML)."""
-    if value is None:
-        return "!!null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
+def _meta(study: optuna.Study, result: ExportResult, doc: dict[str, Any], ctx: TrialContext,
+          info: SubmissionInfo, folder: Path) -> str:
+    """The meta.yaml from what was done: the trial's record, the training settings, the size
+    as the study's rule counts the trained weights."""
+    trial = {t.number: t for t in study.get_trials(deepcopy=False)}[result.trial]
+    features, config = doc["features"], doc["config"]
+    augment = None
+    if features.get("kind") == "waveform":  # AclNet (int8, lt): its crops, gain and noise
+        from asc_auto.techniques.aclnet_common import augment_settings
+
+        augment = augment_settings(ctx)
+    weights = model_size_from_tensors(layer_tensors(load_file(str(folder / WEIGHTS))), ctx.rule)
+    sources = StudyRecord.from_study(study).sources or {}
+    used = [f"pre-trained model ({Path(sources['init_from']['path']).name})"
+            if sources.get("init_from") else None,
+            *(f"teacher pre-trained elsewhere ({Path(t['path']).name})"
+              for t in sources.get("teachers") or ()),
+            *(f"stored teacher outputs ({Path(t['path']).name})"
+              for t in sources.get("teacher_logits") or ())]
+    name, abbreviation = default_names(doc["technique"], result.precision, result.trial)
+    description = {
+        "acoustic_features": {"logmel": "log-mel energies", "waveform": "raw waveform",
+                              "gcc": "log-mel energies, GCC-PHAT"}.get(
+                                  features.get("kind", "logmel"), features.get("kind")),
+        "embeddings": None,
+        "data_augmentation": data_augmentation(features, config, ctx.train_cfg, augment),
+        "machine_learning_method": "CNN",
+        "ensemble_method_subsystem_count": None,
+        "decision_making": decision_making(features, augment),
+        "external_data_usage": "; ".join(u for u in used if u) or None,
+        "complexity_management": complexity_management(doc["technique"], result.precision,
+                                                       dict(trial.user_attrs), ctx.rule),
+    }
+    return meta_yaml(
+        label=result.label, info=info, name=info.name or name,
+        abbreviation=info.abbreviation or abbreviation, features=features,
+        description=description,
+        complexity=Complexity.of(weights, result.precision, ctx.rule), rule=ctx.rule,
+        external=list(info.external_datasets), accuracy=result.accuracy,
+        log_loss=result.log_loss, per_class=result.per_class)
 
 
-def meta_yaml(result: ExportResult, doc: dict[str, Any], summary: str) -> str:
-    """<label>.meta.yaml in the DCASE2020 Task 1b layout (authors left for the user to fill)."""
-    feats = doc["features"]
-    kind = feats.get("kind", "logmel")
-    features = {"logmel": "log-mel energies", "waveform": "raw waveform",
-                "gcc": "log-mel energies, GCC-PHAT"}.get(kind, kind)
-    channels = feats.get("channels", "mean")
-    size = result.size
-    q = _yaml_str
-    lines = [
-        "# DCASE2020 Task 1b submission metadata written by asc-auto export.",
-        "submission:",
-        f"  label: {q(result.label)}",
-        f"  name: {q('asc-auto ' + result.label)}",
-        f"  abbreviation: {q(result.label[:10])}",
-        "  authors:  # fill in: lastname, firstname, email, corresponding, affiliation",
-        f"    - lastname: {q('FILL IN')}",
-        f"      firstname: {q('FILL IN')}",
-        f"      email: {q('FILL IN')}",
-        "      corresponding: true",
-        "system:",
-        "  description:",
-        f"    input_channels: {q({'mean': 'mono', 'stereo': 'binaural'}.get(channels, channels))}",
-        f"    input_sampling_rate: {q(str(feats.get('sample_rate', 0) / 1000) + 'kHz')}",
-        f"    acoustic_features: {q(features)}",
-        "    embeddings: !!null",
-        f"    data_augmentation: {q('mixup' if doc['config'].get('mixup_alpha') else 'none')}",
-        "    machine_learning_method: CNN",
-        "    ensemble_method_subsystem_count: !!null",
-        "    decision_making: !!null",
-        "    external_data_usage: !!null",
-        f"    complexity_management: {q(summary)}",
-        "  complexity:",
-        f"    total_parameters: {size.weights + size.biases}",
-        f"    total_parameters_non_zero: {size.nonzero}",
-        f"    model_size: {round(size.size_kb, 3)}  # KB",
-        "  external_datasets: !!null",
-        "  source_code: !!null",
-        "results:",
-        "  development_dataset:",
-        "    overall:",
-        f"      accuracy: {round(100 * result.accuracy, 2)}",
-        f"      logloss: {round(result.log_loss, 4)}",
-        "    class_wise:",
-    ]
-    for lab, (acc, loss) in result.per_class.items():
-        lines += [f"      {q(lab)}:", f"        accuracy: {round(100 * acc, 2)}",
-                  f"        logloss: {round(loss, 4) if math.isfinite(loss) else q('inf')}"]
-    return "\n".join(lines) + "\n"
+# What a layer stores as `weight`/`bias` (and pruning's `_orig`/`_mask`, BatchNorm's statistics,
+# which the rules need to tell BatchNorm apart): the parameters a size rule counts. Other
+# buffers (gcc's input normalisation) are constants of the frontend, not parameters.
+_LAYER_KEYS = ("weight", "bias", "weight_orig", "bias_orig", "weight_mask", "bias_mask",
+               "running_mean", "running_var", "num_batches_tracked")
+
+
+def layer_tensors(state: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a state dict that are layer parameters (see _LAYER_KEYS)."""
+    return {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] in _LAYER_KEYS}
 
 
 def model_card(result: ExportResult, doc: dict[str, Any], technique: str, summary: str,
@@ -249,6 +260,8 @@ Acoustic scene classifier exported by `asc-auto export` (trial {result.trial}, s
 - **Size** (counted from the IR's constants, rule `{doc['rule']}` of the study):
   {size.size_kb:.2f} KB of {size.limit_kb:.0f} KB; {size.weights:,} weight and {size.biases:,}
   bias values ({size.nonzero:,} non-zero), stored as {', '.join(size.element_types)}
+  (BatchNorm is folded into the layers there, so its shifts count as biases; the meta.yaml
+  gives the rule's own count of the trained model, the one the search sized it by)
 - **Evaluate-fold accuracy**: {result.accuracy:.4f} (reloaded IR), log loss
   {result.log_loss:.4f}; retrain recorded {result.accuracy_retrain:.4f} (tolerance {tolerance})
 - **How it was obtained**: the study's search picked the configuration on a validation split of

@@ -28,9 +28,10 @@ from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, space_digest, study_folder
 from asc_auto.package import RESULT_JSON, write_deployed, write_weights
+from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.techniques.base import Technique, get_technique
+from asc_auto.techniques.base import EpochHook, StepHook, Technique, get_technique
 from asc_auto.train import resolve_device
 
 
@@ -91,16 +92,35 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
     technique.prepare(ctx)
     done: list[SeedResult] = []
-    for seed in range(seeds):
-        seed_dir = folder / f"seed-{seed}"
-        cached = _load_seed(seed_dir, key)
-        if cached is None:
-            status(f"retraining trial {trial.number} with seed {seed} "
-                   f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
-            cached = _run_seed(technique, ctx, config, seed, seed_dir, key)
-        done.append(cached)
-        if on_seed is not None:
-            on_seed(cached)
+    # Seeds done of all, and the current seed's training steps: each with its time remaining.
+    with progress_bar(progress, info=True, elapsed=True, remaining=True) as bar:
+        seeds_task = bar.add_task("seeds", total=seeds, info="")
+        steps = bar.add_task("training", total=None, info="", visible=False)
+
+        def on_step(done_steps: int, total: int) -> None:
+            bar.update(steps, completed=done_steps, total=total)
+
+        def on_epoch(epoch: int, acc: float) -> None:
+            last = epoch + 1 == ctx.train_cfg.epochs
+            bar.update(steps, info=f"epoch {epoch + 1}/{ctx.train_cfg.epochs} evaluate acc "
+                                   f"{acc:.3f}" + ("; deploying (quantizing, pruning as the "
+                                                   "trial did)" if last else ""))
+
+        for seed in range(seeds):
+            seed_dir = folder / f"seed-{seed}"
+            cached = _load_seed(seed_dir, key)
+            if cached is None:
+                status(f"retraining trial {trial.number} with seed {seed} "
+                       f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
+                bar.update(steps, description=f"seed {seed}", completed=0, total=None,
+                           visible=True, info="")
+                cached = _run_seed(technique, ctx, config, seed, seed_dir, key,
+                                   on_epoch=on_epoch, on_step=on_step)
+                bar.update(steps, visible=False)
+            done.append(cached)
+            bar.update(seeds_task, advance=1, info=f"seed {seed}: {cached.accuracy:.4f}")
+            if on_seed is not None:
+                on_seed(cached)
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder)
     StudyRecord(retrain=result.summary()).write(study)
     return result
@@ -128,14 +148,15 @@ def retrain_key(study: optuna.Study, technique: str, ctx: TrialContext,
 
 
 def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
-              seed_dir: Path, key: str) -> SeedResult:
+              seed_dir: Path, key: str, on_epoch: EpochHook | None = None,
+              on_step: StepHook | None = None) -> SeedResult:
     import torch
 
     ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
     torch.manual_seed(seed)
     cand = technique.build(config, ctx)
     technique.initialise(cand, ctx)  # the study's --init-from, as its trials started
-    outcome = technique.fit(cand, config, ctx)
+    outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
     result = SeedResult(seed, round(scores.accuracy, 4), round(outcome.accuracy_fp32, 4),

@@ -534,7 +534,8 @@ class SearchProgress:
     """Two rich bars: trials of the search, steps of the current trial's training."""
 
     def __init__(self, n_trials: int | None, enabled: bool = True) -> None:
-        self.bar = progress_bar(enabled, info=True, elapsed=True, transient=False)
+        self.bar = progress_bar(enabled, info=True, elapsed=True, remaining=True,
+                                transient=False)  # remaining: of the search, of the trial
         self.trials = self.bar.add_task("trials", total=n_trials, info="")
         self.steps = self.bar.add_task("training", total=None, info="", visible=False)
         self.best: str = ""
@@ -560,7 +561,10 @@ class SearchProgress:
         self.bar.update(self.steps, info=f"fold {fold}/{folds} done, mean val acc {mean:.3f}")
 
     def epoch(self, epoch: int, epochs: int, acc: float) -> None:
-        self.bar.update(self.steps, info=f"epoch {epoch}/{epochs} val acc {acc:.3f}")
+        # After the last epoch the model is deployed (INT8 quantization, FP16, pruning), which
+        # can take a while with no steps to count: say so instead of a frozen bar.
+        last = "; deploying at its precision" if epoch == epochs else ""
+        self.bar.update(self.steps, info=f"epoch {epoch}/{epochs} val acc {acc:.3f}{last}")
 
     def on_trial_end(self, study: optuna.Study, trial: FrozenTrial) -> None:
         ranked = feasible_trials(study)  # best first; a tie goes to the smaller model

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,15 +204,22 @@ def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: Train
     model, vgg_cfg = teacher_model(ctx, settings, init, train_cfg.seed)
     start = f"from {init.path.name}" if init is not None else "from scratch"
     ctx.status(f"training the KD teacher {start} ({sum(p.numel() for p in model.parameters()):,}"
-               f" params, {train_cfg.epochs} epochs, seed {train_cfg.seed})")
-    with progress_bar(ctx.progress, count=False, info=True, elapsed=True) as bar:
+               f" params, {train_cfg.epochs} epochs, seed {train_cfg.seed}; search "
+               f"--teacher-epochs N sets its epochs)")
+    started = time.monotonic()
+    with progress_bar(ctx.progress, count=False, info=True, elapsed=True, remaining=True) as bar:
         task = bar.add_task("teacher", total=None, info="")
 
         def on_step(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         def on_epoch(epoch: int, acc: float) -> None:
-            bar.update(task, info=f"epoch {epoch + 1}: val acc {acc:.3f}")
+            bar.update(task, info=f"epoch {epoch + 1}/{train_cfg.epochs}: val acc {acc:.3f}")
+            if epoch == 0 and train_cfg.epochs > 1:  # its cost, known after one epoch
+                took = time.monotonic() - started
+                ctx.status(f"KD teacher: epoch 1 took {took:.0f} s, about "
+                           f"{took * (train_cfg.epochs - 1) / 60:.1f} min to go for "
+                           f"{train_cfg.epochs - 1} more")
 
         result = train_model(model, x, y, train_cfg, ctx.n_classes, val=ctx.val_xy,
                              on_epoch=on_epoch, on_step=on_step)

@@ -102,7 +102,7 @@ def test_sigterm_stops_like_ctrl_c_and_restores_the_handler() -> None:
                 "[default: sqlite:///<home>/asc.db]", "[default: the rule's limit]",
                 "[default: the rule's limit, if any]"]),
     ("retrain", ["[default: the search's]", "[default: best feasible]"]),
-    ("export", ["[default: asc-auto_<study>_task1b_1]"]),
+    ("export", ["[default: from the corresponding author, else asc-auto_<study>_task1b_1]"]),
     ("show", ["[default: sqlite:///<home>/asc.db]"]),
 ])
 def test_help_keeps_the_defaults_written_in_it(command: str, texts: list[str]) -> None:
@@ -255,3 +255,33 @@ def test_trials_unlimited_with_only_a_timeout(monkeypatch, tmp_path: Path) -> No
         result = runner.invoke(app, ["search", "--technique", "kd", *args, *home])
         assert result.exit_code == 0, result.output
         assert seen[-1] == trials, args
+
+
+def test_without_a_terminal_tables_are_whole_and_bars_are_lines(monkeypatch,
+                                                                 tmp_path: Path) -> None:
+    """A log or a pipe gets whole table rows (not 80-column cuts) and one line per trial
+    instead of live bars; --teacher-epochs sets the kd teacher's epochs."""
+    import optuna
+
+    from asc_auto import cli
+
+    url = _studies_db(tmp_path)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = runner.invoke(app, ["studies", "--storage", url]).output
+    assert max(len(line) for line in out.splitlines()) > 80
+    assert "#2: 0.8100 ± 0.0200 (3 seeds, not the pick)" in out  # one line, uncut
+
+    seen = []
+
+    def fake_search(opts, status):  # type: ignore[no-untyped-def]
+        seen.append(opts)
+        return optuna.create_study(study_name="kd")
+
+    monkeypatch.setattr(cli, "run_search", fake_search)
+    home = ["--home", str(tmp_path)]
+    assert runner.invoke(app, ["search", "--technique", "kd", "--teacher-epochs", "3",
+                               *home]).exit_code == 0
+    assert seen[-1].progress is False  # CliRunner's output is not a terminal
+    assert seen[-1].overrides == {"teacher": {"epochs": 3, "min_clips_seen": 0}}
+    wrong = runner.invoke(app, ["search", "--technique", "lt", "--teacher-epochs", "3", *home])
+    assert wrong.exit_code == 2 and "--teacher-epochs applies to --technique kd" in wrong.output

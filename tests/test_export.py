@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from safetensors.torch import load_file
+from test_submission import task1b_problems  # the DCASE2020 Task 1b template's fields
 from typer.testing import CliRunner
 
 import asc_auto.export as export_mod
@@ -42,12 +43,12 @@ def retrained(request: pytest.FixtureRequest, tiny_dataset: Path,
 def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> None:
     study, home, _, trained = retrained
     out = tmp_path / "pkg"
-    r = export_study(study, out, label="Test_task1b_1", home=home,
+    r = export_study(study, out, label="Test_TAU_task1b_1", home=home,
                      eval_data=tiny_dataset / "audio", status=lambda m: None)
     names = {p.name for p in out.iterdir()}
     assert {"model.xml", "model.bin", "deployed.safetensors", "weights.safetensors",
-            "export.json", "model_card.md", "Test_task1b_1.meta.yaml",
-            "Test_task1b_1.output.csv"} <= names
+            "export.json", "model_card.md", "Test_TAU_task1b_1.meta.yaml",
+            "Test_TAU_task1b_1.output.csv"} <= names
     assert abs(r.accuracy - trained.seeds[0].accuracy) <= export_mod.DEFAULT_TOLERANCE
     assert r.size.fits and 0 < r.size.size_kb <= 500
     assert r.size.nonzero <= r.size.weights + r.size.biases
@@ -58,18 +59,54 @@ def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> Non
     deployed = load_file(str(out / "deployed.safetensors"))
     if precision == "fp16":
         assert all(t.dtype.itemsize == 2 for t in deployed.values() if t.is_floating_point())
-    meta = yaml.safe_load((out / "Test_task1b_1.meta.yaml").read_text())
-    assert meta["submission"]["label"] == "Test_task1b_1"
-    assert meta["system"]["complexity"]["model_size"] == pytest.approx(r.size.size_kb, abs=1e-3)
+    meta = yaml.safe_load((out / "Test_TAU_task1b_1.meta.yaml").read_text())
+    assert task1b_problems(meta, tuple(study.user_attrs["labels"])) == []  # every field
+    assert meta["submission"]["label"] == "Test_TAU_task1b_1"
+    _check_meta_is_what_ran(meta, study, trained.trial, precision)
     assert meta["results"]["development_dataset"]["overall"]["accuracy"] == pytest.approx(
         100 * r.accuracy, abs=0.01)
     assert set(meta["results"]["development_dataset"]["class_wise"]) == set(
         study.user_attrs["labels"])
-    rows = (out / "Test_task1b_1.output.csv").read_text().splitlines()
+    rows = (out / "Test_TAU_task1b_1.output.csv").read_text().splitlines()
     assert rows[0].split("\t") == ["filename", "scene_label", *study.user_attrs["labels"]]
     assert len(rows) == 1 + 48
     scores = np.array([[float(v) for v in row.split("\t")[2:]] for row in rows[1:]])
     assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)
+
+
+def _check_meta_is_what_ran(meta: dict, study, trial_number: int, precision: str) -> None:
+    """The meta.yaml says what the study did: its size as the rule counted it when the search
+    sized the trial, the augmentation, precision, pruning and segment averaging used."""
+    from asc_auto.compress.size import Precision, get_rule
+
+    trial = study.trials[trial_number]
+    rule = get_rule(study.user_attrs["rule"])
+    desc, complexity = meta["system"]["description"], meta["system"]["complexity"]
+    assert complexity["total_parameters"] == trial.user_attrs["counted_params"]
+    values = complexity["total_parameters"] if rule.count_zeros \
+        else complexity["total_parameters_non_zero"]
+    assert complexity["model_size"] == pytest.approx(
+        values * Precision(precision).bytes / rule.kb_bytes, abs=1e-3)  # the rule's arithmetic
+    assert complexity["model_size"] == pytest.approx(trial.user_attrs["size_kb"], abs=0.5)
+    waveform = study.user_attrs["technique"] in ("int8", "lt")  # AclNet
+    augmentation = desc["data_augmentation"] or ""
+    assert ("s crops, random gain" in augmentation) == waveform  # crop length per space
+    import tomllib
+
+    from asc_auto.train import TrainConfig
+
+    train = {**vars(TrainConfig()), **tomllib.loads(
+        Path(study.user_attrs["space_file"]).read_text()).get("train", {})}
+    masks = train["freq_masks"] + train["time_masks"] > 0  # the test spaces set them apart
+    assert ("SpecAugment" in augmentation) == (masks and not waveform)
+    mixup = trial.user_attrs["config"].get("mixup_alpha", 0) > 0
+    assert ("mixup" in augmentation) == mixup
+    assert precision.upper() in desc["complexity_management"]
+    assert ("lottery-ticket pruning" in desc["complexity_management"]) == (
+        study.user_attrs["technique"] == "lt")
+    assert (desc["decision_making"] is not None) == waveform
+    name, abbreviation = meta["submission"]["name"], meta["submission"]["abbreviation"]
+    assert f"trial {trial_number}" in name and len(abbreviation) <= 10
 
 
 def test_export_fails_loudly_and_leaves_nothing(retrained, tmp_path: Path, monkeypatch) -> None:
@@ -111,8 +148,20 @@ def test_export_cli(retrained, tmp_path: Path) -> None:
     study, home, url, _ = retrained
     if study.study_name != "kd":
         pytest.skip("the CLI wrapper is the same for every technique")
-    result = CliRunner().invoke(app, ["export", "--study", study.study_name, "--storage", url,
-                                      "--out", str(tmp_path / "pkg"), "--home", str(home)])
+    result = CliRunner().invoke(app, [
+        "export", "--study", study.study_name, "--storage", url, "--out", str(tmp_path / "pkg"),
+        "--home", str(home), "--author", "Heittola;Toni;toni@example.org",
+        "--affiliation", "TAU;Tampere University;Computing Sciences;Tampere, Finland",
+        "--abbreviation", "TAU-KD"])
     assert result.exit_code == 0, result.output
     assert "reloaded IR accuracy" in result.output
     assert (tmp_path / "pkg" / IR_FILE).exists()
+    meta = yaml.safe_load((tmp_path / "pkg" / "Heittola_TAU_task1b_1.meta.yaml").read_text())
+    assert task1b_problems(meta, tuple(study.user_attrs["labels"])) == []
+    assert meta["submission"]["abbreviation"] == "TAU-KD"
+    assert meta["submission"]["authors"][0]["affiliation"]["location"] == "Tampere, Finland"
+    bad = CliRunner().invoke(app, ["export", "--study", study.study_name, "--storage", url,
+                                   "--out", str(tmp_path / "pkg2"), "--home", str(home),
+                                   "--label", "Test_task1b_1"])
+    assert bad.exit_code == 2 and "not a DCASE submission label" in bad.output
+    assert not (tmp_path / "pkg2").exists()

@@ -47,9 +47,9 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch) -> 
     calls: list[int] = []
     real = retrain_mod._run_seed
 
-    def counting(technique, ctx, config, seed, *rest):  # type: ignore[no-untyped-def]
+    def counting(technique, ctx, config, seed, *rest, **hooks):  # type: ignore[no-untyped-def]
         calls.append(seed)
-        return real(technique, ctx, config, seed, *rest)
+        return real(technique, ctx, config, seed, *rest, **hooks)
 
     monkeypatch.setattr(retrain_mod, "_run_seed", counting)
     again = retrain(study, seeds=3, home=home, progress=False, status=lambda m: None)
