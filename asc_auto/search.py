@@ -272,8 +272,13 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     if study_name in existing:  # resumed: its split and folds, unless asked otherwise
         recorded = StudyRecord.from_attrs(existing[study_name].user_attrs).split_seed
         split_seed = opts.seed if recorded is None else int(recorded)
-        if cv is None:  # studies older than --cv were scored on one split
-            cv = int(StudyRecord.from_attrs(existing[study_name].user_attrs).cv_folds or 0)
+        folds = StudyRecord.from_attrs(existing[study_name].user_attrs).cv_folds
+        if cv is None and folds is not None:
+            cv = int(folds)
+        elif cv is None and existing[study_name].n_trials:  # older than --cv: one split
+            cv = 0
+        # else a study another worker has just created and not yet described: decide as it
+        # did (the same options and data give the same folds), not "older study"
     setup = prepare_search(opts, status, split_seed=split_seed)
     setup.confirm_top = opts.confirm_top
     setup.confirm_seeds = (confirm.DEFAULT_SEEDS if opts.confirm_seeds is None
@@ -348,7 +353,11 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
     """After a search's trials: confirm the top few configurations with fresh seeds (the pick
     that retrain and export take), then the technique's own step (e.g. the gcc ablation)."""
     ranked = feasible_trials(study)
-    if setup.confirm_seeds and len(ranked) >= 2:
+    others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    if setup.confirm_seeds and len(ranked) >= 2 and others:
+        status(f"{len(others)} trials of other workers still running or waiting: the last "
+               "worker to finish confirms the top configurations")
+    elif setup.confirm_seeds and len(ranked) >= 2:
         objective = Objective(setup)
 
         def score(trial: FrozenTrial, seed_index: int) -> float:

@@ -76,3 +76,23 @@ def test_small_user_data_is_cross_validated_by_default_and_resumes_so(
         run_search(_opts(tmp_path, tiny_dataset, trials=1, cv=0), status=lambda m: None)
     assert len(optuna.load_study(study_name="kd", storage=f"sqlite:///{tmp_path / 'asc.db'}")
                .trials) == 2
+
+
+def test_a_study_created_but_not_yet_described_by_another_worker_gets_the_same_folds(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    """Workers started together: one creates the study, another sees it before its attributes
+    are written. That one must not take it for a study older than --cv (one split) and then be
+    refused as mixing; it decides as the creator does. A study with trials but no `cv_folds`
+    is older than --cv and stays on one split."""
+    storage = f"sqlite:///{tmp_path / 'asc.db'}"
+    optuna.create_study(storage=storage, study_name="kd", direction="maximize")  # bare
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=1, confirm_seeds=0),
+                       status=lambda m: None)
+    assert study.user_attrs["cv_folds"] == 5
+
+    old = optuna.create_study(storage=storage, study_name="old", direction="maximize")
+    old.enqueue_trial({"c1": 4})
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=1, confirm_seeds=0, study="old"),
+                       status=lambda m: None)
+    assert study.user_attrs["cv_folds"] == 0

@@ -30,7 +30,8 @@ from pathlib import Path
 from asc_auto.search import SearchOptions, run_search
 run_search(SearchOptions(technique="kd", data=Path(sys.argv[1]), space=Path(sys.argv[2]),
                          trials=int(sys.argv[5]), epochs=1, storage=sys.argv[3],
-                         home=Path(sys.argv[4]), progress=False), status=print)
+                         home=Path(sys.argv[4]), progress=False, cv=0, confirm_seeds=0),
+           status=print)
 """
 
 
@@ -118,7 +119,8 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     home = tmp_path / "home"
     run = subprocess.run([sys.executable, "-m", "asc_auto.cli", "search", "--technique", "kd",
                           "--data", str(tiny_dataset), "--space", str(SPACE), "--trials", "4",
-                          "--epochs", "1", "--jobs", "2", "--home", str(home)],
+                          "--epochs", "1", "--jobs", "2", "--home", str(home),
+                          "--cv", "0", "--confirm-seeds", "0"],
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 workers on study 'kd'" in run.stdout

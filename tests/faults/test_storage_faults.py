@@ -117,7 +117,7 @@ s.rule_macs = die  # runs inside trial 0 (the paper point), after it is RUNNING
 home = Path(sys.argv[2])
 run_search(SearchOptions(technique="kd", data=Path(sys.argv[1]), space=Path(sys.argv[3]),
                          trials=1, epochs=1, storage=f"sqlite:///{home / 'asc.db'}", home=home,
-                         progress=False), status=lambda m: None)
+                         progress=False, cv=0, confirm_seeds=0), status=lambda m: None)
 """
 
 
