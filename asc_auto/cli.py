@@ -417,8 +417,9 @@ def dashboard(
     url = storage or default_storage(home)
     store = open_storage(url)
     for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
-        if summary.directions and len(summary.directions) == 1:  # ours: older ones unnamed
-            name_objective(optuna.load_study(study_name=summary.study_name, storage=store))
+        if StudyRecord.from_attrs(summary.user_attrs).technique is not None:  # ours: older
+            name_objective(optuna.load_study(  # ones unnamed; naming twice is harmless
+                study_name=summary.study_name, storage=store))
     console.print(f"optuna-dashboard on [bold]http://{host}:{port}[/] for {url} (Ctrl-C stops)")
     run_server(store, host=host, port=port)
 

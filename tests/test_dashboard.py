@@ -96,20 +96,22 @@ def _get(url: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory):
-    """`asc-auto dashboard` on a study written as search writes it, plus an older study whose
-    objective was never named: (base URL, {study name: id})."""
+    """`asc-auto dashboard` on a study written as search writes it, an older asc-auto study
+    whose objective was never named and another tool's study: (base URL, {name: id})."""
     url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'd.db'}"
     study = optuna.create_study(storage=url, study_name="kd", direction="maximize")
     name_objective(study)
     _write(study)
-    optuna.create_study(storage=url, study_name="older", direction="maximize")
+    older = optuna.create_study(storage=url, study_name="older", direction="maximize")
+    older.set_user_attr("technique", "kd")  # an asc-auto study from before issue 14
+    optuna.create_study(storage=url, study_name="foreign", direction="minimize")  # not ours
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "asc_auto.cli", "dashboard", "--storage", url,
                              "--port", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine starts it slowly
         while True:
             try:
                 summaries = json.loads(_get(f"{base}/api/studies"))["study_summaries"]
@@ -151,6 +153,8 @@ def test_dashboard_api_gives_its_plots_named_feasible_values(dashboard) -> None:
     assert {p["name"] for p in importances["param_importances"][0]} == {"c1", "lr"}
     older = json.loads(_get(f"{base}/api/studies/{ids['older']}?after=0"))
     assert older["objective_names"] == [OBJECTIVE_NAME]  # named by `asc-auto dashboard`
+    foreign = json.loads(_get(f"{base}/api/studies/{ids['foreign']}?after=0"))
+    assert not foreign.get("objective_names")  # another tool's study is left as it was
 
 
 def _browser() -> str | None:
