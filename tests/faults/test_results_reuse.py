@@ -50,9 +50,9 @@ def test_retrain_never_reuses_a_seed_of_a_same_named_study_on_other_data(
     calls: list[int] = []
     real = retrain_mod._run_seed
 
-    def counting(technique, ctx, config, seed, *rest):  # type: ignore[no-untyped-def]
+    def counting(technique, ctx, config, seed, *rest, **hooks):  # type: ignore[no-untyped-def]
         calls.append(seed)
-        return real(technique, ctx, config, seed, *rest)
+        return real(technique, ctx, config, seed, *rest, **hooks)
 
     monkeypatch.setattr(retrain_mod, "_run_seed", counting)
     again = retrain(second, seeds=1, home=home, progress=False, status=lambda m: None)
