@@ -4,6 +4,7 @@ prints the result with rich."""
 from __future__ import annotations
 
 import os
+import signal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -421,6 +422,9 @@ def dashboard(
             name_objective(optuna.load_study(  # ones unnamed; naming twice is harmless
                 study_name=summary.study_name, storage=store))
     console.print(f"optuna-dashboard on [bold]http://{host}:{port}[/] for {url} (Ctrl-C stops)")
+    # SIGTERM stops it wherever it lands: raised as KeyboardInterrupt inside a request being
+    # answered, wsgiref's handler would log it and serve on. The server holds nothing to save.
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(130))
     run_server(store, host=host, port=port)
 
 
