@@ -231,14 +231,20 @@ def _diverged(cfg: TrainConfig, epoch: int, where: str) -> TrainingDiverged:
                             "or check the input features for extreme values")
 
 
-# Evaluation batch on CUDA at least this large: at the CPU's 128 a small model leaves the GPU
-# idle; eval mode keeps no activations, so 512 clips fit beside training on any current GPU.
+# Evaluation batch on CUDA: at least this many clips (at the CPU's 128 a small model leaves the
+# GPU idle), unless their float32 input would pass CUDA_EVAL_BYTES (10 s waveforms: 209 clips),
+# so that the activations of long clips stay a few GB beside other workers' trials.
 CUDA_EVAL_BATCH = 512
+CUDA_EVAL_BYTES = 128 * 2**20
 
 
-def eval_batch_size(batch_size: int, device: torch.device) -> int:
-    """The evaluation batch on `device`: the configured one, at least CUDA_EVAL_BATCH on CUDA."""
-    return max(batch_size, CUDA_EVAL_BATCH) if device.type == "cuda" else batch_size
+def eval_batch_size(batch_size: int, device: torch.device, clip_bytes: int = 0) -> int:
+    """The evaluation batch on `device`: the configured one; on CUDA raised towards
+    CUDA_EVAL_BATCH clips of `clip_bytes` (float32 input) each, within CUDA_EVAL_BYTES."""
+    if device.type != "cuda":
+        return batch_size
+    fits = CUDA_EVAL_BYTES // clip_bytes if clip_bytes > 0 else CUDA_EVAL_BATCH
+    return max(batch_size, min(CUDA_EVAL_BATCH, fits))
 
 
 @torch.no_grad()
@@ -250,7 +256,7 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 128,
     model.eval()
     model.to(device)
     dtype = next(model.parameters()).dtype
-    step = eval_batch_size(batch_size, device)
+    step = eval_batch_size(batch_size, device, 4 * x[0].numel() if len(x) else 0)
     out = []
     for start in range(0, len(x), step):
         xb = to_device(x[start:start + step], device).to(dtype)

@@ -34,9 +34,9 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $out/NAME.txt
 
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee -a "$out/nvidia-smi.txt"
-step tests 120 "$py" -m pytest -q -p no:cacheprovider -x tests/test_train_device.py \
+step tests 90 "$py" -m pytest -q -p no:cacheprovider -x tests/test_train_device.py \
     tests/test_train.py
-step throughput 240 "$py" benchmarks/throughput.py --device cuda --epochs 2 --home "$home" \
+step throughput 270 "$py" benchmarks/throughput.py --device cuda --epochs 2 --home "$home" \
     --search-jobs 4 --search-trials 8 --compile
 step workers 200 "$py" benchmarks/workers.py --device cuda --jobs 1 2 4 8 --trials 16 \
     --epochs 2 --home "$home"

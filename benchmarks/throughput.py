@@ -185,16 +185,18 @@ def _extract(ref: str, dest: Path) -> str:
 
 
 def _compare(setup: SearchSetup, args: argparse.Namespace, console: Console) -> None:
-    """Before (REF) and after (this checkout), alternately, `--repeats` times per mode."""
+    """Before (REF) and after (this checkout), alternately (before first on even repeats, after
+    first on odd ones, so a drift in the machine's load favours neither), `--repeats` times."""
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "ref"
         sha = _extract(args.compare, old)
         payload = Path(tmp) / "payload.pt"
         torch.save(_payload(setup, args.modes, args.home, args.device, args.epochs), payload)
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for _ in range(args.repeats):
+        versions = [(f"before ({sha})", old), ("after (this tree)", ROOT)]
+        for rep in range(args.repeats):
             for mode in args.modes:
-                for label, path in ((f"before ({sha})", old), ("after (this tree)", ROOT)):
+                for label, path in versions[::-1] if rep % 2 else versions:  # ABBA order
                     env = {**os.environ, "PYTHONPATH": str(path)}
                     out = subprocess.run(
                         [sys.executable, str(ROOT / "benchmarks" / "train_loop.py"), str(payload),
@@ -203,14 +205,18 @@ def _compare(setup: SearchSetup, args: argparse.Namespace, console: Console) -> 
                         text=True, cwd=tmp).stdout
                     runs.setdefault((mode, label), []).append(json.loads(out.splitlines()[-1]))
     table = Table(title=f"train_model before/after, {args.compare_epochs} epoch(s) per run, "
-                        f"{args.repeats} runs each, alternating (median)", title_justify="left")
-    for col in ("mode", "version", "fwd+bwd clips/s", "wall s", "val acc", "weights digest"):
+                        f"{args.repeats} runs each, alternating ABBA (median)",
+                  title_justify="left")
+    for col in ("mode", "version", "fwd+bwd clips/s", "wall s", "CPU s", "val acc",
+                "weights digest"):
         table.add_column(col)
     for (mode, label), rs in runs.items():
         speeds = [r["clips_per_second"] for r in rs]
         each = ", ".join(f"{v:.1f}" for v in speeds)
+        cpu = [r["cpu_seconds"] for r in rs]
         table.add_row(mode, label, f"{statistics.median(speeds):.1f} ({each})",
                       f"{statistics.median(r['seconds_total'] for r in rs):.1f}",
+                      f"{statistics.median(cpu):.1f} ({', '.join(f'{v:.0f}' for v in cpu)})",
                       f"{rs[0]['val_accuracy']:.4f}", ", ".join(sorted({r["digest"] for r in rs})))
     console.print(table)
 
@@ -233,7 +239,7 @@ def main() -> None:
     parser.add_argument("--only-compare", action="store_true",
                         help="skip (1)-(6): only the before/after table")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)  # the tables stay whole in logs and pipes
     device = resolve_device(args.device)
     args.device = str(device)
     name = device_name(device)

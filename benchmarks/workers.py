@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None,
                         help="reuse a home with the demo data and caches [default: a temp dir]")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)  # the tables stay whole in logs and pipes
     home = args.home or Path(tempfile.mkdtemp(prefix="asc-workers-"))
     device = resolve_device(args.device)
     console.print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -163,6 +163,9 @@ def test_evaluation_copies_back_once_and_batches_do_not_change_results(monkeypat
     assert eval_batch_size(128, torch.device("cpu")) == 128
     assert eval_batch_size(128, torch.device("cuda", 0)) == train_mod.CUDA_EVAL_BATCH
     assert eval_batch_size(4096, torch.device("cuda", 0)) == 4096
+    ten_seconds = 4 * 160_000  # float32 bytes of a 10 s clip at 16 kHz
+    assert eval_batch_size(128, torch.device("cuda", 0), ten_seconds) == 209
+    assert eval_batch_size(128, torch.device("cuda", 0), 4 * 64 * 401) == 512
 
 
 def test_wave_augment_crops_float16_audio_exactly_as_float32() -> None:
@@ -239,3 +242,26 @@ def test_several_workers_share_one_gpu(monkeypatch) -> None:
     devices = [worker_device("auto", i) for i in range(4)]
     assert devices == ["cuda:0"] * 4 and per_device(devices) == "4 on cuda:0"
     assert per_device(["cuda:0", "cuda:1", "cuda:0"]) == "2 on cuda:0, 1 on cuda:1"
+
+
+def test_feature_extraction_streams_with_a_bounded_look_ahead(monkeypatch) -> None:
+    """However many clips (13,370 for TAU fold1), at most a batch plus two batches of look-ahead
+    are decoded and held at any time; each batch is handed on before the next is awaited."""
+    import asc_auto.features.cache as cache
+
+    loaded = 0
+
+    def fake_load(ds: object, clip: int, cfg: object) -> torch.Tensor:
+        nonlocal loaded
+        loaded += 1
+        return torch.full((1, 8), float(clip))
+
+    monkeypatch.setattr(cache, "_load_clip", fake_load)
+    clips = list(range(203))
+    seen = []
+    stream = cache._batched_waveforms(None, clips, None, 16, 2)  # type: ignore[arg-type]
+    for start, waves in stream:
+        assert loaded - (start + len(waves)) <= 2 * 16  # decoded but not yet handed on
+        seen += waves[:, 0, 0].int().tolist()
+    assert seen == clips
+    assert cache._loader_threads("cpu") <= 4 and cache._loader_threads("cuda") >= 1
