@@ -270,9 +270,9 @@ def main() -> None:
     tech = setup.technique
     tech.prepare(ctx)
     config = dict(setup.space.paper)
+    student_macs = count_macs(tech.build(config, ctx).model, example)  # not part of the trial
     t0 = time.perf_counter()
     cand = tech.build(config, ctx)
-    student_macs = count_macs(cand.model, example)
     outcome = tech.fit(cand, config, ctx)
     trial_s = time.perf_counter() - t0
     fb = outcome.train.seconds_forward_backward
