@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.stats import mean_se
 
 CONFIRMATION = "confirmation"  # the StudyRecord field it is stored in
 DEFAULT_SEEDS = 2  # fresh seeds per confirmed configuration when a search is not told
@@ -56,7 +57,7 @@ class Confirmed:
 
     @property
     def standard_error(self) -> float:
-        return self.std / math.sqrt(len(self.fresh)) if len(self.fresh) > 1 else math.nan
+        return mean_se(self.fresh)
 
 
 def confirmations(study: optuna.Study) -> list[Confirmed]:

@@ -10,13 +10,12 @@ shrinks with the clips validated, not with the size of one split.
 from __future__ import annotations
 
 import dataclasses
-import math
-import statistics
 from collections.abc import Sequence
 
 from asc_auto.context import TrialContext
 from asc_auto.data.splits import grouped_folds
 from asc_auto.data.tau import Clip
+from asc_auto.stats import binomial_se, mean_se
 
 # Under this many validation clips a single split cannot rank configurations (SE of a score near
 # 75 % accuracy is 2.5 points at 300 clips, 7.5 points at 33): cross-validation is switched on.
@@ -63,9 +62,7 @@ class CvScore:
     @property
     def standard_error(self) -> float:
         """Binomial SE over all validated clips, or the folds' spread when that is larger."""
-        n = sum(self.n_val)
-        binomial = math.sqrt(max(self.mean * (1 - self.mean), 0.0) / n) if n else math.nan
+        binomial = binomial_se(self.mean, sum(self.n_val))
         if len(self.accuracies) < 2:
             return binomial
-        spread = statistics.stdev(self.accuracies) / math.sqrt(len(self.accuracies))
-        return max(binomial, spread)
+        return max(binomial, mean_se(self.accuracies))

@@ -1,0 +1,19 @@
+"""Standard errors of the accuracies the tool shows: one formula for every table, so a number
+from a 33-clip split and one from 5 folds are read the same way."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+
+def binomial_se(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on `n` clips: on a 60-clip validation
+    split one clip is 1.7 points and the SE of 60 % is 6.3 points, which a bare 0.6232 hides."""
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / n) if n > 0 else math.nan
+
+
+def mean_se(values: Sequence[float]) -> float:
+    """Standard error of the mean of repeated runs (seeds, folds); NaN for fewer than two."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
