@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto.context import ContextSettings, TrialContext, build_context
-from asc_auto.pretrain import PretrainOptions, pretrain
+from asc_auto.pretrain import PretrainOptions, card_path, pretrain
 from asc_auto.space import default_space_file
 from asc_auto.teacher import ensure_teacher, ensure_teachers, teacher_settings
 from asc_auto.teacher_logits import write_teacher_logits
@@ -57,11 +57,13 @@ def context(technique: Technique, data: Path, args: argparse.Namespace,
         status=lambda msg: print(f"  {msg}", flush=True))
 
 
-def run_seeds(technique: Technique, ctx: TrialContext, seeds: int) -> dict[str, Any]:
-    """The paper configuration trained with each seed: deployed and FP32 evaluate accuracy."""
+def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: int = 0
+              ) -> dict[str, Any]:
+    """The paper configuration trained with each seed: deployed and FP32 evaluate accuracy.
+    `first_seed` lets a stopped or short run be extended with the seeds it lacks."""
     config = dict(ctx.space.paper)
     runs = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         t0 = time.perf_counter()
         ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
         torch.manual_seed(seed)
@@ -92,23 +94,35 @@ def se(acc: float, n: int) -> float:
 
 def aclnet(args: argparse.Namespace) -> dict[str, Any]:
     technique = get_technique("int8")
-    out = args.home / f"{args.pretrain_data.name}-aclnet.safetensors"
-    print(f"pretraining AclNet on {args.pretrain_data} ({args.pretrain_epochs} epochs)",
-          flush=True)
-    pre = pretrain(PretrainOptions(technique="int8", data=args.pretrain_data, out=out,
-                                   space=args.space, epochs=args.pretrain_epochs,
-                                   home=args.home, progress=False),
-                   status=lambda msg: print(f"  {msg}", flush=True))
-    print(f"  pretrained: evaluate {pre.accuracy:.4f} on {pre.evaluate_clips} clips, "
-          f"{pre.seconds:.0f} s", flush=True)
-    result: dict[str, Any] = {"pretrain": {"accuracy": pre.accuracy, "seconds": pre.seconds,
-                                           "evaluate_clips": pre.evaluate_clips}}
+    if args.pretrained:  # a checkpoint an earlier run wrote: its card says how good it is
+        out = args.pretrained
+        card = json.loads(card_path(out).read_text())
+        acc = card["accuracy"]
+        print(f"pretrained checkpoint {out} (its card: evaluate {acc['evaluate']:.4f} on "
+              f"{acc['clips']} clips of {card['dataset']['path']})", flush=True)
+        result: dict[str, Any] = {"pretrain": {
+            "accuracy": acc["evaluate"], "seconds": card["seconds"],
+            "evaluate_clips": acc["clips"], "dataset": Path(card["dataset"]["path"]).name,
+            "checkpoint": str(out)}}
+    else:
+        out = args.home / f"{args.pretrain_data.name}-aclnet.safetensors"
+        print(f"pretraining AclNet on {args.pretrain_data} ({args.pretrain_epochs} epochs)",
+              flush=True)
+        pre = pretrain(PretrainOptions(technique="int8", data=args.pretrain_data, out=out,
+                                       space=args.space, epochs=args.pretrain_epochs,
+                                       home=args.home, progress=False),
+                       status=lambda msg: print(f"  {msg}", flush=True))
+        print(f"  pretrained: evaluate {pre.accuracy:.4f} on {pre.evaluate_clips} clips, "
+              f"{pre.seconds:.0f} s", flush=True)
+        result = {"pretrain": {"accuracy": pre.accuracy, "seconds": pre.seconds,
+                               "evaluate_clips": pre.evaluate_clips,
+                               "dataset": args.pretrain_data.name}}
     for arm in ("scratch", "pretrained"):
         print(f"{args.data.name}: AclNet from {arm}", flush=True)
         sources = (resolve_sources("int8", technique.shape_params, False, init_from=out)
                    if arm == "pretrained" else Sources())
         result[arm] = run_seeds(technique, context(technique, args.data, args, sources),
-                                args.seeds)
+                                args.seeds, args.first_seed)
     return result
 
 
@@ -141,7 +155,7 @@ def kd(args: argparse.Namespace) -> dict[str, Any]:
                      "params_each": single.params}}
     for arm, ctx in (("single teacher", single_ctx), ("ensemble (stored logits)", ens_ctx)):
         print(f"{args.data.name}: kd student from the {arm}", flush=True)
-        result[arm] = run_seeds(technique, ctx, args.seeds)
+        result[arm] = run_seeds(technique, ctx, args.seeds, args.first_seed)
     return result
 
 
@@ -168,7 +182,7 @@ def show(kind: str, result: dict[str, Any], args: argparse.Namespace, wall: floa
     if "pretrain" in result:
         p = result["pretrain"]
         print(f"pretraining: evaluate {100 * p['accuracy']:.1f} on {p['evaluate_clips']} clips "
-              f"of {args.pretrain_data.name}, {p['seconds']:.0f} s")
+              f"of {p['dataset']}, {p['seconds']:.0f} s")
 
 
 def main() -> None:
@@ -183,13 +197,18 @@ def main() -> None:
     parser.add_argument("--teacher-epochs", type=int, default=30)
     parser.add_argument("--teacher-width", type=float, default=None)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first..first+seeds-1 (to add seeds to an earlier run)")
+    parser.add_argument("--pretrained", type=Path, default=None,
+                        help="aclnet: reuse a checkpoint an earlier run wrote (its .json card "
+                             "beside it) instead of pretraining again")
     parser.add_argument("--space", type=Path, default=None, help="default: the shipped space")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--home", type=Path, default=None, help="caches (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=None, help="results as JSON")
     args = parser.parse_args()
-    if args.kind == "aclnet" and args.pretrain_data is None:
-        parser.error("aclnet needs --pretrain-data")
+    if args.kind == "aclnet" and args.pretrain_data is None and args.pretrained is None:
+        parser.error("aclnet needs --pretrain-data or --pretrained")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-transfer-"))
