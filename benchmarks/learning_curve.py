@@ -61,7 +61,8 @@ def main() -> None:
         se = math.sqrt(r["mean"] * (1 - r["mean"]) / n_eval) if n_eval else float("nan")
         table.add_row(str(epochs), f"{epochs * train_clips:,}", f"{r['mean']:.4f}",
                       f"{se:.3f}", str(r["seeds"]), f"{wall:.0f}")
-        print(f"{epochs} epochs done ({wall:.0f} s)", flush=True)
+        print(f"{epochs} epochs ({epochs * train_clips:,} clips seen): evaluate "
+              f"{r['mean']:.4f} ± {se:.3f} over {r['seeds']} seed(s), {wall:.0f} s", flush=True)
     Console().print(table)
 
 
