@@ -50,7 +50,8 @@ def main() -> None:
         space = ["--space", str(args.space)] if args.space else []
         t0 = time.perf_counter()
         _cli("search", "--technique", args.technique, "--data", str(args.data), *space,
-             "--trials", "1", "--epochs", str(epochs), "--study", study, "--home", str(home))
+             "--trials", "1", "--epochs", str(epochs), "--study", study, "--home", str(home),
+             "--cv", "0", "--confirm-seeds", "0")  # only retrain's number is read
         _cli("retrain", "--study", study, "--trial", "0", "--seeds", str(args.seeds),
              "--home", str(home))
         wall = time.perf_counter() - t0
