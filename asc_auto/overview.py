@@ -19,8 +19,9 @@ from rich.table import Table
 
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.report import pareto_front, retrained_text, standard_error, state_counts
+from asc_auto.report import pareto_front, retrained_text, state_counts
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.stats import binomial_se
 
 
 def _num(value: Any) -> Any:
@@ -34,7 +35,7 @@ def trial_data(t: FrozenTrial, val_clips: int | None) -> dict[str, Any]:
     """One trial: number, value ± its standard error, size, precision, configuration."""
     r = TrialRecord.from_trial(t)
     se = r.value_se if r.value_se is not None else (
-        standard_error(t.value, val_clips) if t.value is not None and val_clips else None)
+        binomial_se(t.value, val_clips) if t.value is not None and val_clips else None)
     return {"trial": t.number, "state": t.state.name, "paper": r.is_paper,
             "value": _num(t.value), "value_se": _num(se),
             "se_from": "cross-validation" if r.value_se is not None else (

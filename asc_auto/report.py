@@ -40,9 +40,6 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-standard_error = binomial_se  # report's name for it (overview, tests)
-
-
 def accuracy_text(accuracy: float | None, n: int | None, se: float | None = None) -> str:
     """0.6232 ± 0.058: the standard error given (a cross-validated trial records its own), else
     the binomial one when the number of clips is known, else the bare value."""
@@ -52,7 +49,7 @@ def accuracy_text(accuracy: float | None, n: int | None, se: float | None = None
         return f"{accuracy:.4f} ± {se:.3f}"
     if not n:
         return f"{accuracy:.4f}"
-    return f"{accuracy:.4f} ± {standard_error(accuracy, n):.3f}"
+    return f"{accuracy:.4f} ± {binomial_se(accuracy, n):.3f}"
 
 
 def trial_accuracy_text(t: FrozenTrial, n_val: int | None) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
 import statistics
@@ -39,6 +38,7 @@ from rich.table import Table
 from asc_auto.context import ContextSettings, TrialContext, build_context
 from asc_auto.pretrain import PretrainOptions, card_path, pretrain
 from asc_auto.space import default_space_file
+from asc_auto.stats import binomial_se
 from asc_auto.teacher import ensure_teacher, ensure_teachers, teacher_settings
 from asc_auto.teacher_logits import write_teacher_logits
 from asc_auto.techniques.base import Technique, get_technique
@@ -85,11 +85,6 @@ def mean_std(values: list[float]) -> str:
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else float("nan")
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else f"{100 * mean:.1f}"
-
-
-def se(acc: float, n: int) -> float:
-    """Binomial standard error of one accuracy on n clips (what one seed's number is worth)."""
-    return math.sqrt(max(acc * (1 - acc), 0.0) / n) if n else float("nan")
 
 
 def aclnet(args: argparse.Namespace) -> dict[str, Any]:
@@ -170,7 +165,7 @@ def show(kind: str, result: dict[str, Any], args: argparse.Namespace, wall: floa
             continue
         accs = [x["accuracy"] for x in r["runs"]]
         table.add_row(arm, str(r["epochs"]),
-                      f"{mean_std(accs)} (±{100 * se(accs[0], r['evaluate_clips']):.1f})",
+                      f"{mean_std(accs)} (±{100 * binomial_se(accs[0], r['evaluate_clips']):.1f})",
                       mean_std([x["accuracy_fp32"] for x in r["runs"]]),
                       f"{statistics.fmean(x['seconds'] for x in r['runs']):.0f}")
     Console(width=140).print(table)
