@@ -13,7 +13,7 @@ from asc_auto.features.config import WaveformConfig, frontend_config_from_dict
 from asc_auto.features.frontends import load_waveform
 from asc_auto.models.aclnet import PAPER_PARAMS, AclNet, AclNetConfig, SegmentAverage
 from asc_auto.models.registry import create_model
-from asc_auto.techniques.aclnet_common import AugmentSettings, WaveAugment
+from asc_auto.techniques.aclnet_common import AugmentSettings, WaveAugment, content_lengths
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -75,3 +75,46 @@ def test_wave_augment_crops_scales_and_is_seeded() -> None:
     out = noisy(x, torch.Generator().manual_seed(2))
     snr = 10 * torch.log10(x.pow(2).mean((1, 2)) / (out - x).pow(2).mean((1, 2)))
     assert (snr >= 19.0).all() and (snr <= 51.0).all()  # SNR drawn in [20, 50] dB
+
+
+def test_content_lengths_end_at_the_last_recorded_sample() -> None:
+    x = torch.zeros(3, 2, 100)
+    x[0, 0, :40] = 0.1  # 40 samples of sound, then padding
+    x[1, 1, 70] = -0.2  # the other channel counts too, and so does a sample after a gap
+    x[1, 0, 5] = 0.3
+    # clip 2 is all zeros
+    assert content_lengths(x).tolist() == [40, 71, 0]
+
+
+def test_skip_padding_crops_overlap_the_recorded_part_and_keep_full_clips_unchanged() -> None:
+    x = torch.zeros(64, 1, 1000)
+    x[:, :, :300] = torch.linspace(0.1, 0.4, 300)  # 300 samples of sound, 700 of padding
+    x[:32, :, 300:] = 0.5  # the first half: full-length clips (no padding)
+    plain = AugmentSettings(gain_db=0.0, noise_prob=0.0, skip_padding=False)
+    skip = AugmentSettings(gain_db=0.0, noise_prob=0.0, skip_padding=True)
+    a = WaveAugment(skip, crop=200)(x, torch.Generator().manual_seed(3))
+    b = WaveAugment(plain, crop=200)(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a[:32], b[:32])  # no padding: exactly the crops drawn before
+    assert (a[32:, 0, 0] > 0).all()  # every crop of a padded clip starts inside its sound
+    assert (b[32:, 0, 0] == 0).sum() > 16  # without the option, most start in the padding
+    short = WaveAugment(skip, crop=400)(x[32:], torch.Generator().manual_seed(4))
+    assert torch.equal(short, x[32:, :, :400].expand_as(short))  # sound < crop: start at 0
+
+
+def test_skip_silent_segment_average_leaves_padding_segments_out() -> None:
+    torch.manual_seed(0)
+    net = AclNet(AclNetConfig(width=0.125, llf_channels=(4, 8), depth=2, sample_rate=8000)).eval()
+    with torch.no_grad():  # decisive outputs, so sound and silence get different probabilities
+        net.classifier.weight.mul_(300)
+    clip = torch.zeros(2, 1, 3 * 8000)
+    clip[0, :, :8000] = torch.randn(8000) * 0.1  # one segment of sound, two of padding
+    wrapped, plain = SegmentAverage(net, 8000, skip_silent=True), SegmentAverage(net, 8000)
+    with torch.no_grad():
+        first = torch.softmax(net(clip[:1, :, :8000])[0], 1)
+        logits, _ = wrapped(clip)
+        zeros = torch.softmax(net(clip[1:, :, :8000])[0], 1)
+        plain_probs = torch.softmax(plain(clip)[0], 1)
+    assert torch.allclose(torch.softmax(logits[:1], 1), first, atol=1e-5)
+    assert not torch.allclose(plain_probs[:1], first, atol=1e-3)  # padding outvotes without it
+    assert torch.allclose(torch.softmax(logits[1:], 1), zeros, atol=1e-5)  # all silent: all
+    assert wrapped.wrap(net).skip_silent and wrapped.wrap(net).segment_samples == 8000

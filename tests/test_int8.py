@@ -93,3 +93,28 @@ def test_openvino_ir_holds_int8_weights_and_matches_torch(trained, tmp_path: Pat
     # the largest logit, and identical decisions.
     assert np.abs(ov_logits - torch_logits).max() <= 0.03 * np.abs(torch_logits).max()
     assert (ov_logits.argmax(1) == torch_logits.argmax(1)).all()
+
+
+def test_ir_of_the_segment_average_skips_padding_segments_like_torch(trained,
+                                                                     tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from asc_auto.compress.precision import Precision
+    from asc_auto.ir import write_ir
+    from asc_auto.models.aclnet import SegmentAverage
+
+    _, int8 = trained
+    wrapped = SegmentAverage(int8, RATE, skip_silent=True).eval()
+    x, _ = tone_task(12, seed=3)
+    clips = torch.zeros(6, 1, 3 * RATE)  # 3 s clips: sound in the first 1, 2 or 3 s, or none
+    for i in range(6):
+        heard = i % 4
+        clips[i, :, : heard * RATE] = x[2 * i: 2 * i + heard].reshape(1, -1)[:, : heard * RATE]
+    xml = write_ir(wrapped, Precision.INT8, clips[:1], tmp_path)
+    ov_logits = compile_ir(xml)(clips.numpy())[0]
+    with torch.no_grad():
+        torch_logits = wrapped(clips)[0].numpy()
+        first = int8(clips[1:2, :, :RATE])[0]  # one second of sound: that segment's answer
+    assert (ov_logits.argmax(1) == torch_logits.argmax(1)).all()
+    assert np.abs(np.exp(ov_logits) - np.exp(torch_logits)).max() <= 0.05
+    assert torch.allclose(torch.tensor(torch_logits[1]).exp(), torch.softmax(first, 1)[0],
+                          atol=1e-5)

@@ -110,3 +110,27 @@ def test_projection_maps_to_teacher_dim_and_is_not_part_of_student() -> None:
     student_tensors = {id(p) for p in student.parameters()}
     assert not student_tensors & {id(p) for p in projection.parameters()}
     assert n_params(projection) == 24 * 128 + 128
+
+
+def test_global_pool_is_the_papers_average_or_a_max_with_the_same_parameters() -> None:
+    avg, mx = CnnStudent(), CnnStudent(StudentConfig(pool="max"))
+    assert isinstance(avg.pool, nn.AdaptiveAvgPool2d) and isinstance(mx.pool, nn.AdaptiveMaxPool2d)
+    assert sum(p.numel() for p in mx.parameters()) == sum(p.numel() for p in avg.parameters())
+    assert isinstance(VggTeacher(VggConfig(pool="max").scaled(0.125)).pool, nn.AdaptiveMaxPool2d)
+    mx.load_state_dict(avg.state_dict())  # same tensors: a checkpoint moves between them
+    x = torch.randn(2, 1, 64, 50)
+    with torch.no_grad():
+        emb_avg, emb_max = avg.eval()(x)[1], mx.eval()(x)[1]
+        trunk = avg.features(x)
+    assert torch.allclose(emb_avg, trunk.mean(dim=(2, 3)), atol=1e-6)
+    assert torch.allclose(emb_max, trunk.amax(dim=(2, 3)), atol=1e-6)
+    with pytest.raises(ValueError, match="pool must be one of avg, max"):
+        StudentConfig(pool="median")
+
+
+def test_kd_student_config_reads_the_searched_pool_and_defaults_to_the_papers() -> None:
+    from asc_auto.techniques.kd import student_config
+
+    config = {"c1": 8, "c2": 16, "c3": 32, "kernel_size": 3}
+    assert student_config(config, 1, 4).pool == "avg"  # a space without the param
+    assert student_config({**config, "pool": "max"}, 1, 4).pool == "max"

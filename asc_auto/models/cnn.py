@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from asc_auto.models.base import PooledCnn
+from asc_auto.models.base import PooledCnn, check_pool
 from asc_auto.models.registry import build_config, register_model
 
 
@@ -26,8 +26,10 @@ class StudentConfig:
     in_channels: int = 1  # log-mel planes
     n_classes: int = 3
     dropout: float = 0.2  # before the classifier
+    pool: str = "avg"  # global pool over frequency and time: the paper's "avg", or "max"
 
     def __post_init__(self) -> None:
+        check_pool(self.pool)
         if len(self.channels) != 3 or min(self.channels) < 1:
             raise ValueError(f"channels must be 3 positive ints, got {self.channels}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
@@ -51,7 +53,8 @@ class CnnStudent(PooledCnn):
                 nn.MaxPool2d(2, ceil_mode=True),
             ]
             c_in = c_out
-        self._set_trunk(nn.Sequential(*layers), c_in, self.config.n_classes, self.config.dropout)
+        self._set_trunk(nn.Sequential(*layers), c_in, self.config.n_classes, self.config.dropout,
+                        self.config.pool)
 
 
 class Projection(nn.Module):

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from asc_auto.models.base import PooledCnn
+from asc_auto.models.base import PooledCnn, check_pool
 from asc_auto.models.registry import build_config, register_model
 
 
@@ -26,8 +26,10 @@ class VggConfig:
     in_channels: int = 1  # log-mel planes
     n_classes: int = 3
     dropout: float = 0.3  # before the classifier
+    pool: str = "avg"  # global pool: the paper's "avg", or "max" (see models/base.py)
 
     def __post_init__(self) -> None:
+        check_pool(self.pool)
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f"channels must be non-empty and positive, got {self.channels}")
         bad = [i for i in self.pool_after if not 0 <= i < len(self.channels)]
@@ -37,7 +39,8 @@ class VggConfig:
     def scaled(self, width: float) -> VggConfig:
         """Same depth with every width multiplied by `width` (>= 1 channel): small demo teachers."""
         channels = tuple(max(1, round(c * width)) for c in self.channels)
-        return VggConfig(channels, self.pool_after, self.in_channels, self.n_classes, self.dropout)
+        return VggConfig(channels, self.pool_after, self.in_channels, self.n_classes, self.dropout,
+                         self.pool)
 
 
 class VggTeacher(PooledCnn):
@@ -57,7 +60,8 @@ class VggTeacher(PooledCnn):
             if i in self.config.pool_after:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             c_in = c_out
-        self._set_trunk(nn.Sequential(*layers), c_in, self.config.n_classes, self.config.dropout)
+        self._set_trunk(nn.Sequential(*layers), c_in, self.config.n_classes, self.config.dropout,
+                        self.config.pool)
 
 
 @register_model("vgg_teacher")

@@ -36,6 +36,9 @@ class AugmentSettings:
     gain_db: float = ranged(6.0, 0.0)  # gain drawn uniformly in [-gain_db, +gain_db]
     snr_db: float = ranged(20.0)  # noise SNR drawn uniformly in [snr_db, snr_db + 30] dB
     noise_prob: float = ranged(0.5, 0.0, 1.0)  # share of training crops that get noise
+    # Crops, averaged segments and calibration from the recorded part of each clip, not the
+    # zeros that pad short clips to clip_seconds (see `content_lengths`).
+    skip_padding: bool = True
 
 
 def augment_settings(ctx: TrialContext) -> AugmentSettings:
@@ -64,8 +67,26 @@ def segment_samples(ctx: TrialContext) -> int:
     return min(round(seconds * rate), int(ctx.features.x.shape[-1]))
 
 
+def content_lengths(x: torch.Tensor) -> torch.Tensor:
+    """Samples up to and including each clip's last non-zero one (any channel): (B, C, S) -> (B,).
+
+    Clips shorter than `clip_seconds` are cached zero-padded at the end; on data of short events
+    a uniform 1 s crop of a padded clip is mostly silence labelled with the event's class (on
+    office16, median clip 1.0 s of 3.3 s, over half of the crops; fsdd 0.4 s of 2.3 s, two thirds).
+    Exact zeros only: any recorded sound, however quiet, counts as content.
+    """
+    heard = x.ne(0).any(dim=1)  # (B, S)
+    last = heard.flip(-1).int().argmax(dim=-1)  # zeros after the last non-zero sample
+    return torch.where(heard.any(dim=-1), x.shape[-1] - last, torch.zeros_like(last))
+
+
 class WaveAugment:
     """Batch transform for `train_model`: random crop, random gain, additive white noise.
+
+    With `skip_padding` a crop starts where it still overlaps the clip's recorded part
+    (`content_lengths`): uniformly in [0, content - crop], at 0 for content shorter than a crop.
+    The start is drawn as before and scaled to that range, so clips without padding (TAU's
+    10 s scenes) get exactly the crops they got without the option.
 
     Runs where the batch is (the training device). The per-example draws (crop starts, gains,
     SNRs, noise on/off: a few numbers per clip) come from the CPU generator and cross with one
@@ -83,6 +104,9 @@ class WaveAugment:
         dev = x.device
         crop = min(self.crop, length)
         starts = to_device(torch.randint(0, length - crop + 1, (b,), generator=gen), dev)
+        if self.settings.skip_padding:  # scaled onto [0, content - crop]: no sync, no new draw
+            last = (content_lengths(x) - crop).clamp(0, length - crop)
+            starts = starts * (last + 1) // (length - crop + 1)
         idx = starts[:, None] + torch.arange(crop, device=dev)[None, :]
         # Gather first, convert after: only the crop is widened to float32 (the same values).
         out = torch.gather(x, 2, idx[:, None, :].expand(b, c, crop)).float()
@@ -115,7 +139,8 @@ def build_aclnet(config: dict[str, Any], ctx: TrialContext, seed: int | None = N
     """Untrained AclNet wrapped for segment-averaged inference; seeded so init is reproducible."""
     torch.manual_seed(ctx.train_cfg.seed if seed is None else seed)
     rate = sample_rate(ctx)
-    return SegmentAverage(AclNet(aclnet_config(config, ctx.n_classes, rate)), segment_samples(ctx))
+    return SegmentAverage(AclNet(aclnet_config(config, ctx.n_classes, rate)), segment_samples(ctx),
+                          skip_silent=augment_settings(ctx).skip_padding)
 
 
 def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int | None = None,
@@ -163,11 +188,22 @@ def val_accuracy(model: nn.Module, ctx: TrialContext, device: str | torch.device
 
 def calibration_crops(ctx: TrialContext, n: int, batch_size: int = 16) -> list[torch.Tensor]:
     """Up to `n` 1 s training segments (consecutive segments of the first clips), in batches:
-    what INT8 calibration sees, in the shape the quantized network runs on."""
+    what INT8 calibration sees, in the shape the quantized network runs on. With `skip_padding`
+    all-zero segments (padding) are skipped, as the deployed average skips them."""
     seg = segment_samples(ctx)
     x = ctx.train_xy[0]
     per_clip = max(1, x.shape[-1] // seg)
-    clips = x[: math.ceil(n / per_clip), :, : per_clip * seg]
-    b, c, _ = clips.shape
-    crops = clips.reshape(b, c, per_clip, seg).transpose(1, 2).reshape(-1, c, seg)[:n].float()
+    skip = augment_settings(ctx).skip_padding
+    found: list[torch.Tensor] = []
+    count, start, step = 0, 0, math.ceil(n / per_clip)
+    while count < n and start < len(x):  # more clips only while padding was skipped
+        clips = x[start:start + step, :, : per_clip * seg]
+        b, c, _ = clips.shape
+        crops = clips.reshape(b, c, per_clip, seg).transpose(1, 2).reshape(-1, c, seg)
+        if skip:
+            crops = crops[crops.abs().amax(dim=(1, 2)) > 0]
+        found.append(crops[: n - count].float())
+        count += len(found[-1])
+        start += step
+    crops = torch.cat(found)
     return [crops[i:i + batch_size] for i in range(0, len(crops), batch_size)]

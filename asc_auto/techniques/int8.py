@@ -43,7 +43,7 @@ def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialCon
     calibration = calibration_crops(ctx, int(config["calibration_clips"]))
     inner = model.model.cpu().eval()
     quantized = quantize_int8(inner, calibration, subset_size=len(calibration))
-    return SegmentAverage(quantized, model.segment_samples).eval()
+    return model.wrap(quantized).eval()
 
 
 @register_technique

@@ -61,6 +61,7 @@ def student_config(config: dict[str, Any], in_channels: int, n_classes: int) -> 
     return StudentConfig(
         channels=(int(config["c1"]), int(config["c2"]), int(config["c3"])),
         kernel_size=int(config["kernel_size"]),
+        pool=str(config.get("pool", "avg")),  # spaces without the param: the paper's average
         in_channels=in_channels,
         n_classes=n_classes,
     )

@@ -132,7 +132,7 @@ class LotteryTicket(Technique):
                 dense_acc.append(val_accuracy(wrapper, ctx))
                 history += pruning.structured_prune(net.cpu(), example, step_ratio, keep_layers)
                 net = pruning.replay(rewind_to[0], history, example)
-                wrapper = SegmentAverage(net, wrapper.segment_samples)
+                wrapper = wrapper.wrap(net)
         result = train_aclnet(wrapper, config, ctx, on_epoch=on_epoch, on_step=on_step)
         pruning.make_permanent(net)
         wrapper.cpu()

@@ -1,0 +1,156 @@
+"""One change at a time, on real data: the paper configuration trained with and without it.
+Prints numbers, asserts nothing.
+
+    # AclNet crops from the recorded part of short clips vs from anywhere in the padded clip
+    .venv/bin/python benchmarks/ablation.py --technique int8 --data ../shared/datasets/office16 \
+        --epochs 60 --seeds 3 --arm padding augment.skip_padding=false --arm content
+
+    # the kd student's global pooling: the paper's average vs max over the padded time axis
+    .venv/bin/python benchmarks/ablation.py --technique kd --data ../shared/datasets/office16 \
+        --arm avg --arm max pool=max
+
+An arm is a name and `table.key=value` (a space table value) or `param=value` (the paper
+configuration's value) settings; values are read as TOML, a bare word as a string. Every arm
+trains what `retrain` trains for one seed (all of fold1_train, the space's settings, compress,
+evaluate fold), with the same seeds; `--epochs` replaces the space's budget in every arm. Arms
+run one after the other; give each its own process (`--only`) to use more cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from asc_auto.context import ContextSettings, TrialContext, build_context
+from asc_auto.space import default_space_file
+from asc_auto.stats import binomial_se, mean_se
+from asc_auto.techniques.base import Technique, get_technique
+from asc_auto.train import resolve_device
+
+
+def parse_arm(words: list[str]) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any]]:
+    """`name table.key=value param=value ...` -> (name, table overrides, paper overrides)."""
+    name, tables, params = words[0], {}, {}
+    for word in words[1:]:
+        key, sep, raw = word.partition("=")
+        if not sep:
+            raise SystemExit(f"arm {name}: {word!r} is not key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:  # a bare word: a string (pool=max)
+            value = raw
+        if "." in key:
+            table, field = key.split(".", 1)
+            tables.setdefault(table, {})[field] = value
+        else:
+            params[key] = value
+    return name, tables, params
+
+
+def arm_context(technique: Technique, args: argparse.Namespace,
+                tables: dict[str, dict[str, Any]]) -> TrialContext:
+    """All of fold1_train to train on, the evaluate fold to score (retrain's context)."""
+    return build_context(technique, ContextSettings(
+        data=args.data, space_file=args.space or default_space_file(technique.name),
+        rule="dcase2020", budget_kb=500.0, home=args.home, epochs=args.epochs,
+        overrides=tables, progress=False, val_fraction=None),
+        status=lambda msg: print(f"  {msg}", flush=True))
+
+
+def run_arm(technique: Technique, ctx: TrialContext, params: dict[str, Any],
+            seeds: list[int]) -> list[dict[str, Any]]:
+    """The paper configuration (with `params`) trained once per seed, deployed and scored."""
+    config = {**ctx.space.paper, **params}
+    runs = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
+        torch.manual_seed(seed)
+        cand = technique.build(config, ctx)
+        outcome = technique.fit(cand, config, ctx)
+        device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
+        acc = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device).accuracy
+        runs.append({"seed": seed, "accuracy": acc, "accuracy_fp32": outcome.accuracy_fp32,
+                     "seconds": round(time.perf_counter() - t0, 1)})
+        print(f"  seed {seed}: {cand.precision.value} {acc:.4f}, fp32 "
+              f"{outcome.accuracy_fp32:.4f} ({runs[-1]['seconds']:.0f} s)", flush=True)
+    return runs
+
+
+def pm(values: list[float]) -> str:
+    """Mean ± its standard error in %, the mean alone for one run."""
+    mean = f"{100 * statistics.fmean(values):.1f}"
+    return f"{mean} ± {100 * mean_se(values):.1f}" if len(values) > 1 else mean
+
+
+def show(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    table = Table(title=f"{args.technique} paper configuration on {args.data.name}: evaluate "
+                  f"accuracy % (mean ± SE over seeds; one run's binomial SE in brackets), "
+                  f"{platform.machine()}, {os.cpu_count()} CPUs", title_justify="left")
+    for col in ("arm", "settings", "epochs", "seeds", "deployed", "fp32", "s per seed"):
+        table.add_column(col, justify="right")
+    for name, r in results.items():
+        accs = [x["accuracy"] for x in r["runs"]]
+        fp32 = [x["accuracy_fp32"] for x in r["runs"]]
+        one = binomial_se(statistics.fmean(accs), r["evaluate_clips"])
+        table.add_row(name, " ".join(r["settings"]) or "-", str(r["epochs"]), str(len(accs)),
+                      f"{pm(accs)} (±{100 * one:.1f})", pm(fp32),
+                      f"{statistics.fmean(x['seconds'] for x in r['runs']):.0f}")
+    Console(width=160).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--technique", required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--arm", nargs="+", action="append", required=True,
+                        metavar="NAME [KEY=VALUE ...]")
+    parser.add_argument("--only", default=None, help="run only the arm of this name")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: the space's budget)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--space", type=Path, default=None, help="default: the shipped space")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--home", type=Path, default=None, help="caches (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=None, help="results as JSON")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))
+    technique = get_technique(args.technique)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    results: dict[str, dict[str, Any]] = {}
+    t0 = time.perf_counter()
+    for words in args.arm:
+        name, tables, params = parse_arm(words)
+        if args.only and name != args.only:
+            continue
+        print(f"{args.data.name}: {args.technique} arm {name} {' '.join(words[1:])}", flush=True)
+        ctx = arm_context(technique, args, tables)
+        results[name] = {"settings": words[1:], "epochs": ctx.train_cfg.epochs,
+                         "evaluate_clips": len(ctx.val_files),
+                         "runs": run_arm(technique, ctx, params, seeds)}
+    wall = time.perf_counter() - t0
+    if args.out:
+        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                        "results": results, "wall_seconds": wall}, indent=1))
+    show(args, results)
+    print(f"wall time {wall / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
