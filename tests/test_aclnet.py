@@ -118,3 +118,24 @@ def test_skip_silent_segment_average_leaves_padding_segments_out() -> None:
     assert not torch.allclose(plain_probs[:1], first, atol=1e-3)  # padding outvotes without it
     assert torch.allclose(torch.softmax(logits[1:], 1), zeros, atol=1e-5)  # all silent: all
     assert wrapped.wrap(net).skip_silent and wrapped.wrap(net).segment_samples == 8000
+
+
+def test_calibration_crops_skip_all_zero_padding_segments() -> None:
+    from types import SimpleNamespace
+
+    from asc_auto.techniques.aclnet_common import calibration_crops
+
+    x = torch.zeros(6, 1, 3 * 16000, dtype=torch.float16)
+    x[:, :, :16000] = 0.25  # each clip: 1 s of sound, 2 s of padding
+    x[:, :, 16000] = 0.5  # a segment with one recorded sample is sound too
+
+    def ctx(skip: bool) -> SimpleNamespace:
+        space = SimpleNamespace(file="int8.toml", features={"kind": "waveform"},
+                                tables={"augment": {"skip_padding": skip}})
+        return SimpleNamespace(space=space, features=SimpleNamespace(x=x), train_xy=(x, None))
+
+    kept = torch.cat(calibration_crops(ctx(True), 9, batch_size=4))
+    assert kept.shape == (9, 1, 16000) and kept.dtype == torch.float32
+    assert (kept.abs().amax(dim=(1, 2)) > 0).all()  # 9 crops of sound from 5 clips
+    plain = torch.cat(calibration_crops(ctx(False), 9, batch_size=4))
+    assert (plain.abs().amax(dim=(1, 2)) == 0).sum() == 3  # every third segment is padding
