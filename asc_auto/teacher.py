@@ -34,6 +34,7 @@ from asc_auto.context import TrialContext
 from asc_auto.errors import ConfigError
 from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
 from asc_auto.keys import digest
+from asc_auto.models.base import POOLS
 from asc_auto.models.vgg import VggConfig, VggTeacher
 from asc_auto.progress import progress_bar
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
@@ -68,6 +69,8 @@ class TeacherSettings:
     # VGGs trained from scratch (seeds seed, seed + 1, ...) whose logits are averaged; ignored
     # when --teacher or --teacher-logits name the members. Not part of a member's cache key.
     members: int = ranged(1, 1, 16)
+    # Global pool of the VGG: the paper's "avg", or "max" (see asc_auto/models/base.py).
+    pool: str = "avg"
 
     def vgg_config(self, in_channels: int, n_classes: int) -> VggConfig:
         if not 1 <= self.depth <= len(PAPER_CHANNELS):
@@ -75,12 +78,16 @@ class TeacherSettings:
         chans = tuple(max(4, round(c * self.width)) for c in PAPER_CHANNELS[: self.depth])
         pools = tuple(i for i in VggConfig().pool_after if i < self.depth) or (self.depth - 1,)
         return VggConfig(channels=chans, pool_after=pools, in_channels=in_channels,
-                         n_classes=n_classes)
+                         n_classes=n_classes, pool=self.pool)
 
 
 def teacher_settings(values: dict[str, Any], file: str) -> TeacherSettings:
-    """Parse the [teacher] table; unknown keys and wrong types name the key."""
-    return dataclass_from_table(TeacherSettings, values, file, "teacher")
+    """Parse the [teacher] table; unknown keys, wrong types and values name the key."""
+    settings = dataclass_from_table(TeacherSettings, values, file, "teacher")
+    if settings.pool not in POOLS:
+        raise ConfigError(file, "teacher.pool", f"is {settings.pool!r}",
+                          f"use one of {', '.join(POOLS)}")
+    return settings
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ def teacher_key(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainCo
     """A member's cache key: split, settings, training and the checkpoint it starts from."""
     plain = dataclasses.asdict(settings)
     plain.pop("members")  # how many members there are is not what one member depends on
+    if plain["pool"] == "avg":  # the VGG every cache before the option was written with
+        plain.pop("pool")
     doc: dict[str, Any] = {"format": CACHE_FORMAT, "split": ctx.split_digest(),
                            "teacher": plain, "train": dataclasses.asdict(train_cfg)}
     if init is not None:

@@ -67,3 +67,15 @@ def test_teacher_table_typos_and_types_name_the_key() -> None:
         teacher_settings({"widht": 0.5}, "kd.toml")
     with pytest.raises(ConfigError, match=r"teacher\.epochs"):
         teacher_settings({"epochs": 2.5}, "kd.toml")
+    with pytest.raises(ConfigError, match=r"teacher\.pool.*use one of avg, max"):
+        teacher_settings({"pool": "median"}, "kd.toml")
+
+
+def test_a_max_pooled_teacher_is_its_own_cache_entry(ctx) -> None:
+    from asc_auto.teacher import teacher_key, teacher_train_config
+
+    plain = teacher_key(ctx, TINY, teacher_train_config(ctx, TINY))
+    maxed_settings = TeacherSettings(width=0.0625, depth=4, epochs=1, pool="max")
+    maxed = teacher_key(ctx, maxed_settings, teacher_train_config(ctx, maxed_settings))
+    assert maxed != plain
+    assert maxed_settings.vgg_config(1, 3).pool == "max" and TINY.vgg_config(1, 3).pool == "avg"
