@@ -83,10 +83,12 @@ def content_lengths(x: torch.Tensor) -> torch.Tensor:
 class WaveAugment:
     """Batch transform for `train_model`: random crop, random gain, additive white noise.
 
-    With `skip_padding` a crop starts where it still overlaps the clip's recorded part
-    (`content_lengths`): uniformly in [0, content - crop], at 0 for content shorter than a crop.
-    The start is drawn as before and scaled to that range, so clips without padding (TAU's
-    10 s scenes) get exactly the crops they got without the option.
+    With `skip_padding` a crop holds as much of the clip's recorded part (`content_lengths`)
+    as it can: its start is uniform in [0, content - crop] for content longer than a crop, and
+    in [content - crop, 0] for shorter content, which then sits whole at a random offset in the
+    crop (zeros before and after it): a time shift instead of the same crop every epoch. The
+    start is drawn as before and scaled onto that range, so clips without padding (TAU's 10 s
+    scenes) get exactly the crops they got without the option.
 
     Runs where the batch is (the training device). The per-example draws (crop starts, gains,
     SNRs, noise on/off: a few numbers per clip) come from the CPU generator and cross with one
@@ -104,12 +106,16 @@ class WaveAugment:
         dev = x.device
         crop = min(self.crop, length)
         starts = to_device(torch.randint(0, length - crop + 1, (b,), generator=gen), dev)
-        if self.settings.skip_padding:  # scaled onto [0, content - crop]: no sync, no new draw
-            last = (content_lengths(x) - crop).clamp(0, length - crop)
-            starts = starts * (last + 1) // (length - crop + 1)
+        if self.settings.skip_padding:  # scaled onto the range above: no sync, no new draw
+            spare = content_lengths(x) - crop  # < 0: content shorter than the crop
+            low, high = spare.clamp(max=0), spare.clamp(0, length - crop)
+            starts = low + starts * (high - low + 1) // (length - crop + 1)
         idx = starts[:, None] + torch.arange(crop, device=dev)[None, :]
         # Gather first, convert after: only the crop is widened to float32 (the same values).
-        out = torch.gather(x, 2, idx[:, None, :].expand(b, c, crop)).float()
+        # Positions before the clip's start (a shifted short clip) read as zeros.
+        out = torch.gather(x, 2, idx.clamp_min(0)[:, None, :].expand(b, c, crop)).float()
+        if self.settings.skip_padding:
+            out = out * (idx >= 0)[:, None, :]
         s = self.settings
         gain_db = to_device((torch.rand(b, 1, 1, generator=gen) * 2 - 1) * s.gain_db, dev)
         out = out * 10 ** (gain_db / 20)
