@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from asc_auto.data.tau import load_dataset
@@ -145,3 +146,20 @@ def test_calibration_crops_skip_all_zero_padding_segments() -> None:
     assert (kept.abs().amax(dim=(1, 2)) > 0).all()  # 9 crops of sound from 5 clips
     plain = torch.cat(calibration_crops(ctx(False), 9, batch_size=4))
     assert (plain.abs().amax(dim=(1, 2)) == 0).sum() == 3  # every third segment is padding
+
+
+def test_a_searched_crops_param_decides_over_the_augment_table() -> None:
+    from types import SimpleNamespace
+
+    from asc_auto.errors import ConfigError
+    from asc_auto.techniques.aclnet_common import skips_padding
+
+    def ctx(table: dict) -> SimpleNamespace:
+        return SimpleNamespace(space=SimpleNamespace(file="int8.toml", tables={"augment": table}))
+
+    assert skips_padding({}, ctx({})) is False  # spaces without either: the paper's crops
+    assert skips_padding({}, ctx({"skip_padding": True})) is True
+    assert skips_padding({"crops": "clip"}, ctx({"skip_padding": True})) is False
+    assert skips_padding({"crops": "content"}, ctx({})) is True
+    with pytest.raises(ConfigError, match=r"params\.crops.*'clip' or 'content'"):
+        skips_padding({"crops": "middle"}, ctx({}))

@@ -37,8 +37,9 @@ class AugmentSettings:
     snr_db: float = ranged(20.0)  # noise SNR drawn uniformly in [snr_db, snr_db + 30] dB
     noise_prob: float = ranged(0.5, 0.0, 1.0)  # share of training crops that get noise
     # Crops, averaged segments and calibration from the recorded part of each clip, not the
-    # zeros that pad short clips to clip_seconds (see `content_lengths`).
-    skip_padding: bool = True
+    # zeros that pad short clips to clip_seconds (see `content_lengths`); a space's searched
+    # `crops` param ("clip" | "content") decides per trial instead (`skips_padding`).
+    skip_padding: bool = False
 
 
 def augment_settings(ctx: TrialContext) -> AugmentSettings:
@@ -49,6 +50,21 @@ def augment_settings(ctx: TrialContext) -> AugmentSettings:
     if settings.crop_seconds <= 0:
         raise ConfigError(file, "augment.crop_seconds", "must be > 0", "use 1.0")
     return settings
+
+
+CROPS = ("clip", "content")  # the searched param's choices: anywhere in the padded clip, or
+# from its recorded part (skip_padding)
+
+
+def skips_padding(config: dict[str, Any], ctx: TrialContext) -> bool:
+    """Whether this trial crops, calibrates and averages from the recorded part only: its
+    `crops` param when the space searches it, else the [augment] table's `skip_padding`."""
+    if "crops" not in config:
+        return augment_settings(ctx).skip_padding
+    if config["crops"] not in CROPS:
+        raise ConfigError(ctx.space.file, "params.crops", f"{config['crops']!r} is not a choice",
+                          f"use {' or '.join(repr(c) for c in CROPS)}")
+    return config["crops"] == "content"
 
 
 def sample_rate(ctx: TrialContext) -> int:
@@ -146,7 +162,7 @@ def build_aclnet(config: dict[str, Any], ctx: TrialContext, seed: int | None = N
     torch.manual_seed(ctx.train_cfg.seed if seed is None else seed)
     rate = sample_rate(ctx)
     return SegmentAverage(AclNet(aclnet_config(config, ctx.n_classes, rate)), segment_samples(ctx),
-                          skip_silent=augment_settings(ctx).skip_padding)
+                          skip_silent=skips_padding(config, ctx))
 
 
 def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int | None = None,
@@ -165,7 +181,8 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
     """Train in place on random crops; per-epoch validation is segment-averaged over clips."""
     cfg = aclnet_train_config(config, ctx, epochs, device)
     x, y = ctx.train_xy
-    transform = WaveAugment(augment_settings(ctx), segment_samples(ctx))
+    settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
+    transform = WaveAugment(settings, segment_samples(ctx))
     return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
                        on_step=on_step, transform=transform)
 
@@ -192,14 +209,16 @@ def val_accuracy(model: nn.Module, ctx: TrialContext, device: str | torch.device
                     dev).accuracy
 
 
-def calibration_crops(ctx: TrialContext, n: int, batch_size: int = 16) -> list[torch.Tensor]:
+def calibration_crops(ctx: TrialContext, n: int, batch_size: int = 16,
+                      skip: bool | None = None) -> list[torch.Tensor]:
     """Up to `n` 1 s training segments (consecutive segments of the first clips), in batches:
-    what INT8 calibration sees, in the shape the quantized network runs on. With `skip_padding`
-    all-zero segments (padding) are skipped, as the deployed average skips them."""
+    what INT8 calibration sees, in the shape the quantized network runs on. With `skip` (default:
+    the [augment] table's skip_padding) all-zero segments (padding) are skipped, as the deployed
+    average then skips them."""
     seg = segment_samples(ctx)
     x = ctx.train_xy[0]
     per_clip = max(1, x.shape[-1] // seg)
-    skip = augment_settings(ctx).skip_padding
+    skip = augment_settings(ctx).skip_padding if skip is None else skip
     found: list[torch.Tensor] = []
     count, start, step = 0, 0, math.ceil(n / per_clip)
     while count < n and start < len(x):  # more clips only while padding was skipped

@@ -20,6 +20,7 @@ from asc_auto.techniques.aclnet_common import (
     build_aclnet,
     calibration_crops,
     pretrain_aclnet,
+    skips_padding,
     train_aclnet,
     val_accuracy,
 )
@@ -40,7 +41,8 @@ QAT_LR_FACTOR = 0.1  # QAT fine-tunes a trained model: a tenth of the searched p
 def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialContext,
                     ) -> SegmentAverage:
     """NNCF PTQ of the inner network on 1 s calibration crops, wrapped for segment averaging."""
-    calibration = calibration_crops(ctx, int(config["calibration_clips"]))
+    calibration = calibration_crops(ctx, int(config["calibration_clips"]),
+                                    skip=skips_padding(config, ctx))
     inner = model.model.cpu().eval()
     quantized = quantize_int8(inner, calibration, subset_size=len(calibration))
     return model.wrap(quantized).eval()
