@@ -19,7 +19,6 @@ run one after the other; give each its own process (`--only`) to use more cores.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -33,12 +32,10 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.table import Table
+from transfer import context, run_seeds  # benchmarks/ is on sys.path when run as a script
 
-from asc_auto.context import ContextSettings, TrialContext, build_context
-from asc_auto.space import default_space_file
 from asc_auto.stats import binomial_se, mean_se
-from asc_auto.techniques.base import Technique, get_technique
-from asc_auto.train import resolve_device
+from asc_auto.techniques.base import get_technique
 
 
 def parse_arm(words: list[str]) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any]]:
@@ -58,36 +55,6 @@ def parse_arm(words: list[str]) -> tuple[str, dict[str, dict[str, Any]], dict[st
         else:
             params[key] = value
     return name, tables, params
-
-
-def arm_context(technique: Technique, args: argparse.Namespace,
-                tables: dict[str, dict[str, Any]]) -> TrialContext:
-    """All of fold1_train to train on, the evaluate fold to score (retrain's context)."""
-    return build_context(technique, ContextSettings(
-        data=args.data, space_file=args.space or default_space_file(technique.name),
-        rule="dcase2020", budget_kb=500.0, home=args.home, epochs=args.epochs,
-        overrides=tables, progress=False, val_fraction=None),
-        status=lambda msg: print(f"  {msg}", flush=True))
-
-
-def run_arm(technique: Technique, ctx: TrialContext, params: dict[str, Any],
-            seeds: list[int]) -> list[dict[str, Any]]:
-    """The paper configuration (with `params`) trained once per seed, deployed and scored."""
-    config = {**ctx.space.paper, **params}
-    runs = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
-        torch.manual_seed(seed)
-        cand = technique.build(config, ctx)
-        outcome = technique.fit(cand, config, ctx)
-        device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
-        acc = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device).accuracy
-        runs.append({"seed": seed, "accuracy": acc, "accuracy_fp32": outcome.accuracy_fp32,
-                     "seconds": round(time.perf_counter() - t0, 1)})
-        print(f"  seed {seed}: {cand.precision.value} {acc:.4f}, fp32 "
-              f"{outcome.accuracy_fp32:.4f} ({runs[-1]['seconds']:.0f} s)", flush=True)
-    return runs
 
 
 def pm(values: list[float]) -> str:
@@ -132,7 +99,6 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))
     technique = get_technique(args.technique)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for words in args.arm:
@@ -140,10 +106,9 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         print(f"{args.data.name}: {args.technique} arm {name} {' '.join(words[1:])}", flush=True)
-        ctx = arm_context(technique, args, tables)
-        results[name] = {"settings": words[1:], "epochs": ctx.train_cfg.epochs,
-                         "evaluate_clips": len(ctx.val_files),
-                         "runs": run_arm(technique, ctx, params, seeds)}
+        ctx = context(technique, args.data, args, overrides=tables)
+        results[name] = {"settings": words[1:],
+                         **run_seeds(technique, ctx, args.seeds, args.first_seed, params)}
     wall = time.perf_counter() - t0
     if args.out:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},

@@ -57,11 +57,12 @@ def context(technique: Technique, data: Path, args: argparse.Namespace,
         status=lambda msg: print(f"  {msg}", flush=True))
 
 
-def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: int = 0
-              ) -> dict[str, Any]:
-    """The paper configuration trained with each seed: deployed and FP32 evaluate accuracy.
-    `first_seed` lets a stopped or short run be extended with the seeds it lacks."""
-    config = dict(ctx.space.paper)
+def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: int = 0,
+              params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The paper configuration (with `params` over it) trained with each seed: deployed and FP32
+    evaluate accuracy. `first_seed` lets a stopped or short run be extended with the seeds it
+    lacks."""
+    config = {**ctx.space.paper, **(params or {})}
     runs = []
     for seed in range(first_seed, first_seed + seeds):
         t0 = time.perf_counter()
