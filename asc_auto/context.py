@@ -78,6 +78,7 @@ class FeatureSource(Protocol):
 
     name: str
     tables: frozenset[str]
+    choices: Mapping[str, tuple[Any, ...]]
 
     def feature_config(self, space: SearchSpace) -> Any: ...
 
@@ -109,7 +110,8 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
                   status: Callable[[str], None] = print) -> TrialContext:
     """Load space, dataset and features; split; settle the training settings and the rule."""
     s = settings
-    space = load_space(s.space_file, technique.name, set(technique.tables))
+    space = load_space(s.space_file, technique.name, set(technique.tables),
+                       technique.choices)
     if s.demo:
         space = space.for_demo()
     space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)

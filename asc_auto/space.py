@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,8 +175,10 @@ def resolve_space(given: Path | None) -> Path | None:
                      f"existing TOML file or one of {', '.join(shipped_spaces())}")
 
 
-def load_space(file: Path, technique: str, technique_tables: set[str]) -> SearchSpace:
-    """Parse and validate a space file for `technique`; `technique_tables` are its extra tables."""
+def load_space(file: Path, technique: str, technique_tables: set[str],
+               choices: Mapping[str, Sequence[Any]] | None = None) -> SearchSpace:
+    """Parse and validate a space file for `technique`; `technique_tables` are its extra tables,
+    `choices` the values it understands for its categorical params (`Technique.choices`)."""
     file = Path(file)
     if not file.is_file():
         raise ConfigError(file, "-", "search-space file not found",
@@ -198,6 +200,7 @@ def load_space(file: Path, technique: str, technique_tables: set[str]) -> Search
     params = tuple(_parse_param(file, name, spec) for name, spec in doc.get("params", {}).items())
     if not params:
         raise ConfigError(file, "params", "no searched parameters", "add [params.NAME] tables")
+    _check_choices(file, params, choices or {})
     paper = doc.get("paper", {})
     _check_paper(file, params, paper)
     demo = doc.get("demo", {})
@@ -215,6 +218,26 @@ def load_space(file: Path, technique: str, technique_tables: set[str]) -> Search
         paper=paper,
         demo=demo,
     )
+
+
+def _check_choices(file: Path, params: tuple[ParamSpec, ...],
+                   choices: Mapping[str, Sequence[Any]]) -> None:
+    """A param the technique reads as one of fixed values must be categorical over those values:
+    a typo such as "unstuctured" must not build some other model in the middle of a search."""
+    for spec in params:
+        allowed = choices.get(spec.name)
+        if allowed is None:
+            continue
+        listed = ", ".join(repr(a) for a in allowed)
+        if spec.type != "categorical":
+            raise ConfigError(file, f"params.{spec.name}.type", f"is {spec.type!r}",
+                              f'use type = "categorical" with choices from {listed}')
+        for value in spec.choices:
+            # bool is an int in Python: True must not pass for 1 (or 1 for True)
+            if not any(value == a and type(value) is type(a) for a in allowed):
+                raise ConfigError(file, f"params.{spec.name}.choices",
+                                  f"{value!r} is not a value this technique understands",
+                                  f"use values from {listed}")
 
 
 def _check_settings(file: Path, doc: dict[str, Any], technique_tables: set[str]) -> None:

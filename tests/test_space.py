@@ -46,7 +46,7 @@ gamma = 0.5
 @pytest.mark.parametrize("name", sorted(TECHNIQUES))
 def test_shipped_space_files_parse_and_enqueue_the_paper_point(name: str) -> None:
     tech = TECHNIQUES[name]
-    space = load_space(default_space_file(name), name, set(tech.tables))
+    space = load_space(default_space_file(name), name, set(tech.tables), tech.choices)
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial(space.paper_trial_params())
     trial = study.ask()

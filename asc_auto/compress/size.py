@@ -38,6 +38,9 @@ class Precision(StrEnum):
         return {"fp32": 4, "fp16": 2, "int8": 1}[self.value]
 
 
+PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)  # a `precision` param's choices
+
+
 @dataclass(frozen=True)
 class SizeRule:
     """How values are counted and what the limit is."""

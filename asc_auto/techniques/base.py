@@ -74,6 +74,9 @@ class Technique(ABC):
     # Searched params that decide the model's tensor shapes: --init-from fixes them to the
     # checkpoint's configuration, so every trial's model can start from it.
     shape_params: ClassVar[frozenset[str]] = frozenset()
+    # Categorical params the technique reads, with every value it understands: a space file
+    # whose choices hold anything else is refused when it is read, not when a trial builds.
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
 
     def feature_config(self, space: SearchSpace) -> Any:
         """The frontend settings of this technique's cached features."""

@@ -11,9 +11,10 @@ architecture.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from asc_auto.compress.size import Precision
+from asc_auto.compress.size import PRECISIONS, Precision
 from asc_auto.models.baseline import BaselineCnn, BaselineConfig
 from asc_auto.techniques.base import (
     Candidate,
@@ -32,6 +33,7 @@ from asc_auto.train import train_model
 class DcaseBaseline(Technique):
     name = "baseline"
     summary = "DCASE2020 Task 1b baseline CNN (2 conv blocks, dense 100): the reference"
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"precision": PRECISIONS}
 
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         cfg = BaselineConfig(in_channels=ctx.features.x.shape[1], n_classes=ctx.n_classes)

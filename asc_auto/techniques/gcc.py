@@ -19,14 +19,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from asc_auto.compress.size import Precision
+from asc_auto.compress.size import PRECISIONS, Precision
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
@@ -122,6 +122,8 @@ class GccGrams(Technique):
     tables = frozenset({"gcc"})
     # use_gcc sets the first conv's input planes: part of the architecture --init-from fixes
     shape_params = frozenset({"c1", "c2", "c3", "c4", "c5", "kernel_size", "use_gcc"})
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "precision": PRECISIONS, "use_gcc": (True, False)}
 
     def settings(self, ctx: TrialContext) -> GccSettings:
         return gcc_settings(ctx.space.tables.get("gcc", {}), str(ctx.space.file))

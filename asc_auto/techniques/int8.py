@@ -9,13 +9,15 @@ recorded beside it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from asc_auto.compress.precision import quantize_int8
 from asc_auto.compress.size import Precision
 from asc_auto.models.aclnet import SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
+    CROPS,
     SHAPE_PARAMS,
     build_aclnet,
     calibration_crops,
@@ -54,6 +56,7 @@ class Int8Quantization(Technique):
     summary = "AclNet on raw audio -> NNCF INT8 post-training quantization (+ optional QAT)"
     tables = frozenset({AUGMENT_TABLE})
     shape_params = SHAPE_PARAMS
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"crops": CROPS}
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         return pretrain_aclnet(ctx)

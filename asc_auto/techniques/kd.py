@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from asc_auto.compress.kd import DistillationLoss
-from asc_auto.compress.size import Precision
+from asc_auto.compress.size import PRECISIONS, Precision
+from asc_auto.models.base import POOLS
 from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
 from asc_auto.teacher import (
     TeacherOutputs,
@@ -84,6 +85,7 @@ class KnowledgeDistillation(Technique):
     summary = "VGG teacher -> 3-layer CNN student, KD loss on embeddings + scores + CE"
     tables = frozenset({"teacher"})
     shape_params = frozenset({"c1", "c2", "c3", "kernel_size"})
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"pool": POOLS, "precision": PRECISIONS}
 
     def __init__(self) -> None:
         # One teacher per train/validation split: a cross-validated search distils each fold's

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from asc_auto.compress import pruning
-from asc_auto.compress.size import Precision, SizeReport, SizeRule, folded_bias_bytes, model_size
+from asc_auto.compress.size import (
+    PRECISIONS,
+    Precision,
+    SizeReport,
+    SizeRule,
+    folded_bias_bytes,
+    model_size,
+)
+from asc_auto.errors import ConfigError
 from asc_auto.models.aclnet import AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
+    CROPS,
     SHAPE_PARAMS,
     build_aclnet,
     pretrain_aclnet,
@@ -58,6 +67,8 @@ class LotteryTicket(Technique):
     summary = "AclNet on raw audio -> lottery-ticket pruning (budget-derived amount), FP16"
     tables = frozenset({AUGMENT_TABLE})
     shape_params = SHAPE_PARAMS
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "crops": CROPS, "pruning": (UNSTRUCTURED, STRUCTURED), "precision": PRECISIONS}
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         return pretrain_aclnet(ctx)
@@ -66,6 +77,10 @@ class LotteryTicket(Technique):
         model = build_aclnet(config, ctx)
         precision = Precision(config["precision"])
         kind = str(config["pruning"])
+        if kind not in (UNSTRUCTURED, STRUCTURED):  # the space file is checked when read; this
+            # guards trials enqueued by hand (a typo must not prune another way)
+            raise ConfigError(ctx.space.file, "params.pruning", f"{kind!r} is not a choice",
+                              f"use {UNSTRUCTURED!r} or {STRUCTURED!r}")
         info: dict[str, Any] = {"pruning": kind, "rounds": int(config["rounds"]),
                                 "rewind_epoch": int(config["rewind_epoch"]),
                                 "params_dense": sum(p.numel() for p in model.parameters())}

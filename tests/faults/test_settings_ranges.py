@@ -113,6 +113,63 @@ def test_search_ranges_that_optuna_would_refuse_mid_search_are_refused(
     assert err.value.key == key and words in str(err.value)
 
 
+@pytest.mark.parametrize(("technique", "old", "new", "key", "words"), [
+    # was: anything but "unstructured" silently pruned whole channels
+    ("lt", 'choices = ["unstructured", "structured"]', 'choices = ["unstructured", "unstuctured"]',
+     "params.pruning.choices", "'unstuctured' is not a value this technique understands"),
+    # was: every trial of that choice FAILED with "'bf16' is not a valid Precision"
+    ("kd", 'choices = ["fp16", "fp32", "int8"]', 'choices = ["fp16", "bf16"]',
+     "params.precision.choices", "'bf16' is not a value"),
+])
+def test_categorical_choices_a_technique_does_not_understand_are_refused_on_load(
+        technique: str, old: str, new: str, key: str, words: str, tmp_path: Path,
+        tiny_dataset: Path) -> None:
+    text = (SPACES / f"{technique}.toml").read_text()
+    assert old in text
+    space = tmp_path / "space.toml"
+    space.write_text(text.replace(old, new, 1))
+    home = tmp_path / "home"
+    result = runner.invoke(app, ["search", "--technique", technique, "--data", str(tiny_dataset),
+                                 "--space", str(space), "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.startswith(f"error: {space}: key '{key}'") and words in line, line
+    assert "fix: use values from" in line and len(line.splitlines()) == 1
+    assert not (home / "cache" / "features").exists()  # refused before any feature was built
+
+
+@pytest.mark.parametrize(("param", "key", "words"), [
+    ('type = "categorical"\nchoices = ["avg", "mean"]', "params.pool.choices", "'mean' is not"),
+    ('type = "int"\nlow = 0\nhigh = 1', "params.pool.type", "is 'int'"),  # not categorical
+])
+def test_kd_pool_choices_are_checked_against_the_models_pools(param: str, key: str, words: str,
+                                                              tmp_path: Path) -> None:
+    from asc_auto.techniques import TECHNIQUES
+    text = (SPACES / "kd.toml").read_text().replace("[paper]\n", "[paper]\npool = 0\n", 1)
+    text = text.replace("pool = 0", 'pool = "avg"' if "choices" in param else "pool = 0")
+    space = tmp_path / "space.toml"
+    space.write_text(f"{text}\n[params.pool]\n{param}\n")
+    with pytest.raises(ConfigError) as err:
+        load_space(space, "kd", TABLES["kd"], TECHNIQUES["kd"].choices)
+    assert err.value.key == key and words in str(err.value)
+
+
+def test_a_boolean_choice_is_not_taken_for_an_integer(tmp_path: Path) -> None:
+    """use_gcc reads True/False; TOML's 1 equals True in Python but is not what was meant."""
+    from asc_auto.techniques import TECHNIQUES
+    text = (SPACES / "gcc.toml").read_text()
+    booleans = '[params.use_gcc]\ntype = "categorical"\nchoices = [true, false]\n'
+    assert booleans in text and "\nuse_gcc = true\n" in text
+    loaded = load_space(SPACES / "gcc.toml", "gcc", {"gcc"}, TECHNIQUES["gcc"].choices)
+    assert [p.choices for p in loaded.params if p.name == "use_gcc"] == [(True, False)]
+    space = tmp_path / "space.toml"
+    space.write_text(text.replace(booleans, booleans.replace("true, false", "1, 0"))
+                     .replace("\nuse_gcc = true\n", "\nuse_gcc = 1\n"))
+    with pytest.raises(ConfigError) as err:
+        load_space(space, "gcc", {"gcc"}, TECHNIQUES["gcc"].choices)
+    assert err.value.key == "params.use_gcc.choices" and "1 is not a value" in str(err.value)
+
+
 def _numeric(cls: type) -> list[str]:
     hints = typing.get_type_hints(cls)
     return [f.name for f in dataclasses.fields(cls)
