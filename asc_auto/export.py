@@ -34,7 +34,7 @@ from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS, WEIGHTS
 from asc_auto.predict import predict, wav_files, write_output_csv
-from asc_auto.schema import StudyRecord
+from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.submission import (
     FILL_IN,
     Complexity,
@@ -70,6 +70,7 @@ class ExportResult:
     per_class: dict[str, tuple[float, float]]  # label -> (accuracy, log loss)
     size: IrSize
     output_csv: Path | None
+    macs: int | None = None  # of one inference as the study's rule counts them; None: unknown
 
 
 # Files an export wrote before packages carried the io.MANIFEST (older packages are recognised
@@ -164,13 +165,19 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
             raise CommandFailed(f"{seed_dir / IR_FILE}: {size.size_kb:.2f} KB counted from the "
                                 f"IR's constants exceeds the {size.limit_kb:.0f} KB budget "
                                 f"({ctx.rule.name}); nothing was written")
+        macs = exported_macs(doc, study, int(summary["trial"]))
+        if macs is not None and not ctx.rule.macs_fit(macs):
+            raise CommandFailed(f"{seed_dir / RESULT_JSON}: {macs / 1e6:.3f} MMACs per inference "
+                                f"exceed the {ctx.rule.max_mmacs:g} MMACs limit "
+                                f"({ctx.rule.name}); nothing was written")
         (tmp / EXPORT_JSON).write_text(json.dumps({
             "study": study.study_name, "trial": summary["trial"], "seed": seed,
             "technique": technique.name, "precision": doc["precision"], "labels": list(labels),
             "features": doc["features"], "input_shape": doc["input_shape"],
-            "config": doc["config"], "rule": ctx.rule.name, "accuracy": round(acc, 4)}, indent=2))
+            "config": doc["config"], "rule": ctx.rule.name, "macs": macs,
+            "accuracy": round(acc, 4)}, indent=2))
         result = ExportResult(out, label, int(summary["trial"]), seed, str(doc["precision"]), acc,
-                              recorded, loss, per, size, None)
+                              recorded, loss, per, size, None, macs)
         (tmp / f"{label}.meta.yaml").write_text(_meta(study, result, doc, ctx, info, tmp))
         if not info.authors:
             status(f"{label}.meta.yaml: authors left as '{FILL_IN}'; export again with --info "
@@ -187,6 +194,17 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
                                "evaluation files failed); fix: repair or remove them")
             csv = write_output_csv(preds, labels, tmp / f"{label}.output.csv")
     return dataclasses.replace(result, output_csv=None if csv is None else out / csv.name)
+
+
+def exported_macs(doc: dict[str, Any], study: optuna.Study, trial: int) -> int | None:
+    """MACs of the retrained model (retrain records them since 2026-11-30), else those the
+    trial was sized by (the same architecture; a structured lt ticket counted unpruned, an upper
+    bound); None when neither is known."""
+    if doc.get("macs") is not None:
+        return int(doc["macs"])
+    frozen = {t.number: t for t in study.get_trials(deepcopy=False)}.get(trial)
+    recorded = None if frozen is None else TrialRecord.from_trial(frozen).macs
+    return None if recorded is None else int(recorded)
 
 
 def _meta(study: optuna.Study, result: ExportResult, doc: dict[str, Any], ctx: TrialContext,
@@ -226,7 +244,7 @@ def _meta(study: optuna.Study, result: ExportResult, doc: dict[str, Any], ctx: T
         label=result.label, info=info, name=info.name or name,
         abbreviation=info.abbreviation or abbreviation, features=features,
         description=description,
-        complexity=Complexity.of(weights, result.precision, ctx.rule), rule=ctx.rule,
+        complexity=Complexity.of(weights, result.precision, ctx.rule, result.macs), rule=ctx.rule,
         external=list(info.external_datasets), accuracy=result.accuracy,
         log_loss=result.log_loss, per_class=result.per_class)
 

@@ -12,6 +12,7 @@ attr "retrain"), where the dashboard and `asc-auto report` show it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import statistics
@@ -23,6 +24,7 @@ from typing import Any
 
 import optuna
 
+from asc_auto.compress.macs import rule_macs
 from asc_auto.context import TrialContext, study_context
 from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
@@ -163,12 +165,16 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2))
     example = ctx.val_xy[0][:1].float()
+    # MACs of what was trained (a structured ticket has fewer than the trial's dense count), on
+    # the CPU: the model may sit on the training device; export checks them against the rule.
+    macs = rule_macs(copy.deepcopy(cand.model).cpu(), ctx.rule, ctx.example_input,
+                     technique.feature_config(ctx.space))
     with atomic_dir(seed_dir) as tmp:
         write_weights(cand.model, tmp)
         write_deployed(outcome.deployed, cand.precision, example, tmp)
         (tmp / RESULT_JSON).write_text(json.dumps({
             "key": key, "config": config, "epochs": ctx.train_cfg.epochs,
-            "precision": cand.precision.value,
+            "precision": cand.precision.value, "macs": macs,
             "technique": technique.name, "labels": list(ctx.dataset.labels),
             "features": technique.feature_config(ctx.space).key_dict(),
             "input_shape": list(example.shape[1:]), "result": dataclasses.asdict(result)},

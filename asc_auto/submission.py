@@ -265,12 +265,15 @@ class Complexity:
     total_parameters: int  # values the rule counts, zeros included (BatchNorm per the rule)
     nonzero: int
     model_size_kb: float  # (non-zero, or all under rules that count zeros) x bytes / KB
+    macs: int | None = None  # per inference, written under rules with a MACs limit (2022-2024)
 
     @classmethod
-    def of(cls, report: SizeReport, precision: str, rule: SizeRule) -> Complexity:
+    def of(cls, report: SizeReport, precision: str, rule: SizeRule,
+           macs: int | None = None) -> Complexity:
         values = report.counted_params if rule.count_zeros else report.nonzero
         return cls(report.counted_params, report.nonzero,
-                   values * Precision(precision).bytes / rule.kb_bytes)
+                   values * Precision(precision).bytes / rule.kb_bytes,
+                   macs if rule.max_macs is not None else None)
 
 
 def _q(value: Any) -> str:
@@ -317,6 +320,11 @@ def meta_yaml(*, label: str, info: SubmissionInfo, name: str, abbreviation: str,
               f"    total_parameters: {complexity.total_parameters}",
               f"    total_parameters_non_zero: {complexity.nonzero}",
               f"    model_size: {round(complexity.model_size_kb, 3)}  # KB"]
+    if complexity.macs is not None:
+        lines.append(f"    macs: {complexity.macs}  # per inference of "
+                     f"{rule.macs_window_seconds:g} s, counted as the rule counts them"
+                     if rule.macs_window_seconds is not None else
+                     f"    macs: {complexity.macs}  # per inference of one clip")
     if external:
         lines.append("  external_datasets:")
         for d in external:

@@ -52,8 +52,15 @@ def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> Non
     assert abs(r.accuracy - trained.seeds[0].accuracy) <= export_mod.DEFAULT_TOLERANCE
     assert r.size.fits and 0 < r.size.size_kb <= 500
     assert r.size.nonzero <= r.size.weights + r.size.biases
-    precision = json.loads((out / "export.json").read_text())["precision"]
+    exported = json.loads((out / "export.json").read_text())
+    precision = exported["precision"]
     assert r.precision == precision
+    # MACs counted on the retrained model: the trial's (dense) count, or fewer for a structured
+    # lottery ticket; the dcase2020 rule sets no MACs limit, so meta.yaml leaves them out
+    trial_macs = study.trials[trained.trial].user_attrs["macs"]
+    assert r.macs == exported["macs"] and 0 < r.macs <= trial_macs
+    structured = study.trials[trained.trial].user_attrs["config"].get("pruning") == "structured"
+    assert (r.macs < trial_macs) == structured
     expected = {"fp16": ("f16",), "fp32": ("f32",), "int8": ("f32", "i8")}[precision]
     assert r.size.element_types == expected
     deployed = load_file(str(out / "deployed.safetensors"))

@@ -75,3 +75,40 @@ def test_macs_window_is_the_shape_the_model_is_fed(tmp_path: Path, tiny_dataset:
     ctx = setup.context
     window = window_input(setup.technique.feature_config(ctx.space), 1.0)
     assert window.shape == ctx.example_input().shape
+
+
+def test_export_checks_and_writes_the_retrained_models_macs(
+        tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a MACs rule the package states the MACs (DCASE2022+ meta.yaml) and an export over
+    the limit is refused with nothing written."""
+    import dataclasses
+    import json
+
+    import yaml
+
+    import asc_auto.export as export_mod
+    from asc_auto.retrain import retrain
+
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=1, epochs=1), status=lambda m: None)
+    home = tmp_path / "home"
+    retrained = retrain(study, seeds=1, home=home, progress=False, status=lambda m: None)
+    seed_doc = json.loads((retrained.folder / "seed-0" / "result.json").read_text())
+    assert seed_doc["macs"] == 591_083  # the paper student, counted as at the search
+    out = tmp_path / "pkg"
+    result = export_mod.export_study(study, out, home=home, status=lambda m: None)
+    assert result.macs == 591_083
+    meta = yaml.safe_load(next(out.glob("*.meta.yaml")).read_text())
+    assert meta["system"]["complexity"]["macs"] == 591_083
+    assert json.loads((out / "export.json").read_text())["macs"] == 591_083
+
+    real = export_mod.study_context
+
+    def stricter(*args, **kwargs):  # type: ignore[no-untyped-def]
+        ctx = real(*args, **kwargs)
+        ctx.rule = dataclasses.replace(ctx.rule, max_macs=500_000)
+        return ctx
+
+    monkeypatch.setattr(export_mod, "study_context", stricter)
+    with pytest.raises(AscError, match=r"0\.591 MMACs per inference exceed the 0\.5 MMACs"):
+        export_mod.export_study(study, tmp_path / "pkg2", home=home, status=lambda m: None)
+    assert not (tmp_path / "pkg2").exists()
