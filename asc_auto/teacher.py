@@ -145,10 +145,13 @@ def teacher_key(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainCo
 def teacher_train_config(ctx: TrialContext, settings: TeacherSettings, seed_offset: int = 0
                          ) -> TrainConfig:
     """The teacher's training settings: its own budget (raised by min_clips_seen on small
-    data, like the students'), rate, batch and mixup; seeded per member."""
+    data, like the students'), rate, batch and mixup; seeded per member. Its own
+    `min_clips_seen` too, so the student's (which the teacher does not train by) is not part of
+    the teacher's cache key; the shipped spaces set both alike, so their keys did not change."""
     epochs = epochs_for(settings.epochs, settings.min_clips_seen, len(ctx.train_files))
     return dataclasses.replace(ctx.train_cfg, epochs=epochs, lr=settings.lr,
                                batch_size=settings.batch_size, mixup_alpha=settings.mixup_alpha,
+                               min_clips_seen=settings.min_clips_seen,
                                seed=ctx.train_cfg.seed + seed_offset)
 
 

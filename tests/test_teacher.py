@@ -79,3 +79,21 @@ def test_a_max_pooled_teacher_is_its_own_cache_entry(ctx) -> None:
     maxed = teacher_key(ctx, maxed_settings, teacher_train_config(ctx, maxed_settings))
     assert maxed != plain
     assert maxed_settings.vgg_config(1, 3).pool == "max" and TINY.vgg_config(1, 3).pool == "avg"
+
+
+def test_the_students_budget_is_not_part_of_the_teachers_key(ctx) -> None:
+    """Changing the student's min_clips_seen (or --epochs) must not retrain an unchanged
+    teacher; changing the teacher's own budget must."""
+    import dataclasses
+
+    from asc_auto.teacher import teacher_key, teacher_train_config
+
+    def key(student_min: int, settings: TeacherSettings) -> str:
+        other = dataclasses.replace(ctx, train_cfg=dataclasses.replace(
+            ctx.train_cfg, min_clips_seen=student_min, epochs=ctx.train_cfg.epochs + student_min))
+        return teacher_key(other, settings, teacher_train_config(other, settings))
+
+    assert key(0, TINY) == key(50_000, TINY) == key(7, TINY)
+    bigger = dataclasses.replace(TINY, min_clips_seen=10_000)
+    assert key(0, bigger) != key(0, TINY)
+    assert teacher_train_config(ctx, bigger).epochs == -(-10_000 // len(ctx.train_files))
