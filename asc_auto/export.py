@@ -198,8 +198,8 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
 
 def exported_macs(doc: dict[str, Any], study: optuna.Study, trial: int) -> int | None:
     """MACs of the retrained model (retrain records them since 2026-11-30), else those the
-    trial was sized by (the same architecture; a structured lt ticket counted unpruned, an upper
-    bound); None when neither is known."""
+    trial was sized by (the same shape; before 2026-11-30 a structured lt ticket was counted
+    unpruned, an upper bound); None when neither is known."""
     if doc.get("macs") is not None:
         return int(doc["macs"])
     frozen = {t.number: t for t in study.get_trials(deepcopy=False)}.get(trial)

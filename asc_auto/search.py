@@ -432,7 +432,7 @@ class Objective:
         setup.technique.initialise(candidate, ctx)  # --init-from
         size = setup.technique.size(candidate, ctx.rule)
         # MACs of one inference as the rule counts them (its counter, its window of audio)
-        macs = rule_macs(candidate.model, ctx.rule, ctx.example_input,
+        macs = rule_macs(candidate.macs_model(), ctx.rule, ctx.example_input,
                          setup.technique.feature_config(ctx.space))
         feasible = size.fits and ctx.rule.macs_fit(macs)
         TrialRecord(

@@ -55,12 +55,10 @@ def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> Non
     exported = json.loads((out / "export.json").read_text())
     precision = exported["precision"]
     assert r.precision == precision
-    # MACs counted on the retrained model: the trial's (dense) count, or fewer for a structured
-    # lottery ticket; the dcase2020 rule sets no MACs limit, so meta.yaml leaves them out
+    # MACs counted on the retrained model are those the search judged the trial by (a structured
+    # lottery ticket's planned shape included); dcase2020 sets no MACs limit: not in meta.yaml
     trial_macs = study.trials[trained.trial].user_attrs["macs"]
-    assert r.macs == exported["macs"] and 0 < r.macs <= trial_macs
-    structured = study.trials[trained.trial].user_attrs["config"].get("pruning") == "structured"
-    assert (r.macs < trial_macs) == structured
+    assert r.macs == exported["macs"] == trial_macs > 0
     expected = {"fp16": ("f16",), "fp32": ("f32",), "int8": ("f32", "i8")}[precision]
     assert r.size.element_types == expected
     deployed = load_file(str(out / "deployed.safetensors"))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from asc_auto.compress import pruning
+from asc_auto.compress.macs import count_macs_torchinfo
 from asc_auto.compress.size import get_rule, model_size
 from asc_auto.models.aclnet import AclNet, AclNetConfig
 
@@ -120,8 +121,16 @@ def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
     ctx.rule = dataclasses.replace(ctx.rule, limit_bytes=int(0.7 * dense.size_bytes))
     cand = setup.technique.build(config, ctx)
     before = setup.technique.size(cand, ctx.rule)
+    macs_dense = count_macs_torchinfo(cand.model, ctx.example_input())
+    macs_planned = count_macs_torchinfo(cand.macs_model(), ctx.example_input())
     outcome = setup.technique.fit(cand, config, ctx)
     after = setup.technique.size(cand, ctx.rule)
     assert 0.0 <= outcome.accuracy <= 1.0
     assert after.size_bytes <= before.size_bytes <= ctx.rule.limit_bytes
     assert after.size_bytes < dense.size_bytes
+    # The MACs a search judges before training are those of the ticket that is deployed: fewer
+    # than the dense net's for whole channels pruned, the same for zeros (counted by NeSsi).
+    assert cand.macs_model() is cand.model
+    assert macs_planned == count_macs_torchinfo(cand.model, ctx.example_input())
+    assert (macs_planned < macs_dense) == (pruning_kind == "structured")
+    assert macs_planned <= macs_dense

@@ -41,6 +41,13 @@ class Candidate:
     # The deployed size under a rule while `fit` has yet to shrink the model (a pruning plan);
     # `fit` clears it once `model` is what will be deployed. None: `model` is sized as it is.
     size_plan: Callable[[SizeRule], SizeReport] | None = None
+    # Likewise for MACs: the shape `fit` will prune `model` to (a structured lottery ticket), so
+    # a MACs limit judges what will be deployed. None: `model`'s MACs are the deployed ones.
+    macs_plan: nn.Module | None = None
+
+    def macs_model(self) -> nn.Module:
+        """The module whose MACs a rule counts for this candidate (see `macs_plan`)."""
+        return self.model if self.macs_plan is None else self.macs_plan
 
 
 @dataclass

@@ -88,6 +88,7 @@ class LotteryTicket(Technique):
         headroom = folded_bias_bytes(model, ctx.rule, precision)
         rule = dataclasses.replace(ctx.rule, limit_bytes=ctx.rule.limit_bytes - headroom)
         info["headroom_bytes"] = headroom
+        macs_plan: nn.Module | None = None  # unstructured: zeros are counted MACs (NeSsi)
         if kind == UNSTRUCTURED:
             zeros = pruning.zeros_needed(model, rule, precision)
             info["pruned_weights"] = zeros
@@ -101,11 +102,13 @@ class LotteryTicket(Technique):
             info["channel_ratio"] = round(ratio, 4)
             shape = pruning.structured_shape(model.model, example, ratio,
                                              int(config["rounds"]), keep_layers)
+            macs_plan = model.wrap(shape)  # fewer channels: fewer MACs, counted before training
 
             def plan(under: SizeRule) -> SizeReport:  # the ticket's shape after the rounds
                 return model_size(shape, under, precision)
         # Until `fit` has pruned the model, it is sized as what pruning will leave.
-        return Candidate(model=model, precision=precision, info=info, size_plan=plan)
+        return Candidate(model=model, precision=precision, info=info, size_plan=plan,
+                         macs_plan=macs_plan)
 
     @staticmethod
     def _example(ctx: TrialContext) -> torch.Tensor:
@@ -152,7 +155,7 @@ class LotteryTicket(Technique):
         pruning.make_permanent(net)
         wrapper.cpu()
         candidate.model = wrapper
-        candidate.size_plan = None  # pruned: the model is what will be deployed
+        candidate.size_plan = candidate.macs_plan = None  # pruned: the model is what is deployed
         return self.deploy_and_score(
             wrapper, candidate.precision, ctx, result, ctx.train_xy[0], 0,
             info={"accuracy_dense": round(dense_acc[0], 4),
