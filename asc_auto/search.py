@@ -18,7 +18,7 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ from asc_auto.techniques.base import (
     TrialContext,
     get_technique,
 )
+from asc_auto.train import TrainConfig
 from asc_auto.transfer import feature_notes, resolve_sources
 from asc_auto.verbosity import optuna_level
 
@@ -297,6 +298,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     epochs = ctx.train_cfg.epochs
     pruner = optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 9),
                                             max_resource=epochs, reduction_factor=3)
+    status(training_plan(ctx, setup.folds, opts.epochs is not None))
     with storage_lock(url):
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
@@ -328,6 +330,30 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             study.enqueue_trial(setup.space.paper_trial_params(),
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
     return study, setup
+
+
+def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool) -> str:
+    """What one trial costs, said before the first one starts: a laptop user should learn that
+    a 5-fold, 50,000-clip trial is hours on a CPU from this line, not from a progress bar."""
+    epochs = ctx.train_cfg.epochs
+    given = int(ctx.space.train.get("epochs", TrainConfig.epochs))
+    why = ("--epochs" if fixed else
+           f"[train] epochs = {given}, raised to reach min_clips_seen = "
+           f"{ctx.train_cfg.min_clips_seen:,}" if epochs > given else "[train] epochs")
+    if folds:
+        lo, hi = min(len(f.train_files) for f in folds), max(len(f.train_files) for f in folds)
+        clips = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+        seen = (f"{clips} clips per fold x {len(folds)} folds = "
+                f"{epochs * sum(len(f.train_files) for f in folds):,} clips seen")
+    else:
+        seen = f"{len(ctx.train_files):,} clips = {epochs * len(ctx.train_files):,} clips seen"
+    first = max(1, epochs // 9)
+    return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; Hyperband first judges "
+            f"a trial after {_n_epochs(first)}")
+
+
+def _n_epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any]:

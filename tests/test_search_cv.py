@@ -3,6 +3,7 @@ on generated data (tiny kd students, 1 epoch)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -33,6 +34,10 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
                              confirm_seeds=1), status=said.append)
     assert study.user_attrs["cv_folds"] == 2
     assert any("2-fold cross-validation over 35 clips" in line for line in said), said
+    plan = [line for line in said if line.startswith("each trial trains")]
+    assert re.fullmatch(r"each trial trains 1 epoch \(--epochs\) of (17-18|17|18) clips per fold "
+                        r"x 2 folds = 35 clips seen; Hyperband first judges a trial after 1 "
+                        r"epoch", plan[0]), plan
     # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
     done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE
@@ -96,3 +101,23 @@ def test_a_study_created_but_not_yet_described_by_another_worker_gets_the_same_f
     study = run_search(_opts(tmp_path, tiny_dataset, trials=1, confirm_seeds=0, study="old"),
                        status=lambda m: None)
     assert study.user_attrs["cv_folds"] == 0
+
+
+def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
+                                                           tiny_dataset: Path) -> None:
+    """Small data: [train] epochs raised to reach min_clips_seen, said with the clips seen."""
+    from asc_auto.search import prepare_search, training_plan
+
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.read_text().replace("[train]\nepochs = 2\n",
+                                               "[train]\nepochs = 2\nmin_clips_seen = 1000\n"))
+    opts = SearchOptions(technique="kd", data=tiny_dataset, space=space, progress=False,
+                         home=tmp_path / "home")
+    ctx = prepare_search(opts, status=lambda m: None).context
+    n = len(ctx.train_files)
+    epochs = -(-1000 // n)
+    assert ctx.train_cfg.epochs == epochs > 2
+    assert training_plan(ctx, (), fixed=False) == (
+        f"each trial trains {epochs} epochs ([train] epochs = 2, raised to reach min_clips_seen "
+        f"= 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband first judges a trial "
+        f"after {epochs // 9} epochs")
