@@ -87,14 +87,22 @@ Score = Callable[[FrozenTrial, int], float]  # (trial, seed index >= 1) -> valid
 
 
 def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score, top: int,
-                seeds: int, status: Callable[[str], None] = print) -> list[Confirmed]:
+                seeds: int, status: Callable[[str], None] = print,
+                reference: FrozenTrial | None = None) -> list[Confirmed]:
     """Score the first `top` of `ranked` (feasible trials, best first) with seed indices
     1..seeds beside their own value; record after each run; return them best first.
+
+    `reference` (the paper configuration, when feasible) is confirmed beside them even when its
+    search value is not in the top few: the pick then replaces it only by beating it on fresh
+    seeds, so a search never hands retrain a configuration that confirms worse than the hand
+    one (issue 10: the kd search's lucky best retrained 7 points below the paper's).
 
     A study confirmed before with other trials or seeds is confirmed afresh: a resumed search
     that found a new top few must not keep the old verdict.
     """
     chosen = ranked[:top]
+    if reference is not None and all(t.number != reference.number for t in chosen):
+        chosen.append(reference)
     if seeds < 1 or len(chosen) < 2:
         return []
     record: dict[str, Any] = dict(StudyRecord.from_study(study).confirmation or {})

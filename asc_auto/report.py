@@ -11,7 +11,7 @@ from rich.table import Table
 
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.schema import PAPER, StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 
 
@@ -116,12 +116,16 @@ def confirmation_table(study: optuna.Study) -> Table | None:
     confirmed = confirmations(study)
     if not confirmed:
         return None
-    table = Table(title="confirmation: the top configurations with fresh seeds (ranked by their "
-                  "mean; the search value was selected for being high)", title_justify="left")
+    table = Table(title="confirmation: the top configurations and the paper's with fresh seeds "
+                  "(ranked by their mean; the search value was selected for being high)",
+                  title_justify="left")
     for col in ("trial", "fresh-seed mean ± SE", "fresh seeds", "search value", "size KB"):
         table.add_column(col, justify="right")
+    papers = {t.number for t in study.get_trials(deepcopy=False)
+              if TrialRecord.from_trial(t).source == PAPER}
     for i, c in enumerate(confirmed):
-        table.add_row(f"{c.trial}" + (" pick" if i == 0 else ""),
+        table.add_row(f"{c.trial}" + (" paper" if c.trial in papers else "")
+                      + (" pick" if i == 0 else ""),
                       f"{c.mean:.4f} ± {c.standard_error:.3f}",
                       ", ".join(f"{a:.4f}" for a in c.fresh), f"{c.search_value:.4f}",
                       f"{c.size_kb:.2f}")

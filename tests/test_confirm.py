@@ -83,6 +83,28 @@ def test_new_top_trials_are_confirmed_afresh() -> None:
     assert confirmed_best(study) == 3
 
 
+def test_the_paper_configuration_is_confirmed_as_the_reference_the_pick_must_beat() -> None:
+    """The hand configuration scored low in the search (an unlucky draw) but is the best one:
+    confirmed beside the top few, it stays the pick; it is never confirmed twice."""
+    quality = {0: 0.60, 1: 0.62, 2: 0.58, 3: 0.80}
+    study = _study([0.95, 0.90, 0.85, 0.50])  # trial 3: the paper point, last by search value
+
+    def score(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        return quality[trial.number] + 0.01 * seed
+
+    paper = study.trials[3]
+    ranked = confirm_top(study, feasible_trials(study), score, top=2, seeds=2,
+                         status=lambda m: None, reference=paper)
+    assert sorted(c.trial for c in ranked) == [0, 1, 3]  # the top two and the reference
+    assert ranked[0].trial == 3 and confirmed_best(study) == 3
+    assert ranked[0].accuracies == (0.5, 0.81, 0.82)
+
+    fresh = _study([0.95, 0.90, 0.85, 0.50])
+    ranked = confirm_top(fresh, feasible_trials(fresh), score, top=2, seeds=1,
+                         status=lambda m: None, reference=fresh.trials[0])  # already in the top
+    assert sorted(c.trial for c in ranked) == [0, 1] and confirmed_best(fresh) == 1
+
+
 def test_nothing_to_confirm_with_one_seed_or_one_trial() -> None:
     study = _study([0.9, 0.8])
     assert confirm_top(study, feasible_trials(study), _score, top=3, seeds=0) == []

@@ -50,7 +50,9 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
         assert t.user_attrs["value_se"] > 0
     record = study.user_attrs[CONFIRMATION]
     top2 = sorted(done, key=lambda t: (-t.value, t.user_attrs["size_kb"], t.number))[:2]
-    assert sorted(record["trials"]) == sorted(str(t.number) for t in top2)
+    paper = study.trials[0]  # the paper point, confirmed beside the top two as the reference
+    assert paper.user_attrs["source"] == "paper" and paper in done
+    assert sorted(record["trials"]) == sorted({str(t.number) for t in [*top2, paper]})
     assert all(len(accs) == 2 for accs in record["trials"].values())  # own value + 1 fresh
     confirmed = confirmations(study)
     assert pick_trial(study).number == confirmed[0].trial
@@ -59,7 +61,8 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     shown = CliRunner().invoke(app, ["show", "--study", "kd", "--storage",
                                      f"sqlite:///{tmp_path / 'asc.db'}"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
-    assert "confirmation: the top configurations with fresh seeds" in shown.output
+    assert "confirmation: the top configurations and the paper's with fresh seeds" in shown.output
+    assert re.search(r"│ +0 paper( pick)? │", shown.output), shown.output
     assert f"confirmed pick: trial {confirmed[0].trial}" in shown.output
     best = study.trials[confirmed[0].trial]
     assert f"{best.value:.4f} ± {best.user_attrs['value_se']:.3f}" in shown.output
