@@ -348,8 +348,8 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool)
     else:
         seen = f"{len(ctx.train_files):,} clips = {epochs * len(ctx.train_files):,} clips seen"
     first = max(1, epochs // 9)
-    return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; Hyperband first judges "
-            f"a trial after {_n_epochs(first)}")
+    return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; Hyperband may stop "
+            f"a trial from {_n_epochs(first)}")
 
 
 def _n_epochs(n: int) -> str:

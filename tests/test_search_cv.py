@@ -36,7 +36,7 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     assert any("2-fold cross-validation over 35 clips" in line for line in said), said
     plan = [line for line in said if line.startswith("each trial trains")]
     assert re.fullmatch(r"each trial trains 1 epoch \(--epochs\) of (17-18|17|18) clips per fold "
-                        r"x 2 folds = 35 clips seen; Hyperband first judges a trial after 1 "
+                        r"x 2 folds = 35 clips seen; Hyperband may stop a trial from 1 "
                         r"epoch", plan[0]), plan
     # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
@@ -122,5 +122,5 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
     assert ctx.train_cfg.epochs == epochs > 2
     assert training_plan(ctx, (), fixed=False) == (
         f"each trial trains {epochs} epochs ([train] epochs = 2, raised to reach min_clips_seen "
-        f"= 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband first judges a trial "
-        f"after {epochs // 9} epochs")
+        f"= 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may stop a trial "
+        f"from {epochs // 9} epochs")
