@@ -16,6 +16,7 @@ Results are written to `--out` (JSON) as they arrive, so a stopped run keeps wha
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -53,14 +54,36 @@ def _mean_std(r: dict[str, Any]) -> str:
     return f"{100 * statistics.fmean(accs):.1f} ± {100 * std:.1f}"
 
 
+def budget_of(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything a row depends on besides dataset and technique: a row (and its study) measured
+    under another budget is never reused for this one."""
+    return {"trials": args.trials, "timeout": args.timeout, "seeds": args.seeds,
+            "space_dir": str(args.space_dir) if args.space_dir else None,
+            "search_args": list(args.search_args)}
+
+
+def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Difference of two retrains' seed means, points, ± the standard error of the difference
+    (independent seeds): the targets of issue 10 read off these columns."""
+    xs = [s["accuracy"] for s in a.get("per_seed", [])] or [a["mean"]]
+    ys = [s["accuracy"] for s in b.get("per_seed", [])] or [b["mean"]]
+    diff = 100 * (statistics.fmean(xs) - statistics.fmean(ys))
+    if len(xs) < 2 or len(ys) < 2:
+        return f"{diff:+.1f}"
+    se = 100 * (statistics.variance(xs) / len(xs) + statistics.variance(ys) / len(ys)) ** 0.5
+    return f"{diff:+.1f} ± {se:.1f}"
+
+
 def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
     """Search, then retrain the paper configuration and the pick; the numbers and wall times."""
-    study = f"bench-{data.name}-{technique}"
+    budget = budget_of(args)
+    tag = hashlib.sha256(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:8]
+    study = f"bench-{data.name}-{technique}-{tag}"  # a new budget: a new study, not more trials
     space = ["--space", str(args.space_dir / f"{technique}.toml")] if args.space_dir else []
-    budget = ["--trials", str(args.trials)] + (["--timeout", str(args.timeout)]
+    limits = ["--trials", str(args.trials)] + (["--timeout", str(args.timeout)]
                                                if args.timeout else [])
     t0 = time.perf_counter()
-    _cli("search", "--technique", technique, "--data", str(data), *space, *budget,
+    _cli("search", "--technique", technique, "--data", str(data), *space, *limits,
          "--study", study, "--home", str(home), *args.search_args)
     search_s = time.perf_counter() - t0
     loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
@@ -69,7 +92,8 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     paper = _retrain(study, home, args.seeds, 0)
     best = _retrain(study, home, args.seeds, None)
     return {
-        "dataset": data.name, "technique": technique, "trials": len(loaded.trials),
+        "dataset": data.name, "technique": technique, "budget": budget,
+        "trials": len(loaded.trials),
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
         "paper": paper, "best": best, "search_seconds": round(search_s, 1),
@@ -94,7 +118,8 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     if args.out.exists():
         results = json.loads(args.out.read_text())
-    done = {(r["dataset"], r["technique"]) for r in results}
+    budget = budget_of(args)
+    done = {(r["dataset"], r["technique"]) for r in results if r.get("budget") == budget}
     for data in args.data:
         for technique in args.techniques:
             if (data.name, technique) in done:
@@ -111,12 +136,18 @@ def main() -> None:
     table = Table(title=f"Evaluate-fold accuracy, mean ± std over {args.seeds} seeds "
                   f"({platform.machine()}, {os.cpu_count()} CPUs)", title_justify="left")
     for col in ("dataset", "technique", "trials", "CV folds", "paper config", "search pick",
-                "teacher val", "wall s"):
+                "pick - paper", "pick - baseline", "teacher val", "wall s"):
         table.add_column(col, justify="right")
-    for r in results:
+    rows = [r for r in results if r.get("budget") == budget]  # this budget's rows only
+    baseline = {r["dataset"]: r["paper"] for r in rows if r["technique"] == "baseline"}
+    for r in rows:
         teacher = r.get("teacher_val_accuracy")
+        ref = baseline.get(r["dataset"])
         table.add_row(r["dataset"], r["technique"], str(r["trials"]), str(r["cv_folds"] or "-"),
                       _mean_std(r["paper"]), f"{_mean_std(r['best'])} (#{r['best']['trial']})",
+                      _gap(r["best"], r["paper"]) if r["best"]["trial"] != r["paper"]["trial"]
+                      else "= paper",
+                      _gap(r["best"], ref) if ref and r["technique"] != "baseline" else "-",
                       f"{100 * teacher:.1f}" if teacher else "-",
                       f"{r['search_seconds'] + r['retrain_seconds']:.0f}")
     Console(width=140).print(table)
