@@ -134,3 +134,20 @@ def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
     assert macs_planned == count_macs_torchinfo(cand.model, ctx.example_input())
     assert (macs_planned < macs_dense) == (pruning_kind == "structured")
     assert macs_planned <= macs_dense
+
+
+def test_a_hand_enqueued_unknown_pruning_kind_is_a_config_error(tiny_dataset, tmp_path) -> None:
+    """The space file is checked when read; a trial enqueued by hand with a typo must not be
+    pruned some other way (anything but "unstructured" used to prune whole channels)."""
+    from pathlib import Path
+
+    from asc_auto.errors import ConfigError
+    from asc_auto.search import SearchOptions, prepare_search
+
+    space = Path(__file__).parent / "spaces" / "lt.toml"
+    setup = prepare_search(SearchOptions(technique="lt", data=tiny_dataset, space=space,
+                                         home=tmp_path, progress=False, epochs=1),
+                           status=lambda m: None)
+    config = {**setup.space.paper, "pruning": "unstuctured"}
+    with pytest.raises(ConfigError, match=r"params\.pruning.*'unstuctured' is not a choice"):
+        setup.technique.build(config, setup.context)
