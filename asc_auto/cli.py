@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import optuna
 import typer
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperArgument, TyperOption
 
@@ -120,7 +121,7 @@ WIDE = 200  # columns of the tables written to a log or a pipe
 def _say(msg: str) -> None:
     """A status line (dim), unless -q."""
     if verbosity() > QUIET:
-        console.print(f"[dim]{msg}[/]")
+        console.print(f"[dim]{escape(msg)}[/]")  # a message is text, not markup ([train])
 
 
 @app.command()
@@ -374,8 +375,9 @@ def report(
     for r in rows:  # what each technique says about its study (kd: the teacher)
         attrs = optuna.load_study(study_name=r.study, storage=store).user_attrs
         for line in _study_notes(attrs, r.best.value if r.best else None):
-            console.print(f"{r.study}: " + (f"[yellow]{line}[/]" if line.startswith("warning")
-                                            else line.strip()))
+            console.print(escape(f"{r.study}: ") + (f"[yellow]{escape(line)}[/]"
+                                                    if line.startswith("warning")
+                                                    else escape(line.strip())))
     console.print(paper_table())
     console.print(f"plots and summary: [bold]{summary}[/]")
 
@@ -504,7 +506,7 @@ def predict(
     write_output_csv(preds, tuple(read_export(model)["labels"]), out)
     failed = [p for p in preds if p.error]
     for p in failed:
-        console.print(f"[red]{p.file}: {p.error}[/]")
+        console.print(f"[red]{escape(f'{p.file}: {p.error}')}[/]")
     console.print(f"{len(preds) - len(failed)} of {len(preds)} files classified; "
                   f"[bold]{out}[/]")
     if failed:
@@ -521,7 +523,7 @@ def _print_study(study: optuna.Study) -> None:
     console.print(f"[bold]{study.study_name}[/]: {summary_line(study)}")
     ranked = feasible_trials(study)
     for line in _study_notes(study.user_attrs, ranked[0].value if ranked else None):
-        console.print(f"[yellow]{line}[/]" if line.startswith("warning") else line)
+        console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))
     console.print(best_table(study))
     console.print(pareto_table(study))
     confirmed = confirmation_table(study)

@@ -338,8 +338,8 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool)
     epochs = ctx.train_cfg.epochs
     given = int(ctx.space.train.get("epochs", TrainConfig.epochs))
     why = ("--epochs" if fixed else
-           f"[train] epochs = {given}, raised to reach min_clips_seen = "
-           f"{ctx.train_cfg.min_clips_seen:,}" if epochs > given else "[train] epochs")
+           f"the space's train.epochs = {given}, raised to reach train.min_clips_seen = "
+           f"{ctx.train_cfg.min_clips_seen:,}" if epochs > given else "the space's train.epochs")
     if folds:
         lo, hi = min(len(f.train_files) for f in folds), max(len(f.train_files) for f in folds)
         clips = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"

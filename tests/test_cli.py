@@ -29,6 +29,8 @@ def test_search_then_show_prints_the_tables(tmp_path: Path, tiny_dataset: Path) 
     assert "Pareto front" in result.output
     assert "0 paper" in result.output  # the enqueued paper trial is in the table
     assert "KD teacher" in result.output
+    # status lines are text, not rich markup: nothing in them is swallowed as a style tag
+    assert "each trial trains 1 epoch (--epochs) of " in result.output
 
     shown = runner.invoke(app, ["show", "--study", "kd",
                                 "--storage", f"sqlite:///{tmp_path / 'cli.db'}"])
@@ -57,6 +59,30 @@ def test_bad_space_file_names_the_key(tmp_path: Path, tiny_dataset: Path) -> Non
     assert result.exit_code == 2
     assert "params.c1.lgo" in result.output and str(bad) in result.output
     assert "Traceback" not in result.output
+
+
+def test_messages_with_square_brackets_print_as_written(tmp_path: Path,
+                                                        tiny_dataset: Path) -> None:
+    """Rich reads '[teacher]' or a path 'runs[old]' as markup and drops it unless escaped: errors
+    and status lines must reach the user as written."""
+    import io
+
+    from rich.console import Console
+
+    import asc_auto.cli as cli
+
+    odd = tmp_path / "runs[old]" / "space.toml"  # a file that does not exist, brackets in its path
+    result = runner.invoke(app, ["search", "--technique", "kd", "--data", str(tiny_dataset),
+                                 "--space", str(odd), "--home", str(tmp_path / "home")])
+    assert result.exit_code == 2 and "runs[old]" in result.output, result.output
+    out = io.StringIO()
+    real = cli.console
+    cli.console = Console(file=out, width=200)
+    try:
+        cli._say("a larger [teacher] budget, [train] epochs = 12")
+    finally:
+        cli.console = real
+    assert out.getvalue().strip() == "a larger [teacher] budget, [train] epochs = 12"
 
 
 def test_unknown_technique_is_rejected_by_the_cli() -> None:

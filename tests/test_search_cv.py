@@ -121,6 +121,6 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
     epochs = -(-1000 // n)
     assert ctx.train_cfg.epochs == epochs > 2
     assert training_plan(ctx, (), fixed=False) == (
-        f"each trial trains {epochs} epochs ([train] epochs = 2, raised to reach min_clips_seen "
-        f"= 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may stop a trial "
-        f"from {epochs // 9} epochs")
+        f"each trial trains {epochs} epochs (the space's train.epochs = 2, raised to reach "
+        f"train.min_clips_seen = 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may "
+        f"stop a trial from {epochs // 9} epochs")
