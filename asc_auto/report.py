@@ -11,7 +11,7 @@ from rich.table import Table
 
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.schema import PAPER, StudyRecord, TrialRecord
+from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 
 
@@ -122,7 +122,7 @@ def confirmation_table(study: optuna.Study) -> Table | None:
     for col in ("trial", "fresh-seed mean ± SE", "fresh seeds", "search value", "size KB"):
         table.add_column(col, justify="right")
     papers = {t.number for t in study.get_trials(deepcopy=False)
-              if TrialRecord.from_trial(t).source == PAPER}
+              if TrialRecord.from_trial(t).is_paper}
     for i, c in enumerate(confirmed):
         table.add_row(f"{c.trial}" + (" paper" if c.trial in papers else "")
                       + (" pick" if i == 0 else ""),

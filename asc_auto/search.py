@@ -390,10 +390,9 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
             config = dict(TrialRecord.from_trial(trial).config or {})
             return objective.score_config(config, trial.number, seed_index)[0].mean
 
-        paper = [t for t in ranked if TrialRecord.from_trial(t).source == PAPER]
+        paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
         confirmed = confirm.confirm_top(study, ranked, score, setup.confirm_top,
-                                        setup.confirm_seeds, status,
-                                        reference=paper[0] if paper else None)
+                                        setup.confirm_seeds, status, reference=paper)
         if confirmed:
             status("confirmed: " + "; ".join(
                 f"trial {c.trial} {c.mean:.4f} ± {c.standard_error:.3f} over {len(c.fresh)} "
