@@ -21,7 +21,13 @@ from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
 from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
-from asc_auto.techniques.base import EpochHook, Pretrained, StepHook, TrialContext
+from asc_auto.techniques.base import (
+    EpochHook,
+    Pretrained,
+    StepHook,
+    TrialContext,
+    checked_choice,
+)
 from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
 
 AUGMENT_TABLE = "augment"
@@ -61,10 +67,7 @@ def skips_padding(config: dict[str, Any], ctx: TrialContext) -> bool:
     `crops` param when the space searches it, else the [augment] table's `skip_padding`."""
     if "crops" not in config:
         return augment_settings(ctx).skip_padding
-    if config["crops"] not in CROPS:
-        raise ConfigError(ctx.space.file, "params.crops", f"{config['crops']!r} is not a choice",
-                          f"use {' or '.join(repr(c) for c in CROPS)}")
-    return config["crops"] == "content"
+    return checked_choice(config, "crops", CROPS, ctx) == "content"
 
 
 def sample_rate(ctx: TrialContext) -> int:

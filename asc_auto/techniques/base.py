@@ -9,7 +9,7 @@ compresses to the chosen precision and evaluates the compressed model on the val
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,7 +20,7 @@ from torch import nn
 from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.context import TrialContext
-from asc_auto.errors import UsageError
+from asc_auto.errors import ConfigError, UsageError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.registry import Registry
 from asc_auto.space import SearchSpace
@@ -183,6 +183,18 @@ def get_technique(name: str) -> Technique:
     __init__, which imports every built-in technique.
     """
     return TECHNIQUES.lookup(name)()
+
+
+def checked_choice(config: dict[str, Any], name: str, allowed: Sequence[Any],
+                   ctx: TrialContext) -> Any:
+    """`config[name]`, which must be one of `allowed`: space files are checked when read
+    (`Technique.choices`); this guards trials enqueued by hand, where a typo must not build
+    another model."""
+    value = config[name]
+    if value not in allowed:
+        raise ConfigError(ctx.space.file, f"params.{name}", f"{value!r} is not a choice",
+                          f"use {' or '.join(repr(a) for a in allowed)}")
+    return value
 
 
 def calibration_clips(config: dict[str, Any]) -> int:

@@ -27,7 +27,6 @@ from asc_auto.compress.size import (
     folded_bias_bytes,
     model_size,
 )
-from asc_auto.errors import ConfigError
 from asc_auto.models.aclnet import AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
@@ -47,6 +46,7 @@ from asc_auto.techniques.base import (
     StepHook,
     Technique,
     TrialContext,
+    checked_choice,
     register_technique,
 )
 
@@ -76,11 +76,7 @@ class LotteryTicket(Technique):
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         model = build_aclnet(config, ctx)
         precision = Precision(config["precision"])
-        kind = str(config["pruning"])
-        if kind not in (UNSTRUCTURED, STRUCTURED):  # the space file is checked when read; this
-            # guards trials enqueued by hand (a typo must not prune another way)
-            raise ConfigError(ctx.space.file, "params.pruning", f"{kind!r} is not a choice",
-                              f"use {UNSTRUCTURED!r} or {STRUCTURED!r}")
+        kind = str(checked_choice(config, "pruning", self.choices["pruning"], ctx))
         info: dict[str, Any] = {"pruning": kind, "rounds": int(config["rounds"]),
                                 "rewind_epoch": int(config["rewind_epoch"]),
                                 "params_dense": sum(p.numel() for p in model.parameters())}
