@@ -116,13 +116,9 @@ class SearchSpace:
         return out
 
     def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> SearchSpace:
-        """The space with fixed technique-table values replaced (CLI switches such as --no-gcc)."""
-        tables = {k: dict(v) for k, v in self.tables.items()}
-        for table, values in overrides.items():
-            if table not in tables:
-                raise ConfigError(self.file, table, "no such table for this technique")
-            tables[table].update(values)
-        return dataclasses.replace(self, tables=tables)
+        """The space with fixed table values replaced: [features], [train] or a technique table
+        (CLI switches such as --no-gcc, benchmark arms such as train.time_masks=0)."""
+        return self._merged(overrides, "", new_keys=True)
 
     def with_clip_seconds(self, measure: Callable[[], float]) -> SearchSpace:
         """The space with ``clip_seconds = "auto"`` in [features] replaced by `measure()` (the
@@ -138,19 +134,26 @@ class SearchSpace:
 
     def for_demo(self) -> SearchSpace:
         """The space with its ``[demo.*]`` overrides applied (used on the built-in demo data)."""
+        return dataclasses.replace(self._merged(self.demo, "demo.", new_keys=False), demo={})
+
+    def _merged(self, overrides: dict[str, dict[str, Any]], prefix: str,
+                new_keys: bool) -> SearchSpace:
+        """The space with values of its fixed tables replaced. An unknown table is a ConfigError
+        named `{prefix}{table}`; so is a key the file lacks unless `new_keys` (a CLI switch may
+        set a key a user's file leaves at its default; the table's dataclass still refuses a
+        key it does not have when the settings are built)."""
         merged = {k: dict(v) for k, v in self.tables.items()}
         features, train = dict(self.features), dict(self.train)
-        for table, values in self.demo.items():
+        for table, values in overrides.items():
             target = {"features": features, "train": train}.get(table, merged.get(table))
             if target is None:
-                raise ConfigError(self.file, f"demo.{table}", "no such table to override")
+                raise ConfigError(self.file, f"{prefix}{table}", "no such table to override")
             for key, value in values.items():
-                if key not in target:
-                    raise ConfigError(self.file, f"demo.{table}.{key}",
+                if key not in target and not new_keys:
+                    raise ConfigError(self.file, f"{prefix}{table}.{key}",
                                       f"not a key of [{table}]", "override existing keys only")
                 target[key] = value
-        return SearchSpace(self.file, self.technique, self.description, features, train, merged,
-                           self.params, self.paper, {})
+        return dataclasses.replace(self, features=features, train=train, tables=merged)
 
 
 def default_space_file(technique: str) -> Path:

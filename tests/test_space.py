@@ -106,6 +106,23 @@ def test_demo_overrides_replace_only_named_keys(tmp_path: Path) -> None:
     assert space.train == {"epochs": 2, "batch_size": 32}
 
 
+def test_overrides_reach_features_train_and_technique_tables(tmp_path: Path) -> None:
+    """CLI switches and benchmark arms (train.time_masks=0) replace fixed values, may set a key
+    the file leaves at its default, and leave the loaded space itself unchanged."""
+    text = MINIMAL + "\n[train]\nepochs = 12\ntime_masks = 2\n[teacher]\nepochs = 30\n"
+    space = load_space(_write(tmp_path, text), "kd", KD_TABLES)
+    changed = space.with_overrides({"train": {"time_masks": 0, "batch_size": 16},
+                                    "features": {"n_mels": 40},
+                                    "teacher": {"min_clips_seen": 0}})
+    assert changed.train == {"epochs": 12, "time_masks": 0, "batch_size": 16}
+    assert changed.features["n_mels"] == 40
+    assert changed.tables["teacher"] == {"epochs": 30, "min_clips_seen": 0}
+    assert space.train == {"epochs": 12, "time_masks": 2}
+    with pytest.raises(ConfigError) as err:
+        space.with_overrides({"trian": {"epochs": 1}})
+    assert err.value.key == "trian"
+
+
 def test_space_option_takes_a_file_or_a_shipped_name(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """--space kd-small works from any folder (an installed asc-auto ships its spaces); a file
