@@ -133,8 +133,9 @@ def search(
         help="TAU-layout dataset \\[default: built-in demo data].")
     ] = None,
     trials: Annotated[int | None, typer.Option(
-        min=1, metavar="N", help="Trials to add to the study \\[default: 10; no limit when only "
-        "--timeout is given].")] = None,
+        min=0, metavar="N", help="Trials to add to the study \\[default: 10; no limit when only "
+        "--timeout is given]; 0 adds none and finishes an existing study (an interrupted "
+        "confirmation).")] = None,
     timeout: Annotated[float | None, typer.Option(
         min=1, metavar="SECONDS", help="Stop starting trials after this long.")] = None,
     budget_kb: Annotated[float | None, typer.Option(
@@ -218,7 +219,7 @@ def search(
         init_from=init_from, teachers=tuple(teacher or ()),
         teacher_logits=tuple(teacher_logits or ()), progress=_live(),
     )
-    if jobs > 1:
+    if jobs > 1 and trials != 0:  # --trials 0: nothing to split between workers
         from asc_auto.workers import run_parallel
 
         result = run_parallel(opts, jobs, status=_say)

@@ -55,6 +55,7 @@ from asc_auto.storage import (
     fail_dead_trials,
     mark_worker,
     open_storage,
+    redacted,
     storage_lock,
 )
 from asc_auto.techniques.base import (
@@ -269,6 +270,9 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     url = opts.storage or default_storage(opts.home)
     storage = open_storage(url, create=True, retry_failed=opts.retry_failed)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    if opts.trials == 0 and study_name not in existing:
+        raise UsageError(f"--trials 0 finishes an existing study without adding trials, and "
+                         f"there is no study {study_name!r} in {redacted(url)}: give --trials N")
     split_seed, cv = opts.seed, opts.cv
     if study_name in existing:  # resumed: its split and folds, unless asked otherwise
         recorded = StudyRecord.from_attrs(existing[study_name].user_attrs).split_seed
@@ -326,7 +330,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         dead = fail_dead_trials(study)
         if dead:
             status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
-        if not _paper_pending(study):
+        if not _paper_pending(study) and opts.trials != 0:  # 0: no trial may be left waiting
             study.enqueue_trial(setup.space.paper_trial_params(),
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
     return study, setup

@@ -76,7 +76,7 @@ def storage_lock(url: str) -> Iterator[None]:
             engine = sqlalchemy.create_engine(_driver_url(url), poolclass=NullPool)
             conn = engine.connect()
         except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
-            raise CommandFailed(f"--storage {_redacted(url)}: cannot connect "
+            raise CommandFailed(f"--storage {redacted(url)}: cannot connect "
                                 f"({_first_line(err)}); fix: check the server, user and "
                                 "password, or pip install 'psycopg[binary]'") from None
         try:
@@ -98,7 +98,7 @@ def _driver_url(url: str) -> str:
         if url.startswith("postgresql://") else url
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, for messages."""
     head, sep, tail = url.partition("://")
     if "@" in tail and ":" in tail.split("@", 1)[0]:
@@ -170,19 +170,19 @@ def _rdb(url: str, file: Path | None, retry_failed: int) -> optuna.storages.Base
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(_driver_url(url), **kwargs)
     except sqlalchemy.exc.ArgumentError as err:
-        raise UsageError(f"--storage {_redacted(url)!r} is not a storage URL "
+        raise UsageError(f"--storage {redacted(url)!r} is not a storage URL "
                          f"({_first_line(err)}); fix: {_URL_FIX}") from None
     except (ImportError, sqlalchemy.exc.NoSuchModuleError) as err:
-        raise UsageError(f"--storage {_redacted(url)!r}: no database driver for '{scheme}' "
+        raise UsageError(f"--storage {redacted(url)!r}: no database driver for '{scheme}' "
                          f"({_first_line(err)}); fix: install it (PostgreSQL: pip install "
                          "'psycopg[binary]') or use a sqlite:/// URL") from None
     except sqlalchemy.exc.DatabaseError as err:
-        where = str(file) if file is not None else _redacted(url)
+        where = str(file) if file is not None else redacted(url)
         raise CommandFailed(f"{where}: cannot be read as an Optuna storage "
                             f"({_first_line(err.orig or err)}); it is left as it is; fix: "
                             "pass --storage with another file or URL") from None
     except RuntimeError as err:  # a schema of another Optuna version
-        raise CommandFailed(f"{_redacted(url)}: {_first_line(err)}; fix: `optuna storage "
+        raise CommandFailed(f"{redacted(url)}: {_first_line(err)}; fix: `optuna storage "
                             f"upgrade --storage URL` (after a backup)") from None
 
 

@@ -10,7 +10,9 @@ would run it, with the stated trial/time budget. `retrain` then trains on the wh
 fold1_train and scores the evaluate fold: `--trial 0` is the paper configuration, no `--trial`
 is the search's pick (confirmed over seeds when the search confirmed it). For `baseline`, the
 paper configuration is the published baseline system, so its row is the reference line.
-Results are written to `--out` (JSON) as they arrive, so a stopped run keeps what it measured.
+Results are written to `--out` (JSON) as they arrive, so a stopped run keeps what it measured;
+run it again with the same `--home` and a stopped row resumes: its search adds only the trials
+still missing (or just finishes its confirmation), retrain reuses the seeds already trained.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
@@ -46,6 +49,19 @@ def _retrain(study: str, home: Path, seeds: int, trial: int | None) -> dict[str,
     _cli("retrain", "--study", study, "--seeds", str(seeds), "--home", str(home), *pick)
     loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
     return dict(loaded.user_attrs["retrain"])
+
+
+def _trials_run(study: str, home: Path) -> int:
+    """Trials that finished (complete or pruned) in an earlier, stopped run of this row's
+    study: the rerun adds only the rest (`--trials 0` finishes its confirmation), so a row
+    never holds more trials than its budget says."""
+    storage = f"sqlite:///{home / 'asc.db'}"
+    if not (home / "asc.db").exists() or study not in {
+            s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return 0
+    ended = (TrialState.COMPLETE, TrialState.PRUNED)  # a failed one is run again
+    return len(optuna.load_study(study_name=study, storage=storage).get_trials(
+        deepcopy=False, states=ended))
 
 
 def _mean_std(r: dict[str, Any]) -> str:
@@ -80,8 +96,9 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     tag = hashlib.sha256(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:8]
     study = f"bench-{data.name}-{technique}-{tag}"  # a new budget: a new study, not more trials
     space = ["--space", str(args.space_dir / f"{technique}.toml")] if args.space_dir else []
-    limits = ["--trials", str(args.trials)] + (["--timeout", str(args.timeout)]
-                                               if args.timeout else [])
+    left = args.trials - _trials_run(study, home)  # a stopped row resumes, not adds a budget
+    limits = ["--trials", str(max(0, left))] + (["--timeout", str(args.timeout)]
+                                                if args.timeout else [])
     t0 = time.perf_counter()
     _cli("search", "--technique", technique, "--data", str(data), *space, *limits,
          "--study", study, "--home", str(home), *args.search_args)

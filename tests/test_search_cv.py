@@ -124,3 +124,28 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
         f"each trial trains {epochs} epochs (the space's train.epochs = 2, raised to reach "
         f"train.min_clips_seen = 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may "
         f"stop a trial from {epochs // 9} epochs")
+
+
+def test_trials_0_finishes_an_existing_study_without_adding_trials(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    """A search stopped during its confirmation (or run without one) is finished by `--trials
+    0`: the top configurations are confirmed, no trial is added or left waiting. A study that
+    does not exist is refused instead of being created empty."""
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=2, cv=2, confirm_seeds=0),
+                       status=lambda m: None)
+    assert CONFIRMATION not in study.user_attrs
+    before = [(t.number, t.state) for t in study.trials]
+    said: list[str] = []
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
+                       status=said.append)
+    assert [(t.number, t.state) for t in study.trials] == before
+    assert len(study.user_attrs[CONFIRMATION]["trials"]) == 2
+    assert any(line.startswith("confirmed: ") for line in said), said
+    storage = f"sqlite:///{tmp_path / 'asc.db'}"
+    out = CliRunner().invoke(app, ["search", "--technique", "kd", "--study", "nope",
+                                   "--trials", "0", "--storage", storage,
+                                   "--home", str(tmp_path / "home")])
+    assert out.exit_code != 0
+    assert "there is no study 'nope'" in out.output and "give --trials N" in out.output
+    assert "nope" not in {s.study_name for s in optuna.get_all_study_summaries(storage)}
