@@ -24,6 +24,8 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.storage import default_storage
+
 
 def _cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "asc_auto.cli", *args], check=True,
@@ -55,7 +57,7 @@ def main() -> None:
         _cli("retrain", "--study", study, "--trial", "0", "--seeds", str(args.seeds),
              "--home", str(home))
         wall = time.perf_counter() - t0
-        loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
+        loaded = optuna.load_study(study_name=study, storage=default_storage(home))
         r = loaded.user_attrs["retrain"]
         n_eval = _n_evaluate(args.data)
         train_clips = int(loaded.user_attrs["train_clips"]) + int(loaded.user_attrs["val_clips"])

@@ -35,6 +35,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.storage import default_storage, storage_file
+
 
 def _cli(*args: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "asc_auto.cli", *args], text=True,
@@ -47,7 +49,7 @@ def _cli(*args: str) -> None:
 def _retrain(study: str, home: Path, seeds: int, trial: int | None) -> dict[str, Any]:
     pick = ["--trial", str(trial)] if trial is not None else []
     _cli("retrain", "--study", study, "--seeds", str(seeds), "--home", str(home), *pick)
-    loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
+    loaded = optuna.load_study(study_name=study, storage=default_storage(home))
     return dict(loaded.user_attrs["retrain"])
 
 
@@ -55,8 +57,9 @@ def _trials_run(study: str, home: Path) -> int:
     """Trials that finished (complete or pruned) in an earlier, stopped run of this row's
     study: the rerun adds only the rest (`--trials 0` finishes its confirmation), so a row
     never holds more trials than its budget says."""
-    storage = f"sqlite:///{home / 'asc.db'}"
-    if not (home / "asc.db").exists() or study not in {
+    storage = default_storage(home)
+    file = storage_file(storage)
+    if file is None or not file.exists() or study not in {
             s.study_name for s in optuna.get_all_study_summaries(storage)}:
         return 0
     ended = (TrialState.COMPLETE, TrialState.PRUNED)  # a failed one is run again
@@ -103,7 +106,7 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     _cli("search", "--technique", technique, "--data", str(data), *space, *limits,
          "--study", study, "--home", str(home), *args.search_args)
     search_s = time.perf_counter() - t0
-    loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{home / 'asc.db'}")
+    loaded = optuna.load_study(study_name=study, storage=default_storage(home))
     attrs = loaded.user_attrs
     t1 = time.perf_counter()
     paper = _retrain(study, home, args.seeds, 0)
