@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 from transfer import context, run_seeds  # benchmarks/ is on sys.path when run as a script
 
+from asc_auto.io import write_text_atomic
 from asc_auto.stats import binomial_se, mean_se
 from asc_auto.techniques.base import get_technique
 
@@ -67,15 +68,19 @@ def show(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     table = Table(title=f"{args.technique} paper configuration on {args.data.name}: evaluate "
                   f"accuracy % (mean ± SE over seeds; one run's binomial SE in brackets), "
                   f"{platform.machine()}, {os.cpu_count()} CPUs", title_justify="left")
-    for col in ("arm", "settings", "epochs", "seeds", "deployed", "fp32", "s per seed"):
+    teachers = any("teacher_accuracy" in r for r in results.values())
+    for col in ("arm", "settings", "epochs", "seeds", "deployed", "fp32", "s per seed",
+                *(("teacher",) if teachers else ())):
         table.add_column(col, justify="right")
     for name, r in results.items():
         accs = [x["accuracy"] for x in r["runs"]]
         fp32 = [x["accuracy_fp32"] for x in r["runs"]]
         one = binomial_se(statistics.fmean(accs), r["evaluate_clips"])
+        teacher = r.get("teacher_accuracy")
         table.add_row(name, " ".join(r["settings"]) or "-", str(r["epochs"]), str(len(accs)),
                       f"{pm(accs)} (±{100 * one:.1f})", pm(fp32),
-                      f"{statistics.fmean(x['seconds'] for x in r['runs']):.0f}")
+                      f"{statistics.fmean(x['seconds'] for x in r['runs']):.0f}",
+                      *((("-" if teacher is None else pm([teacher])),) if teachers else ()))
     Console(width=160).print(table)
 
 
@@ -107,12 +112,19 @@ def main() -> None:
             continue
         print(f"{args.data.name}: {args.technique} arm {name} {' '.join(words[1:])}", flush=True)
         ctx = context(technique, args.data, args, overrides=tables)
+        # What a search records once per study (kd: trains or loads the teacher, cached for the
+        # seeds below); its evaluate accuracy is the "teacher >= baseline" target of issue 10.
+        prepared = technique.prepare(ctx)
         results[name] = {"settings": words[1:],
                          **run_seeds(technique, ctx, args.seeds, args.first_seed, params)}
+        if prepared.get("teacher_val_accuracy") is not None:
+            results[name]["teacher_accuracy"] = prepared["teacher_val_accuracy"]
+            print(f"  teacher: evaluate {prepared['teacher_val_accuracy']:.4f}", flush=True)
+        if args.out:  # after every arm: a stopped run keeps the arms it finished
+            write_text_atomic(args.out, json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                 "wall_seconds": time.perf_counter() - t0}, indent=1))
     wall = time.perf_counter() - t0
-    if args.out:
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                        "results": results, "wall_seconds": wall}, indent=1))
     show(args, results)
     print(f"wall time {wall / 60:.1f} min")
 
