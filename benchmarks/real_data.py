@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
 
 
@@ -111,12 +112,15 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     t1 = time.perf_counter()
     paper = _retrain(study, home, args.seeds, 0)
     best = _retrain(study, home, args.seeds, None)
+    picked = next(t for t in loaded.get_trials(deepcopy=False) if t.number == best["trial"])
     return {
         "dataset": data.name, "technique": technique, "budget": budget,
         "trials": len(loaded.trials),
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
-        "paper": paper, "best": best, "search_seconds": round(search_s, 1),
+        "paper": paper, "best": best,
+        "best_config": dict(TrialRecord.from_trial(picked).config or {}),  # what the search chose
+        "search_seconds": round(search_s, 1),
         "retrain_seconds": round(time.perf_counter() - t1, 1),
     }
 
@@ -152,7 +156,7 @@ def main() -> None:
             r = results[-1]
             print(f"  paper {_mean_std(r['paper'])}  pick (trial {r['best']['trial']}) "
                   f"{_mean_std(r['best'])}  ({r['search_seconds']:.0f} s search, "
-                  f"{r['retrain_seconds']:.0f} s retrain)", flush=True)
+                  f"{r['retrain_seconds']:.0f} s retrain)\n  pick: {r['best_config']}", flush=True)
     table = Table(title=f"Evaluate-fold accuracy, mean ± std over {args.seeds} seeds "
                   f"({platform.machine()}, {os.cpu_count()} CPUs)", title_justify="left")
     for col in ("dataset", "technique", "trials", "CV folds", "paper config", "search pick",
