@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.records import pick_trial
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
 
@@ -112,7 +113,7 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     t1 = time.perf_counter()
     paper = _retrain(study, home, args.seeds, 0)
     best = _retrain(study, home, args.seeds, None)
-    picked = next(t for t in loaded.get_trials(deepcopy=False) if t.number == best["trial"])
+    picked = pick_trial(loaded, best["trial"])  # the retrained trial, as retrain found it
     return {
         "dataset": data.name, "technique": technique, "budget": budget,
         "trials": len(loaded.trials),
