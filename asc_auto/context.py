@@ -82,6 +82,9 @@ class FeatureSource(Protocol):
 
     def feature_config(self, space: SearchSpace) -> Any: ...
 
+    def settle(self, space: SearchSpace, dataset: TauDataset,
+               status: Callable[[str], None]) -> SearchSpace: ...
+
 
 @dataclass(frozen=True)
 class ContextSettings:
@@ -118,6 +121,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     dataset = load_dataset(s.data)
     space = space.with_clip_seconds(lambda: longest_seconds(
         [dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)]))
+    space = technique.settle(space, dataset, status)
     features = build_features(dataset, technique.feature_config(space),
                               s.home / "cache" / "features", progress=s.progress,
                               device=str(resolve_device(s.device)), status=status)

@@ -173,6 +173,21 @@ def _short(exc: BaseException) -> str:
     return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
 
 
+def padding_share(paths: list[Path] | tuple[Path, ...], clip_seconds: float) -> float:
+    """Mean share of a `clip_seconds` window that is zero padding after the recording (headers
+    only, no decoding): 0.0 when every clip fills it, near 1.0 for short sounds in long windows.
+
+    Why: a global average pool over a feature map that is mostly padding dilutes the sound
+    (``[teacher] pool = "auto"`` picks max above half; see asc_auto/teacher.py).
+    """
+    if not paths:
+        raise DataError(Path("."), "no audio files to measure", "check the dataset's CSV files")
+    if clip_seconds <= 0:
+        raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
+    filled = [min(audio_info(Path(p)).duration_s, clip_seconds) / clip_seconds for p in paths]
+    return 1.0 - sum(filled) / len(filled)
+
+
 def longest_seconds(paths: list[Path] | tuple[Path, ...], step: float = 0.1) -> float:
     """The longest clip among `paths`, rounded up to `step` seconds (headers only, no decoding).
 

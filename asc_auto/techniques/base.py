@@ -20,6 +20,7 @@ from torch import nn
 from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.context import TrialContext
+from asc_auto.data.tau import TauDataset
 from asc_auto.errors import ConfigError, UsageError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.registry import Registry
@@ -88,6 +89,13 @@ class Technique(ABC):
     def feature_config(self, space: SearchSpace) -> Any:
         """The frontend settings of this technique's cached features."""
         return frontend_config_from_dict(space.features, str(space.file))
+
+    def settle(self, space: SearchSpace, dataset: TauDataset,
+               status: Callable[[str], None]) -> SearchSpace:
+        """The space with values its file leaves to the data ("auto") decided for `dataset`;
+        run by the context builder before features, digests and trials see the space."""
+        del dataset, status
+        return space
 
     def prepare(self, ctx: TrialContext) -> dict[str, Any]:
         """Once per search, before any trial (e.g. train the KD teacher); returns study attrs."""

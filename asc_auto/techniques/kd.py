@@ -12,7 +12,7 @@ size nor exported.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -20,11 +20,14 @@ from torch import nn
 
 from asc_auto.compress.kd import DistillationLoss
 from asc_auto.compress.size import PRECISIONS, Precision
+from asc_auto.data.tau import TauDataset
 from asc_auto.models.base import POOLS
 from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
+from asc_auto.space import SearchSpace
 from asc_auto.teacher import (
     TeacherOutputs,
     ensure_teachers,
+    settle_pool,
     teacher_settings,
     teacher_train_config,
     train_teacher,
@@ -91,6 +94,10 @@ class KnowledgeDistillation(Technique):
         # One teacher per train/validation split: a cross-validated search distils each fold's
         # student from a teacher that never saw that fold's validation clips.
         self.teachers: dict[str, TeacherOutputs] = {}
+
+    def settle(self, space: SearchSpace, dataset: TauDataset,
+               status: Callable[[str], None]) -> SearchSpace:
+        return settle_pool(space, dataset, status)
 
     def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
         return teacher_lines(attrs, best_value)

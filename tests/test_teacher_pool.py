@@ -1,0 +1,68 @@
+"""[teacher] pool = "auto": max for short sounds zero-padded to the window, avg for full clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asc_auto.data.audio import padding_share
+from asc_auto.data.synth import synthesize
+from asc_auto.errors import ConfigError
+from asc_auto.keys import space_digest
+from asc_auto.search import SearchOptions, prepare_search
+from asc_auto.teacher import settle_pool
+
+SPACE = Path(__file__).parent / "spaces" / "kd.toml"  # clip_seconds = 1.0, no pool given
+
+
+def _space_with_pool(tmp_path: Path, pool: str) -> Path:
+    path = tmp_path / "kd.toml"
+    path.write_text(SPACE.read_text().replace("[teacher]\n", f'[teacher]\npool = "{pool}"\n'))
+    return path
+
+
+def _setup(tmp_path: Path, clip_seconds: float, pool: str, lines: list[str]):
+    root = synthesize(tmp_path / f"d{clip_seconds}", n_clips=12, clip_seconds=clip_seconds,
+                      seed=1, progress=False)
+    return prepare_search(SearchOptions(technique="kd", data=root, progress=False,
+                                        space=_space_with_pool(tmp_path, pool),
+                                        home=tmp_path / "home"), status=lines.append)
+
+
+def test_padding_share_is_the_mean_unfilled_part_of_the_window(tmp_path: Path) -> None:
+    short = synthesize(tmp_path / "s", n_clips=10, clip_seconds=0.25, seed=1, progress=False)
+    full = synthesize(tmp_path / "f", n_clips=10, clip_seconds=1.0, seed=1, progress=False)
+    paths = sorted((short / "audio").glob("*.wav")) + sorted((full / "audio").glob("*.wav"))
+    # half the clips fill a quarter of 1 s, half all of it: (0.75 + 0) / 2 padding
+    assert padding_share(paths, 1.0) == pytest.approx(0.375, abs=0.01)
+    # a clip longer than the window is cropped, never counted as more than full
+    assert padding_share(paths, 0.25) == pytest.approx(0.0, abs=0.01)
+
+
+def test_short_clips_get_a_max_pooled_teacher_and_say_why(tmp_path: Path) -> None:
+    lines: list[str] = []
+    setup = _setup(tmp_path, 0.3, "auto", lines)
+    assert setup.context.space.tables["teacher"]["pool"] == "max"
+    said = [m for m in lines if "teacher pool" in m]
+    assert len(said) == 1 and "-> max" in said[0] and "70% zero padding" in said[0], said
+    # settled before the digest: the study records the pool its teacher has, like "max" given
+    explicit = _setup(tmp_path / "explicit", 0.3, "max", [])
+    assert space_digest(setup.space) == space_digest(explicit.space)
+
+
+def test_clips_that_fill_the_window_keep_the_papers_average(tmp_path: Path) -> None:
+    lines: list[str] = []
+    setup = _setup(tmp_path, 1.0, "auto", lines)
+    assert setup.context.space.tables["teacher"]["pool"] == "avg"
+    assert any("-> avg" in m and "0% zero padding" in m for m in lines), lines
+
+
+def test_a_given_pool_is_kept_and_a_wrong_one_names_the_key(tmp_path: Path) -> None:
+    lines: list[str] = []
+    setup = _setup(tmp_path, 0.3, "avg", lines)  # the user's choice wins over the padding
+    assert setup.context.space.tables["teacher"]["pool"] == "avg"
+    assert not any("teacher pool" in m for m in lines)
+    with pytest.raises(ConfigError, match=r"teacher\.pool.*'median'.*avg, max, auto"):
+        settle_pool(setup.space.with_overrides({"teacher": {"pool": "median"}}),
+                    setup.dataset, status=lines.append)
