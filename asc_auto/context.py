@@ -124,7 +124,8 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     space = technique.settle(space, dataset, status)
     features = build_features(dataset, technique.feature_config(space),
                               s.home / "cache" / "features", progress=s.progress,
-                              device=str(resolve_device(s.device)), status=status)
+                              device=str(resolve_device(s.device)), status=status,
+                              hash_dir=s.home / "cache")
     if s.val_fraction is None:
         train, val = dataset.train, dataset.evaluate
     else:

@@ -99,7 +99,7 @@ def pretrain(opts: PretrainOptions, status: Callable[[str], None] = print) -> Pr
         "technique": technique.name, **done.meta,
         "classes": list(ctx.dataset.labels),
         "dataset": {"path": str(ctx.dataset.root),
-                    "fingerprint": dataset_fingerprint(ctx.dataset),
+                    "fingerprint": dataset_fingerprint(ctx.dataset, ctx.cache_root),
                     "train_clips": len(ctx.train_files), "evaluate_clips": len(ctx.val_files)},
         "features": technique.feature_config(ctx.space).key_dict(),
         "settings": {"train": train, "tables": ctx.space.tables,

@@ -119,7 +119,8 @@ class StudyRecord:
     val_fraction: float | None = None
     overrides: dict[str, dict[str, Any]] | None = None
     epochs: int | None = None
-    data_fingerprint: str | None = None
+    data_sha256: str | None = None  # the dataset's CSVs and files' content (data/tau.py)
+    data_fingerprint: str | None = None  # what studies before content hashing recorded (times)
     space_sha256: str | None = None
     sources_sha256: dict[str, Any] | None = None
     cv_folds: int | None = None

@@ -34,7 +34,7 @@ from asc_auto.context import ContextSettings, build_context
 from asc_auto.cv import CvScore, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
-from asc_auto.data.tau import TauDataset, dataset_fingerprint
+from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
@@ -152,11 +152,23 @@ RESUME_KEYS = {
     "split_seed": "split seed (--seed)",
     "val_fraction": "validation fraction", "overrides": "table overrides (--gcc/--no-gcc)",
     "epochs": "epochs per trial (--epochs or [train] epochs)",
-    "data_fingerprint": "dataset (--data: its CSV files, file sizes and times)",
+    "data_sha256": "dataset (--data: its CSV files and the content of its audio files)",
     "space_sha256": "search space (--space: its settings, params and paper point)",
     "cv_folds": "cross-validation folds (--cv)",
     "sources_sha256": "starting points (--init-from, --teacher, --teacher-logits: their sha256)",
 }
+
+
+# Studies made before content hashing recorded their data by file sizes and times; they are
+# checked that way once more, then record the content hash and are checked by it from then on.
+LEGACY_DATA_KEY = "data_fingerprint"
+
+
+def _legacy_data(study: optuna.Study, dataset: TauDataset) -> dict[str, Any]:
+    attrs = study.user_attrs
+    if LEGACY_DATA_KEY in attrs and "data_sha256" not in attrs:
+        return {LEGACY_DATA_KEY: stat_fingerprint(dataset)}
+    return {}
 
 
 def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, str]) -> None:
@@ -170,9 +182,11 @@ def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, s
             continue
         old = study.user_attrs[key]  # None is a value too: "no MACs limit"
         if old != value:
-            what = RESUME_KEYS.get(key, key)
+            what = RESUME_KEYS.get(key) or (
+                "dataset (--data: its CSV files, file sizes and times, as studies recorded it "
+                "before content hashing)" if key == LEGACY_DATA_KEY else key)
             record = StudyRecord.from_study(study)
-            if key == "data_fingerprint":
+            if key in ("data_sha256", LEGACY_DATA_KEY):
                 old, value = (f"{record.data} ({old[:12]})", f"{where['data']} ({value[:12]})")
             elif key == "space_sha256":
                 old, value = (f"{record.space_file} ({old[:12]})",
@@ -312,11 +326,11 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             budget_kb=ctx.rule.limit_kb if opts.budget_kb is None else opts.budget_kb,
             max_mmacs=ctx.rule.max_mmacs, split_seed=split_seed, val_fraction=opts.val_fraction,
             overrides=opts.overrides, epochs=ctx.train_cfg.epochs,
-            data_fingerprint=dataset_fingerprint(setup.dataset),
+            data_sha256=dataset_fingerprint(setup.dataset, opts.home / "cache"),
             space_sha256=space_digest(setup.space),
             sources_sha256=ctx.sources.digests(), cv_folds=n_folds,
-        ).to_attrs(RESUME_KEYS), where={"data": str(setup.dataset.root),
-                                         "space_file": str(setup.space.file)})
+        ).to_attrs(RESUME_KEYS) | _legacy_data(study, setup.dataset),
+            where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
         if StudyRecord.from_study(study).uid is None:  # tells it from another of that name
             StudyRecord(uid=uuid.uuid4().hex).write(study)
         name_objective(study)  # "validation accuracy" in the dashboard, not "Objective 0"

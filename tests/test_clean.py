@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from asc_auto.clean import clean, plan_clean
 from asc_auto.cli import app
+from asc_auto.data.filehash import file_hashes
 from asc_auto.io import atomic_dir, file_sha256
 from asc_auto.procs import HOST
 from asc_auto.storage import open_storage
@@ -42,6 +43,11 @@ def _home(tmp_path: Path) -> Path:
     (home / "data" / ".demo-tau3.lock").write_text("")  # io.build_lock's lock file
     _tool_folder(home / "cache" / "features" / "abc123", {"features.npy": "f"})
     _tool_folder(home / "cache" / "teachers" / "def456", {"teacher.safetensors": "t"})
+    (home / "data" / "demo-tau3" / "audio" / "a.wav").write_bytes(b"RIFF")
+    file_hashes([home / "data" / "demo-tau3" / "audio" / "a.wav"], home / "cache")  # writes
+    # cache/file-sha256.json, the remembered hashes; one of that name elsewhere is the user's
+    (home / "mine").mkdir()
+    (home / "mine" / "file-sha256.json").write_text("{}")
     _tool_folder(home / "kd" / "retrain" / "trial-0-aa" / "seed-0", {"result.json": "{}"})
     _tool_folder(home / "export" / "kd", {"model.xml": "<x/>", "export.json": "{}"})
     write_report(open_storage(url), home / "report")
@@ -53,7 +59,6 @@ def _home(tmp_path: Path) -> Path:
     (home / "README.md").write_text("mine")
     (home / "cache" / "notes.txt").write_text("mine")
     (home / "report" / "slides.pdf").write_text("mine")
-    (home / "mine").mkdir()
     (home / "export" / "edited").mkdir()
     _tool_folder(home / "export" / "edited" / "pkg", {"model.xml": "<x/>"})
     (home / "export" / "edited" / "pkg" / "added-by-me.txt").write_text("mine")
@@ -71,7 +76,8 @@ def test_clean_removes_what_the_tool_wrote_and_only_that(tmp_path: Path) -> None
     assert (home / "asc.db").exists()  # planning touches nothing
     removed = _rel(plan.remove, home)
     assert removed == {
-        "asc.db", "asc.db.asc-setup.lock", "data", "cache/features", "cache/teachers", "kd",
+        "asc.db", "asc.db.asc-setup.lock", "data", "cache/features", "cache/teachers",
+        "cache/file-sha256.json", "kd",
         "export/kd",
         "report/summary.md", "report/kd-pareto.png", "report/kd-history.png",
         "pre.safetensors", "pre.json", next(p.name for p in home.glob(".asc.db.*.tmp")),
@@ -80,6 +86,7 @@ def test_clean_removes_what_the_tool_wrote_and_only_that(tmp_path: Path) -> None
     left = {str(p.relative_to(home)) for p in home.rglob("*")}
     assert left == {
         "README.md", "cache", "cache/notes.txt", "report", "report/slides.pdf", "mine",
+        "mine/file-sha256.json",
         "export", "export/edited", "export/edited/pkg", "export/edited/pkg/model.xml",
         "export/edited/pkg/.asc-auto-written.json", "export/edited/pkg/added-by-me.txt",
         "other.json",
@@ -92,10 +99,10 @@ def test_clean_cli_dry_run_then_clean(tmp_path: Path) -> None:
     dry = runner.invoke(app, ["clean", "--dry-run", "--home", str(home)],
                         env={"COLUMNS": "250"})
     assert dry.exit_code == 0, dry.output
-    assert "would remove 13 entries" in dry.output and (home / "asc.db").exists()
+    assert "would remove 14 entries" in dry.output and (home / "asc.db").exists()
     done = runner.invoke(app, ["clean", "--home", str(home)], env={"COLUMNS": "250"})
     assert done.exit_code == 0, done.output
-    assert "removed 13 entries" in done.output and not (home / "asc.db").exists()
+    assert "removed 14 entries" in done.output and not (home / "asc.db").exists()
     assert (home / "README.md").read_text() == "mine"
     again = runner.invoke(app, ["clean", "--home", str(home)], env={"COLUMNS": "250"})
     assert "removed 0 entries" in again.output

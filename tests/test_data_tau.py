@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,14 @@ import pytest
 import soundfile as sf
 
 from asc_auto.cli_data import summary_table
-from asc_auto.data.tau import Clip, check_dataset, dataset_fingerprint, load_dataset
+from asc_auto.data import filehash
+from asc_auto.data.tau import (
+    Clip,
+    check_dataset,
+    dataset_fingerprint,
+    load_dataset,
+    stat_fingerprint,
+)
 from asc_auto.errors import DataError
 
 META_HEADER = "filename\tscene_label\tidentifier\tsource_label"
@@ -329,29 +335,56 @@ def test_summary_table_renders(ds_root: Path) -> None:
 # --- fingerprint ---------------------------------------------------------------------------
 
 
-def test_fingerprint_is_stable_and_tracks_csvs_and_audio(tmp_path: Path) -> None:
+def _flip_last_byte(path: Path) -> None:
+    """Change a file's content, keeping its size and its times (the hardest edit to notice)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_fingerprint_is_the_content_not_the_place_or_the_times(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "fp")
     first = dataset_fingerprint(load_dataset(root))
     assert first == dataset_fingerprint(load_dataset(root))
     assert len(first) == 64
 
     copy = tmp_path / "copy"
-    shutil.copytree(root, copy, copy_function=shutil.copy2)  # keeps mtimes
-    assert dataset_fingerprint(load_dataset(copy)) == first  # the root path is not hashed
+    shutil.copytree(root, copy, copy_function=shutil.copy)  # new times, like `cp` without -p
+    assert dataset_fingerprint(load_dataset(copy)) == first  # neither the root nor times hashed
 
     wav = root / TRAIN[0][0]
     st = wav.stat()
     os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    touched = dataset_fingerprint(load_dataset(root))
-    assert touched != first
+    assert dataset_fingerprint(load_dataset(root)) == first  # touched, not changed
+
+    _flip_last_byte(copy / TRAIN[0][0])
+    edited = dataset_fingerprint(load_dataset(copy))
+    assert edited != first
 
     test_csv = root / "evaluation_setup/fold1_test.csv"
     _write(test_csv, _lines(test_csv)[:-1])
-    assert dataset_fingerprint(load_dataset(root)) not in (first, touched)
+    assert dataset_fingerprint(load_dataset(root)) not in (first, edited)
 
 
-def test_fingerprint_is_cheap(tiny_dataset: Path) -> None:
+def test_older_studies_fingerprint_still_tracks_times(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "fp")
+    first = stat_fingerprint(load_dataset(root))
+    wav = root / TRAIN[0][0]
+    st = wav.stat()
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert stat_fingerprint(load_dataset(root)) != first
+
+
+def test_fingerprint_reads_the_audio_once_per_cache(tiny_dataset: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ds = load_dataset(tiny_dataset)
-    start = time.perf_counter()
-    dataset_fingerprint(ds)
-    assert time.perf_counter() - start < 0.5  # stat calls only, no audio decoding
+    first = dataset_fingerprint(ds, tmp_path / "cache")
+    assert (tmp_path / "cache" / "file-sha256.json").is_file()
+
+    def no_reading(path: Path) -> str:
+        raise AssertionError(f"{path} was read again although its stat is unchanged")
+
+    monkeypatch.setattr(filehash, "file_sha256", no_reading)
+    assert dataset_fingerprint(ds, tmp_path / "cache") == first  # stat calls only

@@ -14,13 +14,14 @@ import os
 import re
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from rich.progress import Progress
 
 from asc_auto.data.audio import AudioInfo, scan_audio
+from asc_auto.data.filehash import file_hashes
 from asc_auto.errors import DataError
 from asc_auto.progress import progress_bar
 
@@ -144,8 +145,7 @@ def check_dataset(root: Path, progress: bool = True) -> DatasetSummary:
     )
 
 
-def dataset_fingerprint(ds: TauDataset) -> str:
-    """sha256 of the CSV files plus (path, size, mtime) of every listed file: cheap cache key."""
+def _csv_digest(ds: TauDataset) -> hashlib._Hash:
     digest = hashlib.sha256()
     for rel in (META, TRAIN_CSV, EVALUATE_CSV, TEST_CSV):
         csv = ds.root / rel
@@ -153,8 +153,33 @@ def dataset_fingerprint(ds: TauDataset) -> str:
             digest.update(f"{rel}\0".encode())
             digest.update(csv.read_bytes())
             digest.update(b"\0")
-    names = sorted({clip.filename for clip in ds.all_clips()} | set(ds.test))
+    return digest
+
+
+def _listed(ds: TauDataset) -> list[str]:
+    return sorted({clip.filename for clip in ds.all_clips()} | set(ds.test))
+
+
+def dataset_fingerprint(ds: TauDataset, cache_dir: Path | None = None,
+                        status: Callable[[str], None] = lambda msg: None) -> str:
+    """sha256 of the CSV files plus (name, content sha256) of every listed file: what a study
+    and every cache built from the data are keyed by. Content, not times or the folder, so a
+    copied or re-provisioned dataset is the same dataset and an edited file is not; each file's
+    hash is remembered by its stat under `cache_dir` (data/filehash.py), so only the first look
+    reads the audio."""
+    digest = _csv_digest(ds)
+    names = _listed(ds)
+    hashes = file_hashes([ds.path(n) for n in names], cache_dir, status)
     for name in names:
+        digest.update(f"{name}\0{hashes[ds.path(name)]}\n".encode())
+    return digest.hexdigest()
+
+
+def stat_fingerprint(ds: TauDataset) -> str:
+    """The fingerprint studies made before content hashing recorded: the CSV files plus (name,
+    size, mtime) of every listed file. Only to check such a study's data on resume."""
+    digest = _csv_digest(ds)
+    for name in _listed(ds):
         st = os.stat(ds.path(name))
         digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -107,10 +107,12 @@ class FeatureSet:
         return x, y
 
 
-def cache_key(ds: TauDataset, cfg: FeatureConfig) -> str:
-    """sha256 over the dataset fingerprint, the frontend settings and the cache format."""
+def cache_key(ds: TauDataset, cfg: FeatureConfig, hash_dir: Path | None = None,
+              status: Callable[[str], None] = lambda msg: None) -> str:
+    """sha256 over the dataset fingerprint (its files' content; their hashes remembered under
+    `hash_dir`), the frontend settings and the cache format."""
     payload = {
-        "dataset": dataset_fingerprint(ds),
+        "dataset": dataset_fingerprint(ds, hash_dir, status),
         "frontend": cfg.key_dict(),
         "format": CACHE_FORMAT_VERSION,
     }
@@ -121,9 +123,10 @@ def _entry_dir(cache_root: Path, kind: str, key: str) -> Path:
     return Path(cache_root) / f"{kind}-{key[:16]}"
 
 
-def feature_cache_dir(cache_root: Path, ds: TauDataset, cfg: FeatureConfig) -> Path:
+def feature_cache_dir(cache_root: Path, ds: TauDataset, cfg: FeatureConfig,
+                      hash_dir: Path | None = None) -> Path:
     """Where the features of this dataset and settings live (built or not)."""
-    return _entry_dir(cache_root, cfg.kind, cache_key(ds, cfg))
+    return _entry_dir(cache_root, cfg.kind, cache_key(ds, cfg, hash_dir))
 
 
 def build_features(
@@ -134,6 +137,7 @@ def build_features(
     device: str = "cpu",
     batch_size: int | None = None,
     status: Callable[[str], None] = lambda msg: None,
+    hash_dir: Path | None = None,
 ) -> FeatureSet:
     """Return the features of all train+evaluate clips, computing them only on a cache miss.
 
@@ -143,7 +147,7 @@ def build_features(
     """
     if batch_size is None:
         batch_size = 64 if _on_cuda(device) else 16
-    key = cache_key(ds, cfg)
+    key = cache_key(ds, cfg, hash_dir, status)
     final = _entry_dir(cache_root, cfg.kind, key)
     clips = ds.all_clips()
     cached = _load_entry(final, key, cfg, clips, ds.labels)

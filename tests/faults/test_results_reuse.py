@@ -11,9 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 import asc_auto.retrain as retrain_mod
 from asc_auto.data.synth import synthesize
+from asc_auto.data.tau import dataset_fingerprint, load_dataset, stat_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, study_folder
 from asc_auto.retrain import retrain
@@ -91,6 +93,30 @@ def test_resume_refuses_other_data_epochs_or_space(tiny_dataset: Path, other_dat
     shutil.copy(SPACE, same)
     study = _search(tiny_dataset, home, url, space=same, trials=1)
     assert len(study.get_trials()) == 2
+
+
+def test_a_copied_dataset_resumes_its_study_and_older_studies_still_check_times(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    """Staged to another disk with new file times (`cp` without -p): the same dataset."""
+    home, url = tmp_path / "home", f"sqlite:///{tmp_path / 's.db'}"
+    study = _search(tiny_dataset, home, url, trials=1)
+    copy = tmp_path / "staged"
+    shutil.copytree(tiny_dataset, copy, copy_function=shutil.copy)  # new mtimes
+    assert len(_search(copy, home, url, trials=1).get_trials()) == 2
+
+    # A study made before content hashing: checked by sizes and times once, then by content.
+    study.set_user_attr("data_fingerprint", stat_fingerprint(load_dataset(tiny_dataset)))
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as db:  # what an older study lacks: the key itself (no Optuna API)
+        db.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE "
+                                   "key = 'data_sha256'"))
+    engine.dispose()
+    with pytest.raises(UsageError, match=r"file sizes and times, as studies recorded it"):
+        _search(copy, home, url, trials=1)  # other times than it recorded
+    resumed = _search(tiny_dataset, home, url, trials=1)
+    assert len(resumed.get_trials()) == 3
+    assert resumed.user_attrs["data_sha256"] == dataset_fingerprint(load_dataset(tiny_dataset))
+    assert len(_search(copy, home, url, trials=1).get_trials()) == 4  # by content from now on
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", ".hidden", "", "x" * 101, "a b"])
