@@ -23,12 +23,14 @@ from asc_auto.errors import AscError
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
     best_table,
+    choices_table,
     config_table,
     confirmation_table,
     paper_table,
     pareto_table,
     studies_table,
     summary_line,
+    untested_choices,
 )
 from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
@@ -527,6 +529,12 @@ def _print_study(study: optuna.Study) -> None:
         console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))
     console.print(best_table(study))
     console.print(pareto_table(study))
+    tried = choices_table(study)
+    if tried is not None:
+        console.print(tried)
+        thin = untested_choices(study)
+        if thin:
+            console.print(escape(thin))
     confirmed = confirmation_table(study)
     if confirmed is not None:
         console.print(confirmed)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.report import pareto_front, retrained_text, state_counts
+from asc_auto.report import choice_counts, pareto_front, retrained_text, state_counts
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 
@@ -96,6 +96,12 @@ def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
             "params": study.user_attrs.get("teacher_params"),
             "members": study.user_attrs.get("teacher_members") or []},
         "gcc_ablation": study.user_attrs.get("gcc_ablation"),
+        "choices": [{"param": c.param, "choice": c.choice, "trials": c.tried,
+                     "finished": c.finished, "stopped_early": c.stopped,
+                     "over_limit": c.over_limit,
+                     "best_trial": None if c.best is None else c.best.number,
+                     "best_value": None if c.best is None else _num(c.best.value)}
+                    for c in choice_counts(study)],
     })
     return data
 

@@ -126,10 +126,75 @@ def confirmation_table(study: optuna.Study) -> Table | None:
     for i, c in enumerate(confirmed):
         table.add_row(f"{c.trial}" + (" paper" if c.trial in papers else "")
                       + (" pick" if i == 0 else ""),
-                      f"{c.mean:.4f} ± {c.standard_error:.3f}",
+                      f"{c.mean:.4f} ± {c.standard_error:.3f}" if len(c.fresh) > 1
+                      else f"{c.mean:.4f} (1 seed: no SE)",
                       ", ".join(f"{a:.4f}" for a in c.fresh), f"{c.search_value:.4f}",
                       f"{c.size_kb:.2f}")
     return table
+
+
+@dataclass(frozen=True)
+class ChoiceCount:
+    """How a study tried one value of a categorical parameter: a value that no trial, or one
+    trial, trained to the end has not been compared, whatever its best number says."""
+
+    param: str
+    choice: object
+    tried: int  # trials that sampled it, finished or not
+    finished: int  # trained to the end inside the limit
+    stopped: int  # stopped early by Hyperband
+    over_limit: int  # over the size limit: not trained
+    best: FrozenTrial | None  # the best finished one
+
+
+def choice_counts(study: optuna.Study) -> list[ChoiceCount]:
+    """Every value of every categorical parameter of the study's trials (values no trial sampled
+    too), with how many trials tried, finished, stopped or could not train it."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    spaces: dict[str, tuple[object, ...]] = {}
+    for t in trials:
+        for name, dist in t.distributions.items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                spaces.setdefault(name, tuple(dist.choices))
+    feasible = {t.number for t in feasible_trials(study)}
+    out = []
+    for name, choices in spaces.items():
+        for choice in choices:
+            mine = [t for t in trials if name in t.params and t.params[name] == choice]
+            done = [t for t in mine if t.number in feasible]
+            over = [t for t in mine if TrialRecord.from_trial(t).feasible is False]
+            best = max(done, key=lambda t: t.value or 0.0) if done else None
+            out.append(ChoiceCount(name, choice, len(mine), len(done),
+                                   len(mine) - len(done) - len(over), len(over), best))
+    return out
+
+
+def choices_table(study: optuna.Study) -> Table | None:
+    """`choice_counts` as a table (None when the study has no categorical parameter)."""
+    counts = choice_counts(study)
+    if not counts:
+        return None
+    n_val = _n_val(study)
+    table = Table(title=f"{study.study_name}: how often each choice was tried (one finished "
+                  "trial is no comparison)", title_justify="left")
+    for col in ("parameter", "choice", "trials", "finished", "stopped early", "over the limit",
+                "best val acc"):
+        table.add_column(col, justify="left" if col in ("parameter", "choice") else "right")
+    for c in counts:
+        best = "-" if c.best is None else f"{trial_accuracy_text(c.best, n_val)} (#{c.best.number})"
+        table.add_row(c.param, _fmt(c.choice), str(c.tried), str(c.finished), str(c.stopped),
+                      str(c.over_limit), best)
+    return table
+
+
+def untested_choices(study: optuna.Study) -> str | None:
+    """One line naming the choices fewer than two trials finished, with the fix; None if none."""
+    thin = [f"{c.param}={_fmt(c.choice)} ({c.finished})" for c in choice_counts(study)
+            if c.finished < 2]
+    if not thin:
+        return None
+    return (f"finished by fewer than 2 trials: {', '.join(thin)}; the search has barely "
+            "compared these, so add trials (the same search command with --trials N adds N)")
 
 
 def config_table(trial: FrozenTrial, title: str) -> Table:

@@ -6,9 +6,11 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
+from rich.console import Console
 
 from asc_auto.confirm import CONFIRMATION, confirm_top, confirmations, confirmed_best
 from asc_auto.records import feasible_trials
+from asc_auto.report import confirmation_table
 
 
 def _study(values: list[float]) -> optuna.Study:
@@ -110,3 +112,12 @@ def test_nothing_to_confirm_with_one_seed_or_one_trial() -> None:
     assert confirm_top(study, feasible_trials(study), _score, top=3, seeds=0) == []
     assert confirm_top(study, feasible_trials(study)[:1], _score, top=3, seeds=2) == []
     assert confirmed_best(study) is None
+
+
+def test_one_fresh_seed_is_shown_without_a_standard_error() -> None:
+    study = _study([0.95, 0.82])
+    confirm_top(study, feasible_trials(study), _score, top=2, seeds=1, status=lambda m: None)
+    console = Console(width=200, record=True)
+    console.print(confirmation_table(study))
+    text = console.export_text()
+    assert "0.8100 (1 seed: no SE)" in text and "nan" not in text

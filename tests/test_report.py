@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -15,7 +16,14 @@ from typer.testing import CliRunner
 
 from asc_auto.cli import app
 from asc_auto.records import feasible_trials
-from asc_auto.report import PAPER_RESULTS, pareto_front, studies_table, study_rows
+from asc_auto.report import (
+    PAPER_RESULTS,
+    choice_counts,
+    pareto_front,
+    studies_table,
+    study_rows,
+    untested_choices,
+)
 from asc_auto.schema import SIZE_CONSTRAINT
 from asc_auto.search import open_storage
 from asc_auto.summary import write_report
@@ -223,3 +231,45 @@ def test_history_plot_has_whole_trial_numbers() -> None:
     assert ticks and all(float(t).is_integer() for t in ticks)
     assert "over the limit (not trained)" in ax.get_legend_handles_labels()[1]
     assert ax.get_ylim()[0] > 0.5
+
+
+def _kernel_study(url: str) -> optuna.Study:
+    """kernel 3: two finished (0.50, 0.60), one stopped early; 5: one finished (0.80), one over
+    the limit; 7: never sampled."""
+    study = optuna.create_study(storage=url, study_name="kd", direction="maximize")
+    study.set_user_attr("val_clips", 100)
+    for kernel, outcome in ((3, 0.50), (3, 0.60), (3, "stopped"), (5, 0.80), (5, "over")):
+        study.enqueue_trial({"kernel_size": kernel})
+        trial = study.ask()
+        assert trial.suggest_categorical("kernel_size", [3, 5, 7]) == kernel
+        trial.set_user_attr("feasible", outcome != "over")
+        trial.set_user_attr("size_kb", 900.0 if outcome == "over" else 100.0)
+        if isinstance(outcome, float):
+            study.tell(trial, outcome)
+        else:
+            trial.report(0.3, 1)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return study
+
+
+def test_choice_counts_say_how_often_each_choice_was_tried(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = _kernel_study(url)
+    counts = {c.choice: c for c in choice_counts(study)}
+    assert [(c.tried, c.finished, c.stopped, c.over_limit) for c in counts.values()] == [
+        (3, 2, 1, 0), (2, 1, 0, 1), (0, 0, 0, 0)]
+    assert counts[3].best.value == 0.60 and counts[5].best.value == 0.80
+    assert counts[7].best is None
+    line = untested_choices(study)
+    assert line is not None and "kernel_size=5 (1), kernel_size=7 (0)" in line
+    assert "kernel_size=3" not in line and "--trials N" in line
+
+    shown = runner.invoke(app, ["show", "--study", "kd", "--storage", url],
+                          env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "how often each choice was tried" in shown.output
+    assert "0.8000 ± 0.040 (#3)" in shown.output  # best of kernel 5 with its SE on 100 clips
+    data = json.loads(runner.invoke(app, ["show", "--study", "kd", "--storage", url,
+                                          "--json"]).output)
+    assert {(c["choice"], c["finished"], c["best_trial"]) for c in data["choices"]} == {
+        (3, 2, 1), (5, 1, 3), (7, 0, None)}
