@@ -413,8 +413,10 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
                                         setup.confirm_seeds, status, reference=paper)
         if confirmed:
             status("confirmed: " + "; ".join(
-                f"trial {c.trial} {c.mean:.4f} ± {c.standard_error:.3f} over {len(c.fresh)} "
-                f"fresh seeds (search {c.search_value:.4f})" for c in confirmed)
+                f"trial {c.trial} {c.mean:.4f}"
+                + (f" ± {c.standard_error:.3f} over {len(c.fresh)} fresh seeds"
+                   if len(c.fresh) > 1 else " on 1 fresh seed")
+                + f" (search {c.search_value:.4f})" for c in confirmed)
                 + f"; pick: trial {confirmed[0].trial}")
     best = pick_trial(study) if ranked else None
     for key, value in setup.technique.after_search(best, setup.context).items():

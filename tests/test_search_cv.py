@@ -57,11 +57,13 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     confirmed = confirmations(study)
     assert pick_trial(study).number == confirmed[0].trial
     assert confirmed[0].mean >= confirmed[1].mean
-    assert any(line.startswith("confirmed: ") for line in said), said
+    line = next(line for line in said if line.startswith("confirmed: "))
+    assert "on 1 fresh seed" in line and "nan" not in line, line
     shown = CliRunner().invoke(app, ["show", "--study", "kd", "--storage",
                                      f"sqlite:///{tmp_path / 'asc.db'}"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "confirmation: the top configurations and the paper's with fresh seeds" in shown.output
+    assert "(1 seed: no SE)" in shown.output and "how often each choice was tried" in shown.output
     assert re.search(r"│ +0 paper( pick)? │", shown.output), shown.output
     assert f"confirmed pick: trial {confirmed[0].trial}" in shown.output
     best = study.trials[confirmed[0].trial]
