@@ -24,9 +24,10 @@ import torch
 from asc_auto.compress.size import SizeRule, sized_rule
 from asc_auto.data.audio import longest_seconds
 from asc_auto.data.splits import train_val_split
-from asc_auto.data.tau import TauDataset, load_dataset
-from asc_auto.errors import AscError
+from asc_auto.data.tau import TauDataset, dataset_fingerprint, load_dataset
+from asc_auto.errors import AscError, UsageError
 from asc_auto.features.cache import FeatureSet, build_features
+from asc_auto.keys import space_digest
 from asc_auto.schema import StudyRecord
 from asc_auto.space import SearchSpace, load_space
 from asc_auto.train import TrainConfig, epochs_for, resolve_device, train_config
@@ -107,6 +108,33 @@ class ContextSettings:
     val_fraction: float | None = 0.2
     split_seed: int = 0
     sources: Sources = field(default_factory=Sources)  # what trials start from (transfer.py)
+    # A study's recorded digests (retrain, export): the space and data must still give them.
+    study: StudyRecord | None = None
+    study_name: str = ""
+
+
+def _check_study(s: ContextSettings, space: SearchSpace, dataset: TauDataset,
+                 status: Callable[[str], None]) -> None:
+    """Retrain and export train what the search validated, or refuse: a space file edited
+    since (or a shipped space changed by an update) or other audio would train something else
+    under the study's name."""
+    if s.study is None:
+        return
+    fix = "; fix: restore it as the search had it, or search again under a new --study"
+    recorded = s.study.space_sha256
+    now = space_digest(space)
+    if recorded and recorded != now:
+        raise UsageError(
+            f"study '{s.study_name}' was searched with another search space than {s.space_file} "
+            f"gives now (digest {recorded[:12]}, now {now[:12]}: the file was edited, or an "
+            f"asc-auto update changed a shipped space){fix}")
+    recorded = s.study.data_sha256
+    if recorded:
+        now = dataset_fingerprint(dataset, s.home / "cache", status)
+        if recorded != now:
+            raise UsageError(
+                f"study '{s.study_name}' was searched on other data than {s.data} holds now "
+                f"(content {recorded[:12]}, now {now[:12]}){fix}")
 
 
 def build_context(technique: FeatureSource, settings: ContextSettings,
@@ -122,6 +150,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     space = space.with_clip_seconds(lambda: longest_seconds(
         [dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)]))
     space = technique.settle(space, dataset, status)
+    _check_study(s, space, dataset, status)
     features = build_features(dataset, technique.feature_config(space),
                               s.home / "cache" / "features", progress=s.progress,
                               device=str(resolve_device(s.device)), status=status,
@@ -160,4 +189,5 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
         overrides=record.overrides or {},
         epochs=epochs or (int(record.epochs) if record.epochs is not None else None),
         device=device, progress=progress, val_fraction=None,
-        sources=Sources.from_attrs(record.sources)), status)
+        sources=Sources.from_attrs(record.sources), study=record,
+        study_name=study.study_name), status)

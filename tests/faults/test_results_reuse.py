@@ -136,3 +136,29 @@ def test_a_study_made_elsewhere_with_an_odd_name_stays_under_home(tmp_path: Path
         folder = study_folder(home, name).resolve()
         assert folder.parent == home.resolve(), name
     assert study_folder(home, "kd") == home / "kd"
+
+
+def test_retrain_refuses_a_space_or_data_changed_since_the_search(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    """What retrain (and export) train must be what the search validated, or nothing."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    space = tmp_path / "kd.toml"
+    shutil.copy(SPACE, space)
+    home, url = tmp_path / "home", f"sqlite:///{tmp_path / 's.db'}"
+    study = _search(data, home, url, space=space, trials=1)
+    quiet = {"seeds": 1, "home": home, "progress": False, "status": lambda m: None}
+
+    space.write_text(SPACE.read_text().replace("epochs = 2", "epochs = 3", 1))  # [train]
+    with pytest.raises(UsageError, match=r"another search space than .*kd\.toml gives now.*"
+                                         r"restore it as the search had it"):
+        retrain(study, **quiet)
+    shutil.copy(SPACE, space)
+
+    wav = next(iter(sorted((data / "audio").glob("*.wav"))))
+    original = wav.read_bytes()
+    wav.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one sample, same size
+    with pytest.raises(UsageError, match=r"searched on other data than .* holds now"):
+        retrain(study, **quiet)
+    wav.write_bytes(original)
+    assert len(retrain(study, **quiet).seeds) == 1  # as searched: trained
