@@ -59,6 +59,10 @@ StorageOpt = Annotated[str | None, typer.Option(
          "postgresql://USER:PASSWORD@HOST/DB (many machines) \\[default: sqlite:///<home>/asc.db].")]
 StudyOpt = Annotated[str, typer.Option(metavar="NAME", help="Study name.")]
 DeviceOpt = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")]
+MovedDataOpt = Annotated[Path | None, typer.Option(
+    "--data", exists=True, file_okay=False, metavar="DIR",
+    help="The study's dataset at another place (moved, or copied to this machine): used when "
+         "its content is the study's \\[default: the folder the search used].")]
 
 
 def _flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
@@ -301,13 +305,14 @@ def retrain(
         metavar="N", help="Trial to retrain \\[default: best feasible].")] = None,
     device: DeviceOpt = "auto",
     home: HomeOpt = DEFAULT_HOME,
+    data: MovedDataOpt = None,
 ) -> None:
     """Retrain the best feasible configuration on all of fold1_train; score the evaluate fold."""
     from asc_auto.retrain import retrain as run_retrain
 
     loaded = _load(study, storage, home)
     result = run_retrain(loaded, seeds=seeds, epochs=epochs, trial_number=trial, home=home,
-                         device=device, progress=_live(), status=_say)
+                         device=device, progress=_live(), status=_say, data=data)
     table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
                   title_justify="left")
     for col in ("seed", "accuracy", "fp32 acc", "log loss", *result.labels):
@@ -470,6 +475,7 @@ def export(
     ] = False,
     storage: StorageOpt = None,
     home: HomeOpt = DEFAULT_HOME,
+    data: MovedDataOpt = None,
 ) -> None:
     """Write the deployable model and the DCASE2020 Task 1b package; re-check it first."""
     from asc_auto.export import check_out_folder, export_study
@@ -479,7 +485,7 @@ def export(
     who = merged(read_info(info) if info else SubmissionInfo(),
                  info_from_options(list(author or []), affiliation), name, abbreviation)
     r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
-                     eval_data=eval_data, force=force, status=_say, info=who)
+                     eval_data=eval_data, force=force, status=_say, info=who, data=data)
     console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
                   f": reloaded IR accuracy {r.accuracy:.4f} (retrain {r.accuracy_retrain:.4f}), "
                   f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")

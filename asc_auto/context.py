@@ -174,16 +174,23 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
 
 def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
                   epochs: int | None, device: str, progress: bool,
-                  status: Callable[[str], None]) -> TrialContext:
+                  status: Callable[[str], None], data: Path | None = None) -> TrialContext:
     """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings
-    (data, space, demo profile, table overrides, rule, budget, MACs limit, epochs)."""
+    (data, space, demo profile, table overrides, rule, budget, MACs limit, epochs). `data`:
+    the study's dataset at another place (moved, or staged to a job's disk), accepted when its
+    content is the study's."""
     record = StudyRecord.from_study(study)
     for key in ("data", "space_file", "rule", "budget_kb"):
         if getattr(record, key) is None:
             raise AscError(f"study '{study.study_name}' lacks '{key}' (not made by asc-auto "
                            "search?); fix: retrain a study that asc-auto search created")
+    if data is not None and record.data_sha256 is None:
+        raise UsageError(f"study '{study.study_name}' was made before datasets were recorded by "
+                         f"content, so {data} cannot be checked against it; fix: leave out "
+                         f"--data (the study's dataset is {record.data})")
     return build_context(technique, ContextSettings(
-        data=Path(str(record.data)), space_file=Path(str(record.space_file)),
+        data=Path(str(record.data)) if data is None else Path(data),
+        space_file=Path(str(record.space_file)),
         rule=str(record.rule), budget_kb=float(record.budget_kb or 0.0),
         max_mmacs=record.max_mmacs, home=home, demo=bool(record.demo),
         overrides=record.overrides or {},

@@ -112,11 +112,12 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
                  home: Path = Path("studies"), eval_data: Path | None = None,
                  tolerance: float = DEFAULT_TOLERANCE, force: bool = False,
                  status: Callable[[str], None] = print,
-                 info: SubmissionInfo | None = None) -> ExportResult:
+                 info: SubmissionInfo | None = None, data: Path | None = None) -> ExportResult:
     """Export retrain seed `seed` of `study` (seed 0 by default: the seed is not picked by its
     evaluate score, which would flatter the figure); raise AscError and write nothing if a check
     fails. An existing package at `out` is replaced only with `force`. `info`: who submits and
-    what the system is called (submission.py), for the meta.yaml."""
+    what the system is called (submission.py), for the meta.yaml. `data`: the study's dataset at
+    another place (checked by content)."""
     check_out_folder(out, force)
     info = info or SubmissionInfo()
     label = check_label(label or default_label(info, study.study_name))
@@ -136,7 +137,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
         raise AscError(f"{seed_dir}: {', '.join(missing)} missing (retrained before export "
                        f"existed?); fix: delete that folder and run asc-auto retrain again")
     technique = get_technique(str(record.technique))
-    ctx = study_context(study, technique, home, None, "cpu", False, status)
+    ctx = study_context(study, technique, home, None, "cpu", False, status, data)
     labels = tuple(ctx.dataset.labels)
     x, y = ctx.val_xy
     doc = {**doc, "rule": ctx.rule.name}

@@ -84,11 +84,13 @@ class RetrainResult:
 def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             trial_number: int | None = None, home: Path = Path("studies"), device: str = "auto",
             progress: bool = True, status: Callable[[str], None] = print,
-            on_seed: Callable[[SeedResult], None] | None = None) -> RetrainResult:
-    """Retrain the picked configuration with `seeds` seeds; resume seeds already on disk."""
+            on_seed: Callable[[SeedResult], None] | None = None,
+            data: Path | None = None) -> RetrainResult:
+    """Retrain the picked configuration with `seeds` seeds; resume seeds already on disk.
+    `data`: the study's dataset at another place (checked by content)."""
     trial = pick_trial(study, trial_number)
     technique = get_technique(str(StudyRecord.from_study(study).technique))
-    ctx = study_context(study, technique, home, epochs, device, progress, status)
+    ctx = study_context(study, technique, home, epochs, device, progress, status, data)
     config = dict(TrialRecord.from_trial(trial).config or {})
     key = retrain_key(study, technique.name, ctx, config)
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import optuna
 import pytest
 import sqlalchemy
 
@@ -162,3 +163,33 @@ def test_retrain_refuses_a_space_or_data_changed_since_the_search(
         retrain(study, **quiet)
     wav.write_bytes(original)
     assert len(retrain(study, **quiet).seeds) == 1  # as searched: trained
+
+
+def test_retrain_finds_a_moved_dataset_by_content(tiny_dataset: Path, other_dataset: Path,
+                                                  tmp_path: Path, monkeypatch) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    home, url = tmp_path / "home", f"sqlite:///{tmp_path / 's.db'}"
+    study = _search(data, home, url, trials=1)
+    quiet = {"seeds": 1, "home": home, "progress": False, "status": lambda m: None}
+    first = retrain(study, **quiet)
+    moved = tmp_path / "scratch" / "data"
+    shutil.copytree(data, moved, copy_function=shutil.copy)  # new times, like `cp -r`
+    shutil.rmtree(data)
+    with pytest.raises(AscError, match=r"dataset folder does not exist"):
+        retrain(study, **quiet)
+    calls: list[int] = []
+    monkeypatch.setattr(retrain_mod, "_run_seed", lambda *a, **k: calls.append(1))
+    again = retrain(study, data=moved, **quiet)  # the same content: its seed is found, not rerun
+    assert calls == [] and again.seeds[0].accuracy == first.seeds[0].accuracy
+    with pytest.raises(UsageError, match=r"searched on other data than .* holds now"):
+        retrain(study, data=other_dataset, **quiet)
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as db:  # a study from before content hashing: nothing to check against
+        db.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE "
+                                   "key = 'data_sha256'"))
+    engine.dispose()
+    older = optuna.load_study(study_name=study.study_name, storage=url)
+    with pytest.raises(UsageError, match=r"made before datasets were recorded by content.*"
+                                         r"leave out --data"):
+        retrain(older, data=moved, **quiet)
