@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto.records import pick_trial
+from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
 
@@ -71,8 +72,9 @@ def _trials_run(study: str, home: Path) -> int:
 
 def _mean_std(r: dict[str, Any]) -> str:
     accs = [s["accuracy"] for s in r.get("per_seed", [])] or [r["mean"]]
-    std = statistics.stdev(accs) if len(accs) > 1 else float("nan")
-    return f"{100 * statistics.fmean(accs):.1f} ± {100 * std:.1f}"
+    if len(accs) < 2:
+        return f"{100 * accs[0]:.1f} (1 seed)"
+    return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.stdev(accs):.1f}"
 
 
 def budget_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,6 +123,11 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
         "paper": paper, "best": best,
         "best_config": dict(TrialRecord.from_trial(picked).config or {}),  # what the search chose
+        # how often the search tried each categorical choice (a choice one trial finished has
+        # not been compared: `asc-auto show` says the same)
+        "choices": [{"param": c.param, "choice": c.choice, "trials": c.tried,
+                     "finished": c.finished, "best_value": c.best.value if c.best else None}
+                    for c in choice_counts(loaded)],
         "search_seconds": round(search_s, 1),
         "retrain_seconds": round(time.perf_counter() - t1, 1),
     }
