@@ -19,6 +19,7 @@ from asc_auto import __version__
 from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
 from asc_auto.console import console, user_errors
+from asc_auto.design import KINDS
 from asc_auto.errors import AscError
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
@@ -26,6 +27,7 @@ from asc_auto.report import (
     choices_table,
     config_table,
     confirmation_table,
+    design_line,
     paper_table,
     pareto_table,
     studies_table,
@@ -48,6 +50,7 @@ app.add_typer(data_app, name="data", help="Synthesize or check a TAU-layout data
 
 TechniqueName = Enum("TechniqueName", {name: name for name in sorted(TECHNIQUES)}, type=str)
 RuleName = Enum("RuleName", {name: name for name in sorted(RULES)}, type=str)
+InitialDesign = Enum("InitialDesign", {name: name for name in KINDS}, type=str)
 
 HomeOpt = Annotated[Path, typer.Option(
     "--home", metavar="DIR",
@@ -202,6 +205,12 @@ def search(
         exists=True, dir_okay=False, metavar="FILE",
         help="kd: distil from stored teacher outputs (.npz, see README); repeat for an "
              "ensemble (logits averaged).")] = None,
+    initial_design: Annotated[InitialDesign, typer.Option(
+        metavar="KIND", help="Start-up trials after the paper trial: 'pairs' covers every pair "
+        "of categorical values, 'values' every value, each with the other parameters drawn to "
+        "fit the limit; 'auto' = pairs when they take at most half of --trials, else values; "
+        "'none' = TPE's random start-up only. Set when the study starts.")
+    ] = InitialDesign("auto"),
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Search one technique's configurations under the size limit; resumes an existing study."""
@@ -224,6 +233,7 @@ def search(
         retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
         init_from=init_from, teachers=tuple(teacher or ()),
         teacher_logits=tuple(teacher_logits or ()), progress=_live(),
+        initial_design=initial_design.value,
     )
     if jobs > 1 and trials != 0:  # --trials 0: nothing to split between workers
         from asc_auto.workers import run_parallel
@@ -538,9 +548,9 @@ def _print_study(study: optuna.Study) -> None:
     tried = choices_table(study)
     if tried is not None:
         console.print(tried)
-        thin = untested_choices(study)
-        if thin:
-            console.print(escape(thin))
+        for line in (design_line(study), untested_choices(study)):
+            if line:
+                console.print(escape(line))
     confirmed = confirmation_table(study)
     if confirmed is not None:
         console.print(confirmed)

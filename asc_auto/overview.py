@@ -36,7 +36,7 @@ def trial_data(t: FrozenTrial, val_clips: int | None) -> dict[str, Any]:
     r = TrialRecord.from_trial(t)
     se = r.value_se if r.value_se is not None else (
         binomial_se(t.value, val_clips) if t.value is not None and val_clips else None)
-    return {"trial": t.number, "state": t.state.name, "paper": r.is_paper,
+    return {"trial": t.number, "state": t.state.name, "paper": r.is_paper, "source": r.source,
             "value": _num(t.value), "value_se": _num(se),
             "se_from": "cross-validation" if r.value_se is not None else (
                 "binomial" if se is not None else None),
@@ -102,6 +102,7 @@ def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
                      "best_trial": None if c.best is None else c.best.number,
                      "best_value": None if c.best is None else _num(c.best.value)}
                     for c in choice_counts(study)],
+        "initial_design": StudyRecord.from_study(study).initial_design,
     })
     return data
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.schema import DESIGN, StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 
 
@@ -61,7 +61,7 @@ def _row(t: FrozenTrial, n_val: int | None = None) -> list[str]:
     r = TrialRecord.from_trial(t)
     fp32 = r.accuracy_fp32 if r.accuracy_fp32 is not None else float("nan")
     return [
-        f"{t.number}" + (" paper" if r.is_paper else ""),
+        f"{t.number}" + (" paper" if r.is_paper else " design" if r.source == DESIGN else ""),
         trial_accuracy_text(t, n_val),
         f"{fp32:.4f}",
         f"{r.size_kb or 0:.2f}",
@@ -195,6 +195,22 @@ def untested_choices(study: optuna.Study) -> str | None:
         return None
     return (f"finished by fewer than 2 trials: {', '.join(thin)}; the search has barely "
             "compared these, so add trials (the same search command with --trials N adds N)")
+
+
+def design_line(study: optuna.Study) -> str | None:
+    """What the study's initial design (design.py) ran; None for a study without one."""
+    made = StudyRecord.from_study(study).initial_design
+    if not made or made.get("kind") == "none":
+        return None
+    kind = "every pair of categorical values" if made["kind"] == "pairs" else "every value"
+    line = f"initial design: {made['rows']} trials after the paper trial, covering {kind}"
+    if made.get("cut"):
+        line += f" in part ({made['cut']} rows had no room in --trials)"
+    left = made.get("left_out") or []
+    if left:
+        line += ("; left out (no draw fits the limit): "
+                 + "; ".join(", ".join(f"{k}={_fmt(v)}" for k, v in row.items()) for row in left))
+    return line
 
 
 def config_table(trial: FrozenTrial, title: str) -> Table:

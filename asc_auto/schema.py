@@ -20,8 +20,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-# TrialRecord.source: the space file's [paper] point (enqueued as trial 0), or a sampled one.
+# TrialRecord.source: the space file's [paper] point (enqueued as trial 0), a row of the initial
+# design (design.py: enqueued after it), or one TPE sampled.
 PAPER = "paper"
+DESIGN = "design"
 SEARCH = "search"
 
 # Optuna constraint names (`Trial.set_constraint`); a value <= 0 is feasible.
@@ -50,7 +52,7 @@ class TrialRecord:
     """What one trial stores. None: not recorded (yet), e.g. sizes of a trial that failed early,
     or results of one never trained."""
 
-    source: str | None = None  # PAPER or SEARCH
+    source: str | None = None  # PAPER, DESIGN or SEARCH
     config: dict[str, Any] | None = None  # the sampled configuration (simplex weights normalised)
     # Sized before training (the `SIZING` fields):
     precision: str | None = None
@@ -134,6 +136,7 @@ class StudyRecord:
     sources: dict[str, Any] | None = None  # --init-from / --teacher files, by path and sha256
     retrain: dict[str, Any] | None = None  # retrain's summary (RetrainResult.summary)
     confirmation: dict[str, Any] | None = None  # confirm.py's record
+    initial_design: dict[str, Any] | None = None  # design.py: kind, rows, rows left out
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -28,8 +28,9 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto import confirm
+from asc_auto import confirm, design
 from asc_auto.compress.macs import rule_macs
+from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
 from asc_auto.cv import CvScore, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
@@ -40,6 +41,7 @@ from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import (
+    DESIGN,
     MACS_CONSTRAINT,
     PAPER,
     SEARCH,
@@ -103,6 +105,7 @@ class SearchOptions:
     init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
+    initial_design: str = "auto"  # design.KINDS: start-up trials covering categorical choices
 
 
 @dataclass
@@ -344,10 +347,26 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         dead = fail_dead_trials(study)
         if dead:
             status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
+        fresh = not study.get_trials(deepcopy=False)
         if not _paper_pending(study) and opts.trials != 0:  # 0: no trial may be left waiting
             study.enqueue_trial(setup.space.paper_trial_params(),
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
+        if fresh and opts.trials != 0:  # once, when the study starts: a resume adds none
+            _enqueue_design(study, setup, opts, status)
     return study, setup
+
+
+def _enqueue_design(study: optuna.Study, setup: SearchSetup, opts: SearchOptions,
+                    status: Callable[[str], None]) -> None:
+    """Enqueue the initial design's trials after the paper trial (design.py says why)."""
+    made = design.initial_design(setup.space, opts.initial_design, opts.trials,
+                                 _fits(setup), opts.seed)
+    for params in made.rows:
+        study.enqueue_trial(params, user_attrs=TrialRecord(source=DESIGN).to_attrs())
+    StudyRecord(initial_design={"kind": made.kind, "rows": len(made.rows),
+                                "left_out": made.left_out, "cut": made.cut}).write(study)
+    if made.kind != "none" and (made.rows or made.left_out):
+        status(made.describe([p.name for p in design.categoricals(setup.space)]))
 
 
 def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool) -> str:
@@ -442,6 +461,29 @@ def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, Frozen
     return on_trial_end
 
 
+def sized(setup: SearchSetup, candidate: Candidate, macs: bool = True
+          ) -> tuple[SizeReport, int | None, bool]:
+    """Size, MACs of one inference as the rule counts them (its counter, its window of audio;
+    None when `macs` is False and the rule sets no MACs limit) and whether both fit."""
+    ctx = setup.context
+    size = setup.technique.size(candidate, ctx.rule)
+    count = None
+    if macs or ctx.rule.max_macs is not None:
+        count = rule_macs(candidate.macs_model(), ctx.rule, ctx.example_input,
+                          setup.technique.feature_config(ctx.space))
+    return size, count, size.fits and (count is None or ctx.rule.macs_fit(count))
+
+
+def _fits(setup: SearchSetup) -> Callable[[dict[str, Any]], bool]:
+    """Whether a configuration's model fits the limits: built and sized, never trained (the
+    initial design's check; the global RNG is left as it was)."""
+    def fits(config: dict[str, Any]) -> bool:
+        with torch.random.fork_rng(devices=[]):
+            candidate = setup.technique.build(config, setup.context)
+            return sized(setup, candidate, macs=False)[2]
+    return fits
+
+
 class Objective:
     """One trial: sample -> build -> size (stop if over budget) -> fit -> record.
 
@@ -468,7 +510,7 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float:
         setup, ctx = self.setup, self.setup.context
         is_paper = TrialRecord.from_trial(trial).is_paper
-        if not is_paper:
+        if TrialRecord.from_trial(trial).source is None:  # not the paper's, not designed
             TrialRecord(source=SEARCH).write(trial)
         config = setup.space.suggest(trial)
         TrialRecord(config=config).write(trial)
@@ -477,11 +519,7 @@ class Objective:
         torch.manual_seed(_seed(ctx.train_cfg.seed, trial.number))
         candidate = setup.technique.build(config, ctx)
         setup.technique.initialise(candidate, ctx)  # --init-from
-        size = setup.technique.size(candidate, ctx.rule)
-        # MACs of one inference as the rule counts them (its counter, its window of audio)
-        macs = rule_macs(candidate.macs_model(), ctx.rule, ctx.example_input,
-                         setup.technique.feature_config(ctx.space))
-        feasible = size.fits and ctx.rule.macs_fit(macs)
+        size, macs, feasible = sized(setup, candidate)
         TrialRecord(
             precision=candidate.precision.value, rule=ctx.rule.name,
             size_kb=round(size.size_kb, 2), size_bytes=size.size_bytes, params=size.params,

@@ -1,0 +1,145 @@
+"""The initial design: which categorical values it covers, that its trials fit the limit, and
+that a search runs it once, right after the paper trial."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asc_auto import design
+from asc_auto.errors import UsageError
+from asc_auto.report import _row as trial_row
+from asc_auto.report import design_line
+from asc_auto.search import SearchOptions, run_search
+from asc_auto.space import SearchSpace, default_space_file, load_space
+from asc_auto.techniques import get_technique
+
+SPACES = Path(__file__).parent / "spaces"
+
+
+def _space(technique: str, file: Path | None = None) -> SearchSpace:
+    tech = get_technique(technique)
+    return load_space(file or default_space_file(technique), technique, set(tech.tables))
+
+
+def _covered(space: SearchSpace, rows: list[dict[str, Any]]) -> tuple[set, set]:
+    """(value, pair) sets covered by the paper trial and `rows`."""
+    names = [p.name for p in design.categoricals(space)]
+    runs = [{n: space.paper[n] for n in names}, *rows]
+    values = {(n, r[n]) for r in runs for n in names}
+    pairs = {((a, r[a]), (b, r[b])) for r in runs for a, b in itertools.combinations(names, 2)}
+    return values, pairs
+
+
+@pytest.mark.parametrize("technique", ["kd", "int8", "lt", "gcc"])
+def test_pairs_cover_every_pair_and_values_every_value(technique: str) -> None:
+    space = _space(technique)
+    cats = design.categoricals(space)
+    every_value = {(p.name, v) for p in cats for v in p.choices}
+    every_pair = {((a.name, x), (b.name, y)) for a, b in itertools.combinations(cats, 2)
+                  for x in a.choices for y in b.choices}
+
+    pairs = design.categorical_rows(space, "pairs")
+    assert _covered(space, pairs)[1] == every_pair
+    # no row repeats the paper trial's values: that combination has run
+    paper = {p.name: space.paper[p.name] for p in cats}
+    assert paper not in pairs
+
+    values = design.categorical_rows(space, "values")
+    assert _covered(space, values)[0] == every_value
+    assert len(values) <= max(len(p.choices) for p in cats)
+    assert design.categorical_rows(space, "none") == []
+
+
+def test_kd_rows_include_kernel_7_with_the_max_pool() -> None:
+    """The combination a 24-trial fsdd search never tried (design.py's docstring)."""
+    rows = design.categorical_rows(_space("kd"), "pairs")
+    assert len(rows) == 8  # 3 x 3 pairs need 9 runs; the paper trial is one of them
+    assert any(r["kernel_size"] == 7 and r["pool"] == "max" for r in rows)
+
+
+def test_auto_takes_pairs_only_when_the_trial_budget_affords_them() -> None:
+    kd = _space("kd")  # 8 pair rows + the paper trial
+    assert design.resolve_kind(kd, "auto", 18) == "pairs"
+    assert design.resolve_kind(kd, "auto", 17) == "values"
+    assert design.resolve_kind(kd, "auto", 8) == "values"
+    assert design.resolve_kind(kd, "auto", None) == "pairs"  # --timeout alone
+    assert design.resolve_kind(kd, "values", 100) == "values"
+    baseline = _space("baseline")  # one categorical (precision): no pairs to cover
+    assert design.resolve_kind(baseline, "pairs", 100) == "values"
+    assert design.resolve_kind(baseline, "none", 100) == "none"
+    with pytest.raises(UsageError, match="--initial-design 'grid': choose one of auto, pairs"):
+        design.resolve_kind(kd, "grid", 10)
+
+
+def test_rows_are_drawn_until_they_fit_and_impossible_rows_are_left_out() -> None:
+    space = _space("kd")
+    # a stand-in for the size check: kernel 7 fits only narrow; fp32 never fits
+    def fits(config: dict[str, Any]) -> bool:
+        return config["precision"] != "fp32" and (config["kernel_size"] != 7
+                                                   or config["c3"] <= 64)
+
+    made = design.initial_design(space, "pairs", 30, fits, seed=3)
+    names = set(space.paper_trial_params())
+    assert made.kind == "pairs" and made.rows
+    for params in made.rows:
+        assert set(params) == names  # every parameter, ready to enqueue
+        assert params["precision"] != "fp32"
+        assert params["kernel_size"] != 7 or params["c3"] <= 64
+    assert {(r["kernel_size"], r["pool"]) for r in made.left_out} <= {
+        (k, p) for k in (3, 5, 7) for p in ("avg", "max")}
+    assert made.left_out and all(r["precision"] == "fp32" for r in made.left_out)
+    assert len(made.rows) + len(made.left_out) == 8
+    line = made.describe(["kernel_size", "pool", "precision"])
+    assert "cover every pair of kernel_size x pool x precision" in line
+    assert "left out kernel_size=7, pool=max, precision=fp32" in line
+    # the same seed draws the same rows; another seed other widths
+    assert design.initial_design(space, "pairs", 30, fits, seed=3).rows == made.rows
+    assert design.initial_design(space, "pairs", 30, fits, seed=4).rows != made.rows
+
+
+def test_the_design_never_enqueues_more_trials_than_the_search_runs() -> None:
+    space = _space("kd")
+    made = design.initial_design(space, "pairs", 4, lambda config: True, seed=0)
+    assert len(made.rows) == 3 and made.cut == 5  # 4 trials: the paper's and 3 designed
+    line = made.describe(["kernel_size", "pool", "precision"])
+    assert "cover part of every pair" in line and "5 more rows do not fit in --trials" in line
+    assert design.initial_design(space, "auto", 1, lambda config: True, seed=0).rows == []
+    assert len(design.initial_design(space, "auto", None, lambda c: True, seed=0).rows) == 8
+
+
+@pytest.mark.slow
+def test_a_search_runs_the_design_after_the_paper_trial_once(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    # the tiny test space with a second kernel size: 2 x 3 categorical combinations
+    text = (SPACES / "kd.toml").read_text().replace("choices = [3]\n", "choices = [3, 5]\n")
+    space_file = tmp_path / "kd.toml"
+    space_file.write_text(text)
+    opts = SearchOptions(technique="kd", data=tiny_dataset, trials=6, space=space_file,
+                         storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
+                         progress=False, budget_kb=10.0, epochs=1, initial_design="pairs")
+    lines: list[str] = []
+    study = run_search(opts, status=lines.append)
+    trials = study.get_trials()
+    assert [t.user_attrs["source"] for t in trials] == ["paper"] + ["design"] * 5
+    combos = {(t.params["kernel_size"], t.params["precision"]) for t in trials}
+    assert combos == {(k, p) for k in (3, 5) for p in ("fp16", "fp32", "int8")}
+    # drawn to fit: 10 KB is tight (the paper student is 3 KB at fp16; the widest kernel-5
+    # student at fp32 is over 100 KB), and no designed trial is over it
+    assert all(t.user_attrs["feasible"] for t in trials[1:])
+    assert study.user_attrs["initial_design"] == {"kind": "pairs", "rows": 5, "left_out": [],
+                                                  "cut": 0}
+    assert any("initial design: 5 trials after the paper trial cover every pair of "
+               "kernel_size x precision" in line for line in lines)
+    assert design_line(study) == ("initial design: 5 trials after the paper trial, covering "
+                                  "every pair of categorical values")
+    assert [r[0] for r in map(trial_row, trials)] == ["0 paper"] + [f"{n} design"
+                                                                   for n in range(1, 6)]
+
+    # resumed: TPE's trials only, the design is not enqueued again
+    again = run_search(SearchOptions(**{**opts.__dict__, "trials": 1}), status=lambda m: None)
+    assert [t.user_attrs["source"] for t in again.get_trials()][6:] == ["search"]
