@@ -455,7 +455,8 @@ def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, Frozen
         reason = record.fail_reason
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
         why = ": over the limit, not trained" if record.feasible is False else why
-        status(f"trial {trial.number} {trial.state.name}{value}{size_text} "
+        tag = f" ({record.source})" if record.source in (PAPER, DESIGN) else ""
+        status(f"trial {trial.number}{tag} {trial.state.name}{value}{size_text} "
                f"({seconds:.1f} s){why}")
 
     return on_trial_end
@@ -532,7 +533,8 @@ class Objective:
             limits[MACS_CONSTRAINT] = float(macs - ctx.rule.max_macs)
         record_constraints(trial, limits)  # named for TPE, listed for the dashboard
         if self.progress is not None:
-            self.progress.start_trial(trial.number, is_paper, size.size_kb, feasible)
+            self.progress.start_trial(trial.number, TrialRecord.from_trial(trial).source,
+                                      size.size_kb, feasible)
         if not feasible:  # size or MACs: recorded, never trained, no accuracy to plot
             raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
@@ -641,8 +643,8 @@ class SearchProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
 
-    def start_trial(self, number: int, paper: bool, size_kb: float, fits: bool) -> None:
-        tag = " (paper)" if paper else ""
+    def start_trial(self, number: int, source: str | None, size_kb: float, fits: bool) -> None:
+        tag = f" ({source})" if source in (PAPER, DESIGN) else ""
         fit = "" if fits else " over budget: not trained"
         self.bar.update(self.steps, description=f"trial {number}{tag}", completed=0, total=None,
                         visible=fits, info=f"{size_kb:.1f} KB{fit}")

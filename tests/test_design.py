@@ -135,6 +135,8 @@ def test_a_search_runs_the_design_after_the_paper_trial_once(
                                                   "cut": 0}
     assert any("initial design: 5 trials after the paper trial cover every pair of "
                "kernel_size x precision" in line for line in lines)
+    assert any(line.startswith("trial 0 (paper) COMPLETE") for line in lines)
+    assert any(line.startswith("trial 1 (design) ") for line in lines)
     assert design_line(study) == ("initial design: 5 trials after the paper trial, covering "
                                   "every pair of categorical values")
     assert [r[0] for r in map(trial_row, trials)] == ["0 paper"] + [f"{n} design"
