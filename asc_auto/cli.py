@@ -143,8 +143,8 @@ def search(
     ] = None,
     trials: Annotated[int | None, typer.Option(
         min=0, metavar="N", help="Trials to add to the study \\[default: 10; no limit when only "
-        "--timeout is given]; 0 adds none and finishes an existing study (an interrupted "
-        "confirmation).")] = None,
+        "--timeout is given]; a proposal over the size limit is recorded, not counted; 0 adds "
+        "none and finishes an existing study (an interrupted confirmation).")] = None,
     timeout: Annotated[float | None, typer.Option(
         min=1, metavar="SECONDS", help="Stop starting trials after this long.")] = None,
     budget_kb: Annotated[float | None, typer.Option(

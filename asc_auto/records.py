@@ -14,6 +14,12 @@ from asc_auto.errors import AscError
 from asc_auto.schema import TrialRecord
 
 
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Whether a finished trial is one of `--trials`: every trial but a proposal sized over the
+    limit, which is recorded (TPE learns from it) but took milliseconds and trained nothing."""
+    return TrialRecord.from_trial(trial).feasible is not False
+
+
 def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials inside the size budget, best first (a tie goes to the smaller model)."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -39,7 +39,7 @@ from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
-from asc_auto.records import feasible_trials, pick_trial
+from asc_auto.records import counts_toward_budget, feasible_trials, pick_trial
 from asc_auto.schema import (
     DESIGN,
     MACS_CONSTRAINT,
@@ -266,12 +266,16 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
     """
     study, setup = setup_study(opts, status)
     objective = Objective(setup)
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = []
+    budget = TrialBudget(opts.trials, status)
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
-        callbacks.append(progress.on_trial_end if opts.progress else _trial_line(status))
-        study.optimize(objective, n_trials=opts.trials, timeout=opts.timeout,
-                       catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+        callbacks = [progress.on_trial_end if opts.progress else _trial_line(status), budget]
+        if opts.trials != 0:
+            study.optimize(objective, n_trials=None, timeout=opts.timeout,
+                           catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+    if budget.over:
+        status(f"{budget.over} proposals over the limit were sized, recorded and not trained; "
+               f"they do not count toward --trials")
     if finish:
         finish_search(study, setup, status)
     return study
@@ -440,6 +444,35 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
     best = pick_trial(study) if ranked else None
     for key, value in setup.technique.after_search(best, setup.context).items():
         study.set_user_attr(key, value)
+
+
+OVER_LIMIT_CAP = 20  # proposals over the limit per trial asked for before the search gives up
+
+
+class TrialBudget:
+    """study.optimize's stop: `trials` trials that count (`counts_toward_budget`), so a TPE
+    proposal over the size limit does not take a trained trial's place (the demo's 8-trial
+    search proposed 3 of them after its start-up trials). A space whose proposals keep missing
+    the limit stops after OVER_LIMIT_CAP of them per trial asked for, with a line saying so."""
+
+    def __init__(self, trials: int | None, status: Callable[[str], None]) -> None:
+        self.trials, self.status = trials, status
+        self.counted = self.over = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if counts_toward_budget(trial):
+            self.counted += 1
+        else:
+            self.over += 1
+        if self.trials is None:
+            return  # --timeout alone
+        if self.counted >= self.trials:
+            study.stop()
+        elif self.over >= OVER_LIMIT_CAP * max(1, self.trials):
+            self.status(f"stopped after {self.over} proposals over the limit and {self.counted} "
+                        f"of {self.trials} trials: the space's ranges mostly exceed the budget; "
+                        "fix: narrow them in the space file, or raise --budget-kb")
+            study.stop()
 
 
 def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, FrozenTrial], None]:
@@ -635,6 +668,7 @@ class SearchProgress:
         self.trials = self.bar.add_task("trials", total=n_trials, info="")
         self.steps = self.bar.add_task("training", total=None, info="", visible=False)
         self.best: str = ""
+        self.over = 0  # proposals over the limit: shown, not advanced
 
     def __enter__(self) -> SearchProgress:
         self.bar.__enter__()
@@ -668,5 +702,8 @@ class SearchProgress:
             best = ranked[0]
             size = TrialRecord.from_trial(best).size_kb
             self.best = f"best #{best.number}: {best.value:.3f} at {size} KB"
-        self.bar.update(self.trials, advance=1, info=self.best)
+        counted = counts_toward_budget(trial)
+        self.over += not counted
+        over = f"; {self.over} over the limit, not counted" if self.over else ""
+        self.bar.update(self.trials, advance=int(counted), info=self.best + over)
         self.bar.update(self.steps, visible=False)

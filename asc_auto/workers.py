@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from asc_auto.errors import AscError, CommandFailed
 from asc_auto.progress import progress_bar
+from asc_auto.records import counts_toward_budget
 from asc_auto.schema import TrialRecord
 from asc_auto.search import SearchOptions, finish_search, run_search, setup_study
 
@@ -79,7 +80,7 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
                  ) -> optuna.Study:
     """Run `jobs` workers of one study on this machine; return the study when all are done."""
     study, setup = setup_study(opts, status)
-    before = len(study.get_trials(deepcopy=False, states=_FINISHED))
+    before = sum(map(counts_toward_budget, study.get_trials(deepcopy=False, states=_FINISHED)))
     cpu = resolve_cpu(opts.device)
     # Cores are split on a GPU too: each worker's host side (Python, kernel launches, INT8
     # calibration and scoring) needs its share, and N thread pools of all cores contend.
@@ -139,6 +140,7 @@ def _watch(study: optuna.Study, procs: list[BaseProcess], before: int, trials: i
             if feasible:
                 best = max(feasible, key=lambda t: float(t.value or 0.0))
                 info = f"best #{best.number}: {best.value:.3f}"
-            bar.update(task, completed=len(finished) - before, info=info)
+            bar.update(task, completed=sum(map(counts_toward_budget, finished)) - before,
+                       info=info)
         for proc in procs:
             proc.join()

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from asc_auto.records import pick_trial
+from asc_auto.records import counts_toward_budget, pick_trial
 from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
@@ -57,17 +57,17 @@ def _retrain(study: str, home: Path, seeds: int, trial: int | None) -> dict[str,
 
 
 def _trials_run(study: str, home: Path) -> int:
-    """Trials that finished (complete or pruned) in an earlier, stopped run of this row's
-    study: the rerun adds only the rest (`--trials 0` finishes its confirmation), so a row
-    never holds more trials than its budget says."""
+    """Trials that finished (complete or pruned, not over the limit: what --trials counts) in
+    an earlier, stopped run of this row's study: the rerun adds only the rest (`--trials 0`
+    finishes its confirmation), so a row never holds more trials than its budget says."""
     storage = default_storage(home)
     file = storage_file(storage)
     if file is None or not file.exists() or study not in {
             s.study_name for s in optuna.get_all_study_summaries(storage)}:
         return 0
     ended = (TrialState.COMPLETE, TrialState.PRUNED)  # a failed one is run again
-    return len(optuna.load_study(study_name=study, storage=storage).get_trials(
-        deepcopy=False, states=ended))
+    return sum(map(counts_toward_budget, optuna.load_study(
+        study_name=study, storage=storage).get_trials(deepcopy=False, states=ended)))
 
 
 def _mean_std(r: dict[str, Any]) -> str:
@@ -119,6 +119,7 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     return {
         "dataset": data.name, "technique": technique, "budget": budget,
         "trials": len(loaded.trials),
+        "over_limit": sum(not counts_toward_budget(t) for t in loaded.trials),
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
         "paper": paper, "best": best,

@@ -46,7 +46,8 @@ def test_kd_search_records_trials_constraint_and_paper_point(
 
     study = run_search(_opts(tmp_path, tiny_dataset, space_file, trials=3), status=lambda m: None)
     trials = study.get_trials()
-    assert len(trials) == 3
+    assert len(trials) == 4  # the over-limit trial is recorded but not one of --trials 3
+    assert sum(t.user_attrs["feasible"] for t in trials) == 3
     big, paper = trials[0], trials[1]
 
     assert big.state == TrialState.PRUNED and big.value is None  # no accuracy: not trained
@@ -86,12 +87,12 @@ def test_kd_search_records_trials_constraint_and_paper_point(
     assert front and all(t.user_attrs["feasible"] for t in front)
     counts = state_counts(study)
     assert counts["infeasible"] == 1
-    assert sum(counts.values()) == 3
+    assert sum(counts.values()) == 4
 
     # A second run resumes the same study: trials are added, the paper point is not re-enqueued,
     # and the cached features and teacher are reused.
     again = run_search(_opts(tmp_path, tiny_dataset, space_file, trials=2), status=lambda m: None)
-    assert len(again.get_trials()) == 5
+    assert len(again.get_trials()) == 6
     assert sum(t.user_attrs.get("source") == "paper" for t in again.get_trials()) == 1
     assert again.user_attrs["teacher_val_accuracy"] == study.user_attrs["teacher_val_accuracy"]
 
@@ -99,3 +100,23 @@ def test_kd_search_records_trials_constraint_and_paper_point(
     with pytest.raises(AscError, match=r"budget \(--budget-kb\): 20.0, this run has 100.0"):
         run_search(_opts(tmp_path, tiny_dataset, space_file, trials=1, budget_kb=100.0),
                    status=lambda m: None)
+
+
+def test_trials_over_the_limit_do_not_count_and_a_space_that_never_fits_stops(
+        tmp_path: Path, tiny_dataset: Path, space_file: Path) -> None:
+    # 20 KB: TPE's proposals near the widest students are over it; --trials counts trained ones
+    study = run_search(_opts(tmp_path, tiny_dataset, space_file, trials=5, epochs=1),
+                       status=lambda m: None)
+    trials = study.get_trials()
+    assert sum(t.user_attrs["feasible"] for t in trials) == 5
+    assert all(t.state != TrialState.WAITING for t in trials)
+
+    # 0.1 KB: nothing fits, not even the paper's student: the search gives up with one line
+    lines: list[str] = []
+    opts = _opts(tmp_path, tiny_dataset, space_file, trials=1, budget_kb=0.1, study="tiny")
+    study = run_search(opts, status=lines.append)
+    assert len(study.get_trials()) == 20  # OVER_LIMIT_CAP per trial asked for
+    assert not any(t.user_attrs["feasible"] for t in study.get_trials())
+    assert any("stopped after 20 proposals over the limit and 0 of 1 trials" in line
+               and "raise --budget-kb" in line for line in lines)
+    assert any(line.startswith("20 proposals over the limit were sized") for line in lines)
