@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from asc_auto.data.audio import longest_seconds
+from asc_auto.data.audio import longest_seconds, padding_share
 from asc_auto.data.synth import synthesize
-from asc_auto.errors import ConfigError
+from asc_auto.errors import ConfigError, DataError
 from asc_auto.search import SearchOptions, prepare_search
 from asc_auto.space import default_space_file, load_space
 
@@ -39,6 +40,19 @@ def test_longest_clip_rounds_up_to_a_tenth(tmp_path: Path) -> None:
     root = synthesize(tmp_path / "d", n_clips=12, clip_seconds=0.73, seed=1, progress=False)
     paths = sorted((root / "audio").glob("*.wav"))
     assert longest_seconds(paths) == pytest.approx(0.8)
+
+
+def test_a_clip_replaced_under_the_same_name_is_measured_again(tmp_path: Path) -> None:
+    short = synthesize(tmp_path / "a", n_clips=12, clip_seconds=0.73, seed=1, progress=False)
+    long = synthesize(tmp_path / "b", n_clips=12, clip_seconds=1.46, seed=1, progress=False)
+    paths = sorted((short / "audio").glob("*.wav"))
+    assert longest_seconds(paths) == pytest.approx(0.8)  # measured and remembered
+    shutil.copyfile(sorted((long / "audio").glob("*.wav"))[0], paths[0])  # other size, time
+    assert longest_seconds(paths) == pytest.approx(1.5)
+    assert padding_share(paths, 1.5) == pytest.approx(11 / 12 * (1 - 0.73 / 1.5), abs=0.01)
+    paths[1].unlink()
+    with pytest.raises(DataError, match=paths[1].name):
+        longest_seconds(paths)
 
 
 def test_a_search_on_short_clips_builds_features_of_their_length(tmp_path: Path) -> None:
