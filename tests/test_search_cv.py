@@ -125,7 +125,7 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
     assert training_plan(ctx, (), fixed=False) == (
         f"each trial trains {epochs} epochs (the space's train.epochs = 2, raised to reach "
         f"train.min_clips_seen = 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may "
-        f"stop a trial from {epochs // 9} epochs")
+        f"stop a trial from {epochs // 2} epoch{'s' if epochs // 2 != 1 else ''}")
 
 
 def test_trials_0_finishes_an_existing_study_without_adding_trials(
