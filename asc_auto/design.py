@@ -39,10 +39,8 @@ class Design:
     cut: int = 0  # rows not enqueued because --trials has no room for them
 
     def describe(self, names: Sequence[str]) -> str:
-        """One status line: what the design covers, and how to turn it off."""
-        if self.kind == "none" or not (self.rows or self.left_out):
-            return "no initial design (no categorical choices to cover, no trials left for " \
-                "one, or turned off)"
+        """One status line: what the design covers, and how to turn it off (for a design with
+        rows: search says nothing of an empty one)."""
         what = "pair" if self.kind == "pairs" else "value"
         line = (f"initial design: {len(self.rows)} trials after the paper trial cover every "
                 f"{what} of {' x '.join(names)} before TPE "
@@ -92,10 +90,10 @@ def resolve_kind(space: SearchSpace, kind: str, trials: int | None) -> str:
     values; with no trial count (--timeout alone) pairs."""
     if kind not in KINDS:
         raise UsageError(f"--initial-design {kind!r}: choose one of {', '.join(KINDS)}")
-    if kind != "auto" and (kind != "pairs" or len(categoricals(space)) >= 2):
+    if kind in ("auto", "pairs") and len(categoricals(space)) < 2:
+        return "values"  # one parameter has no pairs
+    if kind != "auto":
         return kind
-    if len(categoricals(space)) < 2:  # one parameter has no pairs
-        return "values" if kind != "none" else kind
     pairs = categorical_rows(space, "pairs")
     return "pairs" if trials is None or 1 + len(pairs) <= trials // 2 else "values"
 
