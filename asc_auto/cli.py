@@ -192,7 +192,8 @@ def search(
     confirm_seeds: Annotated[int | None, typer.Option(
         min=0, metavar="N",
         help="... with this many fresh seeds each; retrain and export take the best "
-                    "mean (0 = the single best trial) \\[default: 2].")] = None,
+                    "mean (0 = the single best trial) \\[default: 2; 1 on the built-in "
+                    "demo].")] = None,
     init_from: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, metavar="FILE",
         help="Start every trial's model from this safetensors checkpoint (asc-auto pretrain); "

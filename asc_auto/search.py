@@ -101,7 +101,7 @@ class SearchOptions:
     cv: int | None = None  # folds; None: 5 when validation has under 300 clips (user data), 0: off
     confirm_top: int = 3  # after the trials, the best few configurations ...
     confirm_seeds: int | None = None  # ... scored again with this many fresh seeds (0: none;
-    # None: confirm.DEFAULT_SEEDS, read when the search starts)
+    # None: confirm.default_seeds, read when the search starts)
     init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
@@ -307,7 +307,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         # did (the same options and data give the same folds), not "older study"
     setup = prepare_search(opts, status, split_seed=split_seed)
     setup.confirm_top = opts.confirm_top
-    setup.confirm_seeds = (confirm.DEFAULT_SEEDS if opts.confirm_seeds is None
+    setup.confirm_seeds = (confirm.default_seeds(setup.demo) if opts.confirm_seeds is None
                            else opts.confirm_seeds)
     ctx = setup.context
     n_folds = folds_for(cv, len(ctx.val_files),
