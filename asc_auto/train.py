@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from asc_auto.allocator import keep_freed_memory
 from asc_auto.errors import TrainingDiverged
 from asc_auto.features.augment import SpecAugment, mixup
 from asc_auto.staging import Staged, StepTimer, fits_on_device, nbytes, to_device
@@ -140,6 +141,7 @@ def train_model(
     `compile_model`: train through `torch.compile(model)` (off: measured slower on CPU, see
     README "GPU").
     """
+    keep_freed_memory()  # 1.4-1.5x faster CPU steps: allocator.py says why
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
