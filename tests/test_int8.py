@@ -88,10 +88,14 @@ def test_openvino_ir_holds_int8_weights_and_matches_torch(trained, tmp_path: Pat
     ov_logits = compiled(x.numpy())[0]
     with torch.no_grad():
         torch_logits = int8(x)[0].numpy()
-    # Same INT8 model, different kernels: an activation rounded the other way at one quantizer
-    # moves the logits a little (measured: up to 1.7 % of the largest logit). Tolerance: 3 % of
-    # the largest logit, and identical decisions.
-    assert np.abs(ov_logits - torch_logits).max() <= 0.03 * np.abs(torch_logits).max()
+    # Same INT8 model, different arithmetic: an activation rounded the other way at one
+    # quantizer moves the logits of this tiny model (8-16 channels) a little. Measured: up to
+    # 1.7 % of the largest logit on the no-AVX2 EPYC and under QEMU; 3.2 % on an AVX2 EPYC
+    # (2026-12-01), where the trained weights differ (other float kernels) and OpenVINO's INT8
+    # kernels and its f32 simulation (ASC_AUTO_SIMULATE_INT8=1) give the same 3.2 %, so not
+    # u8 x s8 saturation. Tolerance: 5 % of the largest logit (a wrong scale or zero point is
+    # tens of %), and identical decisions.
+    assert np.abs(ov_logits - torch_logits).max() <= 0.05 * np.abs(torch_logits).max()
     assert (ov_logits.argmax(1) == torch_logits.argmax(1)).all()
 
 
