@@ -37,7 +37,7 @@ _done: str | None = None
 
 def keep_freed_memory() -> str:
     """Apply the settings once per process (training calls it); return what was done, for
-    tests and `-v` logs: "tuned", or why it was left alone."""
+    the tests and benchmarks/allocator.py: "tuned", or why it was left alone."""
     global _done
     if _done is None:
         _done = _apply()
