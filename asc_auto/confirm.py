@@ -37,7 +37,8 @@ def default_seeds(demo: bool) -> int:
     The built-in demo is a tour that must stay under 10 minutes on 2 cores, not a measurement
     (it keeps one validation split for the same reason, cv.folds_for): with 2 seeds its
     confirmation trained the paper configuration, its slowest model, twice more and took
-    about 4.5 minutes (its runs' trial times) of the demo's 10 min 56 s (2-core EPYC, 2026-12-01); one seed each halves that.
+    about 4.5 minutes (its runs' trial times) of the demo's 10 min 56 s (2-core EPYC,
+    2026-12-01); one seed each halves that.
     """
     return DEMO_SEEDS if demo else DEFAULT_SEEDS
 
