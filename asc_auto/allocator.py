@@ -44,6 +44,11 @@ def keep_freed_memory() -> str:
     return _done
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on glibc, the only malloc these settings are for."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def _apply() -> str:
     if os.environ.get(OPT_OUT, "").strip().lower() == "default":
         return f"left alone: {OPT_OUT}=default"
@@ -52,7 +57,7 @@ def _apply() -> str:
         return f"left alone: {tuned[0]} is set"
     if "malloc" in os.environ.get("LD_PRELOAD", ""):  # jemalloc, tcmalloc, mimalloc ...
         return "left alone: another allocator is preloaded"
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not on_glibc():
         return "left alone: not glibc"
     try:
         libc = ctypes.CDLL("libc.so.6")

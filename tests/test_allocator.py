@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="the settings are glibc's")
+from asc_auto.allocator import on_glibc
+
+pytestmark = pytest.mark.skipif(not on_glibc(), reason="the settings are glibc's")
 
 # Allocate, touch and free a 64 MB buffer (above glibc's largest mmap threshold, like one conv
 # output of the paper student) 20 times; count the minor page faults of the last 10 rounds (the
