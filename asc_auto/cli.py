@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperArgument, TyperOption
 
-from asc_auto import __version__
+from asc_auto import __version__, pruning
 from asc_auto.cli_data import data_app
 from asc_auto.compress.size import RULES
 from asc_auto.console import console, user_errors
@@ -51,6 +51,7 @@ app.add_typer(data_app, name="data", help="Synthesize or check a TAU-layout data
 TechniqueName = Enum("TechniqueName", {name: name for name in sorted(TECHNIQUES)}, type=str)
 RuleName = Enum("RuleName", {name: name for name in sorted(RULES)}, type=str)
 InitialDesign = Enum("InitialDesign", {name: name for name in KINDS}, type=str)
+PrunerKind = Enum("PrunerKind", {name: name for name in pruning.KINDS}, type=str)
 
 HomeOpt = Annotated[Path, typer.Option(
     "--home", metavar="DIR",
@@ -212,6 +213,10 @@ def search(
         "fit the limit; 'auto' = pairs when they take at most half of --trials, else values; "
         "'none' = TPE's random start-up only. Set when the study starts.")
     ] = InitialDesign("auto"),
+    pruner: Annotated[PrunerKind, typer.Option(
+        metavar="KIND", help="Stop trials early: 'hyperband' stops those ranked in the bottom "
+        "two thirds at half the epochs; 'none' trains every trial to the end. Per run: a "
+        "resumed study may change it.")] = PrunerKind("hyperband"),
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Search one technique's configurations under the size limit; resumes an existing study."""
@@ -234,7 +239,7 @@ def search(
         retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
         init_from=init_from, teachers=tuple(teacher or ()),
         teacher_logits=tuple(teacher_logits or ()), progress=_live(),
-        initial_design=initial_design.value,
+        initial_design=initial_design.value, pruner=pruner.value,
     )
     if jobs > 1 and trials != 0:  # --trials 0: nothing to split between workers
         from asc_auto.workers import run_parallel

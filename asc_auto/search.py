@@ -28,7 +28,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto import confirm, design
+from asc_auto import confirm, design, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
@@ -106,6 +106,7 @@ class SearchOptions:
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
     initial_design: str = "auto"  # design.KINDS: start-up trials covering categorical choices
+    pruner: str = "hyperband"  # pruning.KINDS: which trials stop early
 
 
 @dataclass
@@ -318,15 +319,9 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                f"{len(setup.dataset.train)} clips (a single validation split would hold "
                f"{len(ctx.val_files)}; --cv 0 turns this off)")
     sampler = TrialSeededTPE(seed=opts.seed, n_startup_trials=5)
-    # Hyperband's smallest rung is half the schedule: earlier, accuracies rank noise. Measured
-    # on fsdd (kd, 10 epochs, 24-trial search, 2026-12-01): the 7 trials that ran 9 epochs had
-    # a Spearman correlation with their epoch-9 accuracy of 0.31, 0.14, 0.32, 0.16 at epochs
-    # 1-4 (most at chance, 0.1: the later best, 0.74, had 0.17) and 0.82, 0.96, 0.77, 0.96 at
-    # 5-8; the earlier smallest rung, a ninth (epoch 1), stopped 7 trials at chance level.
     epochs = ctx.train_cfg.epochs
-    pruner = optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 2),
-                                            max_resource=epochs, reduction_factor=3)
-    status(training_plan(ctx, setup.folds, opts.epochs is not None))
+    pruner = pruning.make_pruner(opts.pruner, epochs)
+    status(training_plan(ctx, setup.folds, opts.epochs is not None, opts.pruner))
     with storage_lock(url):
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
@@ -376,7 +371,8 @@ def _enqueue_design(study: optuna.Study, setup: SearchSetup, opts: SearchOptions
         status(made.describe([p.name for p in design.categoricals(setup.space)]))
 
 
-def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool) -> str:
+def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
+                  pruner: str = "hyperband") -> str:
     """What one trial costs, said before the first one starts: a laptop user should learn that
     a 5-fold, 50,000-clip trial is hours on a CPU from this line, not from a progress bar."""
     epochs = ctx.train_cfg.epochs
@@ -391,9 +387,8 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool)
                 f"{epochs * sum(len(f.train_files) for f in folds):,} clips seen")
     else:
         seen = f"{len(ctx.train_files):,} clips = {epochs * len(ctx.train_files):,} clips seen"
-    first = max(1, epochs // 2)
-    return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; Hyperband may stop "
-            f"a trial from {_n_epochs(first)}")
+    return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; "
+            f"{pruning.describe(pruner, epochs)}")
 
 
 def _n_epochs(n: int) -> str:
