@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,11 +97,24 @@ def confirmed_best(study: optuna.Study) -> int | None:
 
 
 Score = Callable[[FrozenTrial, int], float]  # (trial, seed index >= 1) -> validation accuracy
+Run = tuple[FrozenTrial, int]  # one confirmation run: a trial's configuration, a seed index
+# Scores many runs, yielding each (trial, seed, accuracy) as it finishes, in any order: the
+# process pool of `search --jobs N` (workers.confirm_pool) runs them side by side.
+ScoreMany = Callable[[list[Run]], Iterable[tuple[FrozenTrial, int, float]]]
 
 
-def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score, top: int,
+def one_by_one(score: Score) -> ScoreMany:
+    """A `ScoreMany` that runs `score` on each run in turn, in this process."""
+    def many(runs: list[Run]) -> Iterator[tuple[FrozenTrial, int, float]]:
+        for trial, seed in runs:
+            yield trial, seed, score(trial, seed)
+    return many
+
+
+def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | None, top: int,
                 seeds: int, status: Callable[[str], None] = print,
-                reference: FrozenTrial | None = None) -> list[Confirmed]:
+                reference: FrozenTrial | None = None,
+                score_many: ScoreMany | None = None) -> list[Confirmed]:
     """Score the first `top` of `ranked` (feasible trials, best first) with seed indices
     1..seeds beside their own value; record after each run; return them best first.
 
@@ -109,6 +122,10 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score, to
     search value is not in the top few: the pick then replaces it only by beating it on fresh
     seeds, so a search never hands retrain a configuration that confirms worse than the hand
     one (issue 10: the kd search's lucky best retrained 7 points below the paper's).
+
+    `score_many` (else `score`, one run at a time) may finish runs out of order; a trial's
+    accuracies are stored in seed order, a later seed held back until the earlier ones are in,
+    so a resume after a crash re-runs exactly the seeds that are missing.
 
     A study confirmed before with other trials or seeds is confirmed afresh: a resumed search
     that found a new top few must not keep the old verdict.
@@ -124,14 +141,29 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score, to
         record = {"seeds": seeds, "top": top,
                   "trials": {str(t.number): [round(float(t.value), 4)] for t in chosen}}
         StudyRecord(confirmation=record).write(study)
-    runs = sum(seeds + 1 - len(record["trials"][n]) for n in wanted)
-    done = 0
-    for trial in chosen:
-        accs = record["trials"][str(trial.number)]
-        for seed in range(len(accs), seeds + 1):
-            done += 1
+    runs = [(trial, seed) for trial in chosen
+            for seed in range(len(record["trials"][str(trial.number)]), seeds + 1)]
+    total = len(runs)
+    parallel = score_many is not None
+    if score_many is None:
+        if score is None:
+            raise ValueError("confirm_top needs score or score_many")
+        started = iter(range(1, total + 1))
+
+        def announced(trial: FrozenTrial, seed: int) -> float:  # said before: it takes minutes
             status(f"confirming trial {trial.number} with seed {seed} "
-                   f"(run {done} of {runs}; its search value {trial.value:.4f})")
-            accs.append(round(float(score(trial, seed)), 4))
-            StudyRecord(confirmation=record).write(study)
+                   f"(run {next(started)} of {total}; its search value {trial.value:.4f})")
+            return score(trial, seed)
+
+        score_many = one_by_one(announced)
+    held: dict[tuple[int, int], float] = {}  # finished out of order: waiting for seed - 1
+    for done, (trial, seed, acc) in enumerate(score_many(runs), 1):
+        if parallel:
+            status(f"confirmed trial {trial.number} with seed {seed}: {acc:.4f} (run {done} of "
+                   f"{total}; its search value {trial.value:.4f})")
+        held[(trial.number, seed)] = round(float(acc), 4)
+        accs = record["trials"][str(trial.number)]
+        while (trial.number, len(accs)) in held:
+            accs.append(held.pop((trial.number, len(accs))))
+        StudyRecord(confirmation=record).write(study)
     return confirmations(study)

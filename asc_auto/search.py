@@ -413,10 +413,18 @@ def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any
     return out
 
 
+def rescore(objective: Objective, trial: FrozenTrial, seed_index: int) -> float:
+    """A finished trial's configuration trained again with seed index >= 1 (confirmation)."""
+    config = dict(TrialRecord.from_trial(trial).config or {})
+    return objective.score_config(config, trial.number, seed_index)[0].mean
+
+
 def finish_search(study: optuna.Study, setup: SearchSetup,
-                  status: Callable[[str], None] = print) -> None:
+                  status: Callable[[str], None] = print,
+                  score_many: confirm.ScoreMany | None = None) -> None:
     """After a search's trials: confirm the top few configurations with fresh seeds (the pick
-    that retrain and export take), then the technique's own step (e.g. the gcc ablation)."""
+    that retrain and export take), then the technique's own step (e.g. the gcc ablation).
+    `score_many`: `--jobs N` runs the confirmation in N processes (workers.confirm_pool)."""
     ranked = feasible_trials(study)
     others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
     if setup.confirm_seeds and len(ranked) >= 2 and others:
@@ -424,14 +432,11 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
                "worker to finish confirms the top configurations")
     elif setup.confirm_seeds and len(ranked) >= 2:
         objective = Objective(setup)
-
-        def score(trial: FrozenTrial, seed_index: int) -> float:
-            config = dict(TrialRecord.from_trial(trial).config or {})
-            return objective.score_config(config, trial.number, seed_index)[0].mean
-
         paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
-        confirmed = confirm.confirm_top(study, ranked, score, setup.confirm_top,
-                                        setup.confirm_seeds, status, reference=paper)
+        confirmed = confirm.confirm_top(
+            study, ranked, lambda trial, seed: rescore(objective, trial, seed),
+            setup.confirm_top, setup.confirm_seeds, status, reference=paper,
+            score_many=score_many)
         if confirmed:
             status("confirmed: " + "; ".join(
                 f"trial {c.trial} {c.mean:.4f}"

@@ -19,18 +19,28 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
+from asc_auto.confirm import Run, ScoreMany
 from asc_auto.errors import AscError, CommandFailed
 from asc_auto.progress import progress_bar
 from asc_auto.records import counts_toward_budget
 from asc_auto.schema import TrialRecord
-from asc_auto.search import SearchOptions, finish_search, run_search, setup_study
+from asc_auto.search import (
+    Objective,
+    SearchOptions,
+    finish_search,
+    rescore,
+    run_search,
+    setup_study,
+)
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -112,12 +122,58 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     if codes and all(code == 130 for code in codes):
         raise KeyboardInterrupt
     bad = [(proc.name, code) for proc, code in zip(procs, codes, strict=True) if code != 0]
-    finish_search(study, setup, status)
+    finish_search(study, setup, status, score_many=confirm_pool(opts, jobs, status))
     if bad:
         raise CommandFailed(f"{len(bad)} of {len(procs)} workers failed ("
                             + ", ".join(f"{name}: exit code {code}" for name, code in bad)
                             + "); what they finished is recorded; fix: see their lines above")
     return study
+
+
+def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] = print
+                 ) -> ScoreMany:
+    """Confirmation runs (confirm.confirm_top) side by side in up to `jobs` spawned processes,
+    each set up once like a worker (its share of the cores, its GPU) and then handed runs: the
+    top few configurations x seeds are as many trainings as a few trials, and one process would
+    leave the other workers' cores or GPUs idle for all of them."""
+    def many(runs: list[Run]) -> Iterator[tuple[optuna.trial.FrozenTrial, int, float]]:
+        if not runs:
+            return
+        n = min(jobs, len(runs))
+        threads = max(1, (os.cpu_count() or 1) // n)
+        ctx = multiprocessing.get_context("spawn")
+        slots = ctx.Value("i", 0)
+        status(f"confirming {len(runs)} runs in {n} processes, {threads} CPU threads each")
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_confirm_init,
+                                   initargs=(opts, threads, slots))
+        try:
+            futures = {pool.submit(_confirm_run, trial, seed): (trial, seed)
+                       for trial, seed in runs}
+            for future in as_completed(futures):
+                trial, seed = futures[future]
+                yield trial, seed, future.result()
+        finally:  # a failed run or Ctrl-C: the others are not started; finished ones are kept
+            pool.shutdown(wait=True, cancel_futures=True)
+    return many
+
+
+_CONFIRMING: dict[str, Any] = {}  # in a confirmation process: its Objective, set up once
+
+
+def _confirm_init(opts: SearchOptions, threads: int, slots: Any) -> None:
+    """A confirmation process's start: its threads, its device (slot i: worker i's GPU)."""
+    torch.set_num_threads(threads)
+    with slots.get_lock():
+        index = int(slots.value)
+        slots.value += 1
+    wopts = dataclasses.replace(opts, trials=0, progress=False,
+                                device=worker_device(opts.device, index))
+    _, setup = setup_study(wopts, status=lambda message: None)  # all cached by the search
+    _CONFIRMING["objective"] = Objective(setup)
+
+
+def _confirm_run(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+    return rescore(_CONFIRMING["objective"], trial, seed)
 
 
 def resolve_cpu(device: str) -> bool:

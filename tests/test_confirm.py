@@ -121,3 +121,32 @@ def test_one_fresh_seed_is_shown_without_a_standard_error() -> None:
     console.print(confirmation_table(study))
     text = console.export_text()
     assert "0.8100 (1 seed: no SE)" in text and "nan" not in text
+
+
+def test_runs_finishing_out_of_order_are_stored_in_seed_order() -> None:
+    """`search --jobs N` confirms in N processes: seed 2 may finish before seed 1; stored in
+    seed order, and a crash before seed 1 leaves seed 2 unrecorded, so a resume re-runs both
+    (never records seed 2's accuracy as seed 1's)."""
+    study = _study([0.9, 0.8, 0.7])
+    seen: list[list[tuple[int, int]]] = []
+
+    def backwards(runs: list[tuple[optuna.trial.FrozenTrial, int]]):
+        seen.append([(t.number, s) for t, s in runs])
+        for trial, seed in reversed(runs):
+            if seed == 1 and trial.number == 0 and len(seen) == 1:
+                raise _Killed  # seeds 2 of both trials and seed 1 of trial 1 are in
+            yield trial, seed, _score(trial, seed)
+
+    said: list[str] = []
+    with pytest.raises(_Killed):
+        confirm_top(study, feasible_trials(study), None, top=2, seeds=2, status=said.append,
+                    score_many=backwards)
+    assert seen[0] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    stored = study.user_attrs[CONFIRMATION]["trials"]
+    assert stored == {"0": [0.9], "1": [0.8, 0.81, 0.82]}  # trial 0's seed 2 held back
+    assert "run 1 of 4" in said[0] and "seed 2" in said[0]  # said as each run finishes
+    confirm_top(study, feasible_trials(study), None, top=2, seeds=2, status=said.append,
+                score_many=backwards)
+    assert seen[1] == [(0, 1), (0, 2)]  # only what was missing
+    assert study.user_attrs[CONFIRMATION]["trials"]["0"] == [0.9, 0.71, 0.72]
+    assert confirmed_best(study) == 1

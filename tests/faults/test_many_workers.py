@@ -19,6 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from asc_auto.confirm import confirmed_best
 from asc_auto.workers import split_trials
 
 pytestmark = pytest.mark.slow
@@ -120,7 +121,7 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     run = subprocess.run([sys.executable, "-m", "asc_auto.cli", "search", "--technique", "kd",
                           "--data", str(tiny_dataset), "--space", str(SPACE), "--trials", "4",
                           "--epochs", "1", "--jobs", "2", "--home", str(home),
-                          "--cv", "0", "--confirm-seeds", "0"],
+                          "--cv", "0", "--confirm-top", "2", "--confirm-seeds", "1"],
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 workers on study 'kd'" in run.stdout
@@ -128,6 +129,12 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
     assert len(study.trials) == 4
     assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
+    # the confirmation, once, after the workers: its runs side by side in 2 processes
+    runs = len(study.user_attrs["confirmation"]["trials"])  # top 2 (+ the paper's), 1 seed
+    assert f"confirming {runs} runs in 2 processes" in " ".join(run.stdout.split()), run.stdout
+    assert run.stdout.count("confirmed trial") == runs
+    assert confirmed_best(study) is not None  # every run recorded: a verdict
+    assert all(len(accs) == 2 for accs in study.user_attrs["confirmation"]["trials"].values())
 
 
 def test_workers_spread_over_all_gpus(monkeypatch) -> None:
