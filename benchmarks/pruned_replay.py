@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--study", required=True)
     parser.add_argument("--top", type=int, default=6, help="replay this many stopped trials")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--print-only", action="store_true",
+                        help="print what has been replayed so far, train nothing")
     args = parser.parse_args()
     storage = default_storage(args.home)
     study = optuna.load_study(study_name=args.study, storage=storage)
@@ -74,7 +76,7 @@ def main() -> None:
         epochs=record.epochs, home=args.home, overrides=dict(record.overrides or {}),
         cv=record.cv_folds or 0, val_fraction=float(record.val_fraction or 0.2),
         confirm_seeds=0, initial_design="none", pruner="none", progress=False)
-    if waiting:
+    if waiting and not args.print_only:
         if args.jobs > 1:
             from asc_auto.workers import run_parallel
 
