@@ -26,7 +26,7 @@ def make_pruner(kind: str, epochs: int) -> optuna.pruners.BasePruner:
     What the rung costs, measured on the same fsdd kd search with this rung (2026-12-01,
     benchmarks/pruned_replay.py, README "Benchmarks"): the four trials with the highest
     accuracy among the 14 it had stopped, trained to the end with another seed, finished at
-    0.43-0.57, below the finished trials of their family (0.64-0.73); it saved 85 of 240
+    0.43-0.57, below the four best finished trials (0.64-0.73); it saved 85 of 240
     epochs. So Hyperband is the default, `none` the choice of a user who prefers the cost.
     """
     if kind == "none":
