@@ -39,17 +39,21 @@ def _stopped(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def _replay_study(study: optuna.Study, storage: str, chosen: list[optuna.trial.FrozenTrial]
                   ) -> str:
-    """Create `<study>-replay` once: the paper trial copied, the chosen configurations queued."""
+    """`<study>-replay`: the paper trial copied once, each chosen configuration queued once (a
+    rerun with a larger --top queues only the new ones; queued ones left by a stopped run wait)."""
     name = f"{study.study_name}-replay"
-    if name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
-        return name  # a rerun resumes: its queued trials are still waiting
-    replay = optuna.create_study(storage=storage, study_name=name, direction="maximize")
-    for t in study.get_trials(deepcopy=False):
-        if TrialRecord.from_trial(t).is_paper and t.state == TrialState.COMPLETE:
-            replay.add_trial(t)
-            break
+    replay = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                 load_if_exists=True)
+    have = replay.get_trials(deepcopy=False)
+    if not have:
+        for t in study.get_trials(deepcopy=False):
+            if TrialRecord.from_trial(t).is_paper and t.state == TrialState.COMPLETE:
+                replay.add_trial(t)
+                break
+    queued = {t.user_attrs.get("replay_of") for t in have}
     for t in chosen:
-        replay.enqueue_trial(t.params, user_attrs={"replay_of": t.number})
+        if t.number not in queued:
+            replay.enqueue_trial(t.params, user_attrs={"replay_of": t.number})
     return name
 
 
@@ -66,7 +70,12 @@ def main() -> None:
     study = optuna.load_study(study_name=args.study, storage=storage)
     record = StudyRecord.from_study(study)
     chosen = _stopped(study)[:args.top]
-    name = _replay_study(study, storage, chosen)
+    if args.print_only:  # writes nothing
+        name = f"{study.study_name}-replay"
+        if name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+            raise SystemExit(f"nothing replayed yet: no study {name!r} in {storage}")
+    else:
+        name = _replay_study(study, storage, chosen)
     waiting = len(optuna.load_study(study_name=name, storage=storage).get_trials(
         deepcopy=False, states=(TrialState.WAITING,)))
     opts = SearchOptions(
@@ -85,7 +94,7 @@ def main() -> None:
             run_search(opts)
     replay = optuna.load_study(study_name=name, storage=storage)
     done = {t.user_attrs.get("replay_of"): t for t in replay.get_trials(deepcopy=False)}
-    best = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    best = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     table = Table(title=f"{args.study}: stopped trials trained to the end ({record.epochs} "
                         f"epochs, pruner none; validation accuracy)")
     for col in ("trial", "params", "stopped at", "its accuracy there", "replayed: same epoch",
