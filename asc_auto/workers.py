@@ -94,7 +94,7 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     cpu = resolve_cpu(opts.device)
     # Cores are split on a GPU too: each worker's host side (Python, kernel launches, INT8
     # calibration and scoring) needs its share, and N thread pools of all cores contend.
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = cpu_share(jobs)
     ctx = multiprocessing.get_context("spawn")
     procs: list[BaseProcess] = []
     devices: list[str] = []
@@ -130,6 +130,11 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     return study
 
 
+def cpu_share(processes: int) -> int:
+    """CPU threads for each of `processes` processes that split this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
 def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] = print
                  ) -> ScoreMany:
     """Confirmation runs (confirm.confirm_top) side by side in up to `jobs` spawned processes,
@@ -140,7 +145,7 @@ def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
         if not runs:
             return
         n = min(jobs, len(runs))
-        threads = max(1, (os.cpu_count() or 1) // n)
+        threads = cpu_share(n)
         ctx = multiprocessing.get_context("spawn")
         slots = ctx.Value("i", 0)
         status(f"confirming {len(runs)} runs in {n} processes, {threads} CPU threads each")

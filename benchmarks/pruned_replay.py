@@ -37,11 +37,10 @@ def _stopped(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return sorted(pruned, key=lambda t: -t.intermediate_values[max(t.intermediate_values)])
 
 
-def _replay_study(study: optuna.Study, storage: str, chosen: list[optuna.trial.FrozenTrial]
-                  ) -> str:
+def _replay_study(study: optuna.Study, storage: str, name: str,
+                  chosen: list[optuna.trial.FrozenTrial]) -> None:
     """`<study>-replay`: the paper trial copied once, each chosen configuration queued once (a
     rerun with a larger --top queues only the new ones; queued ones left by a stopped run wait)."""
-    name = f"{study.study_name}-replay"
     replay = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                  load_if_exists=True)
     have = replay.get_trials(deepcopy=False)
@@ -54,7 +53,6 @@ def _replay_study(study: optuna.Study, storage: str, chosen: list[optuna.trial.F
     for t in chosen:
         if t.number not in queued:
             replay.enqueue_trial(t.params, user_attrs={"replay_of": t.number})
-    return name
 
 
 def main() -> None:
@@ -70,12 +68,12 @@ def main() -> None:
     study = optuna.load_study(study_name=args.study, storage=storage)
     record = StudyRecord.from_study(study)
     chosen = _stopped(study)[:args.top]
+    name = f"{study.study_name}-replay"
     if args.print_only:  # writes nothing
-        name = f"{study.study_name}-replay"
         if name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
             raise SystemExit(f"nothing replayed yet: no study {name!r} in {storage}")
     else:
-        name = _replay_study(study, storage, chosen)
+        _replay_study(study, storage, name, chosen)
     waiting = len(optuna.load_study(study_name=name, storage=storage).get_trials(
         deepcopy=False, states=(TrialState.WAITING,)))
     opts = SearchOptions(
