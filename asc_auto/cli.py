@@ -186,7 +186,8 @@ def search(
         min=0, metavar="K",
         help="Score each trial by K-fold cross-validation over fold1_train (grouped by "
                     "identifier); 0 = one validation split \\[default: 5 folds when the split "
-                    "would validate on under 300 clips, else 0].")] = None,
+                    "would validate on under 300 clips or on clips of under 5 identifiers, at most "
+                    "one per identifier, else 0].")] = None,
     confirm_top: Annotated[int, typer.Option(
         min=1, metavar="N",
         help="After the trials, score the best N configurations again ...")] = 3,

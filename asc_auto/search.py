@@ -98,7 +98,7 @@ class SearchOptions:
     progress: bool = True
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # table values
     retry_failed: int = 0  # trials of dead workers enqueued again up to this many times
-    cv: int | None = None  # folds; None: 5 when validation has under 300 clips (user data), 0: off
+    cv: int | None = None  # folds; None: cv.folds_for decides (small data), 0: off
     confirm_top: int = 3  # after the trials, the best few configurations ...
     confirm_seeds: int | None = None  # ... scored again with this many fresh seeds (0: none;
     # None: confirm.default_seeds, read when the search starts)
@@ -311,13 +311,15 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     setup.confirm_seeds = (confirm.default_seeds(setup.demo) if opts.confirm_seeds is None
                            else opts.confirm_seeds)
     ctx = setup.context
+    val_files = set(ctx.val_files)
+    val_groups = len({c.identifier for c in setup.dataset.train if c.filename in val_files})
     n_folds = folds_for(cv, len(ctx.val_files),
-                        len({c.identifier for c in setup.dataset.train}), setup.demo)
+                        len({c.identifier for c in setup.dataset.train}), setup.demo, val_groups)
     if n_folds:
         setup.folds = fold_contexts(ctx, setup.dataset.train, n_folds, split_seed)
         status(f"scoring each trial by {n_folds}-fold cross-validation over "
                f"{len(setup.dataset.train)} clips (a single validation split would hold "
-               f"{len(ctx.val_files)}; --cv 0 turns this off)")
+               f"{len(ctx.val_files)} from {val_groups} identifier(s); --cv 0 turns this off)")
     sampler = TrialSeededTPE(seed=opts.seed, n_startup_trials=5)
     epochs = ctx.train_cfg.epochs
     pruner = pruning.make_pruner(opts.pruner, epochs)

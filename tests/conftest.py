@@ -89,5 +89,6 @@ def _one_split_unless_testing_selection(request: pytest.FixtureRequest,
     Tests that pass `cv=` or `confirm_seeds=` get exactly what they pass."""
     if request.node.get_closest_marker("selection") is None:
         monkeypatch.setattr("asc_auto.cv.SMALL_VALIDATION", 0)
+        monkeypatch.setattr("asc_auto.cv.FEW_VALIDATION_GROUPS", 0)
         monkeypatch.setattr("asc_auto.confirm.DEFAULT_SEEDS", 0)
         monkeypatch.setattr("asc_auto.confirm.DEMO_SEEDS", 0)

@@ -65,7 +65,12 @@ def test_too_few_identifiers_is_a_clear_error() -> None:
 def test_cv_switches_on_for_small_validation_on_user_data_only() -> None:
     assert folds_for(None, n_val=33, n_groups=154, demo=False) == DEFAULT_FOLDS
     assert folds_for(None, n_val=33, n_groups=3, demo=False) == 3  # as many as groups allow
-    assert folds_for(None, n_val=500, n_groups=4, demo=False) == 0  # big enough: one split
+    assert folds_for(None, n_val=500, n_groups=40, demo=False) == 0  # big enough: one split
+    assert folds_for(None, n_val=500, n_groups=40, demo=False, n_val_groups=8) == 0
+    # fsdd: 500 clips, but of one speaker out of 4: one fold per speaker
+    assert folds_for(None, n_val=500, n_groups=4, demo=False, n_val_groups=1) == 4
+    assert folds_for(None, n_val=500, n_groups=40, demo=False, n_val_groups=4) == DEFAULT_FOLDS
+    assert folds_for(None, n_val=500, n_groups=4, demo=True, n_val_groups=1) == 0
     assert folds_for(None, n_val=60, n_groups=60, demo=True) == 0  # the demo stays quick
     assert folds_for(4, n_val=500, n_groups=4, demo=False) == 4  # asked for
     assert folds_for(0, n_val=10, n_groups=50, demo=False) == 0  # switched off

@@ -4,6 +4,7 @@ on generated data (tiny kd students, 1 epoch)."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import optuna
@@ -173,3 +174,32 @@ def test_trials_0_finishes_an_existing_study_without_adding_trials(
     assert out.exit_code != 0
     assert "there is no study 'nope'" in out.output and "give --trials N" in out.output
     assert "nope" not in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+
+
+def test_a_large_split_from_few_identifiers_is_cross_validated_one_fold_each(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsdd's case: enough validation clips, but all of one speaker of four. Its accuracy is
+    one speaker's, so each trial is scored over one fold per speaker instead."""
+    monkeypatch.setattr("asc_auto.cv.SMALL_VALIDATION", 0)  # as if the split were large
+    data = tmp_path / "speakers"
+    shutil.copytree(tiny_dataset, data)
+    meta = data / "meta.csv"
+    head, *rows = meta.read_text().splitlines()
+    fields = head.split("\t")
+    ident = fields.index("identifier")
+    out = []
+    for i, row in enumerate(rows):
+        cells = row.split("\t")
+        cells[ident] = f"speaker{i % 4}"
+        out.append("\t".join(cells))
+    meta.write_text("\n".join([head, *out]) + "\n")
+    said: list[str] = []
+    study = run_search(_opts(tmp_path, data, trials=1, confirm_seeds=0), status=said.append)
+    assert study.user_attrs["cv_folds"] == 4
+    line = next(line for line in said if "cross-validation" in line)
+    assert re.search(r"4-fold cross-validation over 35 clips \(a single validation split "
+                     r"would hold \d+ from [1-4] identifier\(s\); --cv 0 turns this off\)",
+                     line), line
+    (trial,) = study.get_trials()
+    assert len(trial.user_attrs["cv_accuracies"]) == 4
