@@ -340,6 +340,11 @@ def retrain(
     console.print(table)
     console.print(f"evaluate accuracy {result.mean:.4f} ± {result.std:.4f} over "
                   f"{len(result.seeds)} seeds; checkpoints in {result.folder}")
+    by_source = result.per_identifier_mean()
+    if by_source:
+        console.print(f"by identifier (mean over seeds; the fold holds {len(by_source)}, so its "
+                      f"accuracy depends on which): "
+                      + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
 
 
 @app.command()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import asc_auto.retrain as retrain_mod
 from asc_auto.cli import app
+from asc_auto.data.tau import Clip, load_dataset
 from asc_auto.errors import AscError
 from asc_auto.records import pick_trial
-from asc_auto.retrain import retrain
+from asc_auto.retrain import per_identifier, retrain
 from asc_auto.search import SearchOptions, run_search
 
 pytestmark = pytest.mark.slow
@@ -29,7 +33,8 @@ def searched(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     return study, home, url
 
 
-def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch) -> None:
+def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
+                                                       tiny_dataset: Path) -> None:
     study, home, _ = searched
     best = pick_trial(study)
     result = retrain(study, seeds=2, home=home, progress=False, status=lambda m: None)
@@ -43,6 +48,16 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch) -> 
     recorded = study.user_attrs["retrain"]
     assert recorded["seeds"] == 2 and recorded["mean"] == pytest.approx(result.mean, abs=1e-4)
     assert set(recorded["per_class_mean"]) == set(study.user_attrs["labels"])
+    # the tiny evaluate fold: 13 clips of 5 locations, each scored apart; together the accuracy
+    clips = load_dataset(tiny_dataset).evaluate
+    sizes = Counter(c.identifier for c in clips)
+    assert len(sizes) == 5
+    for s in result.seeds:
+        assert set(s.per_identifier) == set(sizes)
+        together = sum(s.per_identifier[k] * n for k, n in sizes.items()) / len(clips)
+        assert together == pytest.approx(s.accuracy, abs=1e-3)
+    assert recorded["per_identifier_mean"] == result.per_identifier_mean()
+    assert set(recorded["per_identifier_mean"]) == set(sizes)
 
     calls: list[int] = []
     real = retrain_mod._run_seed
@@ -69,3 +84,16 @@ def test_retrain_cli_prints_the_seed_table(searched) -> None:
                                       "--seeds", "1", "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert "evaluate accuracy" in result.output and "log loss" in result.output
+    assert "by identifier (mean over seeds; the fold holds 5, so its accuracy depends on " \
+        "which): barcelona-1002 " in " ".join(result.output.split()), result.output
+
+
+def test_per_identifier_scores_each_source_and_stays_quiet_for_many(monkeypatch) -> None:
+    clips = tuple(Clip(f"audio/{i}.wav", "a", "theo" if i < 3 else "yweweler") for i in range(5))
+    ctx = SimpleNamespace(dataset=SimpleNamespace(all_clips=lambda: clips),
+                          val_files=tuple(c.filename for c in clips))
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    y = np.array([0, 0, 0, 0, 0])
+    assert per_identifier(ctx, probs, y) == {"theo": 0.3333, "yweweler": 1.0}
+    monkeypatch.setattr(retrain_mod, "FEW_IDENTIFIERS", 1)
+    assert per_identifier(ctx, probs, y) == {}
