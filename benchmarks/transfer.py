@@ -37,6 +37,7 @@ from rich.table import Table
 
 from asc_auto.context import ContextSettings, TrialContext, build_context
 from asc_auto.pretrain import PretrainOptions, card_path, pretrain
+from asc_auto.retrain import per_identifier
 from asc_auto.space import default_space_file
 from asc_auto.stats import binomial_se
 from asc_auto.teacher import ensure_teacher, ensure_teachers, teacher_settings
@@ -72,12 +73,15 @@ def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: i
         technique.initialise(cand, ctx)
         outcome = technique.fit(cand, config, ctx)
         device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
-        acc = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device).accuracy
+        scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
+        acc = scores.accuracy
+        by_source = per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy())
         runs.append({"seed": seed, "accuracy": acc, "accuracy_fp32": outcome.accuracy_fp32,
-                     "precision": cand.precision.value,
+                     "precision": cand.precision.value, "per_identifier": by_source,
                      "seconds": round(time.perf_counter() - t0, 1)})
+        sources = "".join(f", {k} {v:.4f}" for k, v in by_source.items())
         print(f"  seed {seed}: {cand.precision.value} {acc:.4f}, fp32 "
-              f"{outcome.accuracy_fp32:.4f} ({runs[-1]['seconds']:.0f} s)", flush=True)
+              f"{outcome.accuracy_fp32:.4f}{sources} ({runs[-1]['seconds']:.0f} s)", flush=True)
     return {"runs": runs, "epochs": ctx.train_cfg.epochs, "train_clips": len(ctx.train_files),
             "evaluate_clips": len(ctx.val_files)}
 
