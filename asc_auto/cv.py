@@ -30,6 +30,11 @@ FEW_VALIDATION_GROUPS = 5
 DEFAULT_FOLDS = 5
 
 
+def few_sources(n_val_groups: int) -> bool:
+    """Whether a validation split of clips from `n_val_groups` identifiers measures only those."""
+    return 0 < n_val_groups < FEW_VALIDATION_GROUPS
+
+
 def folds_for(requested: int | None, n_val: int, n_groups: int, demo: bool,
               n_val_groups: int | None = None) -> int:
     """How many folds a search scores on: `requested` (0/1 = a single split), or, when None,
@@ -41,7 +46,7 @@ def folds_for(requested: int | None, n_val: int, n_groups: int, demo: bool,
     """
     if requested is not None:
         return requested if requested >= 2 else 0
-    few_groups = n_val_groups is not None and n_val_groups < FEW_VALIDATION_GROUPS
+    few_groups = n_val_groups is not None and few_sources(n_val_groups)
     if demo or n_groups < 2 or (n_val >= SMALL_VALIDATION and not few_groups):
         return 0
     return min(DEFAULT_FOLDS, n_groups)

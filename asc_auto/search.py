@@ -32,7 +32,7 @@ from asc_auto import confirm, design, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
-from asc_auto.cv import CvScore, fold_contexts, folds_for
+from asc_auto.cv import CvScore, few_sources, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
@@ -320,6 +320,10 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         status(f"scoring each trial by {n_folds}-fold cross-validation over "
                f"{len(setup.dataset.train)} clips (a single validation split would hold "
                f"{len(ctx.val_files)} from {val_groups} identifier(s); --cv 0 turns this off)")
+    elif few_sources(val_groups) and not setup.demo:
+        status(f"warning: the validation split holds clips of {val_groups} identifier(s) "
+               f"(speakers, locations): a trial's standard error counts clips, not sources, so "
+               f"it understates how the pick does on others; --cv K scores over all of them")
     sampler = TrialSeededTPE(seed=opts.seed, n_startup_trials=5)
     epochs = ctx.train_cfg.epochs
     pruner = pruning.make_pruner(opts.pruner, epochs)

@@ -203,3 +203,11 @@ def test_a_large_split_from_few_identifiers_is_cross_validated_one_fold_each(
                      line), line
     (trial,) = study.get_trials()
     assert len(trial.user_attrs["cv_accuracies"]) == 4
+    # told to keep one split: it does, and says what its standard errors do not cover
+    said.clear()
+    one = run_search(_opts(tmp_path, data, trials=1, confirm_seeds=0, cv=0, study="one"),
+                     status=said.append)
+    assert one.user_attrs["cv_folds"] == 0
+    assert any(re.match(r"warning: the validation split holds clips of [1-4] identifier\(s\) "
+                        r"\(speakers, locations\): a trial's standard error counts clips, not "
+                        r"sources", line) for line in said), said
