@@ -34,6 +34,7 @@ from asc_auto.context import TrialContext
 from asc_auto.data.audio import padding_share
 from asc_auto.data.tau import TauDataset
 from asc_auto.errors import ConfigError
+from asc_auto.features.crops import CROPS, content_crop
 from asc_auto.io import atomic_dir, build_lock, checksums, damaged_files
 from asc_auto.keys import digest
 from asc_auto.models.base import POOLS
@@ -75,6 +76,9 @@ class TeacherSettings:
     # Global pool of the VGG: the paper's "avg", "max" (see asc_auto/models/base.py), or "auto"
     # in a space file: settled on the data by `settle_pool` before these settings are read.
     pool: str = "avg"
+    # "clip": train on whole padded clips (the paper); "content": on 1 s crops of each clip's
+    # recorded part (features/crops.py), the outputs students distil from still on whole clips.
+    crops: str = "clip"
 
     def vgg_config(self, in_channels: int, n_classes: int) -> VggConfig:
         if not 1 <= self.depth <= len(PAPER_CHANNELS):
@@ -122,6 +126,9 @@ def teacher_settings(values: dict[str, Any], file: str) -> TeacherSettings:
     if settings.pool not in POOLS:
         raise ConfigError(file, "teacher.pool", f"is {settings.pool!r}",
                           f"use one of {', '.join(POOLS)}")
+    if settings.crops not in CROPS:
+        raise ConfigError(file, "teacher.crops", f"is {settings.crops!r}",
+                          f"use one of {', '.join(CROPS)}")
     return settings
 
 
@@ -167,8 +174,9 @@ def teacher_key(ctx: TrialContext, settings: TeacherSettings, train_cfg: TrainCo
     """A member's cache key: split, settings, training and the checkpoint it starts from."""
     plain = dataclasses.asdict(settings)
     plain.pop("members")  # how many members there are is not what one member depends on
-    if plain["pool"] == "avg":  # the VGG every cache before the option was written with
-        plain.pop("pool")
+    for name, before in (("pool", "avg"), ("crops", "clip")):
+        if plain[name] == before:  # what every cache before the option was written with
+            plain.pop(name)
     doc: dict[str, Any] = {"format": CACHE_FORMAT, "split": ctx.split_digest(),
                            "teacher": plain, "train": dataclasses.asdict(train_cfg)}
     if init is not None:
@@ -268,8 +276,10 @@ def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: Train
                            f"{took * (train_cfg.epochs - 1) / 60:.1f} min to go for "
                            f"{train_cfg.epochs - 1} more")
 
+        crop = (content_crop(ctx.space.features, str(ctx.space.file), int(x.shape[-1]))
+                if settings.crops == "content" else None)
         result = train_model(model, x, y, train_cfg, ctx.n_classes, val=ctx.val_xy,
-                             on_epoch=on_epoch, on_step=on_step)
+                             on_epoch=on_epoch, on_step=on_step, transform=crop)
     device = resolve_device(train_cfg.device)
     accuracy = evaluate(model, *ctx.val_xy, ctx.n_classes, device=device).accuracy
     return model, vgg_cfg, accuracy, result

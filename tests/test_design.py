@@ -57,7 +57,9 @@ def test_pairs_cover_every_pair_and_values_every_value(technique: str) -> None:
 def test_kd_rows_include_kernel_7_with_the_max_pool() -> None:
     """The combination a 24-trial fsdd search never tried (design.py's docstring)."""
     rows = design.categorical_rows(_space("kd"), "pairs")
-    assert len(rows) == 8  # 3 x 3 pairs need 9 runs; the paper trial is one of them
+    # 3 x 3 pairs need 9 runs (the two 2-level factors, pool and crops, fit in the same 9);
+    # the paper trial is one of them
+    assert len(rows) == 8
     assert any(r["kernel_size"] == 7 and r["pool"] == "max" for r in rows)
 
 
@@ -93,9 +95,9 @@ def test_rows_are_drawn_until_they_fit_and_impossible_rows_are_left_out() -> Non
         (k, p) for k in (3, 5, 7) for p in ("avg", "max")}
     assert made.left_out and all(r["precision"] == "fp32" for r in made.left_out)
     assert len(made.rows) + len(made.left_out) == 8
-    line = made.describe(["kernel_size", "pool", "precision"])
-    assert "cover every pair of kernel_size x pool x precision" in line
-    assert "left out kernel_size=7, pool=max, precision=fp32" in line
+    line = made.describe(["kernel_size", "pool", "crops", "precision"])
+    assert "cover every pair of kernel_size x pool x crops x precision" in line
+    assert "left out kernel_size=7, pool=max, crops=clip, precision=fp32" in line
     # the same seed draws the same rows; another seed other widths
     assert design.initial_design(space, "pairs", 30, fits, seed=3).rows == made.rows
     assert design.initial_design(space, "pairs", 30, fits, seed=4).rows != made.rows

@@ -97,3 +97,29 @@ def test_the_students_budget_is_not_part_of_the_teachers_key(ctx) -> None:
     bigger = dataclasses.replace(TINY, min_clips_seen=10_000)
     assert key(0, bigger) != key(0, TINY)
     assert teacher_train_config(ctx, bigger).epochs == -(-10_000 // len(ctx.train_files))
+
+
+def test_a_content_crop_teacher_trains_on_crops_under_its_own_key(
+        ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asc_auto.errors import ConfigError
+    from asc_auto.features.crops import FrameCrop
+    from asc_auto.teacher import teacher_key, teacher_settings, teacher_train_config
+
+    cropped = TeacherSettings(width=0.0625, depth=4, epochs=1, crops="content")
+    assert teacher_key(ctx, cropped, teacher_train_config(ctx, cropped)) != teacher_key(
+        ctx, TINY, teacher_train_config(ctx, TINY))
+    transforms: list[object] = []
+    train = teacher_mod.train_model
+
+    def recording(*args: object, **kwargs: object):
+        transforms.append(kwargs.get("transform"))
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(teacher_mod, "train_model", recording)
+    made = ensure_teacher(ctx, cropped)
+    assert len(transforms) == 1 and isinstance(transforms[0], FrameCrop)
+    assert transforms[0].frames == 101  # 1 s at the test space's 10 ms hop
+    # what students distil from: outputs on every whole clip
+    assert made.logits.shape == (len(ctx.features.filenames), ctx.n_classes)
+    with pytest.raises(ConfigError, match=r"teacher\.crops.*'contents'.*clip, content"):
+        teacher_settings({"crops": "contents"}, "kd.toml")

@@ -18,6 +18,7 @@ from torch import nn
 
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
+from asc_auto.features.crops import content_starts
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
 from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
@@ -126,9 +127,7 @@ class WaveAugment:
         crop = min(self.crop, length)
         starts = to_device(torch.randint(0, length - crop + 1, (b,), generator=gen), dev)
         if self.settings.skip_padding:  # scaled onto the range above: no sync, no new draw
-            spare = content_lengths(x) - crop  # < 0: content shorter than the crop
-            low, high = spare.clamp(max=0), spare.clamp(0, length - crop)
-            starts = low + starts * (high - low + 1) // (length - crop + 1)
+            starts = content_starts(starts, content_lengths(x), length, crop)
         idx = starts[:, None] + torch.arange(crop, device=dev)[None, :]
         # Gather first, convert after: only the crop is widened to float32 (the same values).
         # Positions before the clip's start (a shifted short clip) read as zeros.

@@ -21,6 +21,7 @@ from torch import nn
 from asc_auto.compress.kd import DistillationLoss
 from asc_auto.compress.size import PRECISIONS, Precision
 from asc_auto.data.tau import TauDataset
+from asc_auto.features.crops import CROPS, FrameCrop, content_crop
 from asc_auto.models.base import POOLS
 from asc_auto.models.cnn import CnnStudent, Projection, StudentConfig
 from asc_auto.space import SearchSpace
@@ -42,6 +43,7 @@ from asc_auto.techniques.base import (
     Technique,
     TrialContext,
     calibration_clips,
+    checked_choice,
     register_technique,
 )
 from asc_auto.train import train_model
@@ -71,6 +73,15 @@ def student_config(config: dict[str, Any], in_channels: int, n_classes: int) -> 
     )
 
 
+def train_crop(config: dict[str, Any], ctx: TrialContext) -> FrameCrop | None:
+    """The student's training crop for a configuration: None (whole clips) unless its `crops`
+    param is "content". Evaluation and the deployed student always see whole clips: the global
+    pool makes the student indifferent to the number of frames."""
+    if checked_choice({"crops": config.get("crops", "clip")}, "crops", CROPS, ctx) == "clip":
+        return None
+    return content_crop(ctx.space.features, str(ctx.space.file), int(ctx.features.x.shape[-1]))
+
+
 def loss_weights(config: dict[str, Any], has_embeddings: bool) -> tuple[float, float, float]:
     """(alpha, beta, gamma) of the KD loss. A teacher without embeddings (stored logits that
     have none) cannot teach the alpha term: it is dropped and beta, gamma rescaled to sum to 1
@@ -88,7 +99,8 @@ class KnowledgeDistillation(Technique):
     summary = "VGG teacher -> 3-layer CNN student, KD loss on embeddings + scores + CE"
     tables = frozenset({"teacher"})
     shape_params = frozenset({"c1", "c2", "c3", "kernel_size"})
-    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"pool": POOLS, "precision": PRECISIONS}
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
+        "pool": POOLS, "precision": PRECISIONS, "crops": CROPS}
 
     def __init__(self) -> None:
         # One teacher per train/validation split: a cross-validated search distils each fold's
@@ -138,7 +150,7 @@ class KnowledgeDistillation(Technique):
         teacher = self.teacher_for(ctx)
         student = candidate.model
         t_logits, t_emb = teacher.select(ctx.train_files)
-        embed_dim = student(ctx.example_input())[1].shape[1]
+        embed_dim = int(student.embed_dim)  # not a forward pass: it would move BN statistics
         projection: nn.Module = (
             nn.Identity() if t_emb is None or embed_dim == t_emb.shape[1]
             else Projection(embed_dim, t_emb.shape[1])
@@ -157,7 +169,8 @@ class KnowledgeDistillation(Technique):
                                   mixup_alpha=float(config["mixup_alpha"]))
         x, y = ctx.train_xy
         result = train_model(net, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
-                             extras=extras, on_epoch=on_epoch, on_step=on_step)
+                             extras=extras, on_epoch=on_epoch, on_step=on_step,
+                             transform=train_crop(config, ctx))
         return self.deploy_and_score(
             student, candidate.precision, ctx, result, x, calibration_clips(config),
             info={"teacher_val_accuracy": teacher.val_accuracy,
