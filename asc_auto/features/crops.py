@@ -38,9 +38,13 @@ def recorded_frames(x: torch.Tensor) -> torch.Tensor:
     last such one are the zero padding's. Silence inside a clip counts as recorded (only the
     padding at the end is skipped), as `aclnet_common.content_lengths` does for samples.
     """
-    heard = x.gt(LOGMEL_SILENCE + _ABOVE_SILENCE).flatten(1, 2).any(dim=1)  # (B, T)
-    last = heard.flip(-1).int().argmax(dim=-1)
-    return torch.where(heard.any(dim=-1), x.shape[-1] - last, torch.zeros_like(last))
+    return heard_length(x.gt(LOGMEL_SILENCE + _ABOVE_SILENCE).flatten(1, 2).any(dim=1))
+
+
+def heard_length(heard: torch.Tensor) -> torch.Tensor:
+    """(B, T) booleans -> (B,): positions up to and including each row's last True (0: none)."""
+    last = heard.flip(-1).int().argmax(dim=-1)  # positions after the last True
+    return torch.where(heard.any(dim=-1), heard.shape[-1] - last, torch.zeros_like(last))
 
 
 def content_starts(draws: torch.Tensor, content: torch.Tensor, length: int, crop: int

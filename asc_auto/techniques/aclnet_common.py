@@ -18,7 +18,7 @@ from torch import nn
 
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
-from asc_auto.features.crops import content_starts
+from asc_auto.features.crops import content_starts, heard_length
 from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
 from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
@@ -95,9 +95,7 @@ def content_lengths(x: torch.Tensor) -> torch.Tensor:
     office16, median clip 1.0 s of 3.3 s, over half of the crops; fsdd 0.4 s of 2.3 s, two thirds).
     Exact zeros only: any recorded sound, however quiet, counts as content.
     """
-    heard = x.ne(0).any(dim=1)  # (B, S)
-    last = heard.flip(-1).int().argmax(dim=-1)  # zeros after the last non-zero sample
-    return torch.where(heard.any(dim=-1), x.shape[-1] - last, torch.zeros_like(last))
+    return heard_length(x.ne(0).any(dim=1))
 
 
 class WaveAugment:
