@@ -1,4 +1,5 @@
-"""[teacher] pool = "auto": max for short sounds zero-padded to the window, avg for full clips."""
+"""[teacher] pool = "auto": max for short sounds zero-padded to the window, avg for full clips;
+[teacher] crops = "auto": content crops when nearly every clip fits in one, whole clips else."""
 
 from __future__ import annotations
 
@@ -11,22 +12,27 @@ from asc_auto.data.synth import synthesize
 from asc_auto.errors import ConfigError
 from asc_auto.keys import space_digest
 from asc_auto.search import SearchOptions, prepare_search
-from asc_auto.teacher import settle_pool
+from asc_auto.teacher import settle_crops, settle_pool
 
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"  # clip_seconds = 1.0, no pool given
 
 
-def _space_with_pool(tmp_path: Path, pool: str) -> Path:
+def _space_with_pool(tmp_path: Path, pool: str, crops: str | None = None) -> Path:
     path = tmp_path / "kd.toml"
-    path.write_text(SPACE.read_text().replace("[teacher]\n", f'[teacher]\npool = "{pool}"\n'))
+    extra = f'pool = "{pool}"\n' + (f'crops = "{crops}"\n' if crops else "")
+    text = SPACE.read_text().replace("[teacher]\n", f"[teacher]\n{extra}")
+    if crops:  # a window long enough for the longest clips of these tests
+        text = text.replace("clip_seconds = 1.0", "clip_seconds = 1.5")
+    path.write_text(text)
     return path
 
 
-def _setup(tmp_path: Path, clip_seconds: float, pool: str, lines: list[str]):
+def _setup(tmp_path: Path, clip_seconds: float, pool: str, lines: list[str],
+           crops: str | None = None):
     root = synthesize(tmp_path / f"d{clip_seconds}", n_clips=12, clip_seconds=clip_seconds,
                       seed=1, progress=False)
     return prepare_search(SearchOptions(technique="kd", data=root, progress=False,
-                                        space=_space_with_pool(tmp_path, pool),
+                                        space=_space_with_pool(tmp_path, pool, crops),
                                         home=tmp_path / "home"), status=lines.append)
 
 
@@ -66,3 +72,31 @@ def test_a_given_pool_is_kept_and_a_wrong_one_names_the_key(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"teacher\.pool.*'median'.*avg, max, auto"):
         settle_pool(setup.space.with_overrides({"teacher": {"pool": "median"}}),
                     setup.dataset, status=lines.append)
+
+
+def test_sounds_that_fit_a_crop_get_a_content_cropped_teacher_and_say_why(tmp_path: Path) -> None:
+    lines: list[str] = []
+    setup = _setup(tmp_path, 0.6, "max", lines, crops="auto")
+    assert setup.context.space.tables["teacher"]["crops"] == "content"
+    said = [m for m in lines if "teacher crops" in m]
+    assert len(said) == 1 and "-> content" in said[0] and "100% of the clips are at most 1 s" \
+        in said[0], said
+    # settled before the digest, like the pool: the same study as "content" given
+    explicit = _setup(tmp_path / "explicit", 0.6, "max", [], crops="content")
+    assert space_digest(setup.space) == space_digest(explicit.space)
+
+
+def test_clips_longer_than_a_crop_keep_whole_clip_training(tmp_path: Path) -> None:
+    lines: list[str] = []
+    setup = _setup(tmp_path, 1.5, "max", lines, crops="auto")
+    assert setup.context.space.tables["teacher"]["crops"] == "clip"
+    assert any("teacher crops \"auto\" -> clip: 0% of the clips" in m for m in lines), lines
+    # a window no longer than a crop: crops would change nothing but the teacher's cache key
+    short = settle_crops(setup.space.with_overrides({"teacher": {"crops": "auto"},
+                                                     "features": {"clip_seconds": 1.0}}),
+                         setup.dataset, status=lines.append)
+    assert short.tables["teacher"]["crops"] == "clip"
+    assert "no longer than a 1 s crop" in lines[-1]
+    with pytest.raises(ConfigError, match=r"teacher\.crops.*'middle'.*clip, content, auto"):
+        settle_crops(setup.space.with_overrides({"teacher": {"crops": "middle"}}),
+                     setup.dataset, status=lines.append)

@@ -28,7 +28,7 @@ from asc_auto.space import SearchSpace
 from asc_auto.teacher import (
     TeacherOutputs,
     ensure_teachers,
-    settle_pool,
+    settle_teacher,
     teacher_settings,
     teacher_train_config,
     train_teacher,
@@ -109,7 +109,7 @@ class KnowledgeDistillation(Technique):
 
     def settle(self, space: SearchSpace, dataset: TauDataset,
                status: Callable[[str], None]) -> SearchSpace:
-        return settle_pool(space, dataset, status)
+        return settle_teacher(space, dataset, status)
 
     def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
         return teacher_lines(attrs, best_value)
