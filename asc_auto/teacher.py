@@ -90,7 +90,7 @@ class TeacherSettings:
                          n_classes=n_classes, pool=self.pool)
 
 
-AUTO_POOL = "auto"
+AUTO = "auto"  # a [teacher] value settled on the data (pool, crops)
 # `pool = "auto"` takes max when the clips are on average more than this share zero padding of
 # the feature window (clip_seconds), else the paper's avg. Measured (width-0.5 VGGs, 2-core CPU,
 # evaluate fold): office16 (65 % padding) max 97.0 / 100.0 % (seeds 0, 1) vs avg 92.4 / 95.5 /
@@ -99,7 +99,6 @@ AUTO_POOL = "auto"
 # distilled from the two were within seed noise of each other on both datasets (README).
 AUTO_MAX_PADDING = 0.5
 
-AUTO_CROPS = "auto"
 # `crops = "auto"` trains the teacher on content crops (CROP_SECONDS of each clip's recorded
 # part) when at least this share of the clips is no longer than a crop (a crop then holds the
 # whole sound), else on whole clips. Measured (width-0.5 max-pool VGGs, seed 0, evaluate fold,
@@ -111,25 +110,41 @@ AUTO_CROPS = "auto"
 AUTO_CONTENT_FIT = 0.95
 
 
+def _settle_auto(space: SearchSpace, key: str, choices: tuple[str, ...],
+                 decide: Callable[[], tuple[str, str]], status: Callable[[str], None]
+                 ) -> SearchSpace:
+    """The space with ``[teacher] key = "auto"`` replaced by what `decide` returns (the choice
+    and why, said in one status line); a given value is checked against `choices` and kept."""
+    value = space.tables.get("teacher", {}).get(key)
+    if value != AUTO:
+        if value is not None and value not in choices:
+            raise ConfigError(space.file, f"teacher.{key}", f"is {value!r}",
+                              f"use one of {', '.join((*choices, AUTO))}")
+        return space
+    chosen, why = decide()
+    status(f'teacher {key} "auto" -> {chosen}: {why}')
+    return space.with_overrides({"teacher": {key: chosen}})
+
+
+def _clip_paths(dataset: TauDataset) -> list[Path]:
+    """Every clip of both folds (headers only are read: no labels)."""
+    return [dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)]
+
+
 def settle_pool(space: SearchSpace, dataset: TauDataset,
                 status: Callable[[str], None] = print) -> SearchSpace:
     """The space with ``[teacher] pool = "auto"`` replaced by "max" or "avg" for `dataset`
     (every clip's header, training and evaluate: no labels), said in one status line; other
     values pass through. Settled before the space's digest, so a study records the pool its
     teacher has and a TAU study keeps the digest it had with the paper's "avg"."""
-    pool = space.tables.get("teacher", {}).get("pool")
-    if pool != AUTO_POOL:
-        if pool is not None and pool not in POOLS:
-            raise ConfigError(space.file, "teacher.pool", f"is {pool!r}",
-                              f"use one of {', '.join((*POOLS, AUTO_POOL))}")
-        return space
-    seconds = float(space.features["clip_seconds"])
-    share = padding_share([dataset.root / c.filename for c in (*dataset.train,
-                                                               *dataset.evaluate)], seconds)
-    chosen = "max" if share > AUTO_MAX_PADDING else "avg"
-    status(f'teacher pool "auto" -> {chosen}: the clips are on average {share:.0%} zero '
-           f"padding of their {seconds:g} s window (max above {AUTO_MAX_PADDING:.0%})")
-    return space.with_overrides({"teacher": {"pool": chosen}})
+    def decide() -> tuple[str, str]:
+        seconds = float(space.features["clip_seconds"])
+        share = padding_share(_clip_paths(dataset), seconds)
+        return ("max" if share > AUTO_MAX_PADDING else "avg",
+                f"the clips are on average {share:.0%} zero padding of their {seconds:g} s "
+                f"window (max above {AUTO_MAX_PADDING:.0%})")
+
+    return _settle_auto(space, "pool", POOLS, decide, status)
 
 
 def settle_crops(space: SearchSpace, dataset: TauDataset,
@@ -137,23 +152,17 @@ def settle_crops(space: SearchSpace, dataset: TauDataset,
     """The space with ``[teacher] crops = "auto"`` replaced by "content" or "clip" for `dataset`
     (every clip's header, like `settle_pool`), said in one status line; other values pass
     through. Settled before the space's digest, as the pool is."""
-    crops = space.tables.get("teacher", {}).get("crops")
-    if crops != AUTO_CROPS:
-        if crops is not None and crops not in CROPS:
-            raise ConfigError(space.file, "teacher.crops", f"is {crops!r}",
-                              f"use one of {', '.join((*CROPS, AUTO_CROPS))}")
-        return space
-    window = float(space.features["clip_seconds"])
-    if window <= CROP_SECONDS:  # a crop would be the whole clip: same training, same cache key
-        status(f'teacher crops "auto" -> clip: the {window:g} s window is no longer than a '
-               f"{CROP_SECONDS:g} s crop")
-        return space.with_overrides({"teacher": {"crops": "clip"}})
-    seconds = durations([dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)])
-    fit = sum(d <= CROP_SECONDS + 1e-6 for d in seconds) / max(len(seconds), 1)
-    chosen = "content" if fit >= AUTO_CONTENT_FIT else "clip"
-    status(f'teacher crops "auto" -> {chosen}: {fit:.0%} of the clips are at most '
-           f"{CROP_SECONDS:g} s long (content crops from {AUTO_CONTENT_FIT:.0%})")
-    return space.with_overrides({"teacher": {"crops": chosen}})
+    def decide() -> tuple[str, str]:
+        window = float(space.features["clip_seconds"])
+        if window <= CROP_SECONDS:  # a crop would be the whole clip: same training, other key
+            return "clip", f"the {window:g} s window is no longer than a {CROP_SECONDS:g} s crop"
+        seconds = durations(_clip_paths(dataset))
+        fit = sum(d <= CROP_SECONDS + 1e-6 for d in seconds) / max(len(seconds), 1)
+        return ("content" if fit >= AUTO_CONTENT_FIT else "clip",
+                f"{fit:.0%} of the clips are at most {CROP_SECONDS:g} s long (content crops "
+                f"from {AUTO_CONTENT_FIT:.0%})")
+
+    return _settle_auto(space, "crops", CROPS, decide, status)
 
 
 def settle_teacher(space: SearchSpace, dataset: TauDataset,
