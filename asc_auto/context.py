@@ -147,8 +147,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
         space = space.for_demo()
     space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)
     dataset = load_dataset(s.data)
-    space = space.with_clip_seconds(lambda: longest_seconds(
-        [dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)]))
+    space = space.with_clip_seconds(lambda: longest_seconds(dataset.clip_paths()))
     space = technique.settle(space, dataset, status)
     _check_study(s, space, dataset, status)
     features = build_features(dataset, technique.feature_config(space),

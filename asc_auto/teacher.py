@@ -126,11 +126,6 @@ def _settle_auto(space: SearchSpace, key: str, choices: tuple[str, ...],
     return space.with_overrides({"teacher": {key: chosen}})
 
 
-def _clip_paths(dataset: TauDataset) -> list[Path]:
-    """Every clip of both folds (headers only are read: no labels)."""
-    return [dataset.root / c.filename for c in (*dataset.train, *dataset.evaluate)]
-
-
 def settle_pool(space: SearchSpace, dataset: TauDataset,
                 status: Callable[[str], None] = print) -> SearchSpace:
     """The space with ``[teacher] pool = "auto"`` replaced by "max" or "avg" for `dataset`
@@ -139,7 +134,7 @@ def settle_pool(space: SearchSpace, dataset: TauDataset,
     teacher has and a TAU study keeps the digest it had with the paper's "avg"."""
     def decide() -> tuple[str, str]:
         seconds = float(space.features["clip_seconds"])
-        share = padding_share(_clip_paths(dataset), seconds)
+        share = padding_share(dataset.clip_paths(), seconds)
         return ("max" if share > AUTO_MAX_PADDING else "avg",
                 f"the clips are on average {share:.0%} zero padding of their {seconds:g} s "
                 f"window (max above {AUTO_MAX_PADDING:.0%})")
@@ -156,7 +151,7 @@ def settle_crops(space: SearchSpace, dataset: TauDataset,
         window = float(space.features["clip_seconds"])
         if window <= CROP_SECONDS:  # a crop would be the whole clip: same training, other key
             return "clip", f"the {window:g} s window is no longer than a {CROP_SECONDS:g} s crop"
-        seconds = durations(_clip_paths(dataset))
+        seconds = durations(dataset.clip_paths())
         fit = sum(d <= CROP_SECONDS + 1e-6 for d in seconds) / max(len(seconds), 1)
         return ("content" if fit >= AUTO_CONTENT_FIT else "clip",
                 f"{fit:.0%} of the clips are at most {CROP_SECONDS:g} s long (content crops "

@@ -116,6 +116,7 @@ def test_load_dataset_parses_splits_labels_and_identifiers(ds_root: Path) -> Non
     assert ds.path("audio/x.wav") == ds_root / "audio/x.wav"
     assert len(ds.all_clips()) == len(CLIPS)
     assert {c.filename for c in ds.all_clips()} == {n for n, _, _ in CLIPS}
+    assert ds.clip_paths() == [ds_root / c.filename for c in ds.all_clips()]
 
 
 def test_labels_come_from_meta_so_ten_classes_work(tmp_path: Path) -> None:

@@ -82,6 +82,11 @@ class TauDataset:
                 out.append(clip)
         return tuple(out)
 
+    def clip_paths(self) -> list[Path]:
+        """Every labelled clip's file, each once: what the data-settled "auto" choices (clip
+        window, teacher pool and crops) read the WAV headers of, no labels involved."""
+        return [self.path(clip) for clip in self.all_clips()]
+
 
 @dataclass(frozen=True)
 class DatasetSummary:
