@@ -32,14 +32,24 @@ def make_pruner(kind: str, epochs: int) -> optuna.pruners.BasePruner:
     if kind == "none":
         return optuna.pruners.NopPruner()
     if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 2),
+        return optuna.pruners.HyperbandPruner(min_resource=_half(epochs),
                                               max_resource=epochs, reduction_factor=3)
     raise ValueError(f"unknown pruner {kind!r}: one of {', '.join(KINDS)}")
 
 
+def first_rung(kind: str, epochs: int) -> int | None:
+    """The first epoch at which the pruner may stop a trial; None when it never does."""
+    return None if kind == "none" else _half(epochs)
+
+
+def _half(epochs: int) -> int:
+    """Hyperband's smallest rung: half the schedule (see make_pruner)."""
+    return max(1, epochs // 2)
+
+
 def describe(kind: str, epochs: int) -> str:
     """The end of the search's training-plan line: whether and when a trial may stop early."""
-    if kind == "none":
+    first = first_rung(kind, epochs)
+    if first is None:
         return "no trial stops early (--pruner none)"
-    first = max(1, epochs // 2)
     return f"Hyperband may stop a trial from {first} epoch{'' if first == 1 else 's'}"

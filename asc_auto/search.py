@@ -32,6 +32,7 @@ from asc_auto import confirm, design, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
+from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.cv import CvScore, few_sources, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
@@ -267,6 +268,12 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
     """
     study, setup = setup_study(opts, status)
     objective = Objective(setup)
+    objective.cost = EpochClock(SearchPlan(
+        epochs=setup.context.train_cfg.epochs, folds=max(1, len(setup.folds)),
+        trials=opts.trials, timeout=opts.timeout,
+        # the top few and the paper point as their reference, each with fresh seeds
+        confirmations=(setup.confirm_top + 1) * setup.confirm_seeds if finish else 0,
+        rung=pruning.first_rung(opts.pruner, setup.context.train_cfg.epochs)), status)
     budget = TrialBudget(opts.trials, status)
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
@@ -538,6 +545,7 @@ class Objective:
     def __init__(self, setup: SearchSetup) -> None:
         self.setup = setup
         self.progress: SearchProgress | None = None
+        self.cost: EpochClock | None = None  # says the search's cost once, from trial epochs
 
     def __call__(self, trial: optuna.Trial) -> float:
         mark_worker(trial)
@@ -585,12 +593,16 @@ class Objective:
             history.append(round(acc, 4))
             TrialRecord(val_history=history).write(trial)
             trial.report(acc, epoch + 1)
+            if self.cost is not None:
+                self.cost.epoch(trial.number, epoch)
             if self.progress is not None:
                 self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
             if not is_paper and trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch + 1}: val acc {acc:.3f}")
 
         t0 = time.perf_counter()
+        if self.cost is not None:
+            self.cost.start()
         on_step = self.progress.step if self.progress is not None else None
 
         def on_fold(fold: int, score: CvScore) -> None:

@@ -1,0 +1,92 @@
+"""What a search will cost on this machine, said once the first trained trial's epochs are timed.
+
+The training plan (search.training_plan) says how many epochs and folds a trial trains; only
+the machine says how long that is. A default search on a 154-clip dataset trains 5 folds x 414
+epochs per trial: on a 2-core laptop that is about half an hour a trial and a day for 50, which a
+user should learn from one line a few seconds in, not from a bar that has not moved (and a log,
+which has no bar, shows nothing until the first trial ends).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: Time at least this long before extrapolating: a first epoch of a fraction of a second is
+#: mostly start-up (staging the data, the first allocations).
+MIN_SECONDS = 5.0
+
+
+def duration_text(seconds: float) -> str:
+    """A duration the way a person says it: 40 s, 3.5 min, 2.1 h, 1.6 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The parts of a search whose count is known before it starts."""
+
+    epochs: int  # per training
+    folds: int  # trainings per trial: the cross-validation folds, else 1
+    trials: int | None  # this process's --trials (a worker's share); None: --timeout alone
+    timeout: float | None = None  # seconds after which no trial starts
+    confirmations: int = 0  # at most: configurations confirmed x fresh seeds, each a trial's cost
+    rung: int | None = None  # the epoch a pruner may first stop a trial at; None: never
+
+    def line(self, number: int, epoch_seconds: float) -> str:
+        """One status line: the trial's cost from its measured epochs, then the search's."""
+        trial = epoch_seconds * self.epochs * self.folds
+        folds = f" x {self.folds} folds" if self.folds > 1 else ""
+        per = f"{epoch_seconds:.2f} s" if epoch_seconds < 10 else duration_text(epoch_seconds)
+        text = (f"trial {number}: {per} per epoch here, so a trial "
+                f"({_count(self.epochs, 'epoch')}{folds}) takes about {duration_text(trial)}")
+        if self.trials:
+            total = trial * self.trials
+            capped = self.timeout is not None and self.timeout < total
+            text += (f"; {_count(self.trials, 'trial')} at most {duration_text(total)}"
+                     if not capped else f"; --timeout stops starting trials after "
+                     f"{duration_text(float(self.timeout))}")
+        elif self.timeout is not None:
+            text += (f"; --timeout {duration_text(self.timeout)} leaves room for about "
+                     f"{max(1, round(self.timeout / trial))}")
+        if self.rung is not None and self.rung < self.epochs:
+            text += f" (less where the pruner stops a trial at epoch {self.rung})"
+        if self.confirmations:
+            text += (f", then confirming the pick: up to {self.confirmations} more runs of a "
+                     f"trial's cost, about {duration_text(trial * self.confirmations)}")
+        return text + "; --trials, --timeout or --epochs shorten it"
+
+
+class EpochClock:
+    """Times the first trained trial of this process and says the plan's cost once."""
+
+    def __init__(self, plan: SearchPlan, say: Callable[[str], None],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.plan, self.say, self.clock = plan, say, clock
+        self.started: float | None = None
+        self.said = False
+
+    def start(self) -> None:
+        """A trial's training begins (the clock runs for the first one only)."""
+        if not self.said:
+            self.started = self.clock()
+
+    def epoch(self, number: int, epoch: int) -> None:
+        """Epoch `epoch` (0-based) of the first fold of trial `number` ended."""
+        if self.said or self.started is None:
+            return
+        took = self.clock() - self.started
+        if took < MIN_SECONDS and epoch + 1 < self.plan.epochs:
+            return
+        self.said = True
+        self.say(self.plan.line(number, took / (epoch + 1)))

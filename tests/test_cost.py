@@ -1,0 +1,77 @@
+"""The search's cost line: measured epochs extrapolated to a trial, the trials and the
+confirmation, said once."""
+
+from __future__ import annotations
+
+from asc_auto.cost import MIN_SECONDS, EpochClock, SearchPlan, duration_text
+
+
+def test_durations_read_as_a_person_says_them() -> None:
+    assert duration_text(42.4) == "42 s"
+    assert duration_text(210) == "3.5 min"
+    assert duration_text(2.25 * 3600) == "2.2 h"
+    assert duration_text(3 * 86400) == "3.0 days"
+
+
+def test_a_laptop_search_on_small_data_is_said_to_take_a_day() -> None:
+    # office16's default: 5 folds x 414 epochs; 0.74 s an epoch (what a 2-core CPU measured)
+    plan = SearchPlan(epochs=414, folds=5, trials=50, confirmations=8, rung=207)
+    line = plan.line(0, 0.74)
+    assert line == (
+        "trial 0: 0.74 s per epoch here, so a trial (414 epochs x 5 folds) takes about 25.5 min; "
+        "50 trials at most 21.3 h (less where the pruner stops a trial at epoch 207), then "
+        "confirming the pick: up to 8 more runs of a trial's cost, about 3.4 h; --trials, "
+        "--timeout or --epochs shorten it")
+
+
+def test_a_timeout_caps_the_estimate_or_sizes_the_trials() -> None:
+    capped = SearchPlan(epochs=100, folds=1, trials=50, timeout=3600).line(3, 2.0)
+    assert "a trial (100 epochs) takes about 3.3 min" in capped
+    assert "--timeout stops starting trials after 60.0 min" in capped
+    assert "50 trials" not in capped
+    alone = SearchPlan(epochs=100, folds=1, trials=None, timeout=3600).line(3, 2.0)
+    assert "--timeout 60.0 min leaves room for about 18" in alone
+    slow = SearchPlan(epochs=30, folds=1, trials=2).line(0, 180.0)
+    assert slow.startswith("trial 0: 3.0 min per epoch here, so a trial (30 epochs) takes "
+                           "about 1.5 h; 2 trials at most 3.0 h;")
+    assert "pruner" not in slow and "confirming" not in slow
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_clock_waits_for_enough_time_then_speaks_once() -> None:
+    said: list[str] = []
+    clock = FakeClock()
+    cost = EpochClock(SearchPlan(epochs=10, folds=2, trials=4), said.append, clock)
+    cost.epoch(0, 0)  # no trial started: nothing to extrapolate from
+    cost.start()
+    clock.now += 1.0
+    cost.epoch(0, 0)
+    assert said == []  # 1 s: mostly start-up, too short to extrapolate
+    clock.now += MIN_SECONDS
+    cost.epoch(0, 2)  # three epochs in 6 s: 2 s each
+    assert said == [SearchPlan(epochs=10, folds=2, trials=4).line(0, 2.0)]
+    cost.start()
+    clock.now += 100
+    cost.epoch(1, 0)
+    assert len(said) == 1  # once per process
+
+
+def test_a_short_schedule_is_said_at_its_last_epoch() -> None:
+    said: list[str] = []
+    clock = FakeClock()
+    cost = EpochClock(SearchPlan(epochs=2, folds=1, trials=1), said.append, clock)
+    cost.start()
+    clock.now += 0.5
+    cost.epoch(7, 0)
+    assert said == []
+    clock.now += 0.5
+    cost.epoch(7, 1)
+    assert said == ["trial 7: 0.50 s per epoch here, so a trial (2 epochs) takes about 1 s; "
+                    "1 trial at most 1 s; --trials, --timeout or --epochs shorten it"]
