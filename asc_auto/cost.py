@@ -34,7 +34,7 @@ def _count(n: int, noun: str) -> str:
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """The parts of a search whose count is known before it starts."""
+    """The parts of a search (or of a retrain: `unit` "seed") known before it starts."""
 
     epochs: int  # per training
     folds: int  # trainings per trial: the cross-validation folds, else 1
@@ -42,18 +42,20 @@ class SearchPlan:
     timeout: float | None = None  # seconds after which no trial starts
     confirmations: int = 0  # at most: configurations confirmed x fresh seeds, each a trial's cost
     rung: int | None = None  # the epoch a pruner may first stop a trial at; None: never
+    unit: str = "trial"  # what one run is called: "trial" (search), "seed" (retrain)
+    shorten: str = "--trials, --timeout or --epochs"  # the options that make it shorter
 
     def line(self, number: int, epoch_seconds: float) -> str:
         """One status line: the trial's cost from its measured epochs, then the search's."""
         trial = epoch_seconds * self.epochs * self.folds
         folds = f" x {self.folds} folds" if self.folds > 1 else ""
         per = f"{epoch_seconds:.2f} s" if epoch_seconds < 10 else duration_text(epoch_seconds)
-        text = (f"trial {number}: {per} per epoch here, so a trial "
+        text = (f"{self.unit} {number}: {per} per epoch here, so a {self.unit} "
                 f"({_count(self.epochs, 'epoch')}{folds}) takes about {duration_text(trial)}")
         if self.trials:
             total = trial * self.trials
             capped = self.timeout is not None and self.timeout < total
-            text += (f"; {_count(self.trials, 'trial')} at most {duration_text(total)}"
+            text += (f"; {_count(self.trials, self.unit)} at most {duration_text(total)}"
                      if not capped else f"; --timeout stops starting trials after "
                      f"{duration_text(float(self.timeout))}")
         elif self.timeout is not None:
@@ -64,29 +66,30 @@ class SearchPlan:
         if self.confirmations:
             text += (f", then confirming the pick: up to {self.confirmations} more runs of a "
                      f"trial's cost, about {duration_text(trial * self.confirmations)}")
-        return text + "; --trials, --timeout or --epochs shorten it"
+        return f"{text}; {self.shorten} shorten it"
 
 
 class EpochClock:
-    """Times the first trained trial of this process and says the plan's cost once."""
+    """Times the first trained run (trial, seed) of this process and says the plan's cost once."""
 
     def __init__(self, plan: SearchPlan, say: Callable[[str], None],
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.plan, self.say, self.clock = plan, say, clock
         self.started: float | None = None
+        self.number = 0
         self.said = False
 
-    def start(self) -> None:
-        """A trial's training begins (the clock runs for the first one only)."""
+    def start(self, number: int) -> None:
+        """Run `number`'s training begins (the clock runs for the first one only)."""
         if not self.said:
-            self.started = self.clock()
+            self.started, self.number = self.clock(), number
 
-    def epoch(self, number: int, epoch: int) -> None:
-        """Epoch `epoch` (0-based) of the first fold of trial `number` ended."""
+    def epoch(self, epoch: int) -> None:
+        """Epoch `epoch` (0-based) of the started run's first fold ended."""
         if self.said or self.started is None:
             return
         took = self.clock() - self.started
         if took < MIN_SECONDS and epoch + 1 < self.plan.epochs:
             return
         self.said = True
-        self.say(self.plan.line(number, took / (epoch + 1)))
+        self.say(self.plan.line(self.number, took / (epoch + 1)))

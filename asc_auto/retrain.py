@@ -27,6 +27,7 @@ import optuna
 
 from asc_auto.compress.macs import rule_macs
 from asc_auto.context import TrialContext, study_context
+from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, space_digest, study_folder
@@ -125,6 +126,9 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
     technique.prepare(ctx)
     done: list[SeedResult] = []
+    todo = sum(_load_seed(folder / f"seed-{seed}", key) is None for seed in range(seeds))
+    cost = EpochClock(SearchPlan(epochs=ctx.train_cfg.epochs, folds=1, trials=todo, unit="seed",
+                                 shorten="--seeds or --epochs"), status)
     # Seeds done of all, and the current seed's training steps: each with its time remaining.
     with progress_bar(progress, info=True, elapsed=True, remaining=True) as bar:
         seeds_task = bar.add_task("seeds", total=seeds, info="")
@@ -134,6 +138,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             bar.update(steps, completed=done_steps, total=total)
 
         def on_epoch(epoch: int, acc: float) -> None:
+            cost.epoch(epoch)
             last = epoch + 1 == ctx.train_cfg.epochs
             bar.update(steps, info=f"epoch {epoch + 1}/{ctx.train_cfg.epochs} evaluate acc "
                                    f"{acc:.3f}" + ("; deploying (quantizing, pruning as the "
@@ -147,6 +152,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                        f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
                 bar.update(steps, description=f"seed {seed}", completed=0, total=None,
                            visible=True, info="")
+                cost.start(seed)
                 cached = _run_seed(technique, ctx, config, seed, seed_dir, key,
                                    on_epoch=on_epoch, on_step=on_step)
                 bar.update(steps, visible=False)

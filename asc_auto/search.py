@@ -594,7 +594,7 @@ class Objective:
             TrialRecord(val_history=history).write(trial)
             trial.report(acc, epoch + 1)
             if self.cost is not None:
-                self.cost.epoch(trial.number, epoch)
+                self.cost.epoch(epoch)
             if self.progress is not None:
                 self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
             if not is_paper and trial.should_prune():
@@ -602,7 +602,7 @@ class Objective:
 
         t0 = time.perf_counter()
         if self.cost is not None:
-            self.cost.start()
+            self.cost.start(trial.number)
         on_step = self.progress.step if self.progress is not None else None
 
         def on_fold(fold: int, score: CvScore) -> None:

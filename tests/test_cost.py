@@ -49,17 +49,18 @@ def test_the_clock_waits_for_enough_time_then_speaks_once() -> None:
     said: list[str] = []
     clock = FakeClock()
     cost = EpochClock(SearchPlan(epochs=10, folds=2, trials=4), said.append, clock)
-    cost.epoch(0, 0)  # no trial started: nothing to extrapolate from
-    cost.start()
+    cost.epoch(0)  # no trial started: nothing to extrapolate from
+    cost.start(4)
     clock.now += 1.0
-    cost.epoch(0, 0)
+    cost.epoch(0)
     assert said == []  # 1 s: mostly start-up, too short to extrapolate
     clock.now += MIN_SECONDS
-    cost.epoch(0, 2)  # three epochs in 6 s: 2 s each
-    assert said == [SearchPlan(epochs=10, folds=2, trials=4).line(0, 2.0)]
-    cost.start()
+    cost.epoch(2)  # three epochs in 6 s: 2 s each
+    assert said == [SearchPlan(epochs=10, folds=2, trials=4).line(4, 2.0)]
+    assert said[0].startswith("trial 4: 2.00 s per epoch here")
+    cost.start(5)
     clock.now += 100
-    cost.epoch(1, 0)
+    cost.epoch(0)
     assert len(said) == 1  # once per process
 
 
@@ -67,11 +68,18 @@ def test_a_short_schedule_is_said_at_its_last_epoch() -> None:
     said: list[str] = []
     clock = FakeClock()
     cost = EpochClock(SearchPlan(epochs=2, folds=1, trials=1), said.append, clock)
-    cost.start()
+    cost.start(7)
     clock.now += 0.5
-    cost.epoch(7, 0)
+    cost.epoch(0)
     assert said == []
     clock.now += 0.5
-    cost.epoch(7, 1)
+    cost.epoch(1)
     assert said == ["trial 7: 0.50 s per epoch here, so a trial (2 epochs) takes about 1 s; "
                     "1 trial at most 1 s; --trials, --timeout or --epochs shorten it"]
+
+
+def test_a_retrain_says_its_seeds() -> None:
+    plan = SearchPlan(epochs=325, folds=1, trials=3, unit="seed", shorten="--seeds or --epochs")
+    assert plan.line(0, 5.5) == ("seed 0: 5.50 s per epoch here, so a seed (325 epochs) takes "
+                                 "about 29.8 min; 3 seeds at most 89.4 min; --seeds or --epochs "
+                                 "shorten it")

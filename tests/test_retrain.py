@@ -37,8 +37,13 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
                                                        tiny_dataset: Path) -> None:
     study, home, _ = searched
     best = pick_trial(study)
-    result = retrain(study, seeds=2, home=home, progress=False, status=lambda m: None)
+    said: list[str] = []
+    result = retrain(study, seeds=2, home=home, progress=False, status=said.append)
     assert result.trial == best.number and len(result.seeds) == 2
+    # its cost, from seed 0's timed epoch (1 epoch here), said once for the two seeds to train
+    cost = [line for line in said if " per epoch here" in line]
+    assert len(cost) == 1 and cost[0].startswith("seed 0: "), said
+    assert "so a seed (1 epoch) takes about" in cost[0] and "2 seeds at most" in cost[0]
     for s in result.seeds:
         assert 0.0 <= s.accuracy <= 1.0 and s.log_loss > 0 and len(s.per_class) == 3
     seed_dir = result.folder / "seed-0"
@@ -67,8 +72,12 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
         return real(technique, ctx, config, seed, *rest, **hooks)
 
     monkeypatch.setattr(retrain_mod, "_run_seed", counting)
-    again = retrain(study, seeds=3, home=home, progress=False, status=lambda m: None)
+    said.clear()
+    again = retrain(study, seeds=3, home=home, progress=False, status=said.append)
     assert calls == [2]  # seeds 0 and 1 came from disk
+    assert [line.split(":")[0] for line in said if " per epoch here" in line] == ["seed 2"]
+    assert any("so a seed (1 epoch) takes about" in line and "1 seed at most" in line
+               for line in said), said
     assert again.seeds[:2] == result.seeds
 
 
