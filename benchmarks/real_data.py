@@ -40,13 +40,24 @@ from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
 
+#: Lines of the CLI's output passed through as they come: what the run will cost (the teacher's,
+#: a trial's, a seed's), so a row that takes hours says so in the benchmark's own log.
+SAID = (" per epoch here", "KD teacher: epoch 1 took")
+
 
 def _cli(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "asc_auto.cli", *args], text=True,
-                          capture_output=True)
+    env = {**os.environ, "COLUMNS": "1000"}  # a status line stays one line
+    with subprocess.Popen([sys.executable, "-m", "asc_auto.cli", *args], text=True, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        assert proc.stdout is not None
+        tail: list[str] = []
+        for line in proc.stdout:
+            tail = [*tail[-40:], line]
+            if any(s in line for s in SAID):
+                print(f"  {line.strip()}", flush=True)
     if proc.returncode != 0:
         raise SystemExit(f"asc-auto {' '.join(args)} failed ({proc.returncode}):\n"
-                         f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+                         f"{''.join(tail)[-4000:]}")
 
 
 def _retrain(study: str, home: Path, seeds: int, trial: int | None) -> dict[str, Any]:
