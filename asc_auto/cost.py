@@ -50,7 +50,7 @@ class SearchPlan:
         trial = epoch_seconds * self.epochs * self.folds
         folds = f" x {self.folds} folds" if self.folds > 1 else ""
         per = f"{epoch_seconds:.2f} s" if epoch_seconds < 10 else duration_text(epoch_seconds)
-        text = (f"{self.unit} {number}: {per} per epoch here, so a {self.unit} "
+        text = (f"cost here: {self.unit} {number} ran {per} per epoch, so a {self.unit} "
                 f"({_count(self.epochs, 'epoch')}{folds}) takes about {duration_text(trial)}")
         if self.trials:
             total = trial * self.trials

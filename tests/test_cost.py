@@ -18,7 +18,8 @@ def test_a_laptop_search_on_small_data_is_said_to_take_a_day() -> None:
     plan = SearchPlan(epochs=414, folds=5, trials=50, confirmations=8, rung=207)
     line = plan.line(0, 0.74)
     assert line == (
-        "trial 0: 0.74 s per epoch here, so a trial (414 epochs x 5 folds) takes about 25.5 min; "
+        "cost here: trial 0 ran 0.74 s per epoch, so a trial (414 epochs x 5 folds) takes "
+        "about 25.5 min; "
         "50 trials at most 21.3 h (less where the pruner stops a trial at epoch 207), then "
         "confirming the pick: up to 8 more runs of a trial's cost, about 3.4 h; --trials, "
         "--timeout or --epochs shorten it")
@@ -32,7 +33,7 @@ def test_a_timeout_caps_the_estimate_or_sizes_the_trials() -> None:
     alone = SearchPlan(epochs=100, folds=1, trials=None, timeout=3600).line(3, 2.0)
     assert "--timeout 60.0 min leaves room for about 18" in alone
     slow = SearchPlan(epochs=30, folds=1, trials=2).line(0, 180.0)
-    assert slow.startswith("trial 0: 3.0 min per epoch here, so a trial (30 epochs) takes "
+    assert slow.startswith("cost here: trial 0 ran 3.0 min per epoch, so a trial (30 epochs) takes "
                            "about 1.5 h; 2 trials at most 3.0 h;")
     assert "pruner" not in slow and "confirming" not in slow
 
@@ -57,7 +58,7 @@ def test_the_clock_waits_for_enough_time_then_speaks_once() -> None:
     clock.now += MIN_SECONDS
     cost.epoch(2)  # three epochs in 6 s: 2 s each
     assert said == [SearchPlan(epochs=10, folds=2, trials=4).line(4, 2.0)]
-    assert said[0].startswith("trial 4: 2.00 s per epoch here")
+    assert said[0].startswith("cost here: trial 4 ran 2.00 s per epoch")
     cost.start(5)
     clock.now += 100
     cost.epoch(0)
@@ -74,12 +75,12 @@ def test_a_short_schedule_is_said_at_its_last_epoch() -> None:
     assert said == []
     clock.now += 0.5
     cost.epoch(1)
-    assert said == ["trial 7: 0.50 s per epoch here, so a trial (2 epochs) takes about 1 s; "
-                    "1 trial at most 1 s; --trials, --timeout or --epochs shorten it"]
+    assert said == ["cost here: trial 7 ran 0.50 s per epoch, so a trial (2 epochs) takes "
+                    "about 1 s; 1 trial at most 1 s; --trials, --timeout or --epochs shorten it"]
 
 
 def test_a_retrain_says_its_seeds() -> None:
     plan = SearchPlan(epochs=325, folds=1, trials=3, unit="seed", shorten="--seeds or --epochs")
-    assert plan.line(0, 5.5) == ("seed 0: 5.50 s per epoch here, so a seed (325 epochs) takes "
-                                 "about 29.8 min; 3 seeds at most 89.4 min; --seeds or --epochs "
-                                 "shorten it")
+    assert plan.line(0, 5.5) == ("cost here: seed 0 ran 5.50 s per epoch, so a seed (325 epochs) "
+                                 "takes about 29.8 min; 3 seeds at most 89.4 min; --seeds or "
+                                 "--epochs shorten it")

@@ -41,8 +41,8 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
     result = retrain(study, seeds=2, home=home, progress=False, status=said.append)
     assert result.trial == best.number and len(result.seeds) == 2
     # its cost, from seed 0's timed epoch (1 epoch here), said once for the two seeds to train
-    cost = [line for line in said if " per epoch here" in line]
-    assert len(cost) == 1 and cost[0].startswith("seed 0: "), said
+    cost = [line for line in said if line.startswith("cost here: ")]
+    assert len(cost) == 1 and cost[0].startswith("cost here: seed 0 ran "), said
     assert "so a seed (1 epoch) takes about" in cost[0] and "2 seeds at most" in cost[0]
     for s in result.seeds:
         assert 0.0 <= s.accuracy <= 1.0 and s.log_loss > 0 and len(s.per_class) == 3
@@ -75,7 +75,8 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
     said.clear()
     again = retrain(study, seeds=3, home=home, progress=False, status=said.append)
     assert calls == [2]  # seeds 0 and 1 came from disk
-    assert [line.split(":")[0] for line in said if " per epoch here" in line] == ["seed 2"]
+    assert [line.split(" ran ")[0] for line in said if line.startswith("cost here: ")] == [
+        "cost here: seed 2"]
     assert any("so a seed (1 epoch) takes about" in line and "1 seed at most" in line
                for line in said), said
     assert again.seeds[:2] == result.seeds

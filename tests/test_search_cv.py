@@ -40,12 +40,12 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
                         r"x 2 folds = 35 clips seen; Hyperband may stop a trial from 1 "
                         r"epoch", plan[0]), plan
     # what it costs here, from trial 0's timed epoch (under 5 s: said at its last epoch)
-    cost = [line for line in said if line.startswith("trial 0: ")]
+    cost = [line for line in said if line.startswith("cost here: ")]
     assert len(cost) == 1, said
-    assert re.fullmatch(r"trial 0: \d\.\d\d s per epoch here, so a trial \(1 epoch x 2 folds\) "
-                        r"takes about \d+ s; 3 trials at most \d+ s, then confirming the pick: "
-                        r"up to 3 more runs of a trial's cost, about \d+ s; --trials, --timeout "
-                        r"or --epochs shorten it", cost[0]), cost
+    assert re.fullmatch(r"cost here: trial 0 ran \d\.\d\d s per epoch, so a trial \(1 epoch x 2 "
+                        r"folds\) takes about \d+ s; 3 trials at most \d+ s, then confirming the "
+                        r"pick: up to 3 more runs of a trial's cost, about \d+ s; --trials, "
+                        r"--timeout or --epochs shorten it", cost[0]), cost
     # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
     done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE
