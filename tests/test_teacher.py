@@ -121,5 +121,19 @@ def test_a_content_crop_teacher_trains_on_crops_under_its_own_key(
     assert transforms[0].frames == 101  # 1 s at the test space's 10 ms hop
     # what students distil from: outputs on every whole clip
     assert made.logits.shape == (len(ctx.features.filenames), ctx.n_classes)
+
+    # crop_seconds: its own key when it matters; 1 s (the default) and whole clips keep the keys
+    # every cache was written with before the option
+    import dataclasses
+
+    def key(settings: TeacherSettings) -> str:
+        return teacher_key(ctx, settings, teacher_train_config(ctx, settings))
+
+    half = dataclasses.replace(cropped, crop_seconds=0.5)
+    assert key(half) != key(cropped)
+    assert key(dataclasses.replace(cropped, crop_seconds=1.0)) == key(cropped)
+    assert key(dataclasses.replace(TINY, crop_seconds=0.5)) == key(TINY)
+    ensure_teacher(ctx, half)
+    assert len(transforms) == 2 and transforms[1].frames == 51  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=r"teacher\.crops.*'contents'.*clip, content"):
         teacher_settings({"crops": "contents"}, "kd.toml")

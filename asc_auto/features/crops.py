@@ -93,7 +93,9 @@ def crop_frames(seconds: float, hop_ms: float, n_frames: int) -> int:
     return max(1, min(n_frames, round(seconds * 1000.0 / hop_ms) + 1))
 
 
-def content_crop(features: Mapping[str, Any], file: str, n_frames: int) -> FrameCrop:
-    """The CROP_SECONDS crop for log-mels of a space's [features] table, cached as `n_frames`."""
+def content_crop(features: Mapping[str, Any], file: str, n_frames: int,
+                 seconds: float = CROP_SECONDS) -> FrameCrop:
+    """The `seconds` crop (the students' CROP_SECONDS unless the teacher's own length is given)
+    for log-mels of a space's [features] table, cached as `n_frames`."""
     hop_ms = frontend_config_from_dict(dict(features), file).hop_ms
-    return FrameCrop(crop_frames(CROP_SECONDS, hop_ms, n_frames))
+    return FrameCrop(crop_frames(seconds, hop_ms, n_frames))
