@@ -60,7 +60,7 @@ class SearchPlan:
                      f"{duration_text(float(self.timeout))}")
         elif self.timeout is not None:
             text += (f"; --timeout {duration_text(self.timeout)} leaves room for about "
-                     f"{max(1, round(self.timeout / trial))}")
+                     f"{_count(max(1, round(self.timeout / trial)), self.unit)}")
         if self.rung is not None and self.rung < self.epochs:
             text += f" (less where the pruner stops a trial at epoch {self.rung})"
         if self.confirmations:

@@ -31,7 +31,7 @@ def test_a_timeout_caps_the_estimate_or_sizes_the_trials() -> None:
     assert "--timeout stops starting trials after 60.0 min" in capped
     assert "50 trials" not in capped
     alone = SearchPlan(epochs=100, folds=1, trials=None, timeout=3600).line(3, 2.0)
-    assert "--timeout 60.0 min leaves room for about 18" in alone
+    assert "--timeout 60.0 min leaves room for about 18 trials;" in alone
     slow = SearchPlan(epochs=30, folds=1, trials=2).line(0, 180.0)
     assert slow.startswith("cost here: trial 0 ran 3.0 min per epoch, so a trial (30 epochs) takes "
                            "about 1.5 h; 2 trials at most 3.0 h;")
