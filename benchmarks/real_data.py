@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,9 @@ def _cli(*args: str) -> None:
     with subprocess.Popen([sys.executable, "-m", "asc_auto.cli", *args], text=True, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         assert proc.stdout is not None
-        tail: list[str] = []
+        tail: deque[str] = deque(maxlen=40)  # what a failure shows
         for line in proc.stdout:
-            tail = [*tail[-40:], line]
+            tail.append(line)
             if any(s in line for s in SAID):
                 print(f"  {line.strip()}", flush=True)
     if proc.returncode != 0:
