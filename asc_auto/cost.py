@@ -34,7 +34,8 @@ def _count(n: int, noun: str) -> str:
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """The parts of a search (or of a retrain: `unit` "seed") known before it starts."""
+    """The parts of a search (or of a retrain: `unit` "seed"; a KD teacher: "teacher") known
+    before it starts."""
 
     epochs: int  # per training
     folds: int  # trainings per trial: the cross-validation folds, else 1
@@ -42,15 +43,17 @@ class SearchPlan:
     timeout: float | None = None  # seconds after which no trial starts
     confirmations: int = 0  # at most: configurations confirmed x fresh seeds, each a trial's cost
     rung: int | None = None  # the epoch a pruner may first stop a trial at; None: never
-    unit: str = "trial"  # what one run is called: "trial" (search), "seed" (retrain)
+    unit: str = "trial"  # what one run is called: "trial" (search), "seed" (retrain), "teacher"
     shorten: str = "--trials, --timeout or --epochs"  # the options that make it shorter
 
-    def line(self, number: int, epoch_seconds: float) -> str:
-        """One status line: the trial's cost from its measured epochs, then the search's."""
+    def line(self, number: int | None, epoch_seconds: float) -> str:
+        """One status line: the trial's cost from its measured epochs, then the search's.
+        `number` None: the run has no number (the one teacher of a search)."""
         trial = epoch_seconds * self.epochs * self.folds
         folds = f" x {self.folds} folds" if self.folds > 1 else ""
         per = f"{epoch_seconds:.2f} s" if epoch_seconds < 10 else duration_text(epoch_seconds)
-        text = (f"cost here: {self.unit} {number} ran {per} per epoch, so a {self.unit} "
+        who = f"the {self.unit}" if number is None else f"{self.unit} {number}"
+        text = (f"cost here: {who} ran {per} per epoch, so a {self.unit} "
                 f"({_count(self.epochs, 'epoch')}{folds}) takes about {duration_text(trial)}")
         if self.trials:
             total = trial * self.trials
@@ -66,7 +69,8 @@ class SearchPlan:
         if self.confirmations:
             text += (f", then confirming the pick: up to {self.confirmations} more runs of a "
                      f"trial's cost, about {duration_text(trial * self.confirmations)}")
-        return f"{text}; {self.shorten} shorten it"
+        verb = "shorten" if " or " in self.shorten else "shortens"
+        return f"{text}; {self.shorten} {verb} it"
 
 
 class EpochClock:
@@ -76,10 +80,10 @@ class EpochClock:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.plan, self.say, self.clock = plan, say, clock
         self.started: float | None = None
-        self.number = 0
+        self.number: int | None = 0
         self.said = False
 
-    def start(self, number: int) -> None:
+    def start(self, number: int | None = None) -> None:
         """Run `number`'s training begins (the clock runs for the first one only)."""
         if not self.said:
             self.started, self.number = self.clock(), number

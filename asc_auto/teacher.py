@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from asc_auto.checkpoint import load_into
 from asc_auto.context import TrialContext
+from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.data.audio import durations, padding_share
 from asc_auto.data.tau import TauDataset
 from asc_auto.errors import ConfigError
@@ -339,7 +339,9 @@ def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: Train
     ctx.status(f"training the KD teacher {start} ({sum(p.numel() for p in model.parameters()):,}"
                f" params, {train_cfg.epochs} epochs, seed {train_cfg.seed}; search "
                f"--teacher-epochs N sets its epochs)")
-    started = time.monotonic()
+    # Its cost, said once after at least 5 s of its epochs, as a search's and a retrain's are.
+    cost = EpochClock(SearchPlan(epochs=train_cfg.epochs, folds=1, trials=None, unit="teacher",
+                                 shorten="--teacher-epochs"), ctx.status)
     with progress_bar(ctx.progress, count=False, info=True, elapsed=True, remaining=True) as bar:
         task = bar.add_task("teacher", total=None, info="")
 
@@ -348,15 +350,12 @@ def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: Train
 
         def on_epoch(epoch: int, acc: float) -> None:
             bar.update(task, info=f"epoch {epoch + 1}/{train_cfg.epochs}: val acc {acc:.3f}")
-            if epoch == 0 and train_cfg.epochs > 1:  # its cost, known after one epoch
-                took = time.monotonic() - started
-                ctx.status(f"KD teacher: epoch 1 took {took:.0f} s, about "
-                           f"{took * (train_cfg.epochs - 1) / 60:.1f} min to go for "
-                           f"{train_cfg.epochs - 1} more")
+            cost.epoch(epoch)
 
         crop = (content_crop(ctx.space.features, str(ctx.space.file), int(x.shape[-1]),
                              float(settings.crop_seconds)) if settings.crops == "content"
                 else None)
+        cost.start()
         result = train_model(model, x, y, train_cfg, ctx.n_classes, val=ctx.val_xy,
                              on_epoch=on_epoch, on_step=on_step, transform=crop)
     device = resolve_device(train_cfg.device)

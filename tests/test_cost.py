@@ -84,3 +84,10 @@ def test_a_retrain_says_its_seeds() -> None:
     assert plan.line(0, 5.5) == ("cost here: seed 0 ran 5.50 s per epoch, so a seed (325 epochs) "
                                  "takes about 29.8 min; 3 seeds at most 89.4 min; --seeds or "
                                  "--epochs shorten it")
+
+
+def test_a_teacher_says_its_own_cost_and_its_option() -> None:
+    plan = SearchPlan(epochs=60, folds=1, trials=None, unit="teacher", shorten="--teacher-epochs")
+    assert plan.line(None, 35.0) == ("cost here: the teacher ran 35 s per epoch, so a teacher "
+                                     "(60 epochs) takes about 35.0 min; --teacher-epochs "
+                                     "shortens it")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,17 @@ def test_trained_once_then_loaded_from_cache(ctx, monkeypatch: pytest.MonkeyPatc
     x, _ = ctx.features.select(ctx.features.filenames[:4])
     logits = model(x)[0].detach().numpy()
     assert np.allclose(logits, again.logits[:4], atol=1e-4)
+
+
+def test_training_a_teacher_says_its_cost_once(ctx) -> None:
+    said: list[str] = []
+    settings = dataclasses.replace(TINY, epochs=3)
+    loud = dataclasses.replace(ctx, status=said.append)
+    teacher_mod.train_teacher(loud, settings, teacher_mod.teacher_train_config(loud, settings))
+    costs = [line for line in said if line.startswith("cost here: ")]
+    assert len(costs) == 1, said
+    assert re.fullmatch(r"cost here: the teacher ran [\d.]+ s per epoch, so a teacher \(3 epochs\)"
+                        r" takes about [\d.]+ (s|min); --teacher-epochs shortens it", costs[0])
 
 
 def test_changed_settings_give_a_new_teacher(ctx) -> None:
