@@ -41,8 +41,10 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
     result = retrain(study, seeds=2, home=home, progress=False, status=said.append)
     assert result.trial == best.number and len(result.seeds) == 2
     # its cost, from seed 0's timed epoch (1 epoch here), said once for the two seeds to train
-    cost = [line for line in said if line.startswith("cost here: ")]
+    cost = [line for line in said if line.startswith("cost here: seed")]
     assert len(cost) == 1 and cost[0].startswith("cost here: seed 0 ran "), said
+    # and the teacher it trains on all of fold1_train says its own, once
+    assert sum(line.startswith("cost here: the teacher ran ") for line in said) == 1, said
     assert "so a seed (1 epoch) takes about" in cost[0] and "2 seeds at most" in cost[0]
     for s in result.seeds:
         assert 0.0 <= s.accuracy <= 1.0 and s.log_loss > 0 and len(s.per_class) == 3

@@ -40,8 +40,10 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
                         r"x 2 folds = 35 clips seen; Hyperband may stop a trial from 1 "
                         r"epoch", plan[0]), plan
     # what it costs here, from trial 0's timed epoch (under 5 s: said at its last epoch)
-    cost = [line for line in said if line.startswith("cost here: ")]
+    cost = [line for line in said if line.startswith("cost here: trial")]
     assert len(cost) == 1, said
+    # each fold's teacher (trained before the trials) says its own cost
+    assert sum(line.startswith("cost here: the teacher ran ") for line in said) == 2, said
     assert re.fullmatch(r"cost here: trial 0 ran \d\.\d\d s per epoch, so a trial \(1 epoch x 2 "
                         r"folds\) takes about \d+ s; 3 trials at most \d+ s, then confirming the "
                         r"pick: up to 3 more runs of a trial's cost, about \d+ s; --trials, "
