@@ -458,7 +458,7 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
                 + f" (search {c.search_value:.4f})" for c in confirmed)
                 + f"; pick: trial {confirmed[0].trial}")
     best = pick_trial(study) if ranked else None
-    for key, value in setup.technique.after_search(best, setup.context).items():
+    for key, value in setup.technique.after_search(best, setup.context, setup.folds).items():
         study.set_user_attr(key, value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import optuna
@@ -12,8 +13,10 @@ from asc_auto.compress.size import Precision, model_size
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.models.registry import create_model
-from asc_auto.search import SearchOptions, finish_search, prepare_search, run_search
+from asc_auto.records import pick_trial
+from asc_auto.search import SearchOptions, finish_search, run_search, setup_study
 from asc_auto.space import default_space_file, load_space
+from asc_auto.stats import binomial_se
 from asc_auto.techniques.gcc import ABLATION_ATTR, GccGrams, PlaneSelect, ablate_gcc, gcc_settings
 
 TEST_SPACE = Path(__file__).parent / "spaces" / "gcc.toml"
@@ -82,7 +85,8 @@ def searched(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
                          epochs=1, home=home, storage=f"sqlite:///{home / 'asc.db'}",
                          progress=False)
     study = run_search(opts, status=lambda m: None)
-    return study, prepare_search(opts, status=lambda m: None)
+    # the setup the search finished with (its folds too); --trials 0: nothing enqueued
+    return study, setup_study(dataclasses.replace(opts, trials=0), status=lambda m: None)[1]
 
 
 def test_fixed_table_setting_overrides_the_sampled_switch(searched) -> None:
@@ -101,18 +105,50 @@ def test_fixed_table_setting_overrides_the_sampled_switch(searched) -> None:
 
 def test_ablation_records_the_best_config_with_and_without_gcc(searched) -> None:
     study, setup = searched
+    said: list[str] = []
+    fold_status = [dataclasses.replace(f, status=said.append) for f in setup.folds]
+    setup = dataclasses.replace(setup, folds=tuple(fold_status))
     finish_search(study, setup)  # after_search, given the best trial; its attrs recorded
     result = study.user_attrs[ABLATION_ATTR]
     best = max((t for t in study.trials if t.user_attrs.get("feasible")
                 and t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
     assert result["trial"] == best.number and result["use_gcc"] == best.user_attrs["use_gcc"]
+    # the tiny data is cross-validated: the other setting is scored over the same folds, so the
+    # trial's own cross-validated value stands beside a cross-validated one, never a split's
+    folds = len(best.user_attrs["cv_accuracies"])
+    assert folds == len(setup.folds) >= 2
+    assert result["folds"] == folds and not result["own_retrained"]
+    assert result["val_clips"] == sum(len(f.val_files) for f in setup.folds) == 35
+    assert any(f"over {folds} folds" in line for line in said), said
     own = "accuracy_with_gcc" if result["use_gcc"] else "accuracy_without_gcc"
     assert result[own] == round(best.value, 4)
     for key in ("accuracy_with_gcc", "accuracy_without_gcc"):
         assert 0.0 <= result[key] <= 1.0
-    assert result["gcc_gain"] == round(result["accuracy_with_gcc"]
-                                       - result["accuracy_without_gcc"], 4)
+    assert result["gcc_gain"] == pytest.approx(  # from the unrounded accuracies
+        result["accuracy_with_gcc"] - result["accuracy_without_gcc"], abs=1.1e-4)
+    # shown with each value's standard error on the clips it was scored on
+    note = setup.technique.study_notes(study.user_attrs, best.value)[0]
+    value = result["accuracy_with_gcc"]
+    assert f"{folds} folds, 35 clips" in note
+    assert f"{value:.4f} ± {binomial_se(value, 35):.3f} with the GCC plane" in note
     with pytest.raises(AscError, match="not a complete trial within the budget"):
-        ablate_gcc(study, setup.context, trial_number=best.number + 1)
+        ablate_gcc(study, (setup.context,), trial_number=best.number + 1)
     with pytest.raises(AscError, match="needs a complete trial within the budget"):
         setup.technique.after_search(None, setup.context)  # no feasible trial to ablate
+
+
+def test_a_cross_validated_trial_given_one_split_is_retrained_on_it(searched) -> None:
+    study, setup = searched
+    best = pick_trial(study)
+    assert best.user_attrs.get("cv_accuracies")  # scored over folds, not on this split
+    said: list[str] = []
+    split = dataclasses.replace(setup.context, status=said.append)
+    result = ablate_gcc(study, (split,), trial_number=best.number)
+    assert result["folds"] == 1 and result["own_retrained"]
+    assert any("on the validation split (and as searched, which was scored otherwise)" in line
+               for line in said), said
+    assert result["val_clips"] == len(setup.context.val_files)
+    own = "accuracy_with_gcc" if result["use_gcc"] else "accuracy_without_gcc"
+    # both numbers come from the split (k / n of its clips), not the folds' mean
+    n = result["val_clips"]
+    assert any(abs(result[own] - round(k / n, 4)) < 1e-9 for k in range(n + 1))

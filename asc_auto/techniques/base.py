@@ -118,10 +118,13 @@ class Technique(ABC):
         raise UsageError(f"technique {self.name!r} has no pretraining; fix: use one of "
                          f"{', '.join(pretrainable())}")
 
-    def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
+    def after_search(self, best: FrozenTrial | None, ctx: TrialContext,
+                     folds: Sequence[TrialContext] = ()) -> dict[str, Any]:
         """Once after a run's trials, given its best feasible trial (None: none fits the
-        budget), e.g. an ablation of that trial; returns study attrs."""
-        del best, ctx
+        budget), e.g. an ablation of that trial; returns study attrs. `folds`: the
+        cross-validation folds the trials were scored on (empty: `ctx`'s split), so that what
+        it measures is scored as the trials were."""
+        del best, ctx, folds
         return {}
 
     def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:

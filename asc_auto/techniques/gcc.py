@@ -17,7 +17,7 @@ can fix the switch for a whole study (`use_gcc = true | false`, default "search"
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,10 +27,12 @@ from optuna.trial import FrozenTrial
 from torch import nn
 
 from asc_auto.compress.size import PRECISIONS, Precision
+from asc_auto.cv import CvScore
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
 from asc_auto.schema import TrialRecord
+from asc_auto.stats import binomial_se
 from asc_auto.tables import table_values
 from asc_auto.techniques.base import (
     Candidate,
@@ -171,53 +173,88 @@ class GccGrams(Technique):
         ablation = attrs.get(ABLATION_ATTR)
         if not ablation:
             return []
-        return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}): "
-                f"validation accuracy {ablation['accuracy_with_gcc']:.4f} with the GCC plane, "
-                f"{ablation['accuracy_without_gcc']:.4f} without ({ablation['gcc_gain']:+.4f})"]
+        n = ablation.get("val_clips")  # recorded since 2026-12-02
+        folds = int(ablation.get("folds") or 1)
+        where = f"; {folds} folds, {n} clips" if folds > 1 else (f"; {n} clips" if n else "")
 
-    def after_search(self, best: FrozenTrial | None, ctx: TrialContext) -> dict[str, Any]:
-        """When [gcc] ablate is on: the best configuration's accuracy with and without GCC."""
+        def acc(key: str) -> str:
+            value = float(ablation[key])
+            return f"{value:.4f} ± {binomial_se(value, int(n)):.3f}" if n else f"{value:.4f}"
+
+        return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}{where}): "
+                f"validation accuracy {acc('accuracy_with_gcc')} with the GCC plane, "
+                f"{acc('accuracy_without_gcc')} without ({ablation['gcc_gain']:+.4f})"]
+
+    def after_search(self, best: FrozenTrial | None, ctx: TrialContext,
+                     folds: Sequence[TrialContext] = ()) -> dict[str, Any]:
+        """When [gcc] ablate is on: the best configuration's accuracy with and without GCC,
+        scored as the trials were (over `folds` when they were cross-validated)."""
         if not self.settings(ctx).ablate:
             return {}
         if best is None:
             raise AscError("the gcc ablation needs a complete trial within the budget; fix: run "
                            "more trials with `asc-auto search`, or set [gcc] ablate = false")
-        return {ABLATION_ATTR: ablation(best, ctx, self)}
+        return {ABLATION_ATTR: ablation(best, tuple(folds) or (ctx,), self)}
 
 
-def ablate_gcc(study: optuna.Study, ctx: TrialContext, trial_number: int | None = None,
-               technique: GccGrams | None = None) -> dict[str, Any]:
+def ablate_gcc(study: optuna.Study, contexts: Sequence[TrialContext],
+               trial_number: int | None = None, technique: GccGrams | None = None
+               ) -> dict[str, Any]:
     """`ablation` of one trial of a study (default: the best feasible one), recorded as the
     study user attribute `gcc_ablation` (finished trials cannot take new attributes)."""
-    result = ablation(pick_trial(study, trial_number), ctx, technique or GccGrams())
+    result = ablation(pick_trial(study, trial_number), contexts, technique or GccGrams())
     study.set_user_attr(ABLATION_ATTR, result)
     return result
 
 
-def ablation(trial: FrozenTrial, ctx: TrialContext, tech: GccGrams) -> dict[str, Any]:
-    """Retrain one trial's configuration with the other `use_gcc` setting; both accuracies.
+def _score(tech: GccGrams, config: dict[str, Any], contexts: Sequence[TrialContext],
+           use_gcc: bool) -> tuple[CvScore, str]:
+    """`config` with `use_gcc` trained and scored on each context (a split, or every fold)."""
+    accs: list[float] = []
+    precision = ""
+    for fold, ctx in enumerate(contexts):
+        torch.manual_seed(ctx.train_cfg.seed + fold)  # both settings start alike: paired
+        candidate = tech.build_with(config, ctx, use_gcc)
+        accs.append(float(tech.fit(candidate, config, ctx).accuracy))
+        precision = candidate.precision.value
+    return CvScore(tuple(accs), tuple(len(c.val_files) for c in contexts)), precision
 
-    The trial keeps its own recorded accuracy for the setting it used; the other setting is
-    trained here with the same configuration, split, training settings and seed, and evaluated
-    at the same precision. Returns trial, use_gcc (of the trial), precision,
-    accuracy_with_gcc, accuracy_without_gcc, gcc_gain.
+
+def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGrams
+             ) -> dict[str, Any]:
+    """Retrain one trial's configuration with the other `use_gcc` setting; both accuracies,
+    scored alike: on the split, or over every fold (the clip-weighted mean, as the search).
+
+    The trial keeps its own recorded accuracy for the setting it used when it was scored on
+    these `contexts` (one split, or as many folds as it has fold accuracies); otherwise, e.g. a
+    cross-validated trial given the split alone, its setting is trained again here, so the two
+    numbers never come from different protocols. The other setting is trained with the same
+    configuration, training settings and seeds, evaluated at the same precision. Returns
+    trial, use_gcc (of the trial), precision, accuracy_with_gcc, accuracy_without_gcc,
+    gcc_gain, folds, val_clips (clips each accuracy is scored on), own_retrained.
     """
     record = TrialRecord.from_trial(trial)
     config = dict(record.config or {})
     used = bool(record.extra.get("use_gcc", config.get("use_gcc", True)))
     other = not used
-    ctx.status(f"gcc ablation: retraining trial {trial.number} "
-               f"{'with' if other else 'without'} the GCC plane")
-    candidate = tech.build_with(config, ctx, other)
-    outcome = tech.fit(candidate, config, ctx)
-    own, flipped = float(trial.value), float(outcome.accuracy)
-    with_gcc, without_gcc = (own, flipped) if used else (flipped, own)
-    result = {
+    status = contexts[0].status
+    scored_on = len(record.cv_accuracies) if record.cv_accuracies else 1
+    retrain_own = scored_on != len(contexts)
+    where = f"over {len(contexts)} folds" if len(contexts) > 1 else "on the validation split"
+    status(f"gcc ablation: retraining trial {trial.number} "
+           f"{'with' if other else 'without'} the GCC plane {where}"
+           + (" (and as searched, which was scored otherwise)" if retrain_own else ""))
+    flipped, precision = _score(tech, config, contexts, other)
+    own = _score(tech, config, contexts, used)[0].mean if retrain_own else float(trial.value)
+    with_gcc, without_gcc = (own, flipped.mean) if used else (flipped.mean, own)
+    return {
         "trial": trial.number,
         "use_gcc": used,
-        "precision": candidate.precision.value,
+        "precision": precision,
         "accuracy_with_gcc": round(with_gcc, 4),
         "accuracy_without_gcc": round(without_gcc, 4),
         "gcc_gain": round(with_gcc - without_gcc, 4),
+        "folds": len(contexts),
+        "val_clips": sum(flipped.n_val),
+        "own_retrained": retrain_own,
     }
-    return result
