@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import optuna
 import typer
+from optuna.trial import FrozenTrial
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperArgument, TyperOption
@@ -404,7 +405,7 @@ def report(
     console.print(studies_table(rows))
     for r in rows:  # what each technique says about its study (kd: the teacher)
         attrs = optuna.load_study(study_name=r.study, storage=store).user_attrs
-        for line in _study_notes(attrs, r.best.value if r.best else None):
+        for line in _study_notes(attrs, r.best):
             console.print(escape(f"{r.study}: ") + (f"[yellow]{escape(line)}[/]"
                                                     if line.startswith("warning")
                                                     else escape(line.strip())))
@@ -544,16 +545,16 @@ def predict(
         raise typer.Exit(1)
 
 
-def _study_notes(attrs: dict[str, Any], best_value: float | None) -> list[str]:
+def _study_notes(attrs: dict[str, Any], best: FrozenTrial | None) -> list[str]:
     """What the study's technique prints about it (nothing for an unknown technique)."""
     technique = TECHNIQUES.get(str(StudyRecord.from_attrs(attrs).technique))
-    return technique().study_notes(attrs, best_value) if technique is not None else []
+    return technique().study_notes(attrs, best) if technique is not None else []
 
 
 def _print_study(study: optuna.Study) -> None:
     console.print(f"[bold]{study.study_name}[/]: {summary_line(study)}")
     ranked = feasible_trials(study)
-    for line in _study_notes(study.user_attrs, ranked[0].value if ranked else None):
+    for line in _study_notes(study.user_attrs, ranked[0] if ranked else None):
         console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))
     console.print(best_table(study))
     console.print(pareto_table(study))

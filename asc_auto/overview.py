@@ -22,6 +22,7 @@ from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import choice_counts, pareto_front, retrained_text, state_counts
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
+from asc_auto.teacher_summary import teacher_se
 
 
 def _num(value: Any) -> Any:
@@ -93,6 +94,7 @@ def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
                              if pick and t.number == pick["trial"]), None),
         "teacher": None if study.user_attrs.get("teacher_val_accuracy") is None else {
             "val_accuracy": study.user_attrs["teacher_val_accuracy"],
+            "val_se": _num(teacher_se(study.user_attrs)),
             "params": study.user_attrs.get("teacher_params"),
             "members": study.user_attrs.get("teacher_members") or []},
         "gcc_ablation": study.user_attrs.get("gcc_ablation"),

@@ -35,7 +35,7 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
     teachers: list[str] = []
     for r in rows:
         study = optuna.load_study(study_name=r.study, storage=storage)
-        said = teacher_lines(study.user_attrs, r.best.value if r.best else None)
+        said = teacher_lines(study.user_attrs, r.best)
         teachers += [f"- {r.study}: {line.strip()}" for line in said]
         slug = _slug(r.study)
         plot_pareto(study, out / f"{slug}-pareto.png")

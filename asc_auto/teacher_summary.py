@@ -12,38 +12,75 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import FrozenTrial
 
-def _member(row: Mapping[str, Any]) -> str:
-    acc = row.get("val_accuracy")
+from asc_auto.report import accuracy_text, trial_accuracy_text
+from asc_auto.schema import StudyRecord
+from asc_auto.stats import binomial_se, mean_se
+
+
+def _clips(attrs: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Clips the teacher's accuracy is measured on: all of them (each validated once over the
+    folds) and one fold's (about that many: grouped folds differ by a few), or the split's."""
+    record = StudyRecord.from_attrs(attrs)
+    n_val = record.val_clip_count
+    folds = int(record.cv_folds or 0)
+    if folds > 1 and n_val and record.train_clips:
+        total = int(record.train_clips) + n_val
+        return total, round(total / folds)
+    return n_val, n_val
+
+
+def _acc(value: float | None, n: int | None, se: float | None = None) -> str:
+    if value is None:
+        return "validation accuracy unknown"
+    return f"validation accuracy {accuracy_text(value, n, se)}"
+
+
+def _member(row: Mapping[str, Any], n: int | None) -> str:
     where = f" {Path(row['file']).name}" if row.get("file") else ""
     params = f", {row['params']:,} params" if row.get("params") else ""
-    return f"{row.get('source', '?')}{where} ({_acc(acc)}{params})"
+    return f"{row.get('source', '?')}{where} ({_acc(row.get('val_accuracy'), n)}{params})"
 
 
-def _acc(value: float | None) -> str:
-    return "validation accuracy unknown" if value is None else f"validation accuracy {value:.4f}"
+def teacher_se(attrs: Mapping[str, Any]) -> float | None:
+    """The teacher's validation accuracy's standard error: binomial on the clips it was scored
+    on, or, cross-validated (a teacher per fold, their mean recorded), as a trial's: the larger
+    of the binomial over all clips and the folds' spread."""
+    acc = attrs.get("teacher_val_accuracy")
+    total, _ = _clips(attrs)
+    if acc is None or not total:
+        return None
+    se = binomial_se(float(acc), total)
+    per_fold = [float(a) for a in attrs.get("teacher_val_accuracy_per_fold") or []
+                if a is not None]
+    return max(se, mean_se(per_fold)) if len(per_fold) > 1 else se
 
 
-def teacher_lines(attrs: Mapping[str, Any], best_student: float | None) -> list[str]:
-    """The teacher's line (members of an ensemble listed) and, when it is not better than
-    `best_student` (the best feasible trial's validation accuracy), a warning line. Empty for a
-    study without a teacher."""
+def teacher_lines(attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
+    """The teacher's line (members of an ensemble listed), each accuracy with its standard
+    error, and, when it is not better than `best` (the best feasible trial), a warning line.
+    Empty for a study without a teacher."""
     if "teacher_params" not in attrs and "teacher_members" not in attrs:
         return []
     acc = attrs.get("teacher_val_accuracy")
     members = attrs.get("teacher_members") or []
+    total, per_member = _clips(attrs)
     what = "KD teacher"
     if len(members) > 1:
         what += f" (ensemble of {len(members)}, logits averaged)"
     elif members and members[0].get("source") in ("checkpoint", "logits"):
-        what += f" ({_member(members[0]).split(' (')[0]})"
+        what += f" ({_member(members[0], per_member).split(' (')[0]})"
     params = attrs.get("teacher_params") or 0
-    line = f"{what}: {params:,} params, {_acc(acc)}" if params else f"{what}: {_acc(acc)}"
-    if best_student is not None:
-        line += f"; best student {best_student:.4f}"
+    said = _acc(acc, total, teacher_se(attrs))
+    line = f"{what}: {params:,} params, {said}" if params else f"{what}: {said}"
+    best_student = best.value if best is not None else None
+    if best is not None and best_student is not None:
+        n_val = StudyRecord.from_attrs(attrs).val_clip_count  # as the trials table says it
+        line += f"; best student {trial_accuracy_text(best, n_val)}"
     lines = [line]
     if len(members) > 1:
-        lines += [f"  member {i + 1}: {_member(m)}" for i, m in enumerate(members)]
+        lines += [f"  member {i + 1}: {_member(m, per_member)}" for i, m in enumerate(members)]
     if acc is not None and best_student is not None and acc <= best_student:
         lines.append(
             f"warning: the KD teacher ({acc:.4f}) is not better than the best student "

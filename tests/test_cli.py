@@ -262,6 +262,20 @@ def test_studies_lists_best_pick_and_what_was_retrained(tmp_path: Path) -> None:
     assert [t["trial"] for t in doc["pareto"]] == [0, 2, 3]
     assert doc["pick_config"] == {"c1": 3} and doc["best"]["paper"] is False
 
+    # a kd study's teacher: its accuracy beside the best student's, each ± its standard error
+    import optuna
+
+    kd_study = optuna.load_study(study_name="kd", storage=url)
+    kd_study.set_user_attr("teacher_val_accuracy", 0.8)
+    kd_study.set_user_attr("teacher_params", 1000)
+    doc = json.loads(runner.invoke(app, ["show", "--study", "kd", "--json", "--storage",
+                                         url]).output)
+    assert abs(doc["teacher"]["val_se"] - (0.8 * 0.2 / 60) ** 0.5) < 1e-9
+    text = runner.invoke(app, ["show", "--study", "kd", "--storage", url],
+                         env={"COLUMNS": "250"}).output
+    assert ("KD teacher: 1,000 params, validation accuracy 0.8000 ± 0.052; best student "
+            "0.7200 ± 0.058") in text, text
+
 
 def test_trials_unlimited_with_only_a_timeout(monkeypatch, tmp_path: Path) -> None:
     import optuna

@@ -127,7 +127,7 @@ def test_ablation_records_the_best_config_with_and_without_gcc(searched) -> None
     assert result["gcc_gain"] == pytest.approx(  # from the unrounded accuracies
         result["accuracy_with_gcc"] - result["accuracy_without_gcc"], abs=1.1e-4)
     # shown with each value's standard error on the clips it was scored on
-    note = setup.technique.study_notes(study.user_attrs, best.value)[0]
+    note = setup.technique.study_notes(study.user_attrs, best)[0]
     value = result["accuracy_with_gcc"]
     assert f"{folds} folds, 35 clips" in note
     assert f"{value:.4f} ± {binomial_se(value, 35):.3f} with the GCC plane" in note

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 
 from asc_auto.context import ContextSettings, build_context
 from asc_auto.errors import DataError
 from asc_auto.teacher import TeacherSettings, ensure_teachers
 from asc_auto.teacher_logits import read_teacher_logits, write_teacher_logits
-from asc_auto.teacher_summary import teacher_lines
+from asc_auto.teacher_summary import teacher_lines, teacher_se
 from asc_auto.techniques.base import get_technique
 from asc_auto.techniques.kd import loss_weights
 from asc_auto.transfer import FileRef, Sources
@@ -154,24 +157,45 @@ def test_bad_files_name_the_first_offending_clip(tmp_path: Path, tiny_dataset: P
     assert read_teacher_logits(f, labels, required)[1].shape == (len(names), 3)
 
 
+def _trial(value: float, **attrs: object) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(value=value, user_attrs=dict(attrs))
+
+
 def test_teacher_lines_warn_when_the_teacher_is_no_better() -> None:
-    attrs = {"teacher_val_accuracy": 0.6, "teacher_params": 1000,
+    attrs = {"teacher_val_accuracy": 0.6, "teacher_params": 1000, "val_clips": 60,
              "teacher_members": [{"source": "trained", "file": None, "val_accuracy": 0.6,
                                   "params": 1000}]}
-    lines = teacher_lines(attrs, 0.7)
-    assert lines[0] == ("KD teacher: 1,000 params, validation accuracy 0.6000; "
-                        "best student 0.7000")
+    lines = teacher_lines(attrs, _trial(0.7))
+    # each accuracy with its binomial standard error on the 60 validation clips
+    assert lines[0] == ("KD teacher: 1,000 params, validation accuracy 0.6000 ± 0.063; "
+                        "best student 0.7000 ± 0.059")
     assert lines[1].startswith("warning: the KD teacher (0.6000) is not better than the best "
                                "student (0.7000)")
-    assert len(teacher_lines(attrs, 0.5)) == 1  # better than the student: no warning
-    ensemble = {"teacher_val_accuracy": None, "teacher_params": 0, "teacher_members": [
+    assert len(teacher_lines(attrs, _trial(0.5))) == 1  # better than the student: no warning
+    ensemble = {"teacher_val_accuracy": None, "teacher_params": 0, "val_clips": 50,
+                "teacher_members": [
         {"source": "logits", "file": "/x/a.npz", "val_accuracy": None, "params": 0},
         {"source": "checkpoint", "file": "/x/v.safetensors", "val_accuracy": 0.8,
          "params": 50}]}
-    lines = teacher_lines(ensemble, 0.9)
+    lines = teacher_lines(ensemble, _trial(0.9))
     assert lines[0].startswith("KD teacher (ensemble of 2, logits averaged): validation "
                                "accuracy unknown")
-    assert "member 2: checkpoint v.safetensors (validation accuracy 0.8000, 50 params)" \
+    assert "member 2: checkpoint v.safetensors (validation accuracy 0.8000 ± 0.057, 50 params)" \
         in lines[2]
     assert len(lines) == 3  # unknown accuracy: no warning
-    assert teacher_lines({}, 0.9) == []
+    assert teacher_lines({}, _trial(0.9)) == []
+
+
+def test_a_cross_validated_teacher_shows_the_folds_uncertainty() -> None:
+    # 5 folds over 150 clips (120 + 30 in the split): one teacher per fold, their mean recorded
+    attrs = {"teacher_val_accuracy": 0.8, "teacher_params": 10, "val_clips": 30,
+             "train_clips": 120, "cv_folds": 5,
+             "teacher_val_accuracy_per_fold": [0.6, 0.7, 0.8, 0.9, 1.0]}
+    spread = statistics.stdev([0.6, 0.7, 0.8, 0.9, 1.0]) / math.sqrt(5)  # 0.071 > binomial 0.033
+    student = _trial(0.75, value_se=0.05)  # a cross-validated trial records its own
+    lines = teacher_lines(attrs, student)
+    assert lines == [f"KD teacher: 10 params, validation accuracy 0.8000 ± {spread:.3f}; "
+                     "best student 0.7500 ± 0.050"]
+    steady = {**attrs, "teacher_val_accuracy_per_fold": [0.8, 0.8, 0.8, 0.8, 0.8]}
+    assert teacher_se(steady) == pytest.approx(math.sqrt(0.8 * 0.2 / 150))  # all 150 clips
+    assert teacher_se({"teacher_val_accuracy": 0.8}) is None  # clips unknown: a bare value

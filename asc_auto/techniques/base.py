@@ -127,11 +127,11 @@ class Technique(ABC):
         del best, ctx, folds
         return {}
 
-    def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
+    def study_notes(self, attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
         """Lines `show` and `report` print about a study of this technique from its attributes
-        and its best feasible value (kd: the teacher beside the best student; gcc: the
+        and its best feasible trial (kd: the teacher beside the best student; gcc: the
         ablation); a line starting with "warning" is highlighted."""
-        del attrs, best_value
+        del attrs, best
         return []
 
     def size(self, candidate: Candidate, rule: SizeRule) -> SizeReport:

@@ -169,7 +169,7 @@ class GccGrams(Technique):
                                      calibration_clips(config),
                                      info={"use_gcc": candidate.info["use_gcc"]})
 
-    def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
+    def study_notes(self, attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
         ablation = attrs.get(ABLATION_ATTR)
         if not ablation:
             return []

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from asc_auto.compress.kd import DistillationLoss
@@ -111,8 +112,8 @@ class KnowledgeDistillation(Technique):
                status: Callable[[str], None]) -> SearchSpace:
         return settle_teacher(space, dataset, status)
 
-    def study_notes(self, attrs: Mapping[str, Any], best_value: float | None) -> list[str]:
-        return teacher_lines(attrs, best_value)
+    def study_notes(self, attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
+        return teacher_lines(attrs, best)
 
     def teacher_for(self, ctx: TrialContext) -> TeacherOutputs:
         """The teacher trained on `ctx`'s training split (from the cache after the first time)."""
