@@ -38,6 +38,7 @@ from asc_auto.report import (
 from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
+from asc_auto.stats import binomial_se
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.techniques import TECHNIQUES
 from asc_auto.verbosity import QUIET, set_verbosity, verbosity
@@ -380,7 +381,8 @@ def pretrain(
         epochs=epochs, seed=seed, device=device, home=home, progress=_live()),
         status=_say)
     console.print(f"pretrained {technique.value} ({r.params:,} params, {r.seconds:.0f} s): "
-                  f"evaluate accuracy {r.accuracy:.4f} on {r.evaluate_clips} clips; "
+                  f"evaluate accuracy {r.accuracy:.4f} ± "
+                  f"{binomial_se(r.accuracy, r.evaluate_clips):.3f} on {r.evaluate_clips} clips; "
                   f"[bold]{r.checkpoint}[/] (sha256 {r.sha256[:12]}), card {r.card}")
 
 
@@ -510,7 +512,7 @@ def export(
     r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
                      eval_data=eval_data, force=force, status=_say, info=who, data=data)
     console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
-                  f": reloaded IR accuracy {r.accuracy:.4f} (retrain {r.accuracy_retrain:.4f}), "
+                  f": reloaded IR accuracy {r.accuracy_text} (retrain {r.accuracy_retrain:.4f}), "
                   f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")
 
 

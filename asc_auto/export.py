@@ -35,6 +35,7 @@ from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS, WEIGHTS
 from asc_auto.predict import predict, wav_files, write_output_csv
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.stats import binomial_se
 from asc_auto.submission import (
     FILL_IN,
     Complexity,
@@ -71,6 +72,15 @@ class ExportResult:
     size: IrSize
     output_csv: Path | None
     macs: int | None = None  # of one inference as the study's rule counts them; None: unknown
+    clips: int = 0  # evaluate clips the reloaded IR was scored on (its accuracy's SE)
+
+    @property
+    def accuracy_text(self) -> str:
+        """The reloaded IR's accuracy ± its binomial standard error on the evaluate clips."""
+        if not self.clips:
+            return f"{self.accuracy:.4f}"
+        return (f"{self.accuracy:.4f} ± {binomial_se(self.accuracy, self.clips):.3f} on "
+                f"{self.clips} clips")
 
 
 # Files an export wrote before packages carried the io.MANIFEST (older packages are recognised
@@ -178,7 +188,7 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
             "config": doc["config"], "rule": ctx.rule.name, "macs": macs,
             "accuracy": round(acc, 4)}, indent=2))
         result = ExportResult(out, label, int(summary["trial"]), seed, str(doc["precision"]), acc,
-                              recorded, loss, per, size, None, macs)
+                              recorded, loss, per, size, None, macs, clips=len(y))
         (tmp / f"{label}.meta.yaml").write_text(_meta(study, result, doc, ctx, info, tmp))
         if not info.authors:
             status(f"{label}.meta.yaml: authors left as '{FILL_IN}'; export again with --info "
@@ -281,7 +291,8 @@ Acoustic scene classifier exported by `asc-auto export` (trial {result.trial}, s
   bias values ({size.nonzero:,} non-zero), stored as {', '.join(size.element_types)}
   (BatchNorm is folded into the layers there, so its shifts count as biases; the meta.yaml
   gives the rule's own count of the trained model, the one the search sized it by)
-- **Evaluate-fold accuracy**: {result.accuracy:.4f} (reloaded IR), log loss
+- **Evaluate-fold accuracy**: {result.accuracy_text} (reloaded IR; ± its binomial standard
+  error), log loss
   {result.log_loss:.4f}; retrain recorded {result.accuracy_retrain:.4f} (tolerance {tolerance})
 - **How it was obtained**: the study's search picked the configuration on a validation split of
   the training fold; retrain trained it on the whole training fold for {doc['epochs']} epochs

@@ -41,6 +41,7 @@ from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
 from asc_auto.records import counts_toward_budget, feasible_trials, pick_trial
+from asc_auto.report import trial_accuracy_text
 from asc_auto.schema import (
     DESIGN,
     MACS_CONSTRAINT,
@@ -495,8 +496,9 @@ def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, Frozen
     """Without a progress display (a log, another worker): one line per finished trial."""
 
     def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
-        del study
-        value = f" val acc {trial.value:.4f}" if trial.value is not None else ""
+        n_val = StudyRecord.from_study(study).val_clip_count  # the value's SE, as the tables
+        value = (f" val acc {trial_accuracy_text(trial, n_val)}" if trial.value is not None
+                 else "")
         record = TrialRecord.from_trial(trial)
         size = record.size_kb
         size_text = f" at {size} KB" if size is not None else ""

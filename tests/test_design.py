@@ -4,6 +4,7 @@ that a search runs it once, right after the paper trial."""
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,9 @@ def test_a_search_runs_the_design_after_the_paper_trial_once(
     assert any("initial design: 5 trials after the paper trial cover every pair of "
                "kernel_size x precision" in line for line in lines)
     assert any(line.startswith("trial 0 (paper) COMPLETE") for line in lines)
+    # each finished trial's line gives its value with its standard error, as the tables do
+    assert any(re.match(r"trial 0 \(paper\) COMPLETE val acc \d\.\d{4} ± \d\.\d{3} at ", line)
+               for line in lines), lines
     assert any(line.startswith("trial 1 (design) ") for line in lines)
     assert design_line(study) == ("initial design: 5 trials after the paper trial, covering "
                                   "every pair of categorical values")

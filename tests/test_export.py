@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,9 @@ def test_export_cli(retrained, tmp_path: Path) -> None:
         "--affiliation", "TAU;Tampere University;Computing Sciences;Tampere, Finland",
         "--abbreviation", "TAU-KD"])
     assert result.exit_code == 0, result.output
-    assert "reloaded IR accuracy" in result.output
+    flat = " ".join(result.output.split())
+    assert re.search(r"reloaded IR accuracy \d\.\d{4} ± \d\.\d{3} on 13 clips \(retrain",
+                     flat), flat
     assert (tmp_path / "pkg" / IR_FILE).exists()
     meta = yaml.safe_load((tmp_path / "pkg" / "Heittola_TAU_task1b_1.meta.yaml").read_text())
     assert task1b_problems(meta, tuple(study.user_attrs["labels"])) == []

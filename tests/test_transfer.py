@@ -4,6 +4,7 @@ from, and a study records (and keys results by) the files it started from."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -242,6 +243,8 @@ def test_cli_pretrain_and_one_line_refusals(tmp_path: Path, tiny_dataset: Path) 
                              "--epochs", "1", "--home", str(tmp_path / "home")])
     assert ok.exit_code == 0, ok.output
     assert "pretrained kd" in ok.output and out.is_file()
+    flat = " ".join(ok.output.split())
+    assert re.search(r"evaluate accuracy \d\.\d{4} ± \d\.\d{3} on 13 clips", flat), flat
     assert f"sha256 {file_sha256(out)[:12]}" in ok.output
     refused = runner.invoke(app, ["pretrain", "--technique", "gcc", "--data", str(tiny_dataset),
                                   "--out", str(tmp_path / "g.safetensors")])
