@@ -53,6 +53,7 @@ from asc_auto.schema import (
     StudyRecord,
     TrialRecord,
 )
+from asc_auto.seeds import trial_seed
 from asc_auto.space import SearchSpace, default_space_file
 from asc_auto.storage import (
     default_storage,
@@ -569,7 +570,7 @@ class Objective:
         TrialRecord(config=config).write(trial)
         # Initial weights from (seed, trial number): a trial is the same whichever trials ran
         # before it in this process (a resumed study, another worker).
-        torch.manual_seed(_seed(ctx.train_cfg.seed, trial.number))
+        torch.manual_seed(trial_seed(ctx.train_cfg.seed, trial.number))
         candidate = setup.technique.build(config, ctx)
         setup.technique.initialise(candidate, ctx)  # --init-from
         size, macs, feasible = sized(setup, candidate)
@@ -650,9 +651,9 @@ class Objective:
         for fold, fctx in enumerate(contexts):
             if seed_index:
                 fctx = dataclasses.replace(fctx, train_cfg=dataclasses.replace(
-                    fctx.train_cfg, seed=_seed(fctx.train_cfg.seed, number, fold, seed_index)))
+                    fctx.train_cfg, seed=trial_seed(fctx.train_cfg.seed, number, fold, seed_index)))
             if candidate is None or fold or seed_index:
-                torch.manual_seed(_seed(fctx.train_cfg.seed, number, fold, seed_index))
+                torch.manual_seed(trial_seed(fctx.train_cfg.seed, number, fold, seed_index))
                 cand = setup.technique.build(config, fctx)
                 setup.technique.initialise(cand, fctx)
             else:
@@ -673,13 +674,6 @@ class FoldOutcome:
 
     candidate: Candidate
     outcome: Outcome
-
-
-def _seed(base: int, number: int, fold: int = 0, seed_index: int = 0) -> int:
-    """Initial-weight seed of trial `number`: (base, number) as every trial has used, extended
-    by fold and confirmation seed index when they are not 0."""
-    parts = [base, number] + ([fold, seed_index] if fold or seed_index else [])
-    return int(np.random.SeedSequence(parts).generate_state(1)[0])
 
 
 class SearchProgress:

@@ -32,6 +32,7 @@ from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
 from asc_auto.schema import TrialRecord
+from asc_auto.seeds import trial_seed
 from asc_auto.stats import binomial_se
 from asc_auto.tables import table_values
 from asc_auto.techniques.base import (
@@ -208,12 +209,13 @@ def ablate_gcc(study: optuna.Study, contexts: Sequence[TrialContext],
 
 
 def _score(tech: GccGrams, config: dict[str, Any], contexts: Sequence[TrialContext],
-           use_gcc: bool) -> tuple[CvScore, str]:
-    """`config` with `use_gcc` trained and scored on each context (a split, or every fold)."""
+           use_gcc: bool, number: int) -> tuple[CvScore, str]:
+    """`config` with `use_gcc` trained and scored on each context (a split, or every fold),
+    each started from trial `number`'s initial-weight seed for that fold, as the search did."""
     accs: list[float] = []
     precision = ""
     for fold, ctx in enumerate(contexts):
-        torch.manual_seed(ctx.train_cfg.seed + fold)  # both settings start alike: paired
+        torch.manual_seed(trial_seed(ctx.train_cfg.seed, number, fold))
         candidate = tech.build_with(config, ctx, use_gcc)
         accs.append(float(tech.fit(candidate, config, ctx).accuracy))
         precision = candidate.precision.value
@@ -229,7 +231,8 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
     these `contexts` (one split, or as many folds as it has fold accuracies); otherwise, e.g. a
     cross-validated trial given the split alone, its setting is trained again here, so the two
     numbers never come from different protocols. The other setting is trained with the same
-    configuration, training settings and seeds, evaluated at the same precision. Returns
+    configuration and training settings, from the trial's initial-weight seed per fold, and
+    evaluated at the same precision. Returns
     trial, use_gcc (of the trial), precision, accuracy_with_gcc, accuracy_without_gcc,
     gcc_gain, folds, val_clips (clips each accuracy is scored on), own_retrained.
     """
@@ -244,8 +247,9 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
     status(f"gcc ablation: retraining trial {trial.number} "
            f"{'with' if other else 'without'} the GCC plane {where}"
            + (" (and as searched, which was scored otherwise)" if retrain_own else ""))
-    flipped, precision = _score(tech, config, contexts, other)
-    own = _score(tech, config, contexts, used)[0].mean if retrain_own else float(trial.value)
+    flipped, precision = _score(tech, config, contexts, other, trial.number)
+    own = (_score(tech, config, contexts, used, trial.number)[0].mean if retrain_own
+           else float(trial.value))
     with_gcc, without_gcc = (own, flipped.mean) if used else (flipped.mean, own)
     return {
         "trial": trial.number,
