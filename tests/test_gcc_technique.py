@@ -127,10 +127,16 @@ def test_ablation_records_the_best_config_with_and_without_gcc(searched) -> None
     assert result["gcc_gain"] == pytest.approx(  # from the unrounded accuracies
         result["accuracy_with_gcc"] - result["accuracy_without_gcc"], abs=1.1e-4)
     # shown with each value's standard error on the clips it was scored on
+    own_se = "se_with_gcc" if result["use_gcc"] else "se_without_gcc"
+    assert result[own_se] == round(best.user_attrs["value_se"], 4)  # the trial's own, as searched
+    for setting in ("with_gcc", "without_gcc"):  # at least the binomial over all 35 clips
+        value = result[f"accuracy_{setting}"]
+        assert result[f"se_{setting}"] >= round(binomial_se(value, 35), 4) - 1e-4
     note = setup.technique.study_notes(study.user_attrs, best)[0]
-    value = result["accuracy_with_gcc"]
     assert f"{folds} folds, 35 clips" in note
-    assert f"{value:.4f} ± {binomial_se(value, 35):.3f} with the GCC plane" in note
+    assert (f"{result['accuracy_with_gcc']:.4f} ± {result['se_with_gcc']:.3f} with the GCC "
+            f"plane, {result['accuracy_without_gcc']:.4f} ± {result['se_without_gcc']:.3f} "
+            "without") in note
     with pytest.raises(AscError, match="not a complete trial within the budget"):
         ablate_gcc(study, (setup.context,), trial_number=best.number + 1)
     with pytest.raises(AscError, match="needs a complete trial within the budget"):

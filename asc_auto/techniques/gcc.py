@@ -178,13 +178,13 @@ class GccGrams(Technique):
         folds = int(ablation.get("folds") or 1)
         where = f"; {folds} folds, {n} clips" if folds > 1 else (f"; {n} clips" if n else "")
 
-        def acc(key: str) -> str:
-            value = float(ablation[key])
-            return f"{value:.4f} ± {binomial_se(value, int(n)):.3f}" if n else f"{value:.4f}"
+        def acc(setting: str) -> str:
+            value, se = ablation[f"accuracy_{setting}"], ablation.get(f"se_{setting}")
+            return f"{value:.4f} ± {se:.3f}" if se is not None else f"{value:.4f}"
 
         return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}{where}): "
-                f"validation accuracy {acc('accuracy_with_gcc')} with the GCC plane, "
-                f"{acc('accuracy_without_gcc')} without ({ablation['gcc_gain']:+.4f})"]
+                f"validation accuracy {acc('with_gcc')} with the GCC plane, "
+                f"{acc('without_gcc')} without ({ablation['gcc_gain']:+.4f})"]
 
     def after_search(self, best: FrozenTrial | None, ctx: TrialContext,
                      folds: Sequence[TrialContext] = ()) -> dict[str, Any]:
@@ -234,7 +234,9 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
     configuration and training settings, from the trial's initial-weight seed per fold, and
     evaluated at the same precision. Returns
     trial, use_gcc (of the trial), precision, accuracy_with_gcc, accuracy_without_gcc,
-    gcc_gain, folds, val_clips (clips each accuracy is scored on), own_retrained.
+    gcc_gain, se_with_gcc, se_without_gcc (each as a trial's: cross-validated, the larger of
+    the binomial and the folds' spread), folds, val_clips (clips each accuracy is scored on),
+    own_retrained.
     """
     record = TrialRecord.from_trial(trial)
     config = dict(record.config or {})
@@ -248,9 +250,16 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
            f"{'with' if other else 'without'} the GCC plane {where}"
            + (" (and as searched, which was scored otherwise)" if retrain_own else ""))
     flipped, precision = _score(tech, config, contexts, other, trial.number)
-    own = (_score(tech, config, contexts, used, trial.number)[0].mean if retrain_own
-           else float(trial.value))
+    n_val = sum(flipped.n_val)
+    if retrain_own:
+        again = _score(tech, config, contexts, used, trial.number)[0]
+        own, own_se = again.mean, again.standard_error
+    else:  # a cross-validated trial recorded its own SE (folds' spread included)
+        own = float(trial.value)
+        own_se = record.value_se if record.value_se is not None else binomial_se(own, n_val)
     with_gcc, without_gcc = (own, flipped.mean) if used else (flipped.mean, own)
+    se_with, se_without = ((own_se, flipped.standard_error) if used
+                           else (flipped.standard_error, own_se))
     return {
         "trial": trial.number,
         "use_gcc": used,
@@ -258,7 +267,9 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
         "accuracy_with_gcc": round(with_gcc, 4),
         "accuracy_without_gcc": round(without_gcc, 4),
         "gcc_gain": round(with_gcc - without_gcc, 4),
+        "se_with_gcc": round(se_with, 4),
+        "se_without_gcc": round(se_without, 4),
         "folds": len(contexts),
-        "val_clips": sum(flipped.n_val),
+        "val_clips": n_val,
         "own_retrained": retrain_own,
     }
