@@ -24,6 +24,7 @@ from asc_auto.design import KINDS
 from asc_auto.errors import AscError
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
+    accuracy_text,
     best_table,
     choices_table,
     config_table,
@@ -38,7 +39,6 @@ from asc_auto.report import (
 from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
-from asc_auto.stats import binomial_se
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.techniques import TECHNIQUES
 from asc_auto.verbosity import QUIET, set_verbosity, verbosity
@@ -381,8 +381,8 @@ def pretrain(
         epochs=epochs, seed=seed, device=device, home=home, progress=_live()),
         status=_say)
     console.print(f"pretrained {technique.value} ({r.params:,} params, {r.seconds:.0f} s): "
-                  f"evaluate accuracy {r.accuracy:.4f} ± "
-                  f"{binomial_se(r.accuracy, r.evaluate_clips):.3f} on {r.evaluate_clips} clips; "
+                  f"evaluate accuracy {accuracy_text(r.accuracy, r.evaluate_clips)} on "
+                  f"{r.evaluate_clips} clips; "
                   f"[bold]{r.checkpoint}[/] (sha256 {r.sha256[:12]}), card {r.card}")
 
 

@@ -34,8 +34,8 @@ from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS, WEIGHTS
 from asc_auto.predict import predict, wav_files, write_output_csv
+from asc_auto.report import accuracy_text
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.stats import binomial_se
 from asc_auto.submission import (
     FILL_IN,
     Complexity,
@@ -77,10 +77,8 @@ class ExportResult:
     @property
     def accuracy_text(self) -> str:
         """The reloaded IR's accuracy ± its binomial standard error on the evaluate clips."""
-        if not self.clips:
-            return f"{self.accuracy:.4f}"
-        return (f"{self.accuracy:.4f} ± {binomial_se(self.accuracy, self.clips):.3f} on "
-                f"{self.clips} clips")
+        text = accuracy_text(self.accuracy, self.clips)
+        return f"{text} on {self.clips} clips" if self.clips else text
 
 
 # Files an export wrote before packages carried the io.MANIFEST (older packages are recognised

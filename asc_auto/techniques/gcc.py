@@ -31,6 +31,7 @@ from asc_auto.cv import CvScore
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
+from asc_auto.report import accuracy_text
 from asc_auto.schema import TrialRecord
 from asc_auto.seeds import trial_seed
 from asc_auto.stats import binomial_se
@@ -179,8 +180,8 @@ class GccGrams(Technique):
         where = f"; {folds} folds, {n} clips" if folds > 1 else (f"; {n} clips" if n else "")
 
         def acc(setting: str) -> str:
-            value, se = ablation[f"accuracy_{setting}"], ablation.get(f"se_{setting}")
-            return f"{value:.4f} ± {se:.3f}" if se is not None else f"{value:.4f}"
+            return accuracy_text(ablation[f"accuracy_{setting}"], None,
+                                 ablation.get(f"se_{setting}"))
 
         return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}{where}): "
                 f"validation accuracy {acc('with_gcc')} with the GCC plane, "
