@@ -24,7 +24,6 @@ from asc_auto.design import KINDS
 from asc_auto.errors import AscError
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
-    accuracy_text,
     best_table,
     choices_table,
     config_table,
@@ -39,6 +38,7 @@ from asc_auto.report import (
 from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
+from asc_auto.stats import accuracy_text
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.techniques import TECHNIQUES
 from asc_auto.verbosity import QUIET, set_verbosity, verbosity

@@ -34,8 +34,8 @@ from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS, WEIGHTS
 from asc_auto.predict import predict, wav_files, write_output_csv
-from asc_auto.report import accuracy_text
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.stats import accuracy_text
 from asc_auto.submission import (
     FILL_IN,
     Complexity,

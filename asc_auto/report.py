@@ -12,7 +12,7 @@ from rich.table import Table
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import DESIGN, StudyRecord, TrialRecord
-from asc_auto.stats import binomial_se
+from asc_auto.stats import trial_accuracy_text
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -38,23 +38,6 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
         elif t.state in (TrialState.RUNNING, TrialState.WAITING):
             counts["running"] += 1
     return counts
-
-
-def accuracy_text(accuracy: float | None, n: int | None, se: float | None = None) -> str:
-    """0.6232 ± 0.058: the standard error given (a cross-validated trial records its own), else
-    the binomial one when the number of clips is known, else the bare value."""
-    if accuracy is None:
-        return "-"
-    if se is not None:
-        return f"{accuracy:.4f} ± {se:.3f}"
-    if not n:
-        return f"{accuracy:.4f}"
-    return f"{accuracy:.4f} ± {binomial_se(accuracy, n):.3f}"
-
-
-def trial_accuracy_text(t: FrozenTrial, n_val: int | None) -> str:
-    """A trial's value with its uncertainty (`value_se` of a cross-validated trial)."""
-    return accuracy_text(t.value, n_val, TrialRecord.from_trial(t).value_se)
 
 
 def _row(t: FrozenTrial, n_val: int | None = None) -> list[str]:

@@ -41,7 +41,6 @@ from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
 from asc_auto.records import counts_toward_budget, feasible_trials, pick_trial
-from asc_auto.report import trial_accuracy_text
 from asc_auto.schema import (
     DESIGN,
     MACS_CONSTRAINT,
@@ -55,6 +54,7 @@ from asc_auto.schema import (
 )
 from asc_auto.seeds import trial_seed
 from asc_auto.space import SearchSpace, default_space_file
+from asc_auto.stats import trial_accuracy_text
 from asc_auto.storage import (
     default_storage,
     fail_dead_trials,

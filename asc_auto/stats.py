@@ -7,6 +7,10 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from optuna.trial import FrozenTrial
+
+from asc_auto.schema import TrialRecord
+
 
 def binomial_se(accuracy: float, n: int) -> float:
     """Binomial standard error of an accuracy measured on `n` clips: on a 60-clip validation
@@ -17,3 +21,20 @@ def binomial_se(accuracy: float, n: int) -> float:
 def mean_se(values: Sequence[float]) -> float:
     """Standard error of the mean of repeated runs (seeds, folds); NaN for fewer than two."""
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+
+
+def accuracy_text(accuracy: float | None, n: int | None, se: float | None = None) -> str:
+    """0.6232 ± 0.058: the standard error given (a cross-validated trial records its own), else
+    the binomial one when the number of clips is known, else the bare value."""
+    if accuracy is None:
+        return "-"
+    if se is not None:
+        return f"{accuracy:.4f} ± {se:.3f}"
+    if not n:
+        return f"{accuracy:.4f}"
+    return f"{accuracy:.4f} ± {binomial_se(accuracy, n):.3f}"
+
+
+def trial_accuracy_text(t: FrozenTrial, n_val: int | None) -> str:
+    """A trial's value with its uncertainty (`value_se` of a cross-validated trial)."""
+    return accuracy_text(t.value, n_val, TrialRecord.from_trial(t).value_se)

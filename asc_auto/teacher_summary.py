@@ -14,9 +14,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from asc_auto.report import accuracy_text, trial_accuracy_text
 from asc_auto.schema import StudyRecord
-from asc_auto.stats import binomial_se, mean_se
+from asc_auto.stats import accuracy_text, binomial_se, mean_se, trial_accuracy_text
 
 
 def _clips(attrs: Mapping[str, Any]) -> tuple[int | None, int | None]:

@@ -134,7 +134,7 @@ def test_dashboard_serves_the_studies_on_loopback(tmp_path: Path) -> None:
 
 
 def test_accuracies_are_shown_with_their_standard_error() -> None:
-    from asc_auto.report import accuracy_text
+    from asc_auto.stats import accuracy_text
     from asc_auto.stats import binomial_se as standard_error
 
     assert standard_error(0.6, 60) == pytest.approx(0.0632, abs=1e-4)  # sqrt(.6 * .4 / 60)

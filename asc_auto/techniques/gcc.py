@@ -31,10 +31,9 @@ from asc_auto.cv import CvScore
 from asc_auto.errors import AscError, ConfigError
 from asc_auto.models.dwcnn import DwCnn, DwCnnConfig
 from asc_auto.records import pick_trial
-from asc_auto.report import accuracy_text
 from asc_auto.schema import TrialRecord
 from asc_auto.seeds import trial_seed
-from asc_auto.stats import binomial_se
+from asc_auto.stats import accuracy_text, binomial_se
 from asc_auto.tables import table_values
 from asc_auto.techniques.base import (
     Candidate,
