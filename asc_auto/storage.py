@@ -168,7 +168,10 @@ def _rdb(url: str, file: Path | None, retry_failed: int) -> optuna.storages.Base
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and work
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(_driver_url(url), **kwargs)
+            storage = optuna.storages.RDBStorage(_driver_url(url), **kwargs)
+        if scheme.startswith("sqlite"):
+            _serialise_sqlite(storage.engine)
+        return storage
     except sqlalchemy.exc.ArgumentError as err:
         raise UsageError(f"--storage {redacted(url)!r} is not a storage URL "
                          f"({_first_line(err)}); fix: {_URL_FIX}") from None
@@ -184,6 +187,29 @@ def _rdb(url: str, file: Path | None, retry_failed: int) -> optuna.storages.Base
     except RuntimeError as err:  # a schema of another Optuna version
         raise CommandFailed(f"{redacted(url)}: {_first_line(err)}; fix: `optuna storage "
                             f"upgrade --storage URL` (after a backup)") from None
+
+
+def _serialise_sqlite(engine: Any) -> None:
+    """Make every transaction on this SQLite engine take the write lock when it begins.
+
+    pysqlite runs a SELECT outside any transaction and SQLite ignores SELECT ... FOR UPDATE, so
+    Optuna's read-check-write steps (a worker taking a WAITING trial: the paper trial, a design
+    row, a retried one) ran unlocked: two workers could both read WAITING and both run the trial,
+    the second then failing on `tell`. With BEGIN IMMEDIATE (SQLAlchemy's documented pysqlite
+    recipe) the second waits for the first's commit and reads RUNNING. Transactions are a few
+    milliseconds long, so serialising them costs nothing next to a trial.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" below emits it instead
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections pooled while Optuna set up predate the hooks
 
 
 def _first_line(err: BaseException) -> str:

@@ -175,3 +175,44 @@ def test_retry_failed_enqueues_a_dead_workers_trial_again(tmp_path: Path) -> Non
     other.set_user_attr(WORKER_ATTR, worker)
     assert fail_dead_trials(plain) == [other.number]
     assert [t.state for t in plain.get_trials()] == [TrialState.FAIL]  # no retry unless asked
+
+
+def test_two_workers_popping_one_waiting_trial_on_sqlite_get_it_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI failure of stop 31: two workers both took the paper trial (WAITING -> RUNNING) and
+    the second failed on `tell` ("Cannot tell a COMPLETE trial"). pysqlite runs a SELECT outside
+    any transaction, so Optuna's read-check-write ran unlocked; the read is slowed here so the
+    two always overlap, as they did by chance on a busy CI machine."""
+    import threading
+
+    from optuna.storages._rdb import models
+
+    from asc_auto.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="kd", storage=open_storage(url, create=True))
+    study.enqueue_trial({"x": 1.0})
+    trial_id = study.get_trials()[0]._trial_id
+    workers = [open_storage(url), open_storage(url)]  # two processes' engines
+    find = models.TrialModel.find_or_raise_by_id
+
+    def slow_find(trial_id: int, session: object, for_update: bool = False) -> object:
+        found = find(trial_id, session, for_update=for_update)  # type: ignore[arg-type]
+        time.sleep(0.5)  # both read WAITING before either writes RUNNING
+        return found
+
+    monkeypatch.setattr(models.TrialModel, "find_or_raise_by_id", staticmethod(slow_find))
+    start = threading.Barrier(2)
+    popped: list[bool] = []
+
+    def pop(storage: optuna.storages.BaseStorage) -> None:
+        start.wait()
+        popped.append(storage.set_trial_state_values(trial_id, TrialState.RUNNING))
+
+    threads = [threading.Thread(target=pop, args=(s,)) for s in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(popped) == [False, True]
+    assert workers[0].get_trial(trial_id).state == TrialState.RUNNING
