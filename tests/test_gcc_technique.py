@@ -158,3 +158,27 @@ def test_a_cross_validated_trial_given_one_split_is_retrained_on_it(searched) ->
     # both numbers come from the split (k / n of its clips), not the folds' mean
     n = result["val_clips"]
     assert any(abs(result[own] - round(k / n, 4)) < 1e-9 for k in range(n + 1))
+
+
+def test_a_study_started_from_a_checkpoint_is_ablated_from_scratch(searched,
+                                                                   tmp_path: Path) -> None:
+    """The other setting's first layer cannot load the study's --init-from checkpoint, so the
+    ablation trains both settings afresh rather than a pretrained model beside a fresh one."""
+    from asc_auto.transfer import FileRef, Sources
+
+    study, setup = searched
+    best = pick_trial(study)
+    said: list[str] = []
+    # not a checkpoint: loading it would fail, so the ablation passing shows it never did
+    ref = FileRef(tmp_path / "pretrained.pt", "0" * 64)
+    split = dataclasses.replace(setup.context, status=said.append, sources=Sources(init_from=ref))
+    result = ablate_gcc(study, (split,), trial_number=best.number)
+    assert result["from_scratch"] and result["own_retrained"]
+    assert any("from scratch: the --init-from checkpoint fits one setting's first layer only"
+               in line for line in said), said
+    note = setup.technique.study_notes(study.user_attrs, best)[0]
+    assert "both from scratch, not from --init-from" in note
+    plain = ablate_gcc(study, (dataclasses.replace(setup.context, status=said.append),),
+                       trial_number=best.number)
+    assert not plain["from_scratch"]
+    assert "from scratch" not in setup.technique.study_notes(study.user_attrs, best)[0]

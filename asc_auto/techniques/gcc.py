@@ -182,8 +182,10 @@ class GccGrams(Technique):
             return accuracy_text(ablation[f"accuracy_{setting}"], None,
                                  ablation.get(f"se_{setting}"))
 
-        return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}{where}): "
-                f"validation accuracy {acc('with_gcc')} with the GCC plane, "
+        scratch = ("; both from scratch, not from --init-from"
+                   if ablation.get("from_scratch") else "")
+        return [f"GCC ablation of trial {ablation['trial']} ({ablation['precision']}{where}"
+                f"{scratch}): validation accuracy {acc('with_gcc')} with the GCC plane, "
                 f"{acc('without_gcc')} without ({ablation['gcc_gain']:+.4f})"]
 
     def after_search(self, best: FrozenTrial | None, ctx: TrialContext,
@@ -232,11 +234,13 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
     cross-validated trial given the split alone, its setting is trained again here, so the two
     numbers never come from different protocols. The other setting is trained with the same
     configuration and training settings, from the trial's initial-weight seed per fold, and
-    evaluated at the same precision. Returns
+    evaluated at the same precision. A study started from --init-from trains both settings
+    from scratch: the checkpoint fits one setting's first layer only, and a pretrained model
+    beside a fresh one would measure the transfer, not the GCC plane. Returns
     trial, use_gcc (of the trial), precision, accuracy_with_gcc, accuracy_without_gcc,
     gcc_gain, se_with_gcc, se_without_gcc (each as a trial's: cross-validated, the larger of
     the binomial and the folds' spread), folds, val_clips (clips each accuracy is scored on),
-    own_retrained.
+    own_retrained, from_scratch (the trial itself started from --init-from).
     """
     record = TrialRecord.from_trial(trial)
     config = dict(record.config or {})
@@ -244,11 +248,14 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
     other = not used
     status = contexts[0].status
     scored_on = len(record.cv_accuracies) if record.cv_accuracies else 1
-    retrain_own = scored_on != len(contexts)
+    from_scratch = contexts[0].sources.init_from is not None
+    retrain_own = scored_on != len(contexts) or from_scratch
     where = f"over {len(contexts)} folds" if len(contexts) > 1 else "on the validation split"
+    why = (" (and as searched, from scratch: the --init-from checkpoint fits one setting's "
+           "first layer only)" if from_scratch else
+           " (and as searched, which was scored otherwise)" if retrain_own else "")
     status(f"gcc ablation: retraining trial {trial.number} "
-           f"{'with' if other else 'without'} the GCC plane {where}"
-           + (" (and as searched, which was scored otherwise)" if retrain_own else ""))
+           f"{'with' if other else 'without'} the GCC plane {where}{why}")
     flipped, precision = _score(tech, config, contexts, other, trial.number)
     n_val = sum(flipped.n_val)
     if retrain_own:
@@ -272,4 +279,5 @@ def ablation(trial: FrozenTrial, contexts: Sequence[TrialContext], tech: GccGram
         "folds": len(contexts),
         "val_clips": n_val,
         "own_retrained": retrain_own,
+        "from_scratch": from_scratch,
     }
