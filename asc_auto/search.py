@@ -32,7 +32,7 @@ from asc_auto import confirm, design, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
-from asc_auto.cost import EpochClock, SearchPlan
+from asc_auto.cost import EpochClock, SearchPlan, duration_text
 from asc_auto.cv import CvScore, few_sources, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
@@ -276,10 +276,11 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         # the top few and the paper point as their reference, each with fresh seeds
         confirmations=(setup.confirm_top + 1) * setup.confirm_seeds if finish else 0,
         rung=pruning.first_rung(opts.pruner, setup.context.train_cfg.epochs)), status)
-    budget = TrialBudget(opts.trials, status)
+    budget = TrialBudget(opts.trials, status, opts.timeout)
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
-        callbacks = [progress.on_trial_end if opts.progress else _trial_line(status), budget]
+        line = progress.on_trial_end if opts.progress else _trial_line(status, budget)
+        callbacks = [budget, line]  # the line says the count the budget has just taken
         if opts.trials != 0:
             study.optimize(objective, n_trials=None, timeout=opts.timeout,
                            catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
@@ -473,9 +474,30 @@ class TrialBudget:
     search proposed 3 of them after its start-up trials). A space whose proposals keep missing
     the limit stops after OVER_LIMIT_CAP of them per trial asked for, with a line saying so."""
 
-    def __init__(self, trials: int | None, status: Callable[[str], None]) -> None:
-        self.trials, self.status = trials, status
+    def __init__(self, trials: int | None, status: Callable[[str], None],
+                 timeout: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.trials, self.status, self.timeout, self.clock = trials, status, timeout, clock
         self.counted = self.over = 0
+        self.started = clock()
+
+    def progress_text(self) -> str:
+        """Where a search without a progress bar stands (a log, another worker): `3 of 24
+        trials, about 4.1 h left at this run's pace` (capped by --timeout); empty before the
+        first counted trial or with --timeout alone. The pace is this run's wall time per
+        counted trial, proposals over the limit and pruned trials included, so it is what the
+        remaining trials will cost if they run like the first ones."""
+        if self.trials is None or self.counted == 0:
+            return ""
+        text = f"{self.counted} of {self.trials} trials"
+        left = self.trials - self.counted
+        if left <= 0:
+            return text
+        elapsed = self.clock() - self.started
+        eta = elapsed / self.counted * left
+        if self.timeout is not None and self.timeout - elapsed < eta:
+            return f"{text}, --timeout stops it in about {duration_text(self.timeout - elapsed)}"
+        return f"{text}, about {duration_text(eta)} left at this run's pace"
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if counts_toward_budget(trial):
@@ -493,8 +515,10 @@ class TrialBudget:
             study.stop()
 
 
-def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Without a progress display (a log, another worker): one line per finished trial."""
+def _trial_line(status: Callable[[str], None], budget: TrialBudget | None = None
+                ) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Without a progress display (a log, another worker): one line per finished trial, with
+    how many of this run's trials are done and the time left (`budget`, called before it)."""
 
     def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
         n_val = StudyRecord.from_study(study).val_clip_count  # the value's SE, as the tables
@@ -508,8 +532,9 @@ def _trial_line(status: Callable[[str], None]) -> Callable[[optuna.Study, Frozen
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
         why = ": over the limit, not trained" if record.feasible is False else why
         tag = f" ({record.source})" if record.source in (PAPER, DESIGN) else ""
+        done = budget.progress_text() if budget is not None else ""
         status(f"trial {trial.number}{tag} {trial.state.name}{value}{size_text} "
-               f"({seconds:.1f} s){why}")
+               f"({seconds:.1f} s){why}" + (f"; {done}" if done else ""))
 
     return on_trial_end
 

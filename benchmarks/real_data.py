@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -41,9 +42,16 @@ from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
 
-#: Lines of the CLI's output passed through as they come: what the run will cost (the teacher's,
-#: a trial's, a seed's), so a row that takes hours says so in the benchmark's own log.
-SAID = ("cost here: ",)
+#: Lines of the CLI's output passed through as they come (by how they start): what the run
+#: will cost (the teacher's, a trial's, a seed's) and how far it is (each finished trial with
+#: the time left, each confirmation run, each retrained seed), so a row that takes hours says
+#: so, and where it stands, in the benchmark's own log.
+SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed", "retraining trial ")
+
+
+def said(line: str) -> bool:
+    """Whether a line of the CLI's output is one of SAID (a `--jobs` worker's too)."""
+    return re.sub(r"^\[worker \d+\] ", "", line.strip()).startswith(SAID)
 
 
 def _cli(*args: str) -> None:
@@ -54,7 +62,7 @@ def _cli(*args: str) -> None:
         tail: deque[str] = deque(maxlen=40)  # what a failure shows
         for line in proc.stdout:
             tail.append(line)
-            if any(s in line for s in SAID):
+            if said(line):
                 print(f"  {line.strip()}", flush=True)
     if proc.returncode != 0:
         raise SystemExit(f"asc-auto {' '.join(args)} failed ({proc.returncode}):\n"

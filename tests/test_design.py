@@ -143,6 +143,13 @@ def test_a_search_runs_the_design_after_the_paper_trial_once(
     assert any(re.match(r"trial 0 \(paper\) COMPLETE val acc \d\.\d{4} ± \d\.\d{3} at ", line)
                for line in lines), lines
     assert any(line.startswith("trial 1 (design) ") for line in lines)
+    # ... and, in a log, how far the run is and the time left at its pace
+    trial_lines = [line for line in lines if re.match(r"trial \d ", line)]
+    assert len(trial_lines) == 6, lines
+    for n, line in enumerate(trial_lines[:-1], 1):
+        assert re.search(rf"; {n} of 6 trials, about [\d.]+ (s|min) left at this run's pace$",
+                         line), line
+    assert trial_lines[-1].endswith("; 6 of 6 trials"), trial_lines[-1]
     assert design_line(study) == ("initial design: 5 trials after the paper trial, covering "
                                   "every pair of categorical values")
     assert [r[0] for r in map(trial_row, trials)] == ["0 paper"] + [f"{n} design"

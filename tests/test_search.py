@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from asc_auto.errors import AscError
 from asc_auto.records import feasible_trials
 from asc_auto.report import pareto_front, state_counts
-from asc_auto.search import SearchOptions, run_search
+from asc_auto.search import SearchOptions, TrialBudget, run_search
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +120,29 @@ def test_trials_over_the_limit_do_not_count_and_a_space_that_never_fits_stops(
     assert any("stopped after 20 proposals over the limit and 0 of 1 trials" in line
                and "raise --budget-kb" in line for line in lines)
     assert any(line.startswith("20 proposals over the limit were sized") for line in lines)
+
+
+def test_trial_budget_says_how_far_a_run_is_and_the_time_left_at_its_pace() -> None:
+    now = [100.0]
+    study = optuna.create_study()
+
+    def finish(seconds: float, feasible: bool = True) -> None:
+        now[0] += seconds
+        trial = optuna.trial.create_trial(
+            value=0.5, user_attrs={} if feasible else {"feasible": False, "trained": False})
+        budget(study, trial)
+
+    budget = TrialBudget(24, status=print, clock=lambda: now[0])
+    assert budget.progress_text() == ""  # nothing to extrapolate from yet
+    finish(600)
+    assert budget.progress_text() == "1 of 24 trials, about 3.8 h left at this run's pace"
+    finish(5, feasible=False)  # sized, not trained: no count, its seconds in the pace
+    finish(595)
+    assert budget.progress_text() == "2 of 24 trials, about 3.7 h left at this run's pace"
+    capped = TrialBudget(24, status=print, timeout=1800.0, clock=lambda: now[0])
+    now[0] += 600
+    capped(study, optuna.trial.create_trial(value=0.5))
+    assert capped.progress_text() == "1 of 24 trials, --timeout stops it in about 20.0 min"
+    alone = TrialBudget(None, status=print, timeout=60.0, clock=lambda: now[0])
+    alone(study, optuna.trial.create_trial(value=0.5))
+    assert alone.progress_text() == ""  # --timeout alone: no count to say
