@@ -215,6 +215,24 @@ def _paper_pending(study: optuna.Study) -> bool:
                for t in study.get_trials(deepcopy=False))
 
 
+def _lost_design_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """The initial design's rows whose every trial failed (a stopped run, a killed worker, an
+    error): enqueued again on resume, as the paper trial is, so an interrupted search still
+    covers what its design set out to cover instead of leaving the row to chance.
+
+    Call after `fail_dead_trials`. A row is its enqueued params (Optuna's `fixed_params`).
+    """
+    alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
+    rows: dict[str, tuple[dict[str, Any], bool]] = {}
+    for t in study.get_trials(deepcopy=False):
+        if TrialRecord.from_trial(t).source != DESIGN:
+            continue
+        params = dict(t.system_attrs.get("fixed_params") or t.params)
+        key = repr(sorted(params.items()))
+        rows[key] = (params, rows.get(key, (params, False))[1] or t.state in alive)
+    return [params for params, ok in rows.values() if not ok]
+
+
 class _DropInterruptTraceback(logging.Filter):
     """Optuna logs a KeyboardInterrupt inside a trial with its traceback (and a second line,
     "failed with value None") before re-raising it; the CLI says 'interrupted' in one line
@@ -371,6 +389,15 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
         if fresh and opts.trials != 0:  # once, when the study starts: a resume adds none
             _enqueue_design(study, setup, opts, status)
+        lost = _lost_design_rows(study) if opts.trials != 0 else []
+        if opts.trials is not None:  # no trial left waiting after this run: it would stop the
+            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            lost = lost[:max(0, opts.trials - waiting)]  # confirmation (design.py says why)
+        for params in lost:
+            study.enqueue_trial(params, user_attrs=TrialRecord(source=DESIGN).to_attrs())
+        if lost:
+            status(f"{len(lost)} initial-design row{'s' if len(lost) > 1 else ''} of a stopped "
+                   "run enqueued again")
     return study, setup
 
 

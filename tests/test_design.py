@@ -158,3 +158,50 @@ def test_a_search_runs_the_design_after_the_paper_trial_once(
     # resumed: TPE's trials only, the design is not enqueued again
     again = run_search(SearchOptions(**{**opts.__dict__, "trials": 1}), status=lambda m: None)
     assert [t.user_attrs["source"] for t in again.get_trials()][6:] == ["search"]
+
+
+@pytest.mark.slow
+def test_a_design_row_of_a_stopped_run_is_enqueued_again(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or a killed worker) in a design row failed it for good: the resumed search left
+    that corner of the space to chance. It is enqueued again, as the paper trial is."""
+    import asc_auto.search as search_mod
+
+    text = (SPACES / "kd.toml").read_text().replace("choices = [3]\n", "choices = [3, 5]\n")
+    space_file = tmp_path / "kd.toml"
+    space_file.write_text(text)
+    opts = SearchOptions(technique="kd", data=tiny_dataset, trials=6, space=space_file,
+                         storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
+                         progress=False, budget_kb=10.0, epochs=1, initial_design="pairs",
+                         cv=0, confirm_seeds=0)
+    real_call = search_mod.Objective.__call__
+
+    def interrupted_at_trial_2(self: Any, trial: Any) -> Any:
+        if trial.number == 2:
+            raise KeyboardInterrupt
+        return real_call(self, trial)
+
+    monkeypatch.setattr(search_mod.Objective, "__call__", interrupted_at_trial_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(opts, status=lambda m: None)
+    monkeypatch.setattr(search_mod.Objective, "__call__", real_call)
+    import optuna
+
+    stopped = optuna.load_study(study_name="kd", storage=opts.storage).get_trials()
+    assert [t.state.name for t in stopped] == ["COMPLETE", "COMPLETE", "FAIL"] + ["WAITING"] * 3
+    lost = stopped[2].system_attrs["fixed_params"]
+
+    lines: list[str] = []
+    study = run_search(SearchOptions(**{**opts.__dict__, "trials": 4}), status=lines.append)
+    assert "1 initial-design row of a stopped run enqueued again" in lines
+    trials = study.get_trials()
+    assert len(trials) == 7 and trials[6].user_attrs["source"] == "design"
+    assert trials[6].params == lost and trials[6].state.name in ("COMPLETE", "PRUNED"), \
+        (trials[6].state, trials[6].user_attrs)
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))  # 4 trials ran 4
+    # once: a later resume finds the row done and adds none
+    lines.clear()
+    again = run_search(SearchOptions(**{**opts.__dict__, "trials": 1}), status=lines.append)
+    assert not any("enqueued again" in line for line in lines)
+    assert again.get_trials()[7].user_attrs["source"] == "search"
