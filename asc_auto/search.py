@@ -216,21 +216,25 @@ def _paper_pending(study: optuna.Study) -> bool:
 
 
 def _lost_design_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The initial design's rows whose every trial failed (a stopped run, a killed worker, an
-    error): enqueued again on resume, as the paper trial is, so an interrupted search still
-    covers what its design set out to cover instead of leaving the row to chance.
+    """The initial design's rows that were stopped, not tried: every trial of the row failed
+    without an error of its own (Ctrl-C, a killed worker). Enqueued again on resume, as the
+    paper trial is, so an interrupted search still covers what its design set out to cover
+    instead of leaving the row to chance. A row whose trial raised an error was tried (its
+    `fail_reason` is the result) and would fail again: it is not repeated.
 
     Call after `fail_dead_trials`. A row is its enqueued params (Optuna's `fixed_params`).
     """
     alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
     rows: dict[str, tuple[dict[str, Any], bool]] = {}
     for t in study.get_trials(deepcopy=False):
-        if TrialRecord.from_trial(t).source != DESIGN:
+        record = TrialRecord.from_trial(t)
+        if record.source != DESIGN:
             continue
         params = dict(t.system_attrs.get("fixed_params") or t.params)
         key = repr(sorted(params.items()))
-        rows[key] = (params, rows.get(key, (params, False))[1] or t.state in alive)
-    return [params for params, ok in rows.values() if not ok]
+        tried = t.state in alive or record.fail_reason is not None
+        rows[key] = (params, rows.get(key, (params, False))[1] or tried)
+    return [params for params, tried in rows.values() if not tried]
 
 
 class _DropInterruptTraceback(logging.Filter):

@@ -175,21 +175,24 @@ def test_a_design_row_of_a_stopped_run_is_enqueued_again(
                          storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
                          progress=False, budget_kb=10.0, epochs=1, initial_design="pairs",
                          cv=0, confirm_seeds=0)
-    real_call = search_mod.Objective.__call__
+    real_run = search_mod.Objective._run
 
     def interrupted_at_trial_2(self: Any, trial: Any) -> Any:
-        if trial.number == 2:
+        if trial.number == 1:  # an error: the row was tried (its reason is the result)
+            raise RuntimeError("a made-up failure")
+        if trial.number == 2:  # Ctrl-C: the row was stopped, not tried
             raise KeyboardInterrupt
-        return real_call(self, trial)
+        return real_run(self, trial)
 
-    monkeypatch.setattr(search_mod.Objective, "__call__", interrupted_at_trial_2)
+    monkeypatch.setattr(search_mod.Objective, "_run", interrupted_at_trial_2)
     with pytest.raises(KeyboardInterrupt):
         run_search(opts, status=lambda m: None)
-    monkeypatch.setattr(search_mod.Objective, "__call__", real_call)
+    monkeypatch.setattr(search_mod.Objective, "_run", real_run)
     import optuna
 
     stopped = optuna.load_study(study_name="kd", storage=opts.storage).get_trials()
-    assert [t.state.name for t in stopped] == ["COMPLETE", "COMPLETE", "FAIL"] + ["WAITING"] * 3
+    assert [t.state.name for t in stopped] == ["COMPLETE", "FAIL", "FAIL"] + ["WAITING"] * 3
+    assert stopped[1].user_attrs["fail_reason"] == "RuntimeError: a made-up failure"
     lost = stopped[2].system_attrs["fixed_params"]
 
     lines: list[str] = []
