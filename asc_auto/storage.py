@@ -169,7 +169,7 @@ def _rdb(url: str, file: Path | None, retry_failed: int) -> optuna.storages.Base
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and work
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(_driver_url(url), **kwargs)
-        if scheme.startswith("sqlite"):
+        if file is not None:  # a SQLite file; :memory: lives in its one connection
             _serialise_sqlite(storage.engine)
         return storage
     except sqlalchemy.exc.ArgumentError as err:

@@ -216,3 +216,12 @@ def test_two_workers_popping_one_waiting_trial_on_sqlite_get_it_once(
         thread.join(timeout=60)
     assert sorted(popped) == [False, True]
     assert workers[0].get_trial(trial_id).state == TrialState.RUNNING
+
+
+def test_an_in_memory_sqlite_storage_is_left_as_optuna_makes_it() -> None:
+    """One process, nothing to serialise; and re-pooling its connection would drop the DB."""
+    from asc_auto.storage import open_storage
+
+    study = optuna.create_study(storage=open_storage("sqlite:///:memory:", create=True))
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
