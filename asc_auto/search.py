@@ -204,14 +204,19 @@ def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, s
                 "study with --study NEW_NAME")
 
 
+#: A trial in these states ran, runs or will run: an enqueued point (the paper's, a design
+#: row) in one of them is not enqueued again. PRUNED: over the limit or stopped by the pruner,
+#: done for good (the paper's trial is never pruned by Hyperband).
+_ALIVE = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
+                    TrialState.WAITING})
+
+
 def _paper_pending(study: optuna.Study) -> bool:
     """True when the paper's trial completed, runs or waits; a failed one is enqueued again.
 
     Call after `fail_dead_trials`: a RUNNING paper trial of a killed worker must not count.
     """
-    # PRUNED: over the limit (the paper's trial is never pruned by Hyperband), done for good
-    alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
-    return any(TrialRecord.from_trial(t).is_paper and t.state in alive
+    return any(TrialRecord.from_trial(t).is_paper and t.state in _ALIVE
                for t in study.get_trials(deepcopy=False))
 
 
@@ -224,7 +229,6 @@ def _lost_design_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
     Call after `fail_dead_trials`. A row is its enqueued params (Optuna's `fixed_params`).
     """
-    alive = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING}
     rows: dict[str, tuple[dict[str, Any], bool]] = {}
     for t in study.get_trials(deepcopy=False):
         record = TrialRecord.from_trial(t)
@@ -232,7 +236,7 @@ def _lost_design_rows(study: optuna.Study) -> list[dict[str, Any]]:
             continue
         params = dict(t.system_attrs.get("fixed_params") or t.params)
         key = repr(sorted(params.items()))
-        tried = t.state in alive or record.fail_reason is not None
+        tried = t.state in _ALIVE or record.fail_reason is not None
         rows[key] = (params, rows.get(key, (params, False))[1] or tried)
     return [params for params, tried in rows.values() if not tried]
 
@@ -393,15 +397,8 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
         if fresh and opts.trials != 0:  # once, when the study starts: a resume adds none
             _enqueue_design(study, setup, opts, status)
-        lost = _lost_design_rows(study) if opts.trials != 0 else []
-        if opts.trials is not None:  # no trial left waiting after this run: it would stop the
-            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-            lost = lost[:max(0, opts.trials - waiting)]  # confirmation (design.py says why)
-        for params in lost:
-            study.enqueue_trial(params, user_attrs=TrialRecord(source=DESIGN).to_attrs())
-        if lost:
-            status(f"{len(lost)} initial-design row{'s' if len(lost) > 1 else ''} of a stopped "
-                   "run enqueued again")
+        if opts.trials != 0:
+            _enqueue_lost_design(study, opts.trials, status)
     return study, setup
 
 
@@ -416,6 +413,21 @@ def _enqueue_design(study: optuna.Study, setup: SearchSetup, opts: SearchOptions
                                 "left_out": made.left_out, "cut": made.cut}).write(study)
     if made.kind != "none" and (made.rows or made.left_out):
         status(made.describe([p.name for p in design.categoricals(setup.space)]))
+
+
+def _enqueue_lost_design(study: optuna.Study, trials: int | None,
+                         status: Callable[[str], None]) -> None:
+    """Enqueue the design rows a stopped run lost (`_lost_design_rows`), as many as this run's
+    `trials` leave room for: a trial left waiting after the run would stop the confirmation."""
+    lost = _lost_design_rows(study)
+    if trials is not None:
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        lost = lost[:max(0, trials - waiting)]
+    for params in lost:
+        study.enqueue_trial(params, user_attrs=TrialRecord(source=DESIGN).to_attrs())
+    if lost:
+        status(f"{len(lost)} initial-design row{'s' if len(lost) > 1 else ''} of a stopped run "
+               "enqueued again")
 
 
 def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
@@ -527,6 +539,8 @@ class TrialBudget:
         elapsed = self.clock() - self.started
         eta = elapsed / self.counted * left
         if self.timeout is not None and self.timeout - elapsed < eta:
+            if self.timeout <= elapsed:
+                return f"{text}, --timeout has passed: no further trial starts"
             return f"{text}, --timeout stops it in about {duration_text(self.timeout - elapsed)}"
         return f"{text}, about {duration_text(eta)} left at this run's pace"
 

@@ -143,6 +143,8 @@ def test_trial_budget_says_how_far_a_run_is_and_the_time_left_at_its_pace() -> N
     now[0] += 600
     capped(study, optuna.trial.create_trial(value=0.5))
     assert capped.progress_text() == "1 of 24 trials, --timeout stops it in about 20.0 min"
+    now[0] += 1300  # a trial that ran past the timeout: Optuna starts no other
+    assert capped.progress_text() == "1 of 24 trials, --timeout has passed: no further trial starts"
     alone = TrialBudget(None, status=print, timeout=60.0, clock=lambda: now[0])
     alone(study, optuna.trial.create_trial(value=0.5))
     assert alone.progress_text() == ""  # --timeout alone: no count to say
