@@ -560,7 +560,7 @@ class TrialBudget:
             study.stop()
 
 
-def _trial_line(status: Callable[[str], None], budget: TrialBudget | None = None
+def _trial_line(status: Callable[[str], None], budget: TrialBudget
                 ) -> Callable[[optuna.Study, FrozenTrial], None]:
     """Without a progress display (a log, another worker): one line per finished trial, with
     how many of this run's trials are done and the time left (`budget`, called before it)."""
@@ -577,7 +577,7 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget | None = None
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
         why = ": over the limit, not trained" if record.feasible is False else why
         tag = f" ({record.source})" if record.source in (PAPER, DESIGN) else ""
-        done = budget.progress_text() if budget is not None else ""
+        done = budget.progress_text()
         status(f"trial {trial.number}{tag} {trial.state.name}{value}{size_text} "
                f"({seconds:.1f} s){why}" + (f"; {done}" if done else ""))
 
