@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -64,6 +65,20 @@ def per_device(devices: list[str]) -> str:
     return ", ".join(f"{n} on {d}" for d, n in Counter(devices).items())
 
 
+_PREFIX = re.compile(r"\[worker \d+\] ")  # what worker_line puts before a worker's message
+
+
+def worker_line(index: int, message: str) -> str:
+    """A `--jobs` worker's line: its message behind `[worker N] `, so interleaved lines of
+    several workers say whose they are."""
+    return f"[worker {index}] {message}"
+
+
+def unprefixed(line: str) -> str:
+    """What a worker said: `line` without worker_line's prefix (other lines unchanged)."""
+    return _PREFIX.sub("", line, count=1) if _PREFIX.match(line) else line
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -75,7 +90,7 @@ def _worker_main(opts: SearchOptions, index: int, threads: int) -> None:
         torch.set_num_threads(threads)
 
     def say(message: str) -> None:
-        print(f"[worker {index}] {message}", flush=True)
+        print(worker_line(index, message), flush=True)
 
     try:
         run_search(opts, status=say, finish=False)

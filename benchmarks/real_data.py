@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from asc_auto.records import counts_toward_budget, pick_trial
 from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
+from asc_auto.workers import unprefixed
 
 #: Lines of the CLI's output passed through as they come (by how they start): what the run
 #: will cost (the teacher's, a trial's, a seed's) and how far it is (each finished trial with
@@ -51,7 +51,7 @@ SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed", "retraining t
 
 def said(line: str) -> bool:
     """Whether a line of the CLI's output is one of SAID (a `--jobs` worker's too)."""
-    return re.sub(r"^\[worker \d+\] ", "", line.strip()).startswith(SAID)
+    return unprefixed(line.strip()).startswith(SAID)
 
 
 def _cli(*args: str) -> None:

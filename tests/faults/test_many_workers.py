@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from asc_auto.confirm import confirmed_best
-from asc_auto.workers import split_trials
+from asc_auto.workers import split_trials, unprefixed, worker_line
 
 pytestmark = pytest.mark.slow
 SPACE = Path(__file__).parents[1] / "spaces" / "kd.toml"
@@ -116,6 +116,13 @@ def test_trials_are_split_over_workers() -> None:
     assert split_trials(None, 3) == [None, None, None]
 
 
+def test_a_worker_line_is_unprefixed_to_what_the_worker_said() -> None:
+    assert worker_line(12, "trial 3 COMPLETE") == "[worker 12] trial 3 COMPLETE"
+    assert unprefixed(worker_line(12, "trial 3 COMPLETE")) == "trial 3 COMPLETE"
+    assert unprefixed("trial 3 [worker 1] x") == "trial 3 [worker 1] x"  # only a leading one
+    assert unprefixed("[worker x] trial") == "[worker x] trial"
+
+
 def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     run = subprocess.run([sys.executable, "-m", "asc_auto.cli", "search", "--technique", "kd",
@@ -126,6 +133,9 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 workers on study 'kd'" in run.stdout
     assert run.stdout.count("[worker 0] trial") + run.stdout.count("[worker 1] trial") == 4
+    # what each worker said, without its prefix (how benchmarks/real_data.py reads the lines)
+    said = [unprefixed(line) for line in run.stdout.splitlines() if line.startswith("[worker ")]
+    assert sum(line.startswith("trial ") for line in said) == 4
     study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
     assert len(study.trials) == 4
     assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
