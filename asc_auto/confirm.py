@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from asc_auto.procs import this_worker
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import mean_se
 
@@ -71,6 +74,35 @@ class Confirmed:
     @property
     def standard_error(self) -> float:
         return mean_se(self.fresh)
+
+
+# How long a worker waits after writing its claim before reading it back: far longer than a
+# write takes to land, short beside a confirmation (trainings of minutes to hours).
+SETTLE_SECONDS = 3.0
+
+
+def claim(study: optuna.Study, sleep: Callable[[float], None] | None = None,
+          ) -> dict[str, Any] | None:
+    """Claim the study's confirmation for this process: None when it is this process's to run,
+    else the worker (host, pid) that runs it.
+
+    Why: independent workers on one storage (commands on several machines) each confirm when
+    they finish and see no trial of another still running or waiting; two that finish at the
+    same moment both see that, and would both run the whole confirmation (hours of trainings).
+    Optuna has no compare-and-set, so each writes a claim with a token of its own, waits
+    SETTLE_SECONDS (`sleep`, else time.sleep) for any claim written at the same moment to land,
+    and reads the claim back: the last write wins, the same one for every worker. A worker that
+    ran every trial itself waits too: another that ran none (started after the last trial)
+    may be finishing beside it. A worker that starts while another confirms is not stopped by
+    the claim (it cannot tell a live claim on another machine from a killed one's).
+    """
+    record = {**this_worker(), "token": uuid.uuid4().hex}
+    StudyRecord(confirming=record).write(study, ["confirming"])
+    (sleep or time.sleep)(SETTLE_SECONDS)
+    won = StudyRecord.from_study(study).confirming or {}
+    if won.get("token") == record["token"]:
+        return None
+    return {"host": won.get("host"), "pid": won.get("pid")}
 
 
 def confirmations(study: optuna.Study) -> list[Confirmed]:

@@ -136,6 +136,7 @@ class StudyRecord:
     sources: dict[str, Any] | None = None  # --init-from / --teacher files, by path and sha256
     retrain: dict[str, Any] | None = None  # retrain's summary (RetrainResult.summary)
     confirmation: dict[str, Any] | None = None  # confirm.py's record
+    confirming: dict[str, Any] | None = None  # confirm.claim: which worker confirms
     initial_design: dict[str, Any] | None = None  # design.py: kind, rows, rows left out
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -489,6 +489,10 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
     if setup.confirm_seeds and len(ranked) >= 2 and others:
         status(f"{len(others)} trials of other workers still running or waiting: the last "
                "worker to finish confirms the top configurations")
+    elif setup.confirm_seeds and len(ranked) >= 2 and (other := confirm.claim(study)):
+        status(f"worker {other['host']} pid {other['pid']}, finishing at the same moment, "
+               "confirms the top configurations and runs what follows")
+        return  # it also runs the technique's step below, on the pick it confirms
     elif setup.confirm_seeds and len(ranked) >= 2:
         objective = Objective(setup)
         paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)

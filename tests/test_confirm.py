@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 from rich.console import Console
 
-from asc_auto.confirm import CONFIRMATION, confirm_top, confirmations, confirmed_best
+from asc_auto.confirm import (
+    CONFIRMATION,
+    SETTLE_SECONDS,
+    claim,
+    confirm_top,
+    confirmations,
+    confirmed_best,
+)
+from asc_auto.procs import HOST
 from asc_auto.records import feasible_trials
 from asc_auto.report import confirmation_table
+from asc_auto.schema import StudyRecord
 
 
 def _study(values: list[float]) -> optuna.Study:
@@ -150,3 +162,40 @@ def test_runs_finishing_out_of_order_are_stored_in_seed_order() -> None:
     assert seen[1] == [(0, 1), (0, 2)]  # only what was missing
     assert study.user_attrs[CONFIRMATION]["trials"]["0"] == [0.9, 0.71, 0.72]
     assert confirmed_best(study) == 1
+
+
+def test_of_two_workers_claiming_at_the_same_moment_one_confirms(tmp_path) -> None:
+    """Two workers on one SQLite file (two storages, as two processes have) that finish at the
+    same moment both claim the confirmation: the claims land within the wait, so both read the
+    same winner, and the other is told who it is."""
+    url = f"sqlite:///{tmp_path / 'asc.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    studies = [optuna.load_study(study_name="s", storage=url) for _ in range(2)]
+    together = threading.Barrier(2)
+    results: list[object] = [None, None]
+
+    def worker(i: int) -> None:
+        together.wait()
+        results[i] = claim(studies[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if r is None]
+    assert len(winners) == 1, results
+    loser = next(r for r in results if r is not None)
+    assert loser == {"host": HOST, "pid": os.getpid()}  # both threads are this process
+    assert studies[0].user_attrs["confirming"]["token"]  # the winner's claim stays recorded
+
+
+def test_a_claim_written_during_the_wait_wins_and_a_lone_claim_is_kept() -> None:
+    study = _study([0.9, 0.8])
+    assert claim(study, sleep=lambda s: None) is None  # nobody else claimed: ours
+
+    def another_worker_claims(seconds: float) -> None:
+        assert seconds == SETTLE_SECONDS
+        StudyRecord(confirming={"host": "gpu-2", "pid": 4242, "token": "theirs"}).write(study)
+
+    assert claim(study, sleep=another_worker_claims) == {"host": "gpu-2", "pid": 4242}

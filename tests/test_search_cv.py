@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -16,6 +17,7 @@ from asc_auto.cli import app
 from asc_auto.confirm import CONFIRMATION, confirmations
 from asc_auto.errors import UsageError
 from asc_auto.records import pick_trial
+from asc_auto.schema import StudyRecord
 from asc_auto.search import SearchOptions, run_search
 
 pytestmark = [pytest.mark.slow, pytest.mark.selection]
@@ -183,6 +185,32 @@ def test_trials_0_finishes_an_existing_study_without_adding_trials(
     assert out.exit_code != 0
     assert "there is no study 'nope'" in out.output and "give --trials N" in out.output
     assert "nope" not in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+
+
+def test_a_worker_finishing_beside_another_leaves_it_the_confirmation(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two independent workers that finish at the same moment: the one whose claim lost says
+    which worker confirms and trains nothing; alone, the same search confirms."""
+    run_search(_opts(tmp_path, tiny_dataset, trials=2, cv=2, confirm_seeds=0),
+               status=lambda m: None)
+
+    def another_worker_claims(seconds: float) -> None:  # what it writes while this one waits
+        study = optuna.load_study(study_name="kd", storage=f"sqlite:///{tmp_path / 'asc.db'}")
+        StudyRecord(confirming={"host": "gpu-2", "pid": 4242, "token": "x"}).write(study)
+
+    monkeypatch.setattr("asc_auto.confirm.time", SimpleNamespace(sleep=another_worker_claims))
+    said: list[str] = []
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
+                       status=said.append)
+    assert "worker gpu-2 pid 4242, finishing at the same moment, confirms the top " \
+           "configurations and runs what follows" in said, said
+    assert CONFIRMATION not in study.user_attrs
+    assert not any(line.startswith("confirming trial") for line in said)
+    monkeypatch.setattr("asc_auto.confirm.time", SimpleNamespace(sleep=lambda s: None))
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
+                       status=said.append)
+    assert len(study.user_attrs[CONFIRMATION]["trials"]) == 2
 
 
 def test_a_large_split_from_few_identifiers_is_cross_validated_one_fold_each(
