@@ -228,8 +228,10 @@ def test_two_workers_popping_one_waiting_trial_on_sqlite_get_it_once(
     assert workers[0].get_trial(trial_id).state == TrialState.RUNNING
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_an_in_memory_sqlite_storage_is_left_as_optuna_makes_it() -> None:
-    """One process, nothing to serialise; and re-pooling its connection would drop the DB."""
+    """One process, nothing to serialise; and re-pooling its connection would drop the DB.
+    No heartbeat thread either: its own connection would see another, empty database."""
     from asc_auto.storage import open_storage
 
     study = optuna.create_study(storage=open_storage("sqlite:///:memory:", create=True))
