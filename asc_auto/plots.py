@@ -110,8 +110,21 @@ def pareto_figure(study: optuna.Study) -> Figure:
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: accuracy vs size")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best", framealpha=0.6)
+    _legend(ax, fontsize=7)
     return fig
+
+
+NOTHING_YET = "no finished trial yet"
+
+
+def _legend(ax: Axes, fontsize: int) -> None:
+    """The legend; on a study with nothing drawn yet (no trial, no limit), a note saying so
+    instead of an empty legend (matplotlib warns about one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc="best", framealpha=0.6)
+    else:
+        ax.text(0.5, 0.5, NOTHING_YET, transform=ax.transAxes, ha="center", va="center",
+                color="grey")
 
 
 def plot_pareto(study: optuna.Study, out: Path) -> Path:
@@ -150,7 +163,7 @@ def history_figure(study: optuna.Study) -> Figure:
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: optimization history")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best", framealpha=0.6)
+    _legend(ax, fontsize=8)
     return fig
 
 

@@ -233,6 +233,17 @@ def test_history_plot_has_whole_trial_numbers() -> None:
     assert ax.get_ylim()[0] > 0.5
 
 
+@pytest.mark.filterwarnings("error")  # matplotlib warns about an empty legend
+def test_plots_of_a_study_without_a_trial_say_so() -> None:
+    from asc_auto.plots import NOTHING_YET, history_figure, pareto_figure
+
+    study = optuna.create_study(direction="maximize")
+    for figure in (history_figure(study), pareto_figure(study)):
+        ax = figure.axes[0]
+        assert ax.get_legend() is None
+        assert [t.get_text() for t in ax.texts] == [NOTHING_YET]
+
+
 def _kernel_study(url: str) -> optuna.Study:
     """kernel 3: two finished (0.50, 0.60), one stopped early; 5: one finished (0.80), one over
     the limit; 7: never sampled."""
