@@ -76,15 +76,17 @@ def test_int8_size_is_one_byte_per_parameter_under_params(trained) -> None:
 
 def test_openvino_ir_holds_int8_weights_and_matches_torch(trained, tmp_path: Path) -> None:
     ov = pytest.importorskip("openvino")
+    from asc_auto.compress.precision import Precision
+    from asc_auto.ir import write_ir
+
     _, int8 = trained
     x, _ = tone_task(8, seed=2)
-    ir = ov.convert_model(int8, example_input=x)
-    ov.save_model(ir, tmp_path / "aclnet.xml", compress_to_fp16=False)
-    saved = ov.Core().read_model(tmp_path / "aclnet.xml")
+    xml = write_ir(int8, Precision.INT8, x, tmp_path)  # what export writes
+    saved = ov.Core().read_model(xml)
     int8_consts = [op for op in saved.get_ops() if op.get_type_name() == "Constant"
                    and op.get_element_type() == ov.Type.i8]
     assert int8_consts, "no INT8 weight constants in the IR"
-    compiled = compile_ir(tmp_path / "aclnet.xml")  # f32 inference: see asc_auto.ir
+    compiled = compile_ir(xml)  # f32 inference: see asc_auto.ir
     ov_logits = compiled(x.numpy())[0]
     with torch.no_grad():
         torch_logits = int8(x)[0].numpy()
