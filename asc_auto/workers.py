@@ -76,7 +76,8 @@ def worker_line(index: int, message: str) -> str:
 
 def unprefixed(line: str) -> str:
     """What a worker said: `line` without worker_line's prefix (other lines unchanged)."""
-    return _PREFIX.sub("", line, count=1) if _PREFIX.match(line) else line
+    prefix = _PREFIX.match(line)
+    return line[prefix.end():] if prefix else line
 
 
 def _interrupt(signum: int, frame: object) -> None:
