@@ -486,14 +486,15 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
     `score_many`: `--jobs N` runs the confirmation in N processes (workers.confirm_pool)."""
     ranked = feasible_trials(study)
     others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-    if setup.confirm_seeds and len(ranked) >= 2 and others:
+    confirming = bool(setup.confirm_seeds) and len(ranked) >= 2
+    if confirming and others:
         status(f"{len(others)} trials of other workers still running or waiting: the last "
                "worker to finish confirms the top configurations")
-    elif setup.confirm_seeds and len(ranked) >= 2 and (other := confirm.claim(study)):
+    elif confirming and (other := confirm.claim(study)):
         status(f"worker {other['host']} pid {other['pid']}, finishing at the same moment, "
                "confirms the top configurations and runs what follows")
         return  # it also runs the technique's step below, on the pick it confirms
-    elif setup.confirm_seeds and len(ranked) >= 2:
+    elif confirming:
         objective = Objective(setup)
         paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
         confirmed = confirm.confirm_top(

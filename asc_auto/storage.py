@@ -157,12 +157,12 @@ def _rdb(url: str, file: Path | None, retry_failed: int) -> optuna.storages.Base
     scheme = url.split(":", 1)[0]
     # Heartbeats: a trial whose process died without a word (kill -9, power loss) is marked
     # FAIL by a later run after the grace period instead of staying RUNNING forever.
-    kwargs: dict[str, Any] = {"heartbeat_interval": 60, "grace_period": 300}
-    if scheme.startswith("sqlite") and file is None:
-        # In-memory SQLite: one process, which its trials die with; and the heartbeat thread's
-        # own connection would open another, empty database ("no such table: trial_heartbeats").
-        kwargs = {}
-    if retry_failed > 0 and kwargs:
+    # Not on in-memory SQLite: one process, which its trials die with; and the heartbeat
+    # thread's own connection would open another, empty database ("no such table:
+    # trial_heartbeats").
+    heartbeat = not (scheme.startswith("sqlite") and file is None)
+    kwargs: dict[str, Any] = {"heartbeat_interval": 60, "grace_period": 300} if heartbeat else {}
+    if retry_failed > 0 and heartbeat:
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8, and works
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             kwargs["heartbeat_stale_trial_callback"] = \
