@@ -43,7 +43,7 @@ def trial_data(t: FrozenTrial, val_clips: int | None) -> dict[str, Any]:
                 "binomial" if se is not None else None),
             "accuracy_fp32": _num(r.accuracy_fp32), "feasible": r.feasible,
             "size_kb": _num(r.size_kb), "params": r.params, "precision": r.precision,
-            "macs": r.macs, "config": r.config or {}}
+            "macs": r.macs, "stop_reason": r.stop_reason, "config": r.config or {}}
 
 
 def retrain_data(record: StudyRecord, pick: int | None) -> dict[str, Any] | None:

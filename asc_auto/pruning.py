@@ -4,8 +4,14 @@ A trial reports its validation accuracy after every epoch (fold 0's under cross-
 the pruner may stop it there. Stopping saves training time and costs the trials it stops
 wrongly, so the choice is a trade measured on real recordings, not a default copied from a
 tutorial.
+
+Under cross-validation a trial is also stopped between folds once it can no longer enter the
+top few (`hopeless`): that stop costs nothing, since the trials it stops could not have been
+confirmed or picked whatever their remaining folds scored.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import optuna
 
@@ -53,3 +59,51 @@ def describe(kind: str, epochs: int) -> str:
     if first is None:
         return "no trial stops early (--pruner none)"
     return f"Hyperband may stop a trial from {first} epoch{'' if first == 1 else 's'}"
+
+
+# A float's rounding must not stop a trial that ties the bar (a tie goes to the smaller model).
+_TIE = 1e-9
+
+
+def fold_ceiling(accuracies: Sequence[float], n_val: Sequence[int]) -> float:
+    """The highest cross-validated value a trial can still reach once the first
+    `len(accuracies)` of its folds (with `n_val` validation clips each, all folds) are scored:
+    every clip of the remaining folds classified right. The value is clip-weighted (cv.CvScore)."""
+    done = len(accuracies)
+    right = sum(a * n for a, n in zip(accuracies, n_val[:done], strict=True))
+    return (right + sum(n_val[done:])) / sum(n_val)
+
+
+def entry_bar(values: Sequence[float], top: int) -> float | None:
+    """The value a trial must reach to enter the best `top` of finished trials with `values`;
+    None while fewer than `top` have finished (every trial can still enter)."""
+    if top < 1 or len(values) < top:
+        return None
+    return sorted(values, reverse=True)[top - 1]
+
+
+def hopeless(accuracies: Sequence[float], n_val: Sequence[int], values: Sequence[float],
+             top: int) -> str | None:
+    """Why a cross-validated trial can stop after its scored folds, or None when it cannot.
+
+    It stops when even a perfect score on its remaining folds leaves it below the `top`-th best
+    finished trial (`values`): confirmation retrains only the best `top` (the pick comes from
+    them; without confirmation `top` is 1), so its remaining folds could not change the pick.
+    Unlike Hyperband's rung this risks nothing; what it saves is the remaining folds of trials
+    that are clearly worse, most on datasets where the best trials score high (office16: a trial
+    at 80 % behind a best of 95 % stops after 2 of 5 folds).
+    """
+    if len(accuracies) >= len(n_val):
+        return None
+    bar = entry_bar(values, top)
+    ceiling = fold_ceiling(accuracies, n_val)
+    if bar is None or ceiling >= bar - _TIE:
+        return None
+    rank = "the best trial" if top == 1 else f"the {_ordinal(top)} best"
+    return (f"fold {len(accuracies)} of {len(n_val)}: at most {ceiling:.4f} with every "
+            f"remaining clip right, below {rank} ({bar:.4f})")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

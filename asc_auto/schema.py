@@ -75,6 +75,7 @@ class TrialRecord:
     forward_backward_seconds: float | None = None
     trial_seconds: float | None = None
     fail_reason: str | None = None
+    stop_reason: str | None = None  # why a trial stopped early (PRUNED after training began)
     worker: dict[str, Any] | None = None  # host, pid, start time of the process running it
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -124,6 +124,13 @@ class SearchSetup:
     folds: tuple[TrialContext, ...] = ()  # cross-validation: one context per fold, else none
     confirm_top: int = 0  # finish_search confirms this many top configurations ...
     confirm_seeds: int = 0  # ... with this many fresh seeds each
+    stop_hopeless: bool = False  # stop a trial between folds once it cannot enter keep_top
+
+    @property
+    def keep_top(self) -> int:
+        """How many of the best trials can still become the pick: confirmation's few, or the
+        best alone when nothing is confirmed (pruning.hopeless stops a trial outside them)."""
+        return max(1, self.confirm_top) if self.confirm_seeds else 1
 
 
 def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
@@ -346,6 +353,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     setup.confirm_top = opts.confirm_top
     setup.confirm_seeds = (confirm.default_seeds(setup.demo) if opts.confirm_seeds is None
                            else opts.confirm_seeds)
+    setup.stop_hopeless = opts.pruner != "none"
     ctx = setup.context
     val_files = set(ctx.val_files)
     val_groups = len({c.identifier for c in setup.dataset.train if c.filename in val_files})
@@ -446,8 +454,10 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
                 f"{epochs * sum(len(f.train_files) for f in folds):,} clips seen")
     else:
         seen = f"{len(ctx.train_files):,} clips = {epochs * len(ctx.train_files):,} clips seen"
+    between = (", and between folds once it can no longer enter the top few"
+               if folds and pruner != "none" else "")
     return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; "
-            f"{pruning.describe(pruner, epochs)}")
+            f"{pruning.describe(pruner, epochs)}{between}")
 
 
 def _n_epochs(n: int) -> str:
@@ -580,6 +590,8 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         reason = record.fail_reason
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
+        if record.stop_reason and trial.state == TrialState.PRUNED:
+            why = f": {record.stop_reason}"
         why = ": over the limit, not trained" if record.feasible is False else why
         tag = f" ({record.source})" if record.source in (PAPER, DESIGN) else ""
         done = budget.progress_text()
@@ -667,6 +679,10 @@ class Objective:
             raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
 
+        def stop(reason: str) -> None:
+            TrialRecord(stop_reason=reason).write(trial)
+            raise optuna.TrialPruned(reason)
+
         def on_epoch(epoch: int, acc: float) -> None:
             history.append(round(acc, 4))
             TrialRecord(val_history=history).write(trial)
@@ -676,7 +692,7 @@ class Objective:
             if self.progress is not None:
                 self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
             if not is_paper and trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch + 1}: val acc {acc:.3f}")
+                stop(f"epoch {epoch + 1}: val acc {acc:.3f}, stopped by Hyperband")
 
         t0 = time.perf_counter()
         if self.cost is not None:
@@ -687,6 +703,12 @@ class Objective:
             TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies]).write(trial)
             if self.progress is not None:
                 self.progress.fold(fold + 1, len(setup.folds), score.mean)
+            if not is_paper and setup.stop_hopeless:
+                values = [float(t.value) for t in feasible_trials(trial.study)]
+                why = pruning.hopeless(score.accuracies, [len(c.val_files) for c in setup.folds],
+                                       values, setup.keep_top)
+                if why is not None:
+                    stop(why)
 
         score, outcomes = self.score_config(config, trial.number, 0, candidate=candidate,
                                             on_epoch=on_epoch, on_step=on_step, on_fold=on_fold)

@@ -66,3 +66,61 @@ def test_search_with_pruner_none_trains_every_trial_to_the_end(tmp_path: Path,
     assert len(trained) == 3
     assert all(t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [1, 2]
                for t in trained)
+
+
+def test_a_fold_ceiling_is_the_value_with_every_remaining_clip_right() -> None:
+    n_val = [31, 31, 31, 31, 30]
+    assert pruning.fold_ceiling([], n_val) == 1.0
+    assert pruning.fold_ceiling([25 / 31], n_val) == pytest.approx((25 + 123) / 154)
+    assert pruning.fold_ceiling([0.5, 1.0, 0.0, 1.0, 0.5], n_val) == pytest.approx(
+        (15.5 + 31 + 0 + 31 + 15) / 154)  # all folds: the clip-weighted mean itself
+
+
+def test_the_entry_bar_is_the_top_th_value_once_that_many_finished() -> None:
+    assert pruning.entry_bar([0.9, 0.7], 3) is None  # every trial can still enter the top 3
+    assert pruning.entry_bar([0.7, 0.95, 0.9, 0.8], 3) == 0.8
+    assert pruning.entry_bar([0.7, 0.95], 1) == 0.95
+
+
+def test_a_trial_stops_between_folds_only_when_it_cannot_enter_the_top_few() -> None:
+    n_val = [31, 31, 31, 31, 30]
+    values = [0.95, 0.94, 0.93, 0.70]
+    # 80 % on fold 0 could still reach (25 + 123) / 154 = 0.961 > 0.93: it goes on
+    assert pruning.hopeless([25 / 31], n_val, values, top=3) is None
+    # 80 % on folds 0-1: at most (50 + 92) / 154 = 0.922 < 0.93, the 3rd best
+    why = pruning.hopeless([25 / 31, 25 / 31], n_val, values, top=3)
+    assert why == ("fold 2 of 5: at most 0.9221 with every remaining clip right, below the "
+                   "3rd best (0.9300)")
+    # against the best alone (no confirmation) the same trial still stops; a tie does not
+    assert pruning.hopeless([25 / 31, 25 / 31], n_val, values, top=1) is not None
+    assert pruning.hopeless([25 / 31, 25 / 31], n_val, [(50 + 92) / 154], top=1) is None
+    # fewer finished trials than the top few: every trial can still be confirmed
+    assert pruning.hopeless([0.0, 0.0], n_val, values[:2], top=3) is None
+    # a trial whose folds are all scored is finished, not stopped
+    assert pruning.hopeless([0.1] * 5, n_val, values, top=1) is None
+
+
+def test_the_fold_stop_replay_finds_the_trials_the_search_would_stop_now() -> None:
+    """benchmarks/fold_stop_replay.py on a study whose trials ran every fold: in start order,
+    against the trials finished before each started, as the search decides today."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "fold_stop_replay.py"
+    spec = importlib.util.spec_from_file_location("fold_stop_replay", path)
+    assert spec is not None and spec.loader is not None
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    study = optuna.create_study(direction="maximize")
+    folds = [[0.9, 0.9], [0.95, 0.95], [0.2, 0.9], [0.5, 0.5], [0.9, 0.2]]
+    for i, accs in enumerate(folds):  # folds of 10 clips each; trial 0 is the paper's
+        study.add_trial(optuna.trial.create_trial(
+            value=sum(accs) / 2, user_attrs={"cv_accuracies": accs, "feasible": True,
+                                             "source": "paper" if i == 0 else "search"}))
+    rows = replay.replay(study, [10, 10], top=1)
+    assert [r["stop"] for r in rows] == [None, None, 1, 1, None]  # 0.2 or 0.5 + 10 of 10 < 0.95
+    assert rows[2]["why"] == ("fold 1 of 2: at most 0.6000 with every remaining clip right, "
+                              "below the best trial (0.9500)")
+    assert rows[3]["saved"] == pytest.approx(rows[3]["seconds"] / 2)
+    # against the top 3: trial 2 started with two finished, trial 3 could still reach 0.75,
+    # above the third best (0.55)
+    assert [r["stop"] for r in replay.replay(study, [10, 10], top=3)] == [None] * 5

@@ -40,7 +40,8 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     plan = [line for line in said if line.startswith("each trial trains")]
     assert re.fullmatch(r"each trial trains 1 epoch \(--epochs\) of (17-18|17|18) clips per fold "
                         r"x 2 folds = 35 clips seen; Hyperband may stop a trial from 1 "
-                        r"epoch", plan[0]), plan
+                        r"epoch, and between folds once it can no longer enter the top few",
+                        plan[0]), plan
     # what it costs here, from trial 0's timed epoch (under 5 s: said at its last epoch)
     cost = [line for line in said if line.startswith("cost here: trial")]
     assert len(cost) == 1, said
@@ -248,3 +249,51 @@ def test_a_large_split_from_few_identifiers_is_cross_validated_one_fold_each(
     assert any(re.match(r"warning: the validation split holds clips of [1-4] identifier\(s\) "
                         r"\(speakers, locations\): a trial's standard error counts clips, not "
                         r"sources", line) for line in said), said
+
+
+def test_a_trial_that_cannot_enter_the_top_stops_between_folds(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    """Once a trial's scored folds leave it below the best finished trial even with every
+    remaining clip right, its remaining folds are not trained (without confirmation the best
+    alone can be picked); the paper trial always runs every fold, and `--pruner none` too."""
+    def search(trials: int, **kw: object) -> optuna.Study:
+        return run_search(SearchOptions(
+            technique="baseline", data=tiny_dataset, epochs=1, trials=trials, cv=2,
+            confirm_seeds=0, storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
+            progress=False, **kw), status=said.append)  # type: ignore[arg-type]
+
+    said: list[str] = []
+    study = search(1)
+    paper = study.trials[0]
+    assert paper.state == TrialState.COMPLETE and paper.user_attrs["source"] == "paper"
+    # a finished trial no other can beat: every later one is hopeless after its first fold
+    study.add_trial(optuna.trial.create_trial(
+        params=paper.params, distributions=paper.distributions, value=1.0,
+        user_attrs={**paper.user_attrs, "source": "search", "cv_accuracies": [1.0, 1.0]}))
+    said.clear()
+    study = search(1)
+    plan = next(line for line in said if line.startswith("each trial trains"))
+    assert plan.endswith("; Hyperband may stop a trial from 1 epoch, and between folds once it "
+                         "can no longer enter the top few"), plan
+    (t,) = study.trials[2:]
+    assert t.state == TrialState.PRUNED, (t.user_attrs, said)
+    (acc,) = t.user_attrs["cv_accuracies"]  # fold 2 was never trained
+    reason = t.user_attrs["stop_reason"]
+    found = re.fullmatch(r"fold 1 of 2: at most (0\.\d{4}) with every remaining clip right, "
+                         r"below the best trial \(1\.0000\)", reason)
+    assert found, reason
+    # 35 clips in folds of 17 and 18: fold 1's right answers plus all of fold 2's clips
+    assert any(abs(float(found[1]) - (acc * n + 35 - n) / 35) < 1e-4 for n in (17, 18))
+    assert any(line.startswith(f"trial {t.number} PRUNED") and f": {reason}" in line
+               for line in said), said
+    # the paper trial (the reference every pick is confirmed against) trains every fold
+    study.enqueue_trial(paper.params, user_attrs={"source": "paper"})
+    study = search(1)
+    assert study.trials[-1].user_attrs["source"] == "paper"
+    assert study.trials[-1].state == TrialState.COMPLETE
+    assert len(study.trials[-1].user_attrs["cv_accuracies"]) == 2
+    # with --pruner none every trial trains every fold
+    study = search(1, pruner="none")
+    last = study.trials[-1]
+    assert last.state == TrialState.COMPLETE and len(last.user_attrs["cv_accuracies"]) == 2
