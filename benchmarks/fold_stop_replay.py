@@ -100,7 +100,7 @@ def main() -> None:
     folds_saved = sum(len(r["folds"]) - int(r["stop"]) for r in stopped)  # type: ignore[arg-type]
     folds_all = sum(len(r["folds"]) for r in rows)  # type: ignore[arg-type]
     console.print(f"{len(stopped)} of {len(rows)} complete trials would have stopped early, "
-                  f"{folds_saved} of their {folds_all} fold trainings not run: {saved:.0f} s of "
+                  f"{folds_saved} of the {folds_all} fold trainings not run: {saved:.0f} s of "
                   f"the {everything:.0f} s its trained trials took "
                   f"({100 * saved / everything if everything else 0:.1f} %)")
     kept = {r["trial"] for r in rows if not r["stop"]}
