@@ -160,7 +160,10 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | N
     so a resume after a crash re-runs exactly the seeds that are missing.
 
     A study confirmed before with other trials or seeds is confirmed afresh: a resumed search
-    that found a new top few must not keep the old verdict.
+    that found a new top few must not keep the old verdict. The fresh-seed scores of
+    configurations still among the few are kept (up to `seeds`): a run depends only on its
+    configuration, trial number and seed index, not on which others are confirmed beside it, so
+    a search that added one new top trial runs that trial's seeds, not every one again.
     """
     chosen = ranked[:top]
     if reference is not None and all(t.number != reference.number for t in chosen):
@@ -170,8 +173,10 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | N
     record: dict[str, Any] = dict(StudyRecord.from_study(study).confirmation or {})
     wanted = [str(t.number) for t in chosen]
     if record.get("seeds") != seeds or sorted(record.get("trials", {})) != sorted(wanted):
-        record = {"seeds": seeds, "top": top,
-                  "trials": {str(t.number): [round(float(t.value), 4)] for t in chosen}}
+        before = record.get("trials", {})
+        record = {"seeds": seeds, "top": top, "trials": {
+            str(t.number): list(before.get(str(t.number), [round(float(t.value), 4)]))[:seeds + 1]
+            for t in chosen}}
         StudyRecord(confirmation=record).write(study)
     runs = [(trial, seed) for trial in chosen
             for seed in range(len(record["trials"][str(trial.number)]), seeds + 1)]

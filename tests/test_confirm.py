@@ -85,16 +85,35 @@ def test_an_interrupted_confirmation_resumes_without_rescoring() -> None:
     assert confirmed_best(study) == 1
 
 
-def test_new_top_trials_are_confirmed_afresh() -> None:
+def test_new_top_trials_are_confirmed_afresh_keeping_the_seeds_of_those_still_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     study = _study([0.9, 0.8, 0.7])
-    confirm_top(study, feasible_trials(study), _score, top=2, seeds=1, status=lambda m: None)
+    runs: list[tuple[int, int]] = []
+
+    def score(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        runs.append((trial.number, seed))
+        return _score(trial, seed)
+
+    confirm_top(study, feasible_trials(study), score, top=2, seeds=2, status=lambda m: None)
+    assert runs == [(0, 1), (0, 2), (1, 1), (1, 2)] and confirmed_best(study) == 1
     study.add_trial(create_trial(value=0.99, params={"x": 50.0},
                                  distributions={"x": FloatDistribution(0, 100)},
                                  user_attrs={"feasible": True, "size_kb": 1.0}))
-    TRUE[3] = 0.9
-    confirm_top(study, feasible_trials(study), _score, top=2, seeds=1, status=lambda m: None)
-    assert sorted(c.trial for c in confirmations(study)) == [0, 3]
+    monkeypatch.setitem(TRUE, 3, 0.9)
+    runs.clear()
+    confirm_top(study, feasible_trials(study), score, top=2, seeds=2, status=lambda m: None)
+    assert runs == [(3, 1), (3, 2)]  # trial 0 is still in the top two: its seeds are kept
+    assert study.user_attrs[CONFIRMATION]["trials"] == {"3": [0.99, 0.91, 0.92],
+                                                        "0": [0.9, 0.71, 0.72]}
+    assert [c.trial for c in confirmations(study)] == [3, 0]  # trial 1 (out) is not shown
     assert confirmed_best(study) == 3
+    runs.clear()  # asked for more seeds: the kept ones count, the new seed index runs
+    confirm_top(study, feasible_trials(study), score, top=2, seeds=3, status=lambda m: None)
+    assert sorted(runs) == [(0, 3), (3, 3)]
+    runs.clear()  # fewer: the first ones are kept, nothing runs
+    confirm_top(study, feasible_trials(study), score, top=2, seeds=1, status=lambda m: None)
+    assert runs == [] and study.user_attrs[CONFIRMATION]["trials"]["0"] == [0.9, 0.71]
 
 
 def test_the_paper_configuration_is_confirmed_as_the_reference_the_pick_must_beat() -> None:
