@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto.procs import this_worker
+from asc_auto.procs import HOST, this_worker, worker_dead
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import mean_se
 
@@ -79,6 +81,10 @@ class Confirmed:
 # How long a worker waits after writing its claim before reading it back: far longer than a
 # write takes to land, short beside a confirmation (trainings of minutes to hours).
 SETTLE_SECONDS = 3.0
+# While it confirms, a worker stamps its claim this often (`holding`); a claim of another host
+# not stamped for STALE_SECONDS is a killed worker's (one of this host is checked by its pid).
+HEARTBEAT_SECONDS = 60.0
+STALE_SECONDS = 300.0
 
 
 def claim(study: optuna.Study, sleep: Callable[[float], None] | None = None,
@@ -93,16 +99,84 @@ def claim(study: optuna.Study, sleep: Callable[[float], None] | None = None,
     SETTLE_SECONDS (`sleep`, else time.sleep) for any claim written at the same moment to land,
     and reads the claim back: the last write wins, the same one for every worker. A worker that
     ran every trial itself waits too: another that ran none (started after the last trial)
-    may be finishing beside it. A worker that starts while another confirms is not stopped by
-    the claim (it cannot tell a live claim on another machine from a killed one's).
+    may be finishing beside it. A worker that finishes while another confirms does not get
+    here: `live_claim` tells it so first.
     """
-    record = {**this_worker(), "token": uuid.uuid4().hex}
+    record = {**this_worker(), "token": uuid.uuid4().hex, "beat": time.time()}
     StudyRecord(confirming=record).write(study, ["confirming"])
     (sleep or time.sleep)(SETTLE_SECONDS)
     won = StudyRecord.from_study(study).confirming or {}
     if won.get("token") == record["token"]:
         return None
     return {"host": won.get("host"), "pid": won.get("pid")}
+
+
+def live_claim(study: optuna.Study, now: float | None = None) -> dict[str, Any] | None:
+    """The claim of another worker that is confirming now, or None.
+
+    Why: a worker that finishes its trials while another confirms (it started later, or ran
+    longer) would otherwise claim and confirm too: hours of the same trainings, and two
+    processes rewriting one record. A claim is live while its process runs: on this host its
+    pid (with its start time) says so; another host's must have been stamped (`holding`) within
+    STALE_SECONDS. A released claim, this process's own, or one never stamped is not live.
+    """
+    held = StudyRecord.from_study(study).confirming
+    if not isinstance(held, dict) or not held.get("token"):
+        return None
+    if held.get("host") == HOST:
+        mine = held.get("pid") == this_worker()["pid"]
+        return None if mine or worker_dead(held) else held
+    beat = held.get("beat")
+    fresh = isinstance(beat, int | float) and (now or time.time()) - beat <= STALE_SECONDS
+    return held if fresh else None
+
+
+@contextmanager
+def holding(study: optuna.Study, interval: float | None = None) -> Iterator[None]:
+    """While its body runs, stamp this worker's claim every `interval` s (HEARTBEAT_SECONDS), so
+    that workers on other hosts see it as live; release it afterwards, however the body ends.
+
+    The claim must be this worker's (`claim` returned None). Released before the caller looks
+    for new top trials one last time: a worker finishing after that sees no live claim and
+    confirms itself, one that finished before left trials that the last look sees.
+    """
+    token = (StudyRecord.from_study(study).confirming or {}).get("token")
+    stop = threading.Event()
+
+    def stamp() -> None:
+        while not stop.wait(interval or HEARTBEAT_SECONDS):
+            held = StudyRecord.from_study(study).confirming or {}
+            if held.get("token") != token:
+                return  # taken over (this one was thought dead): leave theirs alone
+            StudyRecord(confirming={**held, "beat": time.time()}).write(study, ["confirming"])
+
+    beating = threading.Thread(target=stamp, name="asc-auto-confirm-heartbeat", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+        if (StudyRecord.from_study(study).confirming or {}).get("token") == token:
+            StudyRecord(confirming=None).write(study, ["confirming"])
+
+
+def chosen_trials(ranked: list[FrozenTrial], top: int,
+                  reference: FrozenTrial | None = None) -> list[FrozenTrial]:
+    """What a confirmation scores: the first `top` of `ranked`, and `reference` beside them."""
+    chosen = ranked[:top]
+    if reference is not None and all(t.number != reference.number for t in chosen):
+        chosen.append(reference)
+    return chosen
+
+
+def settled(study: optuna.Study, ranked: list[FrozenTrial], top: int,
+            reference: FrozenTrial | None = None) -> bool:
+    """Whether the study's confirmation covers exactly today's top few (and the reference):
+    false when trials that finished during it (another worker's) entered the top."""
+    record = StudyRecord.from_study(study).confirmation or {}
+    wanted = sorted(str(t.number) for t in chosen_trials(ranked, top, reference))
+    return sorted(record.get("trials", {})) == wanted
 
 
 def confirmations(study: optuna.Study) -> list[Confirmed]:
@@ -165,9 +239,7 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | N
     configuration, trial number and seed index, not on which others are confirmed beside it, so
     a search that added one new top trial runs that trial's seeds, not every one again.
     """
-    chosen = ranked[:top]
-    if reference is not None and all(t.number != reference.number for t in chosen):
-        chosen.append(reference)
+    chosen = chosen_trials(ranked, top, reference)
     if seeds < 1 or len(chosen) < 2:
         return []
     record: dict[str, Any] = dict(StudyRecord.from_study(study).confirmation or {})

@@ -495,22 +495,48 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
     that retrain and export take), then the technique's own step (e.g. the gcc ablation).
     `score_many`: `--jobs N` runs the confirmation in N processes (workers.confirm_pool)."""
     ranked = feasible_trials(study)
-    others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    others = _others_running(study)
     confirming = bool(setup.confirm_seeds) and len(ranked) >= 2
     if confirming and others:
         status(f"{len(others)} trials of other workers still running or waiting: the last "
                "worker to finish confirms the top configurations")
+    elif confirming and (holder := confirm.live_claim(study)):
+        status(f"worker {holder['host']} pid {holder['pid']} is confirming the top "
+               "configurations: it confirms this run's new top trials when it has finished "
+               "those, and runs what follows")
+        return
     elif confirming and (other := confirm.claim(study)):
         status(f"worker {other['host']} pid {other['pid']}, finishing at the same moment, "
                "confirms the top configurations and runs what follows")
         return  # it also runs the technique's step below, on the pick it confirms
     elif confirming:
-        objective = Objective(setup)
+        _confirm_until_settled(study, setup, status, score_many)
+    ranked = feasible_trials(study)
+    best = pick_trial(study) if ranked else None
+    for key, value in setup.technique.after_search(best, setup.context, setup.folds).items():
+        study.set_user_attr(key, value)
+
+
+def _others_running(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
+                           status: Callable[[str], None],
+                           score_many: confirm.ScoreMany | None) -> None:
+    """Confirm the top few under this worker's claim, then look again with the claim released:
+    a worker that finished meanwhile left its trials to this one (`confirm.live_claim`), so new
+    top trials are confirmed too (the runs of those still there are kept), until none came in,
+    another worker's trials still run (the last to finish confirms), or another claimed."""
+    objective = Objective(setup)
+    ranked = feasible_trials(study)
+    while True:
         paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
-        confirmed = confirm.confirm_top(
-            study, ranked, lambda trial, seed: rescore(objective, trial, seed),
-            setup.confirm_top, setup.confirm_seeds, status, reference=paper,
-            score_many=score_many)
+        with confirm.holding(study):
+            confirmed = confirm.confirm_top(
+                study, ranked, lambda trial, seed: rescore(objective, trial, seed),
+                setup.confirm_top, setup.confirm_seeds, status, reference=paper,
+                score_many=score_many)
         if confirmed:
             status("confirmed: " + "; ".join(
                 f"trial {c.trial} {c.mean:.4f}"
@@ -518,9 +544,14 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
                    if len(c.fresh) > 1 else " on 1 fresh seed")
                 + f" (search {c.search_value:.4f})" for c in confirmed)
                 + f"; pick: trial {confirmed[0].trial}")
-    best = pick_trial(study) if ranked else None
-    for key, value in setup.technique.after_search(best, setup.context, setup.folds).items():
-        study.set_user_attr(key, value)
+        ranked = feasible_trials(study)
+        paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
+        if not confirmed or confirm.settled(study, ranked, setup.confirm_top, paper):
+            return
+        if _others_running(study) or confirm.claim(study) is not None:
+            return  # the worker finishing last, or the one that claimed, confirms them
+        status("trials another worker finished during the confirmation entered the top: "
+               "confirming the new top configurations")
 
 
 OVER_LIMIT_CAP = 20  # proposals over the limit per trial asked for before the search gives up

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
+import time
 
 import optuna
 import pytest
@@ -14,12 +16,16 @@ from rich.console import Console
 from asc_auto.confirm import (
     CONFIRMATION,
     SETTLE_SECONDS,
+    STALE_SECONDS,
     claim,
     confirm_top,
     confirmations,
     confirmed_best,
+    holding,
+    live_claim,
+    settled,
 )
-from asc_auto.procs import HOST
+from asc_auto.procs import HOST, _start_time, this_worker
 from asc_auto.records import feasible_trials
 from asc_auto.report import confirmation_table
 from asc_auto.schema import StudyRecord
@@ -218,3 +224,62 @@ def test_a_claim_written_during_the_wait_wins_and_a_lone_claim_is_kept() -> None
         StudyRecord(confirming={"host": "gpu-2", "pid": 4242, "token": "theirs"}).write(study)
 
     assert claim(study, sleep=another_worker_claims) == {"host": "gpu-2", "pid": 4242}
+
+
+def test_a_claim_is_live_while_its_worker_runs() -> None:
+    """Another worker's claim: on this host while its process runs (pid and start time), on
+    another host while it was stamped within STALE_SECONDS; never this process's own."""
+    study = _study([0.9, 0.8])
+
+    def held(**claim: object) -> dict[str, object] | None:
+        StudyRecord(confirming={"token": "t", **claim}).write(study)
+        return live_claim(study, now=1000.0)
+
+    assert live_claim(study) is None  # nobody claimed
+    assert held(**this_worker()) is None  # this process's own
+    with subprocess.Popen(["sleep", "30"]) as other:
+        try:
+            alive = {"host": HOST, "pid": other.pid, "start": _start_time(other.pid)}
+            assert held(**alive) is not None
+            assert held(**{**alive, "start": 1}) is None  # the pid reused by another process
+        finally:
+            other.kill()
+    other.wait()
+    assert held(**alive) is None  # it exited
+    assert held(host="gpu-2", pid=7, beat=1000.0 - STALE_SECONDS + 1) is not None
+    assert held(host="gpu-2", pid=7, beat=1000.0 - STALE_SECONDS - 1) is None  # killed there
+    assert held(host="gpu-2", pid=7) is None  # never stamped (written before stamps existed)
+    StudyRecord(confirming=None).write(study, ["confirming"])
+    assert live_claim(study) is None  # released
+
+
+def test_holding_stamps_the_claim_and_releases_it_however_the_body_ends() -> None:
+    study = _study([0.9, 0.8])
+    assert claim(study, sleep=lambda s: None) is None
+    first = study.user_attrs["confirming"]["beat"]
+    with holding(study, interval=0.02):
+        time.sleep(0.3)
+        stamped = study.user_attrs["confirming"]
+    assert stamped["beat"] > first and stamped["pid"] == os.getpid()
+    assert study.user_attrs["confirming"] is None  # released
+    assert claim(study, sleep=lambda s: None) is None
+    with pytest.raises(_Killed), holding(study, interval=0.02):
+        raise _Killed
+    assert study.user_attrs["confirming"] is None
+    # taken over meanwhile (this one was thought dead): the other worker's claim is left alone
+    assert claim(study, sleep=lambda s: None) is None
+    with holding(study, interval=0.02):
+        StudyRecord(confirming={"host": "gpu-2", "pid": 7, "token": "theirs"}).write(study)
+        time.sleep(0.1)
+    assert study.user_attrs["confirming"]["token"] == "theirs"
+
+
+def test_settled_means_the_confirmation_covers_todays_top_few() -> None:
+    study = _study([0.9, 0.8, 0.7])
+    confirm_top(study, feasible_trials(study), _score, top=2, seeds=1, status=lambda m: None)
+    assert settled(study, feasible_trials(study), top=2)
+    study.add_trial(create_trial(value=0.85, params={"x": 50.0},
+                                 distributions={"x": FloatDistribution(0, 100)},
+                                 user_attrs={"feasible": True, "size_kb": 1.0}))
+    assert not settled(study, feasible_trials(study), top=2)  # trial 3 entered the top two
+    assert settled(study, feasible_trials(study), top=1) is False  # two confirmed, one wanted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -200,7 +201,8 @@ def test_a_worker_finishing_beside_another_leaves_it_the_confirmation(
         study = optuna.load_study(study_name="kd", storage=f"sqlite:///{tmp_path / 'asc.db'}")
         StudyRecord(confirming={"host": "gpu-2", "pid": 4242, "token": "x"}).write(study)
 
-    monkeypatch.setattr("asc_auto.confirm.time", SimpleNamespace(sleep=another_worker_claims))
+    monkeypatch.setattr("asc_auto.confirm.time",
+                        SimpleNamespace(sleep=another_worker_claims, time=time.time))
     said: list[str] = []
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)
@@ -208,7 +210,8 @@ def test_a_worker_finishing_beside_another_leaves_it_the_confirmation(
            "configurations and runs what follows" in said, said
     assert CONFIRMATION not in study.user_attrs
     assert not any(line.startswith("confirming trial") for line in said)
-    monkeypatch.setattr("asc_auto.confirm.time", SimpleNamespace(sleep=lambda s: None))
+    monkeypatch.setattr("asc_auto.confirm.time",
+                        SimpleNamespace(sleep=lambda s: None, time=time.time))
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)
     assert len(study.user_attrs[CONFIRMATION]["trials"]) == 2
@@ -297,3 +300,53 @@ def test_a_trial_that_cannot_enter_the_top_stops_between_folds(
     study = search(1, pruner="none")
     last = study.trials[-1]
     assert last.state == TrialState.COMPLETE and len(last.user_attrs["cv_accuracies"]) == 2
+
+
+def test_a_worker_finishing_while_another_confirms_leaves_it_the_new_trials(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker B finishes its trials while worker A (another machine) confirms: B trains no
+    confirmation and says who does; A, its confirmation done, finds B's trial among the top
+    few and confirms it too, keeping the runs of the others."""
+    from asc_auto.confirm import live_claim
+
+    storage = f"sqlite:///{tmp_path / 'asc.db'}"
+    run_search(_opts(tmp_path, tiny_dataset, trials=2, cv=2, confirm_seeds=0),
+               status=lambda m: None)
+    study = optuna.load_study(study_name="kd", storage=storage)
+    a = {"host": "gpu-2", "pid": 4242, "token": "a", "beat": time.time()}
+    StudyRecord(confirming=a).write(study)
+    said: list[str] = []
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
+                       status=said.append)  # B
+    assert "worker gpu-2 pid 4242 is confirming the top configurations: it confirms this " \
+           "run's new top trials when it has finished those, and runs what follows" in said
+    assert CONFIRMATION not in study.user_attrs and live_claim(study) is not None
+
+    # A: its claim is this process's now; during its first run B's trial 9 finishes at the top
+    StudyRecord(confirming=None).write(study, ["confirming"])
+    monkeypatch.setattr("asc_auto.confirm.SETTLE_SECONDS", 0.0)
+    best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    runs: list[tuple[int, int]] = []
+
+    def rescore(objective: object, trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        if not runs:
+            study.add_trial(optuna.trial.create_trial(
+                params=best.params, distributions=best.distributions, value=1.0,
+                user_attrs={**best.user_attrs, "source": "search"}))
+        runs.append((trial.number, seed))
+        return 0.5 + trial.number / 100
+
+    monkeypatch.setattr("asc_auto.search.rescore", rescore)
+    said.clear()
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
+                       status=said.append)
+    new = study.trials[-1].number
+    assert "trials another worker finished during the confirmation entered the top: " \
+           "confirming the new top configurations" in said, said
+    record = study.user_attrs[CONFIRMATION]["trials"]
+    assert str(new) in record and len(record) in (2, 3)  # the new top two (+ the paper's)
+    assert sum(1 for n, _ in runs if n == new) == 1  # the new trial scored once
+    assert len(runs) == len(set(runs))  # and nothing twice
+    assert pick_trial(study).number == new
+    assert study.user_attrs["confirming"] is None  # released
