@@ -503,7 +503,7 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
     elif confirming and (holder := confirm.live_claim(study)):
         status(f"worker {holder['host']} pid {holder['pid']} is confirming the top "
                "configurations: it confirms this run's new top trials when it has finished "
-               "those, and runs what follows")
+               "those, and runs what follows (should it stop, `search --trials 0` confirms)")
         return
     elif confirming and (other := confirm.claim(study)):
         status(f"worker {other['host']} pid {other['pid']}, finishing at the same moment, "
@@ -521,6 +521,11 @@ def _others_running(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
 
 
+def _paper(ranked: list[FrozenTrial]) -> FrozenTrial | None:
+    """The paper trial among the feasible ones: the reference every confirmation scores."""
+    return next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
+
+
 def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
                            status: Callable[[str], None],
                            score_many: confirm.ScoreMany | None) -> None:
@@ -530,8 +535,8 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
     another worker's trials still run (the last to finish confirms), or another claimed."""
     objective = Objective(setup)
     ranked = feasible_trials(study)
+    paper = _paper(ranked)
     while True:
-        paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
         with confirm.holding(study):
             confirmed = confirm.confirm_top(
                 study, ranked, lambda trial, seed: rescore(objective, trial, seed),
@@ -545,7 +550,7 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
                 + f" (search {c.search_value:.4f})" for c in confirmed)
                 + f"; pick: trial {confirmed[0].trial}")
         ranked = feasible_trials(study)
-        paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
+        paper = _paper(ranked)
         if not confirmed or confirm.settled(study, ranked, setup.confirm_top, paper):
             return
         if _others_running(study) or confirm.claim(study) is not None:

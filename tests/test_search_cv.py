@@ -320,7 +320,8 @@ def test_a_worker_finishing_while_another_confirms_leaves_it_the_new_trials(
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)  # B
     assert "worker gpu-2 pid 4242 is confirming the top configurations: it confirms this " \
-           "run's new top trials when it has finished those, and runs what follows" in said
+           "run's new top trials when it has finished those, and runs what follows (should " \
+           "it stop, `search --trials 0` confirms)" in said, said
     assert CONFIRMATION not in study.user_attrs and live_claim(study) is not None
 
     # A: its claim is this process's now; during its first run B's trial 9 finishes at the top
