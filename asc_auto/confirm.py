@@ -145,10 +145,13 @@ def holding(study: optuna.Study, interval: float | None = None) -> Iterator[None
 
     def stamp() -> None:
         while not stop.wait(interval or HEARTBEAT_SECONDS):
-            held = StudyRecord.from_study(study).confirming or {}
-            if held.get("token") != token:
-                return  # taken over (this one was thought dead): leave theirs alone
-            StudyRecord(confirming={**held, "beat": time.time()}).write(study, ["confirming"])
+            try:
+                held = StudyRecord.from_study(study).confirming or {}
+                if held.get("token") != token:
+                    return  # taken over (this one was thought dead): leave theirs alone
+                StudyRecord(confirming={**held, "beat": time.time()}).write(study, ["confirming"])
+            except Exception:  # a busy or unreachable storage: the next stamp tries again
+                continue
 
     beating = threading.Thread(target=stamp, name="asc-auto-confirm-heartbeat", daemon=True)
     beating.start()

@@ -283,3 +283,27 @@ def test_settled_means_the_confirmation_covers_todays_top_few() -> None:
                                  user_attrs={"feasible": True, "size_kb": 1.0}))
     assert not settled(study, feasible_trials(study), top=2)  # trial 3 entered the top two
     assert settled(study, feasible_trials(study), top=1) is False  # two confirmed, one wanted
+
+
+def test_a_stamp_that_fails_is_tried_again_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy storage (SQLite locked by a writer) must not kill the heartbeat with a thread
+    traceback: the next stamp lands."""
+    study = _study([0.9, 0.8])
+    assert claim(study, sleep=lambda s: None) is None
+    first = study.user_attrs["confirming"]["beat"]
+    failed: list[bool] = []
+    write = StudyRecord.write
+
+    def busy_once(self: StudyRecord, study: optuna.Study, names: object = None) -> None:
+        if threading.current_thread().name.endswith("heartbeat") and not failed:
+            failed.append(True)
+            raise RuntimeError("database is locked")
+        write(self, study, names)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StudyRecord, "write", busy_once)
+    errors: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    with holding(study, interval=0.02):
+        time.sleep(0.3)
+        stamped = study.user_attrs["confirming"]["beat"]
+    assert failed and not errors and stamped > first
