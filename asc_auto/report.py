@@ -58,9 +58,22 @@ def _fmt(v: object) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _table(title: str, trials: Sequence[FrozenTrial], n_val: int | None = None) -> Table:
-    if n_val:
-        title += f"; val acc ± its standard error on {n_val} validation clips"
+def se_basis(record: StudyRecord) -> str | None:
+    """What a study's `val acc ± SE` is computed over, for a table's title: a cross-validated
+    study's values are means over every clip of fold1_train, not the single split's few."""
+    if record.cv_folds and int(record.cv_folds) >= 2:
+        clips = (record.train_clips or 0) + (record.val_clips or 0)
+        return (f"val acc: the mean over {int(record.cv_folds)}-fold cross-validation of "
+                f"{clips} clips, ± its standard error")
+    n_val = record.val_clip_count
+    return f"val acc ± its standard error on {n_val} validation clips" if n_val else None
+
+
+def _table(title: str, trials: Sequence[FrozenTrial], record: StudyRecord) -> Table:
+    n_val = record.val_clip_count
+    basis = se_basis(record)
+    if basis:
+        title += f"; {basis}"
     table = Table(title=title, title_justify="left")
     for col, just in (("trial", "left"), ("val acc", "right"), ("fp32 acc", "right"),
                       ("size KB", "right"), ("params", "right"), ("precision", "left"),
@@ -85,13 +98,13 @@ def best_table(study: optuna.Study, n: int = 5) -> Table:
     mmacs = record.max_mmacs
     macs = f", at most {mmacs:g} MMACs" if mmacs is not None else ""
     return _table(f"{study.study_name}: best feasible trials (budget {budget} KB{macs}, "
-                  f"rule {record.rule or '?'})", rows, record.val_clip_count)
+                  f"rule {record.rule or '?'})", rows, record)
 
 
 def pareto_table(study: optuna.Study) -> Table:
     """The accuracy/size Pareto front of a study's feasible trials."""
     return _table(f"{study.study_name}: Pareto front (validation accuracy vs size)",
-                  pareto_front(feasible_trials(study)), _n_val(study))
+                  pareto_front(feasible_trials(study)), StudyRecord.from_study(study))
 
 
 def confirmation_table(study: optuna.Study) -> Table | None:

@@ -20,11 +20,12 @@ from asc_auto.report import (
     PAPER_RESULTS,
     choice_counts,
     pareto_front,
+    se_basis,
     studies_table,
     study_rows,
     untested_choices,
 )
-from asc_auto.schema import SIZE_CONSTRAINT
+from asc_auto.schema import SIZE_CONSTRAINT, StudyRecord
 from asc_auto.search import open_storage
 from asc_auto.summary import write_report
 
@@ -284,3 +285,13 @@ def test_choice_counts_say_how_often_each_choice_was_tried(tmp_path: Path) -> No
                                           "--json"]).output)
     assert {(c["choice"], c["finished"], c["best_trial"]) for c in data["choices"]} == {
         (3, 2, 1), (5, 1, 3), (7, 0, None)}
+
+
+def test_the_tables_say_what_a_value_and_its_error_are_computed_over() -> None:
+    assert se_basis(StudyRecord(val_clips=33, train_clips=121)) == (
+        "val acc ± its standard error on 33 validation clips")
+    assert se_basis(StudyRecord(val_clips=33, train_clips=121, cv_folds=5)) == (
+        "val acc: the mean over 5-fold cross-validation of 154 clips, ± its standard error")
+    assert se_basis(StudyRecord(val_clips=33, train_clips=121, cv_folds=0)) == (
+        "val acc ± its standard error on 33 validation clips")  # --cv 0: the split
+    assert se_basis(StudyRecord()) is None  # an old study that did not record its clips

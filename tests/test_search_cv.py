@@ -77,6 +77,10 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
                                      f"sqlite:///{tmp_path / 'asc.db'}"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "confirmation: the top configurations and the paper's with fresh seeds" in shown.output
+    flat = " ".join(shown.output.split())  # titles wrap
+    assert "val acc: the mean over 2-fold cross-validation of 35 clips, ± its standard error" \
+        in flat, shown.output
+    assert "validation clips" not in flat  # not the single split's, which it was not scored on
     assert "(1 seed: no SE)" in shown.output and "how often each choice was tried" in shown.output
     assert re.search(r"│ +0 paper( pick)? │", shown.output), shown.output
     assert f"confirmed pick: trial {confirmed[0].trial}" in shown.output
