@@ -618,9 +618,12 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget
 
     def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
         n_val = StudyRecord.from_study(study).val_clip_count  # the value's SE, as the tables
-        value = (f" val acc {trial_accuracy_text(trial, n_val)}" if trial.value is not None
-                 else "")
         record = TrialRecord.from_trial(trial)
+        # A stopped trial's value is Optuna's last intermediate one (fold 0's last epoch after a
+        # stop between folds): its reason says what it scored instead.
+        said = trial.value is not None and not (
+            trial.state == TrialState.PRUNED and record.stop_reason)
+        value = f" val acc {trial_accuracy_text(trial, n_val)}" if said else ""
         size = record.size_kb
         size_text = f" at {size} KB" if size is not None else ""
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
