@@ -619,18 +619,18 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget
     def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
         n_val = StudyRecord.from_study(study).val_clip_count  # the value's SE, as the tables
         record = TrialRecord.from_trial(trial)
+        stopped = record.stop_reason if trial.state == TrialState.PRUNED else None
         # A stopped trial's value is Optuna's last intermediate one (fold 0's last epoch after a
         # stop between folds): its reason says what it scored instead.
-        said = trial.value is not None and not (
-            trial.state == TrialState.PRUNED and record.stop_reason)
+        said = trial.value is not None and not stopped
         value = f" val acc {trial_accuracy_text(trial, n_val)}" if said else ""
         size = record.size_kb
         size_text = f" at {size} KB" if size is not None else ""
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         reason = record.fail_reason
         why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
-        if record.stop_reason and trial.state == TrialState.PRUNED:
-            why = f": {record.stop_reason}"
+        if stopped:
+            why = f": {stopped}"
         why = ": over the limit, not trained" if record.feasible is False else why
         tag = f" ({record.source})" if record.source in (PAPER, DESIGN) else ""
         done = budget.progress_text()
