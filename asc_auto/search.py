@@ -370,7 +370,8 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                f"it understates how the pick does on others; --cv K scores over all of them")
     sampler = TrialSeededTPE(seed=opts.seed, n_startup_trials=5)
     epochs = ctx.train_cfg.epochs
-    pruner = pruning.make_pruner(opts.pruner, epochs)
+    rung_clips = len(setup.folds[0].val_files) if setup.folds else len(ctx.val_files)
+    pruner = pruning.make_pruner(opts.pruner, epochs, rung_clips)
     status(training_plan(ctx, setup.folds, opts.epochs is not None, opts.pruner))
     with storage_lock(url):
         study = optuna.create_study(storage=storage, study_name=study_name,
@@ -731,7 +732,10 @@ class Objective:
             if self.progress is not None:
                 self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
             if not is_paper and trial.should_prune():
-                stop(f"epoch {epoch + 1}: val acc {acc:.3f}, stopped by Hyperband")
+                rung = trial.study.pruner
+                stop(rung.reason(trial.number, epoch + 1, acc)
+                     if isinstance(rung, pruning.NoiseTolerant)
+                     else f"epoch {epoch + 1}: val acc {acc:.3f}, stopped by Hyperband")
 
         t0 = time.perf_counter()
         if self.cost is not None:

@@ -16,14 +16,17 @@ from asc_auto.search import SearchOptions, run_search
 SPACES = Path(__file__).parent / "spaces"
 
 
-def _curves(kind: str, epochs: int, finals: list[float]) -> list[optuna.trial.FrozenTrial]:
-    """Trials whose accuracy climbs linearly to `finals[i]`, run one after another under the
-    pruner `kind`, as the search reports them (step = epoch, 1-based)."""
-    study = optuna.create_study(direction="maximize", pruner=pruning.make_pruner(kind, epochs))
+def _curves(kind: str, epochs: int, finals: list[float],
+            n_val: int = 10_000, climb: bool = True) -> list[optuna.trial.FrozenTrial]:
+    """Trials whose accuracy climbs linearly to `finals[i]` (or stays there: `climb` False),
+    run one after another under the pruner `kind` with `n_val` validation clips, as the search
+    reports them (step = epoch, 1-based)."""
+    study = optuna.create_study(direction="maximize",
+                                pruner=pruning.make_pruner(kind, epochs, n_val))
     for final in finals:
         trial = study.ask()
         for epoch in range(1, epochs + 1):
-            trial.report(final * epoch / epochs, epoch)
+            trial.report(final * epoch / epochs if climb else final, epoch)
             if trial.should_prune():
                 study.tell(trial, state=TrialState.PRUNED)
                 break
@@ -44,9 +47,54 @@ def test_hyperband_stops_low_trials_at_half_the_schedule_and_none_stops_nothing(
     assert all(len(t.intermediate_values) == 10 for t in kept)
 
 
+def test_the_noise_in_a_difference_of_accuracies_shrinks_with_the_clips() -> None:
+    # Agresti-Caffo: 26 and 24 of 31 right are taken as 27 and 25 of 33
+    expected = ((27 / 33 * 6 / 33 + 25 / 33 * 8 / 33) / 33) ** 0.5
+    assert pruning.difference_se(26 / 31, 24 / 31, 31) == pytest.approx(expected)
+    assert 0.09 < expected < 0.11  # about three clips of 31
+    assert pruning.difference_se(1.0, 1.0, 31) > 0.04  # a perfect score is not certain
+    assert pruning.difference_se(0.8, 0.77, 3100) == pytest.approx(0.0106, abs=5e-4)
+
+
+def test_the_rung_keeps_the_top_third_at_least_one() -> None:
+    assert pruning.rung_bar([0.7, 0.9]) == 0.9
+    assert pruning.rung_bar([0.7, 0.9, 0.8]) == 0.9
+    assert pruning.rung_bar([0.5, 0.9, 0.8, 0.6, 0.7, 0.85]) == 0.85
+
+
+def test_hyperband_stops_a_trial_only_when_it_is_clearly_behind_on_few_clips() -> None:
+    """On 31 clips a trial two clips behind the leader at the rung trains on (plain Hyperband
+    would stop it); five clips behind it stops, its reason naming the bar and the noise. On
+    3,100 clips the same two-clip-of-31 gap (6.5 points) is far outside the noise: it stops."""
+    finals = [26 / 31, 24 / 31, 21 / 31]  # at every epoch
+    few = _curves("hyperband", 10, finals, n_val=31, climb=False)
+    assert [t.state for t in few] == [TrialState.COMPLETE, TrialState.COMPLETE,
+                                      TrialState.PRUNED]
+    many = _curves("hyperband", 10, finals, n_val=3100, climb=False)
+    assert [t.state for t in many] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+
+    pruner = pruning.make_pruner("hyperband", 10, 31)
+    assert isinstance(pruner, pruning.NoiseTolerant)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for final in (0.9, 0.3):
+        trial = study.ask()
+        for epoch in range(1, 6):
+            trial.report(final * epoch / 5, epoch)
+        stopped = trial.should_prune()
+        study.tell(trial, state=TrialState.PRUNED) if stopped else study.tell(trial, final)
+    assert stopped
+    gap = pruner.gaps[1]
+    assert (gap.epoch, gap.value, gap.bar, gap.n_val) == (5, 0.3, 0.9, 31)
+    assert gap.margin == pytest.approx(pruning.difference_se(0.9, 0.3, 31))
+    assert pruner.reason(1, 5, 0.3) == (
+        f"epoch 5: val acc 0.300, stopped by Hyperband: below the 0.900 its rung keeps by more "
+        f"than the noise on 31 clips ({gap.margin:.3f})")
+    assert pruner.reason(7, 5, 0.3) == "epoch 5: val acc 0.300, stopped by Hyperband"
+
+
 def test_unknown_pruner_is_an_error_naming_the_choices() -> None:
     with pytest.raises(ValueError, match="hyperband, none"):
-        pruning.make_pruner("median", 10)
+        pruning.make_pruner("median", 10, 100)
     result = CliRunner().invoke(app, ["search", "--technique", "kd", "--pruner", "median"])
     assert result.exit_code != 0
     assert "median" in result.output
@@ -124,3 +172,30 @@ def test_the_fold_stop_replay_finds_the_trials_the_search_would_stop_now() -> No
     # against the top 3: trial 2 started with two finished, trial 3 could still reach 0.75,
     # above the third best (0.55)
     assert [r["stop"] for r in replay.replay(study, [10, 10], top=3)] == [None] * 5
+
+
+def test_the_rung_replay_stops_what_each_pruner_would_stop() -> None:
+    """benchmarks/rung_replay.py feeds recorded per-epoch accuracies, in start order, to plain
+    Hyperband and to today's pruner: on 31 clips a trial two clips behind at the rung is stopped
+    by the first only; the paper's trial is never stopped."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "rung_replay.py"
+    spec = importlib.util.spec_from_file_location("rung_replay", path)
+    assert spec is not None and spec.loader is not None
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    source = optuna.create_study(direction="maximize")
+    at_rung = [20 / 31, 26 / 31, 24 / 31, 10 / 31]  # trial 0, the paper's, lowest
+    for i, acc in enumerate(at_rung):
+        source.add_trial(optuna.trial.create_trial(
+            value=acc, intermediate_values={e: acc for e in range(1, 11)},
+            user_attrs={"source": "paper" if i == 0 else "search"}))
+    trials = replay.trained(source)  # complete, every epoch recorded, in start order
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    plain = replay.replay(trials, optuna.pruners.HyperbandPruner(
+        min_resource=5, max_resource=10, reduction_factor=3), "s")
+    today = replay.replay(trials, pruning.make_pruner("hyperband", 10, 31), "s")
+    assert {n: s and s[0] for n, s in plain.items()} == {0: None, 1: None, 2: 5, 3: 5}
+    assert {n: s and s[0] for n, s in today.items()} == {0: None, 1: None, 2: None, 3: 5}
+    assert today[3][1].startswith("epoch 5: val acc 0.323, stopped by Hyperband: below the 0.839")

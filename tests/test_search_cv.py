@@ -41,7 +41,8 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     plan = [line for line in said if line.startswith("each trial trains")]
     assert re.fullmatch(r"each trial trains 1 epoch \(--epochs\) of (17-18|17|18) clips per fold "
                         r"x 2 folds = 35 clips seen; Hyperband may stop a trial from 1 "
-                        r"epoch, and between folds once it can no longer enter the top few",
+                        r"epoch, where it is more than 1 standard error below the trials kept "
+                        r"there, and between folds once it can no longer enter the top few",
                         plan[0]), plan
     # what it costs here, from trial 0's timed epoch (under 5 s: said at its last epoch)
     cost = [line for line in said if line.startswith("cost here: trial")]
@@ -143,7 +144,8 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
     assert training_plan(ctx, (), fixed=False) == (
         f"each trial trains {epochs} epochs (the space's train.epochs = 2, raised to reach "
         f"train.min_clips_seen = 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may "
-        f"stop a trial from {epochs // 2} epoch{'s' if epochs // 2 != 1 else ''}")
+        f"stop a trial from {epochs // 2} epoch{'s' if epochs // 2 != 1 else ''}, where it is "
+        f"more than 1 standard error below the trials kept there")
 
 
 def test_the_demo_confirms_with_one_seed_user_data_with_two_unless_told(
@@ -281,8 +283,9 @@ def test_a_trial_that_cannot_enter_the_top_stops_between_folds(
     said.clear()
     study = search(1)
     plan = next(line for line in said if line.startswith("each trial trains"))
-    assert plan.endswith("; Hyperband may stop a trial from 1 epoch, and between folds once it "
-                         "can no longer enter the top few"), plan
+    assert plan.endswith("; Hyperband may stop a trial from 1 epoch, where it is more than 1 "
+                         "standard error below the trials kept there, and between folds once "
+                         "it can no longer enter the top few"), plan
     (t,) = study.trials[2:]
     assert t.state == TrialState.PRUNED, (t.user_attrs, said)
     (acc,) = t.user_attrs["cv_accuracies"]  # fold 2 was never trained
