@@ -39,12 +39,13 @@ class SearchPlan:
 
     epochs: int  # per training
     folds: int  # trainings per trial: the cross-validation folds, else 1
-    trials: int | None  # this process's --trials (a worker's share); None: --timeout alone
+    trials: int | None  # --trials; None: --timeout alone
     timeout: float | None = None  # seconds after which no trial starts
     confirmations: int = 0  # at most: configurations confirmed x fresh seeds, each a trial's cost
     rung: int | None = None  # the epoch a pruner may first stop a trial at; None: never
     unit: str = "trial"  # what one run is called: "trial" (search), "seed" (retrain), "teacher"
     shorten: str = "--trials, --timeout or --epochs"  # the options that make it shorter
+    workers: int = 1  # --jobs workers drawing the trials from one budget, side by side
 
     def line(self, number: int | None, epoch_seconds: float) -> str:
         """One status line: the trial's cost from its measured epochs, then the search's.
@@ -56,9 +57,10 @@ class SearchPlan:
         text = (f"cost here: {who} ran {per} per epoch, so a {self.unit} "
                 f"({_count(self.epochs, 'epoch')}{folds}) takes about {duration_text(trial)}")
         if self.trials:
-            total = trial * self.trials
+            total = trial * -(-self.trials // self.workers)  # workers train side by side
+            by = f" over {self.workers} workers" if self.workers > 1 else ""
             capped = self.timeout is not None and self.timeout < total
-            text += (f"; {_count(self.trials, self.unit)} at most {duration_text(total)}"
+            text += (f"; {_count(self.trials, self.unit)}{by} at most {duration_text(total)}"
                      if not capped else f"; --timeout stops starting trials after "
                      f"{duration_text(float(self.timeout))}")
         elif self.timeout is not None:

@@ -77,6 +77,7 @@ class TrialRecord:
     fail_reason: str | None = None
     stop_reason: str | None = None  # why a trial stopped early (PRUNED after training began)
     worker: dict[str, Any] | None = None  # host, pid, start time of the process running it
+    run: str | None = None  # the `search --jobs` run that started it (its workers share --trials)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -13,6 +13,7 @@ budget and MACs limit are fixed at creation and checked on every resume.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import statistics
@@ -53,6 +54,7 @@ from asc_auto.schema import (
     TrialRecord,
 )
 from asc_auto.seeds import trial_seed
+from asc_auto.shared_budget import SharedBudget, run_trials
 from asc_auto.space import SearchSpace, default_space_file
 from asc_auto.stats import trial_accuracy_text
 from asc_auto.storage import (
@@ -110,6 +112,8 @@ class SearchOptions:
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
     initial_design: str = "auto"  # design.KINDS: start-up trials covering categorical choices
     pruner: str = "hyperband"  # pruning.KINDS: which trials stop early
+    run: str | None = None  # a `--jobs` run's id: its workers draw `trials` from one budget
+    workers: int = 1  # ... and how many they are (what the cost line divides by)
 
 
 @dataclass
@@ -308,15 +312,23 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         trials=opts.trials, timeout=opts.timeout,
         # the top few and the paper point as their reference, each with fresh seeds
         confirmations=(setup.confirm_top + 1) * setup.confirm_seeds if finish else 0,
+        workers=opts.workers,
         rung=pruning.first_rung(opts.pruner, setup.context.train_cfg.epochs)), status)
-    budget = TrialBudget(opts.trials, status, opts.timeout)
+    shared = (SharedBudget(opts.storage or default_storage(opts.home), opts.run, opts.trials)
+              if opts.run is not None and opts.trials is not None else None)
+    objective.shared = shared
+    budget = TrialBudget(opts.trials, status, opts.timeout, shared=shared)
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
         line = progress.on_trial_end if opts.progress else _trial_line(status, budget)
         callbacks = [budget, line]  # the line says the count the budget has just taken
-        if opts.trials != 0:
-            study.optimize(objective, n_trials=None, timeout=opts.timeout,
-                           catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+        if shared is not None:
+            callbacks.append(shared)  # last: it holds the lock until the next trial starts
+        gate = shared.first(study) if shared is not None else contextlib.nullcontext(True)
+        with gate as may_start:
+            if opts.trials != 0 and may_start:
+                study.optimize(objective, n_trials=None, timeout=opts.timeout,
+                               catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
     if budget.over:
         status(f"{budget.over} proposals over the limit were sized, recorded and not trained; "
                f"they do not count toward --trials")
@@ -571,8 +583,10 @@ class TrialBudget:
 
     def __init__(self, trials: int | None, status: Callable[[str], None],
                  timeout: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: SharedBudget | None = None) -> None:
         self.trials, self.status, self.timeout, self.clock = trials, status, timeout, clock
+        self.shared = shared  # a --jobs worker: the run's count, and the run's stop (its gate)
         self.counted = self.over = 0
         self.started = clock()
 
@@ -603,9 +617,12 @@ class TrialBudget:
             self.over += 1
         if self.trials is None:
             return  # --timeout alone
-        if self.counted >= self.trials:
+        if self.shared is not None:  # every worker's trials: the gate stops this one
+            self.counted = run_trials(study.get_trials(deepcopy=False), self.shared.run)[0]
+        elif self.counted >= self.trials:
             study.stop()
-        elif self.over >= OVER_LIMIT_CAP * max(1, self.trials):
+            return
+        if self.over >= OVER_LIMIT_CAP * max(1, self.trials):
             self.status(f"stopped after {self.over} proposals over the limit and {self.counted} "
                         f"of {self.trials} trials: the space's ranges mostly exceed the budget; "
                         "fix: narrow them in the space file, or raise --budget-kb")
@@ -676,8 +693,11 @@ class Objective:
         self.setup = setup
         self.progress: SearchProgress | None = None
         self.cost: EpochClock | None = None  # says the search's cost once, from trial epochs
+        self.shared: SharedBudget | None = None  # a --jobs worker's gate (shared_budget.py)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.shared is not None:  # counted by every worker of the run from here
+            self.shared.started(trial)
         mark_worker(trial)
         fail_dead_trials(trial.study)  # a worker of this host killed meanwhile: failed at once
         try:

@@ -3,7 +3,8 @@
 The parent sets the study up once (storage, features, teacher, paper trial) so that workers find
 everything cached, then starts the workers (spawned processes: no forked CUDA or OpenMP state),
 shows one progress bar read from the storage, and runs the technique's after-search step once at
-the end. Workers split the trials and the CPU cores, and on CUDA the GPUs (round robin: with
+the end. Workers draw their trials from one budget (shared_budget.py: a worker whose trials
+stopped early takes more), and split the CPU cores, and on CUDA the GPUs (round robin: with
 N > GPUs several workers share one, filling the gaps each leaves while its host side runs;
 benchmarks/workers.py finds the N with most trials per hour); each prints one line per finished
 trial. Ctrl-C or SIGTERM stops every worker (each records its running trial FAIL), then the
@@ -19,6 +20,7 @@ import os
 import re
 import signal
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,7 +34,6 @@ from optuna.trial import TrialState
 from asc_auto.confirm import Run, ScoreMany
 from asc_auto.errors import AscError, CommandFailed
 from asc_auto.progress import progress_bar
-from asc_auto.records import counts_toward_budget
 from asc_auto.schema import TrialRecord
 from asc_auto.search import (
     Objective,
@@ -42,15 +43,9 @@ from asc_auto.search import (
     run_search,
     setup_study,
 )
+from asc_auto.shared_budget import run_trials
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
-def split_trials(trials: int | None, jobs: int) -> list[int | None]:
-    """Trials per worker: as even as possible (None: unlimited, with --timeout)."""
-    if trials is None:
-        return [None] * jobs
-    return [trials // jobs + (i < trials % jobs) for i in range(jobs)]
 
 
 def worker_device(device: str, index: int) -> str:
@@ -106,7 +101,6 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
                  ) -> optuna.Study:
     """Run `jobs` workers of one study on this machine; return the study when all are done."""
     study, setup = setup_study(opts, status)
-    before = sum(map(counts_toward_budget, study.get_trials(deepcopy=False, states=_FINISHED)))
     cpu = resolve_cpu(opts.device)
     # Cores are split on a GPU too: each worker's host side (Python, kernel launches, INT8
     # calibration and scoring) needs its share, and N thread pools of all cores contend.
@@ -114,10 +108,10 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     ctx = multiprocessing.get_context("spawn")
     procs: list[BaseProcess] = []
     devices: list[str] = []
-    for i, n in enumerate(split_trials(opts.trials, jobs)):
-        if n == 0:
-            continue
-        wopts = dataclasses.replace(opts, trials=n, progress=False,
+    run = uuid.uuid4().hex[:12]  # the workers' one budget of opts.trials (shared_budget.py)
+    n = jobs if opts.trials is None else min(jobs, opts.trials)
+    for i in range(n):
+        wopts = dataclasses.replace(opts, progress=False, run=run, workers=n,
                                     device=worker_device(opts.device, i))
         proc = ctx.Process(target=_worker_main, args=(wopts, i, threads), name=f"worker-{i}")
         proc.start()
@@ -126,7 +120,7 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     status(f"{len(procs)} workers on study '{study.study_name}', {threads} CPU threads each"
            + ("" if cpu else ", " + per_device(devices)))
     try:
-        _watch(study, procs, before, opts.trials, opts.progress)
+        _watch(study, procs, run, opts.trials, opts.progress)
     except KeyboardInterrupt:
         for proc in procs:  # SIGTERM: each records its running trial FAIL and exits
             if proc.is_alive() and proc.pid is not None:
@@ -202,7 +196,7 @@ def resolve_cpu(device: str) -> bool:
     return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
-def _watch(study: optuna.Study, procs: list[BaseProcess], before: int, trials: int | None,
+def _watch(study: optuna.Study, procs: list[BaseProcess], run: str, trials: int | None,
            enabled: bool) -> None:
     """One bar for all workers, read from the storage every second until they exit."""
     bar = progress_bar(enabled, info=True, elapsed=True, transient=False)
@@ -217,7 +211,6 @@ def _watch(study: optuna.Study, procs: list[BaseProcess], before: int, trials: i
             if feasible:
                 best = max(feasible, key=lambda t: float(t.value or 0.0))
                 info = f"best #{best.number}: {best.value:.3f}"
-            bar.update(task, completed=sum(map(counts_toward_budget, finished)) - before,
-                       info=info)
+            bar.update(task, completed=run_trials(finished, run)[0], info=info)
         for proc in procs:
             proc.join()

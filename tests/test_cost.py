@@ -25,6 +25,14 @@ def test_a_laptop_search_on_small_data_is_said_to_take_a_day() -> None:
         "--timeout or --epochs shorten it")
 
 
+def test_workers_drawing_from_one_budget_divide_the_search_time() -> None:
+    """`--jobs 2 --trials 24`: each worker says the run's cost, its trials side by side."""
+    line = SearchPlan(epochs=414, folds=5, trials=24, rung=207, workers=2).line(1, 0.5)
+    assert "24 trials over 2 workers at most 3.5 h (less where" in line  # 12 x 17.2 min
+    odd = SearchPlan(epochs=100, folds=1, trials=5, workers=2).line(0, 1.0)
+    assert "5 trials over 2 workers at most 5.0 min;" in odd  # 3 rounds of 100 s
+
+
 def test_a_timeout_caps_the_estimate_or_sizes_the_trials() -> None:
     capped = SearchPlan(epochs=100, folds=1, trials=50, timeout=3600).line(3, 2.0)
     assert "a trial (100 epochs) takes about 3.3 min" in capped

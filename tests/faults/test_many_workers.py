@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from asc_auto.confirm import confirmed_best
-from asc_auto.workers import split_trials, unprefixed, worker_line
+from asc_auto.workers import unprefixed, worker_line
 
 pytestmark = pytest.mark.slow
 SPACE = Path(__file__).parents[1] / "spaces" / "kd.toml"
@@ -110,12 +110,6 @@ def test_a_killed_worker_loses_only_its_running_trial(tiny_dataset: Path, tmp_pa
     assert len(survivor_trials) == 6  # the others go on
 
 
-def test_trials_are_split_over_workers() -> None:
-    assert split_trials(10, 4) == [3, 3, 2, 2]
-    assert split_trials(2, 4) == [1, 1, 0, 0]
-    assert split_trials(None, 3) == [None, None, None]
-
-
 def test_a_worker_line_is_unprefixed_to_what_the_worker_said() -> None:
     assert worker_line(12, "trial 3 COMPLETE") == "[worker 12] trial 3 COMPLETE"
     assert unprefixed(worker_line(12, "trial 3 COMPLETE")) == "trial 3 COMPLETE"
@@ -138,6 +132,9 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     assert sum(line.startswith("trial ") for line in said) == 4
     study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
     assert len(study.trials) == 4
+    assert len({t.user_attrs["run"] for t in study.trials}) == 1  # one budget, drawn by both
+    # each worker's line counts the run's trials, not its own share
+    assert any(line.endswith("; 4 of 4 trials") for line in said), said
     assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
     # the confirmation, once, after the workers: its runs side by side in 2 processes
     runs = len(study.user_attrs["confirmation"]["trials"])  # top 2 (+ the paper's), 1 seed
