@@ -159,10 +159,14 @@ class NoiseTolerant(optuna.pruners.BasePruner):
             return None
         value = trial.intermediate_values[step]
         values = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False)
-                  if t.number != trial.number and step in t.intermediate_values]
+                  if t.number != trial.number and step in t.intermediate_values
+                  and not math.isnan(t.intermediate_values[step])]  # a diverged trial's
+        if math.isnan(value):
+            return RungGap(step, value, rung_bar([*values, 0.0], self.reduction), 0.0,
+                           self.n_val)
         bar = rung_bar([*values, value], self.reduction)
         margin = self.z * difference_se(bar, value, self.n_val)
-        if math.isnan(value) or bar - value > margin + _TIE:
+        if bar - value > margin + _TIE:
             return RungGap(step, value, bar, margin, self.n_val)
         return None
 
@@ -171,7 +175,18 @@ class NoiseTolerant(optuna.pruners.BasePruner):
         gap = self.gaps.get(number)
         if gap is not None and gap.epoch == epoch:
             return gap.reason()
-        return f"epoch {epoch}: val acc {value:.3f}, stopped by Hyperband"
+        return _bare(epoch, value)
+
+
+def stop_reason(pruner: optuna.pruners.BasePruner, number: int, epoch: int, value: float) -> str:
+    """Why the search's pruner stopped trial `number` at `epoch` (its `stop_reason`)."""
+    if isinstance(pruner, NoiseTolerant):
+        return pruner.reason(number, epoch, value)
+    return _bare(epoch, value)
+
+
+def _bare(epoch: int, value: float) -> str:
+    return f"epoch {epoch}: val acc {value:.3f}, stopped by Hyperband"
 
 
 

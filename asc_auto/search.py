@@ -752,10 +752,7 @@ class Objective:
             if self.progress is not None:
                 self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
             if not is_paper and trial.should_prune():
-                rung = trial.study.pruner
-                stop(rung.reason(trial.number, epoch + 1, acc)
-                     if isinstance(rung, pruning.NoiseTolerant)
-                     else f"epoch {epoch + 1}: val acc {acc:.3f}, stopped by Hyperband")
+                stop(pruning.stop_reason(trial.study.pruner, trial.number, epoch + 1, acc))
 
         t0 = time.perf_counter()
         if self.cost is not None:

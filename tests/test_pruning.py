@@ -92,6 +92,15 @@ def test_hyperband_stops_a_trial_only_when_it_is_clearly_behind_on_few_clips() -
         f"epoch 5: val acc 0.300, stopped by Hyperband: below the 0.900 its rung keeps by more "
         f"than the noise on 31 clips ({gap.margin:.3f})")
     assert pruner.reason(7, 5, 0.3) == "epoch 5: val acc 0.300, stopped by Hyperband"
+    assert pruning.stop_reason(pruner, 1, 5, 0.3) == pruner.reason(1, 5, 0.3)
+    # a diverged trial (NaN) stops whatever the noise; another's NaN does not move the bar
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL,
+                                              intermediate_values={5: float("nan")}))
+    trial = study.ask()
+    for epoch in range(1, 6):
+        trial.report(float("nan") if epoch == 5 else 0.5, epoch)
+    assert trial.should_prune()
+    assert pruner.gaps[trial.number].bar == 0.9
 
 
 def test_unknown_pruner_is_an_error_naming_the_choices() -> None:
