@@ -181,7 +181,8 @@ def search(
         "\\[default: the space's \\[teacher] budget].")] = None,
     jobs: Annotated[int, typer.Option(
         min=1, metavar="N",
-        help="Worker processes on this machine sharing the study (trials split).")] = 1,
+        help="Worker processes on this machine sharing the study; they draw --trials from one "
+        "budget.")] = 1,
     retry_failed: Annotated[int, typer.Option(
         min=0, metavar="N", help="Run a trial of a killed worker again, up to N times.")] = 0,
     cv: Annotated[int | None, typer.Option(
@@ -217,9 +218,10 @@ def search(
         "'none' = TPE's random start-up only. Set when the study starts.")
     ] = InitialDesign("auto"),
     pruner: Annotated[PrunerKind, typer.Option(
-        metavar="KIND", help="Stop trials early: 'hyperband' stops those ranked in the bottom "
-        "two thirds at half the epochs; 'none' trains every trial to the end. Per run: a "
-        "resumed study may change it.")] = PrunerKind("hyperband"),
+        metavar="KIND", help="Stop trials early: 'hyperband' stops, at half the epochs, those "
+        "in the bottom two thirds that trail the top third by more than the validation clips' "
+        "noise; 'none' trains every trial to the end. Per run: a resumed study may change "
+        "it.")] = PrunerKind("hyperband"),
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Search one technique's configurations under the size limit; resumes an existing study."""
@@ -244,7 +246,7 @@ def search(
         teacher_logits=tuple(teacher_logits or ()), progress=_live(),
         initial_design=initial_design.value, pruner=pruner.value,
     )
-    if jobs > 1 and trials != 0:  # --trials 0: nothing to split between workers
+    if jobs > 1 and trials != 0:  # --trials 0: no trial for a worker to run
         from asc_auto.workers import run_parallel
 
         result = run_parallel(opts, jobs, status=_say)
