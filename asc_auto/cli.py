@@ -191,9 +191,10 @@ def search(
                     "identifier); 0 = one validation split \\[default: 5 folds when the split "
                     "would validate on under 300 clips or on clips of under 5 identifiers, at most "
                     "one per identifier, else 0].")] = None,
-    confirm_top: Annotated[int, typer.Option(
+    confirm_top: Annotated[int | None, typer.Option(
         min=1, metavar="N",
-        help="After the trials, score the best N configurations again ...")] = 3,
+        help="After the trials, score the best N configurations and the paper's again ... "
+        "\\[default: 3; 2 on the built-in demo]")] = None,
     confirm_seeds: Annotated[int | None, typer.Option(
         min=0, metavar="N",
         help="... with this many fresh seeds each; retrain and export take the best "

@@ -104,9 +104,9 @@ class SearchOptions:
     overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # table values
     retry_failed: int = 0  # trials of dead workers enqueued again up to this many times
     cv: int | None = None  # folds; None: cv.folds_for decides (small data), 0: off
-    confirm_top: int = 3  # after the trials, the best few configurations ...
+    confirm_top: int | None = None  # after the trials, the best few configurations ...
     confirm_seeds: int | None = None  # ... scored again with this many fresh seeds (0: none;
-    # None: confirm.default_seeds, read when the search starts)
+    # None: confirm.default_top and default_seeds, read when the search starts)
     init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
@@ -362,7 +362,8 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         # else a study another worker has just created and not yet described: decide as it
         # did (the same options and data give the same folds), not "older study"
     setup = prepare_search(opts, status, split_seed=split_seed)
-    setup.confirm_top = opts.confirm_top
+    setup.confirm_top = (confirm.default_top(setup.demo) if opts.confirm_top is None
+                         else opts.confirm_top)
     setup.confirm_seeds = (confirm.default_seeds(setup.demo) if opts.confirm_seeds is None
                            else opts.confirm_seeds)
     setup.stop_hopeless = opts.pruner != "none"

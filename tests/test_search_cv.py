@@ -148,26 +148,28 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
         f"more than 1 standard error below the trials kept there")
 
 
-def test_the_demo_confirms_with_one_seed_user_data_with_two_unless_told(
+def test_the_demo_confirms_its_best_two_with_one_seed_user_data_three_with_two_unless_told(
     tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The built-in demo is a tour kept under 10 minutes: one fresh seed per confirmed
-    configuration; a user's data gets two; --confirm-seeds always wins."""
+    """The built-in demo is a tour kept under 10 minutes: its best two configurations (and the
+    paper's) with one fresh seed each; a user's data gets the best three with two seeds;
+    --confirm-top and --confirm-seeds always win."""
     from asc_auto.data import demo
     from asc_auto.search import setup_study
 
     monkeypatch.setattr(demo, "DEMO_SETTINGS", demo.DemoSettings(n_clips=30, clip_seconds=0.5))
 
-    def seeds(name: str, data: Path | None, **kw: object) -> int:
+    def confirms(name: str, data: Path | None, **kw: object) -> tuple[int, int]:
         opts = SearchOptions(technique="baseline", data=data, epochs=1, trials=1, cv=0,
                              study=name, storage=f"sqlite:///{tmp_path / 'asc.db'}",
                              home=tmp_path / "home", progress=False, **kw)  # type: ignore[arg-type]
-        return setup_study(opts, status=lambda m: None)[1].confirm_seeds
+        setup = setup_study(opts, status=lambda m: None)[1]
+        return setup.confirm_top, setup.confirm_seeds
 
-    assert seeds("demo", None) == 1
-    assert seeds("user", tiny_dataset) == 2
-    assert seeds("demo3", None, confirm_seeds=3) == 3
-    assert seeds("user0", tiny_dataset, confirm_seeds=0) == 0
+    assert confirms("demo", None) == (2, 1)
+    assert confirms("user", tiny_dataset) == (3, 2)
+    assert confirms("demo3", None, confirm_top=4, confirm_seeds=3) == (4, 3)
+    assert confirms("user0", tiny_dataset, confirm_top=1, confirm_seeds=0) == (1, 0)
 
 
 def test_trials_0_finishes_an_existing_study_without_adding_trials(
