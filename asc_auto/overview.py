@@ -118,7 +118,7 @@ def _value(d: dict[str, Any] | None) -> str:
 
 def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
     """`asc-auto studies`: one row per study."""
-    table = Table(title="studies (trials: complete/pruned/infeasible/failed/running)",
+    table = Table(title="studies (trials: complete/pruned/infeasible/failed/running/waiting)",
                   title_justify="left")
     for col, just in (("study", "left"), ("technique", "left"), ("trials", "right"),
                       ("best", "right"), ("val ± SE", "right"), ("pick", "left"),
@@ -129,7 +129,8 @@ def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
         best, pick = s["best"], s["pick"]
         table.add_row(
             s["study"], str(s["technique"] or "?"),
-            f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}/{c['running']}",
+            f"{c['complete']}/{c['pruned']}/{c['infeasible']}/{c['failed']}/{c['running']}"
+            f"/{c['waiting']}",
             "-" if not best else f"#{best['trial']}" + (" paper" if best["paper"] else ""),
             _value(best),
             "-" if not pick else f"#{pick['trial']} ({pick['how']})",

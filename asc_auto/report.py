@@ -25,9 +25,12 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
-    """complete / pruned / infeasible / failed / running counts of a study. Infeasible: sized
-    over a limit and never trained (PRUNED without a value; COMPLETE at 0.0 in older studies)."""
-    counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "running": 0}
+    """complete / pruned / infeasible / failed / running / waiting counts of a study.
+    Infeasible: sized over a limit and never trained (PRUNED without a value; COMPLETE at 0.0
+    in older studies). Waiting: enqueued (the paper's trial, design rows), not started yet: one
+    worker's study shows "1 running, 1 waiting", not two running as if a second worker were."""
+    counts = {"complete": 0, "pruned": 0, "infeasible": 0, "failed": 0, "running": 0,
+              "waiting": 0}
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE:
             counts["complete" if TrialRecord.from_trial(t).feasible else "infeasible"] += 1
@@ -35,8 +38,10 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
             counts["infeasible" if TrialRecord.from_trial(t).feasible is False else "pruned"] += 1
         elif t.state == TrialState.FAIL:
             counts["failed"] += 1
-        elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+        elif t.state == TrialState.RUNNING:
             counts["running"] += 1
+        elif t.state == TrialState.WAITING:
+            counts["waiting"] += 1
     return counts
 
 
@@ -222,7 +227,7 @@ def config_table(trial: FrozenTrial, title: str) -> Table:
 def summary_line(study: optuna.Study) -> str:
     """One line of trial-state counts."""
     c = state_counts(study)
-    return ", ".join(f"{v} {k}" for k, v in c.items() if v or k != "running")
+    return ", ".join(f"{v} {k}" for k, v in c.items() if v or k not in ("running", "waiting"))
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,7 @@ def test_studies_lists_best_pick_and_what_was_retrained(tmp_path: Path) -> None:
     data = {s["study"]: s for s in json.loads(listed.output)}
     kd = data["kd"]
     assert kd["trials"] == {"complete": 4, "pruned": 0, "infeasible": 1, "failed": 0,
-                            "running": 0}
+                            "running": 0, "waiting": 0}
     assert kd["best"]["trial"] == 3 and kd["best"]["value"] == 0.72
     assert abs(kd["best"]["value_se"] - (0.72 * 0.28 / 60) ** 0.5) < 1e-9
     assert kd["pick"] == {"trial": 3, "how": "best"}

@@ -21,8 +21,10 @@ from asc_auto.report import (
     choice_counts,
     pareto_front,
     se_basis,
+    state_counts,
     studies_table,
     study_rows,
+    summary_line,
     untested_choices,
 )
 from asc_auto.schema import SIZE_CONSTRAINT, StudyRecord
@@ -55,13 +57,29 @@ def _fake_study(url: str, name: str = "kd") -> optuna.Study:
     return study
 
 
+def test_an_enqueued_trial_is_waiting_not_running(tmp_path: Path) -> None:
+    """One worker running trial 3 with a design row enqueued behind it showed "2 running", as
+    if a second worker (or a dead one) held a trial: enqueued trials are counted as waiting."""
+    study = _fake_study(f"sqlite:///{tmp_path / 'r.db'}")
+    study.ask()  # RUNNING
+    study.enqueue_trial({"c1": 7})  # WAITING until a worker asks
+    counts = state_counts(study)
+    assert (counts["running"], counts["waiting"]) == (1, 1)
+    assert summary_line(study).endswith("1 running, 1 waiting")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    overview = runner.invoke(app, ["studies"], env={"ASC_AUTO_STORAGE": url, "COLUMNS": "200"})
+    assert overview.exit_code == 0, overview.output
+    assert "4/1/1/0/1/1" in overview.output
+
+
 def test_pareto_front_and_study_rows(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     study = _fake_study(url)
     rows = study_rows(open_storage(url))
     assert len(rows) == 1
     r = rows[0]
-    assert r.counts == {"complete": 4, "pruned": 1, "infeasible": 1, "failed": 0, "running": 0}
+    assert r.counts == {"complete": 4, "pruned": 1, "infeasible": 1, "failed": 0, "running": 0,
+                        "waiting": 0}
     assert r.best is not None and r.best.number == 3
     assert [t.number for t in pareto_front(feasible_trials(study))] == [0, 2, 3]
 
