@@ -60,13 +60,13 @@ def _fake_study(url: str, name: str = "kd") -> optuna.Study:
 def test_an_enqueued_trial_is_waiting_not_running(tmp_path: Path) -> None:
     """One worker running trial 3 with a design row enqueued behind it showed "2 running", as
     if a second worker (or a dead one) held a trial: enqueued trials are counted as waiting."""
-    study = _fake_study(f"sqlite:///{tmp_path / 'r.db'}")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = _fake_study(url)
     study.ask()  # RUNNING
     study.enqueue_trial({"c1": 7})  # WAITING until a worker asks
     counts = state_counts(study)
     assert (counts["running"], counts["waiting"]) == (1, 1)
     assert summary_line(study).endswith("1 running, 1 waiting")
-    url = f"sqlite:///{tmp_path / 'r.db'}"
     overview = runner.invoke(app, ["studies"], env={"ASC_AUTO_STORAGE": url, "COLUMNS": "200"})
     assert overview.exit_code == 0, overview.output
     assert "4/1/1/0/1/1" in overview.output
