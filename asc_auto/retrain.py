@@ -136,6 +136,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
 
         def on_step(done_steps: int, total: int) -> None:
             bar.update(steps, completed=done_steps, total=total)
+            cost.step(done_steps, total)
 
         def on_epoch(epoch: int, acc: float) -> None:
             cost.epoch(epoch)
@@ -152,7 +153,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                        f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
                 bar.update(steps, description=f"seed {seed}", completed=0, total=None,
                            visible=True, info="")
-                cost.start(seed)
+                cost.start(seed, technique.trainings(config))
                 cached = _run_seed(technique, ctx, config, seed, seed_dir, key,
                                    on_epoch=on_epoch, on_step=on_step)
                 bar.update(steps, visible=False)

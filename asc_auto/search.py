@@ -757,8 +757,13 @@ class Objective:
 
         t0 = time.perf_counter()
         if self.cost is not None:
-            self.cost.start(trial.number)
-        on_step = self.progress.step if self.progress is not None else None
+            self.cost.start(trial.number, setup.technique.trainings(config))
+
+        def on_step(done: int, total: int) -> None:
+            if self.progress is not None:
+                self.progress.step(done, total)
+            if self.cost is not None:
+                self.cost.step(done, total)
 
         def on_fold(fold: int, score: CvScore) -> None:
             TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies]).write(trial)

@@ -99,3 +99,41 @@ def test_a_teacher_says_its_own_cost_and_its_option() -> None:
     assert plan.line(None, 35.0) == ("cost here: the teacher ran 35 s per epoch, so a teacher "
                                      "(60 epochs) takes about 35.0 min; --teacher-epochs "
                                      "shortens it")
+
+
+def test_a_run_that_trains_twice_is_timed_over_both_and_speaks_during_the_first() -> None:
+    """lt trains the dense network, then the ticket, and reports epochs only for the ticket:
+    its cost line used to divide a whole dense training (+1 epoch) by one epoch."""
+    plan = SearchPlan(epochs=40, folds=3, trials=6)
+    assert plan.line(0, 1.4, trainings=2).startswith(
+        "cost here: trial 0 ran 1.40 s per epoch, so a trial (2 trainings of 40 epochs x 3 "
+        "folds) takes about 5.6 min; 6 trials at most 33.6 min;")
+    said: list[str] = []
+    clock = FakeClock()
+    cost = EpochClock(plan, said.append, clock)
+    cost.start(0, trainings=2)
+    total = 2 * 40 * 10  # 10 steps an epoch, both trainings on one scale
+    clock.now += 3.0
+    cost.step(11, total)  # one epoch (and its validation) done, but only 3 s in
+    assert said == []
+    clock.now += 4.0
+    cost.step(25, total)  # in epoch 3: two epochs done in 7 s
+    assert said == [plan.line(0, 3.5, trainings=2)]
+    assert "takes about 14.0 min; 6 trials at most 84.0 min" in said[0]
+    cost.step(41, total)
+    assert len(said) == 1
+
+
+def test_a_short_run_that_trains_twice_counts_both_at_its_last_epoch() -> None:
+    said: list[str] = []
+    clock = FakeClock()
+    plan = SearchPlan(epochs=2, folds=1, trials=1)
+    cost = EpochClock(plan, said.append, clock)
+    cost.start(3, trainings=2)
+    clock.now += 2.0  # the dense training (2 epochs) and the ticket's epoch 0: 3 epochs
+    cost.epoch(0)
+    assert said == []
+    clock.now += 0.4
+    cost.epoch(1)  # 4 epochs in 2.4 s
+    assert said == [plan.line(3, 0.6, trainings=2)]
+    assert "(2 trainings of 2 epochs) takes about 2 s" in said[0]

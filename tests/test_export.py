@@ -27,18 +27,35 @@ pytestmark = pytest.mark.slow
 SPACES = Path(__file__).parent / "spaces"
 
 
+SAID: dict[str, list[str]] = {}  # technique -> the status lines of its search and retrain
+
+
 @pytest.fixture(scope="module", params=sorted(TECHNIQUES))
 def retrained(request: pytest.FixtureRequest, tiny_dataset: Path,
               tmp_path_factory: pytest.TempPathFactory):
     name = request.param
     home = tmp_path_factory.mktemp(f"export-{name}")
     url = f"sqlite:///{home / 'asc.db'}"
+    said = SAID.setdefault(name, [])
     study = run_search(SearchOptions(technique=name, data=tiny_dataset,
                                      space=SPACES / f"{name}.toml", trials=1, epochs=1,
                                      storage=url, home=home, progress=False),
-                       status=lambda m: None)
-    result = retrain(study, seeds=1, home=home, progress=False, status=lambda m: None)
+                       status=said.append)
+    result = retrain(study, seeds=1, home=home, progress=False, status=said.append)
     return study, home, url, result
+
+
+def test_the_cost_lines_count_every_training_a_fit_runs(retrained) -> None:
+    """lt trains the dense network, then the ticket: its trial and its seed cost two trainings
+    (the line once divided a whole dense training by one epoch, 40x too dear)."""
+    study = retrained[0]
+    name = study.user_attrs["technique"]
+    trainings = "2 trainings of " if name == "lt" else ""
+    cost = [line for line in SAID[name] if line.startswith("cost here: ")
+            and "teacher" not in line]
+    assert len(cost) == 2, SAID[name]
+    assert f"so a trial ({trainings}1 epoch x " in cost[0]  # x the cross-validation folds
+    assert f"so a seed ({trainings}1 epoch) takes about" in cost[1]
 
 
 def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> None:

@@ -123,9 +123,19 @@ def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
     before = setup.technique.size(cand, ctx.rule)
     macs_dense = count_macs_torchinfo(cand.model, ctx.example_input())
     macs_planned = count_macs_torchinfo(cand.macs_model(), ctx.example_input())
-    outcome = setup.technique.fit(cand, config, ctx)
+    steps: list[tuple[int, int]] = []
+    epochs: list[int] = []
+    outcome = setup.technique.fit(cand, config, ctx, on_epoch=lambda e, acc: epochs.append(e),
+                                  on_step=lambda done, total: steps.append((done, total)))
     after = setup.technique.size(cand, ctx.rule)
     assert 0.0 <= outcome.accuracy <= 1.0
+    # Two dense trainings, then the ticket: the pruner sees the ticket's epochs only, the step
+    # count runs over all three trainings on one scale (one bar, one ETA, the cost line).
+    assert setup.technique.trainings(config) == 3
+    assert epochs == [0, 1]
+    total = steps[0][1]
+    assert {t for _, t in steps} == {total} and total % (3 * 2) == 0
+    assert [done for done, _ in steps] == list(range(1, total + 1))
     assert after.size_bytes <= before.size_bytes <= ctx.rule.limit_bytes
     assert after.size_bytes < dense.size_bytes
     # The MACs a search judges before training are those of the ticket that is deployed: fewer

@@ -176,7 +176,17 @@ class Technique(ABC):
     @abstractmethod
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
-        """Train, compress to `candidate.precision`, evaluate on the validation split."""
+        """Train, compress to `candidate.precision`, evaluate on the validation split.
+
+        `on_epoch` sees the epochs of the training that decides the score (the pruner reads
+        them); `on_step(done, total)` counts the steps of every training `fit` runs on one
+        scale (see `trainings`), so a progress bar and the cost line cover all of them."""
+
+    def trainings(self, config: dict[str, Any]) -> int:
+        """How many trainings of the configured epochs one `fit` of `config` runs: one, or
+        more where a technique trains again (a lottery ticket), which the cost line counts."""
+        del config
+        return 1
 
 
 TECHNIQUES: Registry[type[Technique]] = Registry("technique")

@@ -110,6 +110,10 @@ class LotteryTicket(Technique):
     def _example(ctx: TrialContext) -> torch.Tensor:
         return torch.zeros(1, ctx.features.x.shape[1], segment_samples(ctx))
 
+    def trainings(self, config: dict[str, Any]) -> int:
+        """The dense network once per round, then the ticket."""
+        return max(1, int(config["rounds"])) + 1
+
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
         wrapper = candidate.model
@@ -118,6 +122,15 @@ class LotteryTicket(Technique):
         epochs = ctx.train_cfg.epochs
         k = min(int(config["rewind_epoch"]), epochs - 1)
         rounds = max(1, int(config["rounds"]))
+        trainings = self.trainings(config)
+
+        def steps_of(training: int) -> StepHook | None:
+            """`on_step` over all trainings: equal schedules, so training t's steps follow
+            the t before it (one bar, one ETA for the whole ticket)."""
+            if on_step is None:
+                return None
+            hook = on_step
+            return lambda done, total: hook(training * total + done, trainings * total)
         rewind_to: list[nn.Module] = [copy.deepcopy(net).cpu()]  # epoch 0: the initial weights
         taken = [k == 0]
 
@@ -132,8 +145,8 @@ class LotteryTicket(Technique):
         dense_acc: list[float] = []
         if candidate.info["pruning"] == UNSTRUCTURED:
             targets = pruning.round_targets(int(candidate.info["pruned_weights"]), rounds)
-            for target in targets:
-                train_aclnet(wrapper, config, ctx, on_epoch=snapshot)
+            for training, target in enumerate(targets):
+                train_aclnet(wrapper, config, ctx, on_epoch=snapshot, on_step=steps_of(training))
                 dense_acc.append(val_accuracy(wrapper, ctx))
                 pruning.magnitude_prune(net, target)
                 pruning.rewind(net, rewind_to[0].state_dict())
@@ -141,13 +154,14 @@ class LotteryTicket(Technique):
             example = self._example(ctx)
             history: pruning.History = []
             ratio = float(candidate.info["channel_ratio"])
-            for step_ratio in pruning.round_ratios(ratio, rounds):
-                train_aclnet(wrapper, config, ctx, on_epoch=snapshot)
+            for training, step_ratio in enumerate(pruning.round_ratios(ratio, rounds)):
+                train_aclnet(wrapper, config, ctx, on_epoch=snapshot, on_step=steps_of(training))
                 dense_acc.append(val_accuracy(wrapper, ctx))
                 history += pruning.structured_prune(net.cpu(), example, step_ratio, keep_layers)
                 net = pruning.replay(rewind_to[0], history, example)
                 wrapper = wrapper.wrap(net)
-        result = train_aclnet(wrapper, config, ctx, on_epoch=on_epoch, on_step=on_step)
+        result = train_aclnet(wrapper, config, ctx, on_epoch=on_epoch,
+                              on_step=steps_of(trainings - 1))
         pruning.make_permanent(net)
         wrapper.cpu()
         candidate.model = wrapper
