@@ -86,7 +86,10 @@ class RetrainResult:
 
     @property
     def std(self) -> float:
-        return statistics.pstdev(s.accuracy for s in self.seeds) if len(self.seeds) > 1 else 0.0
+        """The seeds' sample standard deviation (n - 1), as confirmation and the benchmarks
+        compute it: the population form understated 3 seeds' spread by 18 % (office16 baseline
+        89.4 / 89.4 / 86.4 %: shown ± 1.4 beside the README's ± 1.7)."""
+        return statistics.stdev(s.accuracy for s in self.seeds) if len(self.seeds) > 1 else 0.0
 
     def per_identifier_mean(self) -> dict[str, float]:
         """Mean over seeds of each identifier's accuracy; {} when not every seed has them."""
