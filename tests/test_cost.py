@@ -3,7 +3,7 @@ confirmation, said once."""
 
 from __future__ import annotations
 
-from asc_auto.cost import MIN_SECONDS, EpochClock, SearchPlan, duration_text
+from asc_auto.cost import EpochClock, SearchPlan, duration_text
 
 
 def test_durations_read_as_a_person_says_them() -> None:
@@ -54,22 +54,27 @@ class FakeClock:
         return self.now
 
 
-def test_the_clock_waits_for_enough_time_then_speaks_once() -> None:
+def test_the_clock_times_the_epochs_after_the_first_and_speaks_once() -> None:
     said: list[str] = []
     clock = FakeClock()
-    cost = EpochClock(SearchPlan(epochs=10, folds=2, trials=4), said.append, clock)
+    plan = SearchPlan(epochs=10, folds=2, trials=4)
+    cost = EpochClock(plan, said.append, clock)
     cost.epoch(0)  # no trial started: nothing to extrapolate from
     cost.start(4)
-    clock.now += 1.0
-    cost.epoch(0)
-    assert said == []  # 1 s: mostly start-up, too short to extrapolate
-    clock.now += MIN_SECONDS
-    cost.epoch(2)  # three epochs in 6 s: 2 s each
-    assert said == [SearchPlan(epochs=10, folds=2, trials=4).line(4, 2.0)]
-    assert said[0].startswith("cost here: trial 4 ran 2.00 s per epoch")
+    clock.now += 4.0
+    cost.epoch(0)  # the first epoch: start-up and all, 4 s
+    clock.now += 2.0
+    cost.epoch(1)
+    assert said == []  # 2 s since the first epoch: too short to extrapolate
+    clock.now += 4.0
+    cost.epoch(3)  # three epochs in 6 s after the first: 2 s each; the first held 2 s start-up
+    assert said == [plan.line(4, 2.0, startup=2.0)]
+    assert said[0].startswith("cost here: trial 4 ran 2.00 s per epoch, so a trial (10 epochs x "
+                              "2 folds) takes about 44 s;")  # (2 x 10 + 2) x 2
     cost.start(5)
     clock.now += 100
     cost.epoch(0)
+    cost.epoch(1)
     assert len(said) == 1  # once per process
 
 
@@ -114,13 +119,16 @@ def test_a_run_that_trains_twice_is_timed_over_both_and_speaks_during_the_first(
     cost.start(0, trainings=2)
     total = 2 * 40 * 10  # 10 steps an epoch, both trainings on one scale
     clock.now += 3.0
-    cost.step(11, total)  # one epoch (and its validation) done, but only 3 s in
-    assert said == []
+    cost.step(10, total)  # epoch 1's last step: not over until its validation
+    cost.step(11, total)  # the first epoch (and its validation) done: 3 s
     clock.now += 4.0
-    cost.step(25, total)  # in epoch 3: two epochs done in 7 s
-    assert said == [plan.line(0, 3.5, trainings=2)]
-    assert "takes about 14.0 min; 6 trials at most 84.0 min" in said[0]
-    cost.step(41, total)
+    cost.step(31, total)  # two more in 4 s: too short
+    assert said == []
+    clock.now += 3.5
+    cost.step(45, total)  # in epoch 5: three epochs in 7.5 s after the first
+    assert said == [plan.line(0, 2.5, trainings=2, startup=0.5)]
+    assert "takes about 10.0 min; 6 trials at most 60.1 min" in said[0]  # (2.5 x 80 + 0.5) x 3 x 6
+    cost.step(51, total)
     assert len(said) == 1
 
 
