@@ -48,19 +48,22 @@ class SearchPlan:
     workers: int = 1  # --jobs workers drawing the trials from one budget, side by side
 
     def line(self, number: int | None, epoch_seconds: float, trainings: int = 1,
-             startup: float = 0.0) -> str:
+             startup: float = 0.0, extra: int = 0) -> str:
         """One status line: the trial's cost from its measured epochs, then the search's.
         `number` None: the run has no number (the one teacher of a search); `trainings`: how
         many times the measured run trains `epochs` (a lottery ticket: once per round, then
-        the ticket); `startup`: seconds a training spends before its epochs run at their
+        the ticket); `extra`: fine-tuning epochs after them (int8's QAT), counted at the
+        measured pace; `startup`: seconds a training spends before its epochs run at their
         pace, once per fold."""
-        trial = (epoch_seconds * self.epochs * trainings + startup) * self.folds
+        epochs = self.epochs * trainings + extra
+        trial = (epoch_seconds * epochs + startup) * self.folds
         folds = f" x {self.folds} folds" if self.folds > 1 else ""
         times = f"{trainings} trainings of " if trainings > 1 else ""
+        tuned = f" + {_count(extra, 'fine-tuning epoch')}" if extra else ""
         per = f"{epoch_seconds:.2f} s" if epoch_seconds < 10 else duration_text(epoch_seconds)
         who = f"the {self.unit}" if number is None else f"{self.unit} {number}"
         text = (f"cost here: {who} ran {per} per epoch, so a {self.unit} "
-                f"({times}{_count(self.epochs, 'epoch')}{folds}) takes about "
+                f"({times}{_count(self.epochs, 'epoch')}{tuned}{folds}) takes about "
                 f"{duration_text(trial)}")
         if self.trials:
             total = trial * -(-self.trials // self.workers)  # workers train side by side
@@ -95,6 +98,12 @@ class EpochClock:
     the cost counts every training. Without this an lt trial's first reported epoch came after
     a whole dense training: office16, 40 epochs, 3 folds, said "60 s per epoch ... a trial
     takes about 2.0 h" of a trial that took 330 s.
+
+    Fine-tuning epochs after the trainings (int8's QAT of the NNCF-quantized network, on the
+    CPU) are counted at the training's measured pace, which understates them: office16, the
+    paper AclNet, 2-core EPYC, a QAT epoch took 1.2x a FP32 epoch alone and 2.4x beside another
+    training process (`/tmp` script, epochs interleaved, 3 repeats). Before they were counted a
+    3-QAT-epoch trial was said as its 40 training epochs and its bar sat full through QAT.
     """
 
     def __init__(self, plan: SearchPlan, say: Callable[[str], None],
@@ -102,15 +111,16 @@ class EpochClock:
         self.plan, self.say, self.clock = plan, say, clock
         self.started: float | None = None
         self.number: int | None = 0
-        self.trainings = 1
+        self.trainings, self.extra = 1, 0
         self.first: tuple[float, int] | None = None  # (time, epochs) at the first epoch's end
         self.said = False
 
-    def start(self, number: int | None = None, trainings: int = 1) -> None:
+    def start(self, number: int | None = None, trainings: int = 1, extra: int = 0) -> None:
         """Run `number`'s training begins (the clock runs for the first one only); it trains
-        `trainings` times `plan.epochs`."""
+        `trainings` times `plan.epochs`, then `extra` fine-tuning epochs."""
         if not self.said:
-            self.started, self.number, self.trainings = self.clock(), number, max(1, trainings)
+            self.started, self.number = self.clock(), number
+            self.trainings, self.extra = max(1, trainings), max(0, extra)
             self.first = None
 
     def _boundary(self, epochs_done: int, last: bool) -> None:
@@ -129,14 +139,14 @@ class EpochClock:
         else:
             return
         self.said = True
-        self.say(self.plan.line(self.number, per_epoch, self.trainings, startup))
+        self.say(self.plan.line(self.number, per_epoch, self.trainings, startup, self.extra))
 
     def step(self, done: int, total: int) -> None:
         """Step `done` of `total` of the started run's first fold (all its trainings on one
         scale); the step after an epoch's validation marks that epoch's end."""
         if self.said or self.started is None:
             return
-        per_epoch = max(1, total // (self.plan.epochs * self.trainings))
+        per_epoch = max(1, total // (self.plan.epochs * self.trainings + self.extra))
         self._boundary((done - 1) // per_epoch, last=False)
 
     def epoch(self, epoch: int) -> None:

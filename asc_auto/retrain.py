@@ -156,7 +156,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                        f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
                 bar.update(steps, description=f"seed {seed}", completed=0, total=None,
                            visible=True, info="")
-                cost.start(seed, technique.trainings(config))
+                cost.start(seed, technique.trainings(config), technique.fine_tune_epochs(config))
                 cached = _run_seed(technique, ctx, config, seed, seed_dir, key,
                                    on_epoch=on_epoch, on_step=on_step)
                 bar.update(steps, visible=False)

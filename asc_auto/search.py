@@ -757,7 +757,8 @@ class Objective:
 
         t0 = time.perf_counter()
         if self.cost is not None:
-            self.cost.start(trial.number, setup.technique.trainings(config))
+            self.cost.start(trial.number, setup.technique.trainings(config),
+                            setup.technique.fine_tune_epochs(config))
 
         def on_step(done: int, total: int) -> None:
             if self.progress is not None:

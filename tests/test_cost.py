@@ -145,3 +145,23 @@ def test_a_short_run_that_trains_twice_counts_both_at_its_last_epoch() -> None:
     cost.epoch(1)  # 4 epochs in 2.4 s
     assert said == [plan.line(3, 0.6, trainings=2)]
     assert "(2 trainings of 2 epochs) takes about 2 s" in said[0]
+
+
+def test_fine_tuning_epochs_after_the_training_are_counted_and_named() -> None:
+    """int8 fine-tunes the quantized network (QAT) after its training: a trial with 3 QAT epochs
+    of 40 was said as 40 epochs, and its bar sat full while QAT ran."""
+    plan = SearchPlan(epochs=40, folds=3, trials=6)
+    assert plan.line(0, 1.5, extra=3).startswith(
+        "cost here: trial 0 ran 1.50 s per epoch, so a trial (40 epochs + 3 fine-tuning epochs "
+        "x 3 folds) takes about 3.2 min; 6 trials at most 19.4 min;")  # 1.5 x 43 x 3 = 193.5 s
+    assert "(40 epochs + 1 fine-tuning epoch x 3 folds)" in plan.line(0, 1.5, extra=1)
+    said: list[str] = []
+    clock = FakeClock()
+    cost = EpochClock(plan, said.append, clock)
+    cost.start(2, extra=3)
+    total = 43 * 10  # 10 steps an epoch, training and QAT on one scale
+    clock.now += 2.0
+    cost.step(11, total)  # the first epoch done
+    clock.now += 6.0
+    cost.step(41, total)  # three more epochs in 6 s
+    assert said == [plan.line(2, 2.0, startup=0.0, extra=3)]

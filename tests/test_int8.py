@@ -124,3 +124,28 @@ def test_ir_of_the_segment_average_skips_padding_segments_like_torch(trained,
     assert np.abs(np.exp(ov_logits) - np.exp(torch_logits)).max() <= 0.05
     assert torch.allclose(torch.tensor(torch_logits[1]).exp(), torch.softmax(first, 1)[0],
                           atol=1e-5)
+
+
+def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path) -> None:
+    """The steps `fit` reports count the training, then its QAT epochs, on one scale: the bar
+    and the cost line end when QAT ends, not when the FP32 training does."""
+    from asc_auto.search import SearchOptions, prepare_search
+
+    space = Path(__file__).parent / "spaces" / "int8.toml"
+    setup = prepare_search(SearchOptions(technique="int8", data=tiny_dataset, space=space,
+                                         home=tmp_path, progress=False, epochs=2),
+                           status=lambda m: None)
+    ctx = setup.context
+    config = {**setup.space.paper, "qat_epochs": 1}
+    assert setup.technique.fine_tune_epochs(config) == 1
+    assert setup.technique.trainings(config) == 1
+    cand = setup.technique.build(config, ctx)
+    steps: list[tuple[int, int]] = []
+    epochs: list[int] = []
+    outcome = setup.technique.fit(cand, config, ctx, on_epoch=lambda e, acc: epochs.append(e),
+                                  on_step=lambda done, total: steps.append((done, total)))
+    assert outcome.info["qat_epochs"] == 1 and "accuracy_ptq" in outcome.info
+    assert epochs == [0, 1]  # the pruner sees the FP32 training's epochs
+    total = steps[0][1]
+    assert {t for _, t in steps} == {total} and total % 3 == 0  # 2 epochs + 1 QAT epoch
+    assert [done for done, _ in steps] == list(range(1, total + 1))

@@ -50,6 +50,19 @@ def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialCon
     return model.wrap(quantized).eval()
 
 
+def _on_scale(hook: StepHook | None, before: int, epochs: int, of: int) -> StepHook | None:
+    """`hook` for a training of `epochs` epochs that follows `before` epochs, on the scale of
+    all `of` epochs (every epoch the same number of steps)."""
+    if hook is None or epochs < 1:
+        return None
+    outer = hook
+
+    def on_step(done: int, total: int) -> None:
+        per_epoch = total // epochs
+        outer(before * per_epoch + done, of * per_epoch)
+    return on_step
+
+
 @register_technique
 class Int8Quantization(Technique):
     name = "int8"
@@ -68,20 +81,29 @@ class Int8Quantization(Technique):
                          info={"width": cfg.width, "llf_channels": list(cfg.llf_channels),
                                "hlf_channels": list(cfg.hlf_channels)})
 
+    def fine_tune_epochs(self, config: dict[str, Any]) -> int:
+        return int(config["qat_epochs"])
+
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
         model = candidate.model
         assert isinstance(model, SegmentAverage)
-        result = train_aclnet(model, config, ctx, on_epoch=on_epoch, on_step=on_step)
+        qat = self.fine_tune_epochs(config)
+        epochs = ctx.train_cfg.epochs
+        # One step scale over the training and its QAT epochs (same clips, same batches: the
+        # same steps an epoch), so the bar and the cost line do not end before QAT does.
+        main_steps = _on_scale(on_step, 0, epochs, epochs + qat)
+        qat_steps = _on_scale(on_step, epochs, qat, epochs + qat)
+        result = train_aclnet(model, config, ctx, on_epoch=on_epoch, on_step=main_steps)
         acc32 = val_accuracy(model, ctx)
         deployed = quantize_aclnet(model, config, ctx)
-        info: dict[str, Any] = {"qat_epochs": int(config["qat_epochs"])}
-        if int(config["qat_epochs"]) > 0:
+        info: dict[str, Any] = {"qat_epochs": qat}
+        if qat > 0:
             info["accuracy_ptq"] = round(val_accuracy(deployed, ctx, device="cpu"), 4)
             qat_config = {**config, "lr": float(config["lr"]) * QAT_LR_FACTOR}
             # NNCF's fake-quantized graph stays on the CPU where it was built.
-            train_aclnet(deployed, qat_config, ctx, epochs=int(config["qat_epochs"]),
-                         device="cpu")
+            train_aclnet(deployed, qat_config, ctx, epochs=qat, device="cpu",
+                         on_step=qat_steps)
             deployed.eval()
         acc = val_accuracy(deployed, ctx, device="cpu")
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
