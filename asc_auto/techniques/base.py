@@ -195,6 +195,20 @@ class Technique(ABC):
         return 0
 
 
+def on_scale(hook: StepHook | None, before: int, epochs: int, of: int) -> StepHook | None:
+    """`hook` for a training of `epochs` epochs that follows `before` epochs of the same `fit`,
+    on the scale of all its `of` epochs (every epoch the same number of steps): one bar and one
+    cost line over a fit that trains more than once (lt's rounds, int8's QAT)."""
+    if hook is None or epochs < 1:
+        return None
+    outer = hook
+
+    def on_step(done: int, total: int) -> None:
+        per_epoch = total // epochs
+        outer(before * per_epoch + done, of * per_epoch)
+    return on_step
+
+
 TECHNIQUES: Registry[type[Technique]] = Registry("technique")
 
 

@@ -34,6 +34,7 @@ from asc_auto.techniques.base import (
     StepHook,
     Technique,
     TrialContext,
+    on_scale,
     register_technique,
 )
 
@@ -48,19 +49,6 @@ def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialCon
     inner = model.model.cpu().eval()
     quantized = quantize_int8(inner, calibration, subset_size=len(calibration))
     return model.wrap(quantized).eval()
-
-
-def _on_scale(hook: StepHook | None, before: int, epochs: int, of: int) -> StepHook | None:
-    """`hook` for a training of `epochs` epochs that follows `before` epochs, on the scale of
-    all `of` epochs (every epoch the same number of steps)."""
-    if hook is None or epochs < 1:
-        return None
-    outer = hook
-
-    def on_step(done: int, total: int) -> None:
-        per_epoch = total // epochs
-        outer(before * per_epoch + done, of * per_epoch)
-    return on_step
 
 
 @register_technique
@@ -92,8 +80,8 @@ class Int8Quantization(Technique):
         epochs = ctx.train_cfg.epochs
         # One step scale over the training and its QAT epochs (same clips, same batches: the
         # same steps an epoch), so the bar and the cost line do not end before QAT does.
-        main_steps = _on_scale(on_step, 0, epochs, epochs + qat)
-        qat_steps = _on_scale(on_step, epochs, qat, epochs + qat)
+        main_steps = on_scale(on_step, 0, epochs, epochs + qat)
+        qat_steps = on_scale(on_step, epochs, qat, epochs + qat)
         result = train_aclnet(model, config, ctx, on_epoch=on_epoch, on_step=main_steps)
         acc32 = val_accuracy(model, ctx)
         deployed = quantize_aclnet(model, config, ctx)

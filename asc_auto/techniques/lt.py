@@ -47,6 +47,7 @@ from asc_auto.techniques.base import (
     Technique,
     TrialContext,
     checked_choice,
+    on_scale,
     register_technique,
 )
 
@@ -127,10 +128,7 @@ class LotteryTicket(Technique):
         def steps_of(training: int) -> StepHook | None:
             """`on_step` over all trainings: equal schedules, so training t's steps follow
             the t before it (one bar, one ETA for the whole ticket)."""
-            if on_step is None:
-                return None
-            hook = on_step
-            return lambda done, total: hook(training * total + done, trainings * total)
+            return on_scale(on_step, training * epochs, epochs, trainings * epochs)
         rewind_to: list[nn.Module] = [copy.deepcopy(net).cpu()]  # epoch 0: the initial weights
         taken = [k == 0]
 
