@@ -101,9 +101,10 @@ class EpochClock:
 
     Fine-tuning epochs after the trainings (int8's QAT of the NNCF-quantized network, on the
     CPU) are counted at the training's measured pace, which understates them: office16, the
-    paper AclNet, 2-core EPYC, a QAT epoch took 1.2x a FP32 epoch alone and 2.4x beside another
-    training process (`/tmp` script, epochs interleaved, 3 repeats). Before they were counted a
-    3-QAT-epoch trial was said as its 40 training epochs and its bar sat full through QAT.
+    paper AclNet, 2-core EPYC, beside another training process, a QAT epoch took 2.4x a FP32
+    epoch in two repeats and 1.2x in a third (epochs timed interleaved in one process,
+    2026-12-03). Uncounted, a 3-QAT-epoch trial was said as its 40 training epochs, and its bar
+    sat full through QAT.
     """
 
     def __init__(self, plan: SearchPlan, say: Callable[[str], None],
