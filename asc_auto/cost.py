@@ -101,10 +101,10 @@ class EpochClock:
 
     Fine-tuning epochs after the trainings (int8's QAT of the NNCF-quantized network, on the
     CPU) are counted at the training's measured pace, which understates them: office16, the
-    paper AclNet, 2-core EPYC, beside another training process, a QAT epoch took 2.4x a FP32
-    epoch in two repeats and 1.2x in a third (epochs timed interleaved in one process,
-    2026-12-03). Uncounted, a 3-QAT-epoch trial was said as its 40 training epochs, and its bar
-    sat full through QAT.
+    paper AclNet, 2-core EPYC, epochs timed interleaved in one process (3 repeats, 2026-12-03):
+    a QAT epoch took 1.4-1.9x a FP32 epoch (1.3-1.45 s) on the idle machine, 1.2-2.4x beside
+    another training process. Uncounted, a 3-QAT-epoch trial was said as its 40 training epochs,
+    and its bar sat full through QAT.
     """
 
     def __init__(self, plan: SearchPlan, say: Callable[[str], None],
