@@ -151,7 +151,6 @@ class EpochClock:
         self._boundary((done - 1) // per_epoch, last=False)
 
     def epoch(self, epoch: int) -> None:
-        """Epoch `epoch` (0-based) of the started run's last training ended (a run that trains
-        once: of its only one) on its first fold."""
-        self._boundary((self.trainings - 1) * self.plan.epochs + epoch + 1,
-                       last=epoch + 1 >= self.plan.epochs)
+        """Epoch `epoch` (0-based, over all the run's trainings on one scale, as
+        `Technique.fit` reports them) ended on its first fold."""
+        self._boundary(epoch + 1, last=epoch + 1 >= self.trainings * self.plan.epochs)

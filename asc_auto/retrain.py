@@ -141,10 +141,12 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             bar.update(steps, completed=done_steps, total=total)
             cost.step(done_steps, total)
 
-        def on_epoch(epoch: int, acc: float) -> None:
+        all_epochs = ctx.train_cfg.epochs * technique.trainings(config)
+
+        def on_epoch(epoch: int, acc: float) -> None:  # over all the fit's trainings
             cost.epoch(epoch)
-            last = epoch + 1 == ctx.train_cfg.epochs
-            bar.update(steps, info=f"epoch {epoch + 1}/{ctx.train_cfg.epochs} evaluate acc "
+            last = epoch + 1 == all_epochs
+            bar.update(steps, info=f"epoch {epoch + 1}/{all_epochs} evaluate acc "
                                    f"{acc:.3f}" + ("; deploying (quantizing, pruning as the "
                                                    "trial did)" if last else ""))
 

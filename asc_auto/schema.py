@@ -128,6 +128,7 @@ class StudyRecord:
     space_sha256: str | None = None
     sources_sha256: dict[str, Any] | None = None
     cv_folds: int | None = None
+    epoch_scale: str | None = None  # Technique.epoch_scale: what the pruner compares
     uid: str | None = None  # tells this study from another of the same name
     data: str | None = None  # the dataset folder
     labels: list[str] | None = None

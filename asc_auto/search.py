@@ -174,7 +174,13 @@ RESUME_KEYS = {
     "space_sha256": "search space (--space: its settings, params and paper point)",
     "cv_folds": "cross-validation folds (--cv)",
     "sources_sha256": "starting points (--init-from, --teacher, --teacher-logits: their sha256)",
+    "epoch_scale": "epoch scale (what Hyperband's rung compares; lt's moved from the ticket's "
+                   "training to its first dense one on 2026-12-03)",
 }
+
+# Keys that a study made before they existed must not take silently once it has trials: their
+# trials were measured the other way (lt's rung on the ticket's epochs), so results would mix.
+STRICT_NEW_KEYS = frozenset({"epoch_scale"})
 
 
 # Studies made before content hashing recorded their data by file sizes and times; they are
@@ -194,11 +200,13 @@ def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, s
 
     `where` has this run's data folder and space file, named in the refusal beside the study's.
     """
+    trials = bool(study.get_trials(deepcopy=False))
     for key, value in attrs.items():
-        if key not in study.user_attrs:  # a new study (or a key older studies lack)
+        strict = key in STRICT_NEW_KEYS and value is not None and trials
+        if key not in study.user_attrs and not strict:  # new study, key older studies lack
             study.set_user_attr(key, value)
             continue
-        old = study.user_attrs[key]  # None is a value too: "no MACs limit"
+        old = study.user_attrs.get(key)  # None is a value too: "no MACs limit"
         if old != value:
             what = RESUME_KEYS.get(key) or (
                 "dataset (--data: its CSV files, file sizes and times, as studies recorded it "
@@ -398,6 +406,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             data_sha256=dataset_fingerprint(setup.dataset, opts.home / "cache"),
             space_sha256=space_digest(setup.space),
             sources_sha256=ctx.sources.digests(), cv_folds=n_folds,
+            epoch_scale=setup.technique.epoch_scale,
         ).to_attrs(RESUME_KEYS) | _legacy_data(study, setup.dataset),
             where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
         if StudyRecord.from_study(study).uid is None:  # tells it from another of that name
@@ -739,20 +748,25 @@ class Objective:
         if not feasible:  # size or MACs: recorded, never trained, no accuracy to plot
             raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
+        epochs = ctx.train_cfg.epochs
+        all_epochs = epochs * setup.technique.trainings(config)
 
         def stop(reason: str) -> None:
             TrialRecord(stop_reason=reason).write(trial)
             raise optuna.TrialPruned(reason)
 
         def on_epoch(epoch: int, acc: float) -> None:
+            """Epoch `epoch` of all the fit's trainings (see Technique.fit) ended."""
             history.append(round(acc, 4))
             TrialRecord(val_history=history).write(trial)
             trial.report(acc, epoch + 1)
             if self.cost is not None:
                 self.cost.epoch(epoch)
             if self.progress is not None:
-                self.progress.epoch(epoch + 1, ctx.train_cfg.epochs, acc)
-            if not is_paper and trial.should_prune():
+                self.progress.epoch(epoch + 1, all_epochs, acc)
+            # The rung sits in the first training (half of it): later trainings (a lottery
+            # ticket's) report their curve but are never compared at a step of their own.
+            if not is_paper and epoch < epochs and trial.should_prune():
                 stop(pruning.stop_reason(trial.study.pruner, trial.number, epoch + 1, acc))
 
         t0 = time.perf_counter()

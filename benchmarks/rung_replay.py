@@ -47,19 +47,19 @@ def rung_clips(study: optuna.Study) -> int:
     raise SystemExit(f"study {study.study_name!r} is not cross-validated: pass --n-val")
 
 
-def trained(study: optuna.Study) -> list[FrozenTrial]:
-    """The complete trials with an accuracy at every epoch, in the order they started."""
+def trained(study: optuna.Study, epochs: int) -> list[FrozenTrial]:
+    """The complete trials with an accuracy at every epoch of their first training (of
+    `epochs`; an lt trial reports its later trainings after them), in the order they started."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.intermediate_values and t.datetime_start is not None]
-    epochs = max(max(t.intermediate_values) for t in done)
-    return sorted((t for t in done if max(t.intermediate_values) == epochs),
-                  key=lambda t: t.datetime_start)  # type: ignore[arg-type, return-value]
+            if t.datetime_start is not None
+            and all(e in t.intermediate_values for e in range(1, epochs + 1))]
+    return sorted(done, key=lambda t: t.datetime_start)  # type: ignore[arg-type, return-value]
 
 
 def replay(trials: list[FrozenTrial], pruner: optuna.pruners.BasePruner,
-           name: str) -> dict[int, tuple[int, str] | None]:
+           name: str, epochs: int) -> dict[int, tuple[int, str] | None]:
     """Trial number -> the epoch the pruner would have stopped it at and why (None: trained
-    out)."""
+    out). As in the search, it is asked at the first training's `epochs` only."""
     study = optuna.create_study(study_name=name, direction="maximize", pruner=pruner)
     stopped: dict[int, tuple[int, str] | None] = {}
     for t in trials:
@@ -67,7 +67,8 @@ def replay(trials: list[FrozenTrial], pruner: optuna.pruners.BasePruner,
         stopped[t.number] = None
         for epoch, value in sorted(t.intermediate_values.items()):
             trial.report(value, epoch)
-            if not TrialRecord.from_trial(t).is_paper and trial.should_prune():
+            if (epoch <= epochs and not TrialRecord.from_trial(t).is_paper
+                    and trial.should_prune()):
                 why = (pruner.reason(trial.number, epoch, value)
                        if isinstance(pruner, pruning.NoiseTolerant) else "")
                 stopped[t.number] = (epoch, why)
@@ -93,15 +94,16 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study, storage=default_storage(args.home))
-    trials = trained(study)
-    epochs = max(trials[0].intermediate_values)
+    record = StudyRecord.from_study(study)
+    epochs = int(record.epochs or 0)  # of one training
+    trials = trained(study, epochs)
     n_val = args.n_val or rung_clips(study)
-    folds = int(StudyRecord.from_study(study).cv_folds or 0) or 1
+    folds = int(record.cv_folds or 0) or 1
     rung = pruning.first_rung("hyperband", epochs)
     plain = replay(trials, optuna.pruners.HyperbandPruner(
         min_resource=rung, max_resource=epochs, reduction_factor=pruning.REDUCTION),
-        args.study)
-    today = replay(trials, pruning.make_pruner("hyperband", epochs, n_val), args.study)
+        args.study, epochs)
+    today = replay(trials, pruning.make_pruner("hyperband", epochs, n_val), args.study, epochs)
     best = {t.number for t in sorted(trials, key=lambda t: -float(t.value))[:args.top]}
     bar = sorted((float(t.value) for t in trials), reverse=True)[args.top - 1]
 
@@ -120,10 +122,11 @@ def main() -> None:
                     [float(t.value) for t in trials]).statistic
     console.print(f"Spearman correlation of the accuracy at the rung with the final value: "
                   f"{rho:.2f} ({len(trials)} trials)")
-    total = len(trials) * epochs * folds
+    cost = {t.number: max(t.intermediate_values) * folds for t in trials}  # all trainings
+    total = sum(cost.values())
     for name, stops in (("plain Hyperband", plain), ("today's pruner", today)):
         hit = [n for n, e in stops.items() if e]
-        saved = sum(epochs * folds - e[0] for e in stops.values() if e)
+        saved = sum(cost[n] - e[0] for n, e in stops.items() if e)
         lost = sorted(n for n in hit if n in best)
         console.print(f"{name}: stops {len(hit)} of {len(trials)} trials, saving {saved} of "
                       f"{total} epochs ({100 * saved / total:.0f} %); stops {len(lost)} of the "

@@ -138,11 +138,12 @@ def test_a_short_run_that_trains_twice_counts_both_at_its_last_epoch() -> None:
     plan = SearchPlan(epochs=2, folds=1, trials=1)
     cost = EpochClock(plan, said.append, clock)
     cost.start(3, trainings=2)
-    clock.now += 2.0  # the dense training (2 epochs) and the ticket's epoch 0: 3 epochs
-    cost.epoch(0)
-    assert said == []
+    for epoch in range(3):  # the dense training's 2 epochs and the ticket's first: on one scale
+        clock.now += 2.0 / 3
+        cost.epoch(epoch)
+    assert said == []  # 3 of 4 epochs: not the last, and too short to extrapolate from
     clock.now += 0.4
-    cost.epoch(1)  # 4 epochs in 2.4 s
+    cost.epoch(3)  # 4 epochs in 2.4 s
     assert said == [plan.line(3, 0.6, trainings=2)]
     assert "(2 trainings of 2 epochs) takes about 2 s" in said[0]
 

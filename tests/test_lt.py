@@ -129,10 +129,10 @@ def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
                                   on_step=lambda done, total: steps.append((done, total)))
     after = setup.technique.size(cand, ctx.rule)
     assert 0.0 <= outcome.accuracy <= 1.0
-    # Two dense trainings, then the ticket: the pruner sees the ticket's epochs only, the step
-    # count runs over all three trainings on one scale (one bar, one ETA, the cost line).
+    # Two dense trainings, then the ticket: epochs and steps run over all three trainings on one
+    # scale (one bar, one ETA, the cost line, one learning curve; the rung in the first).
     assert setup.technique.trainings(config) == 3
-    assert epochs == [0, 1]
+    assert epochs == [0, 1, 2, 3, 4, 5]
     total = steps[0][1]
     assert {t for _, t in steps} == {total} and total % (3 * 2) == 0
     assert [done for done, _ in steps] == list(range(1, total + 1))
@@ -161,3 +161,104 @@ def test_a_hand_enqueued_unknown_pruning_kind_is_a_config_error(tiny_dataset, tm
     config = {**setup.space.paper, "pruning": "unstuctured"}
     with pytest.raises(ConfigError, match=r"params\.pruning.*'unstuctured' is not a choice"):
         setup.technique.build(config, setup.context)
+
+
+def test_the_pruner_stops_a_ticket_in_its_first_dense_training(tiny_dataset, tmp_path) -> None:
+    """Hyperband's rung is half of one training. It used to read the ticket's epochs only, so a
+    stopped 3-round ticket had trained three dense networks first; now the fit reports every
+    training's epochs on one scale and a stop at the rung ends the first dense training."""
+    from pathlib import Path
+
+    import optuna
+
+    from asc_auto.search import SearchOptions, prepare_search
+
+    space = Path(__file__).parent / "spaces" / "lt.toml"
+    setup = prepare_search(SearchOptions(technique="lt", data=tiny_dataset, space=space,
+                                         home=tmp_path, progress=False, epochs=2),
+                           status=lambda m: None)
+    ctx = setup.context
+    config = {**setup.space.paper, "pruning": "unstructured", "rounds": 3, "rewind_epoch": 0}
+    cand = setup.technique.build(config, ctx)
+    seen: list[int] = []
+    steps: list[int] = []
+
+    def rung(epoch: int, acc: float) -> None:
+        del acc
+        seen.append(epoch)
+        if epoch + 1 == 1:  # the rung at half the 2-epoch schedule
+            raise optuna.TrialPruned("below the rung")
+
+    with pytest.raises(optuna.TrialPruned):
+        setup.technique.fit(cand, config, ctx, on_epoch=rung,
+                            on_step=lambda done, total: steps.append(total - done))
+    assert seen == [0]
+    # 4 trainings of 2 epochs on the step scale; the stop came after the first epoch of the
+    # first, so at least 7 of the 8 epochs' steps were never run, and nothing was pruned.
+    per_epoch = (steps[0] + 1) // 8
+    assert min(steps) >= 7 * per_epoch - 1
+    assert all(torch.count_nonzero(p) == p.numel() for p in cand.model.parameters()
+               if p.dim() > 1)
+
+
+def test_a_study_made_before_a_technique_s_epoch_scale_is_not_resumed_with_it() -> None:
+    """lt's trials reported only the ticket's epochs before 2026-12-03; Hyperband compares trials
+    at the same epoch, so an old lt study with trials must not take the new scale silently."""
+    import optuna
+
+    from asc_auto.errors import UsageError
+    from asc_auto.search import _check_resume
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    where = {"data": "d", "space_file": "s"}
+    fresh = optuna.create_study()
+    _check_resume(fresh, {"epoch_scale": "all trainings"}, where)  # a new study takes it
+    assert fresh.user_attrs["epoch_scale"] == "all trainings"
+    _check_resume(fresh, {"epoch_scale": "all trainings"}, where)  # and keeps it
+
+    old = optuna.create_study()
+    old.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values={1: 0.4}))
+    _check_resume(old, {"epoch_scale": None}, where)  # one training per fit: nothing changed
+    assert old.user_attrs["epoch_scale"] is None
+    old_lt = optuna.create_study()
+    old_lt.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values={1: 0.4}))
+    with pytest.raises(UsageError, match=r"another epoch scale .*: None, this run has 'all "
+                                         r"trainings'; fix: .*--study NEW_NAME"):
+        _check_resume(old_lt, {"epoch_scale": "all trainings"}, where)
+    assert "epoch_scale" not in old_lt.user_attrs
+
+
+def test_an_lt_search_records_every_training_and_asks_the_pruner_in_the_first(
+        tiny_dataset, tmp_path, monkeypatch) -> None:
+    """The trial's learning curve covers the dense training and the ticket (one scale); the
+    pruner is asked at the first training's epochs only, never at the ticket's."""
+    from pathlib import Path
+
+    import optuna
+
+    from asc_auto import pruning as search_pruning
+    from asc_auto.search import SearchOptions, run_search
+
+    asked: dict[int, list[int]] = {}
+
+    class Recording(optuna.pruners.BasePruner):
+        def prune(self, study, trial) -> bool:
+            asked.setdefault(trial.number, []).append(trial.last_step)
+            return False
+
+    monkeypatch.setattr(search_pruning, "make_pruner", lambda *a, **k: Recording())
+    space = Path(__file__).parent / "spaces" / "lt.toml"
+    study = run_search(SearchOptions(technique="lt", data=tiny_dataset, space=space, trials=2,
+                                     epochs=2, cv=0, confirm_seeds=0, home=tmp_path / "home",
+                                     storage=f"sqlite:///{tmp_path / 'asc.db'}",
+                                     progress=False), status=lambda m: None)
+    assert study.user_attrs["epoch_scale"] == "all trainings, the rung in the first dense one"
+    done = [t for t in study.trials if t.value is not None]
+    assert len(done) == 2
+    for t in done:
+        rounds = int(t.user_attrs["config"]["rounds"])
+        epochs = 2 * (rounds + 1)  # every dense training, then the ticket
+        assert sorted(t.intermediate_values) == list(range(1, epochs + 1))
+        assert len(t.user_attrs["val_history"]) == epochs
+    assert 0 not in asked  # the paper trial is never stopped
+    assert asked[1] == [1, 2]

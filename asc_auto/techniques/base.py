@@ -85,6 +85,9 @@ class Technique(ABC):
     # Categorical params the technique reads, with every value it understands: a space file
     # whose choices hold anything else is refused when it is read, not when a trial builds.
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    #: What a trial's epochs are where a fit trains more than once (None: it trains once).
+    #: Hyperband compares trials at the same epoch, so a study keeps one scale (a resume key).
+    epoch_scale: ClassVar[str | None] = None
 
     def feature_config(self, space: SearchSpace) -> Any:
         """The frontend settings of this technique's cached features."""
@@ -178,9 +181,12 @@ class Technique(ABC):
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
         """Train, compress to `candidate.precision`, evaluate on the validation split.
 
-        `on_epoch` sees the epochs of the training that decides the score (the pruner reads
-        them); `on_step(done, total)` counts the steps of every training `fit` runs on one
-        scale (see `trainings`), so a progress bar and the cost line cover all of them."""
+        `on_epoch(epoch, val_accuracy)` and `on_step(done, total)` see every training `fit`
+        runs (see `trainings`) on one scale: epoch t * epochs + e for training t's epoch e,
+        so a progress bar, the cost line and the trial's learning curve cover all of them.
+        The pruner reads the epochs of the first training only (its rung is half of one):
+        a lottery ticket is stopped in its first dense training, for half a training's cost,
+        not after every dense training and half the ticket's."""
 
     def trainings(self, config: dict[str, Any]) -> int:
         """How many trainings of the configured epochs one `fit` of `config` runs: one, or

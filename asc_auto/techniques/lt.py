@@ -70,6 +70,8 @@ class LotteryTicket(Technique):
     shape_params = SHAPE_PARAMS
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "crops": CROPS, "pruning": (UNSTRUCTURED, STRUCTURED), "precision": PRECISIONS}
+    # Since 2026-12-03 the pruner reads the first dense training (see `fit`); before, the ticket's.
+    epoch_scale = "all trainings, the rung in the first dense one"
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         return pretrain_aclnet(ctx)
@@ -129,6 +131,18 @@ class LotteryTicket(Technique):
             """`on_step` over all trainings: equal schedules, so training t's steps follow
             the t before it (one bar, one ETA for the whole ticket)."""
             return on_scale(on_step, training * epochs, epochs, trainings * epochs)
+
+        def epochs_of(training: int, also: EpochHook | None = None) -> EpochHook:
+            """`on_epoch` over all trainings, epoch t * epochs + e for training t's epoch e, so
+            the pruner's rung (half of one training) sits in the first dense training: a
+            ticket stopped there costs half a training, not all the dense ones and half the
+            ticket's (see `Technique.fit`)."""
+            def hook(epoch: int, acc: float) -> None:
+                if also is not None:
+                    also(epoch, acc)
+                if on_epoch is not None:
+                    on_epoch(training * epochs + epoch, acc)
+            return hook
         rewind_to: list[nn.Module] = [copy.deepcopy(net).cpu()]  # epoch 0: the initial weights
         taken = [k == 0]
 
@@ -144,7 +158,8 @@ class LotteryTicket(Technique):
         if candidate.info["pruning"] == UNSTRUCTURED:
             targets = pruning.round_targets(int(candidate.info["pruned_weights"]), rounds)
             for training, target in enumerate(targets):
-                train_aclnet(wrapper, config, ctx, on_epoch=snapshot, on_step=steps_of(training))
+                train_aclnet(wrapper, config, ctx, on_epoch=epochs_of(training, snapshot),
+                             on_step=steps_of(training))
                 dense_acc.append(val_accuracy(wrapper, ctx))
                 pruning.magnitude_prune(net, target)
                 pruning.rewind(net, rewind_to[0].state_dict())
@@ -153,12 +168,13 @@ class LotteryTicket(Technique):
             history: pruning.History = []
             ratio = float(candidate.info["channel_ratio"])
             for training, step_ratio in enumerate(pruning.round_ratios(ratio, rounds)):
-                train_aclnet(wrapper, config, ctx, on_epoch=snapshot, on_step=steps_of(training))
+                train_aclnet(wrapper, config, ctx, on_epoch=epochs_of(training, snapshot),
+                             on_step=steps_of(training))
                 dense_acc.append(val_accuracy(wrapper, ctx))
                 history += pruning.structured_prune(net.cpu(), example, step_ratio, keep_layers)
                 net = pruning.replay(rewind_to[0], history, example)
                 wrapper = wrapper.wrap(net)
-        result = train_aclnet(wrapper, config, ctx, on_epoch=on_epoch,
+        result = train_aclnet(wrapper, config, ctx, on_epoch=epochs_of(trainings - 1),
                               on_step=steps_of(trainings - 1))
         pruning.make_permanent(net)
         wrapper.cpu()
