@@ -78,13 +78,14 @@ def _half(epochs: int) -> int:
     return max(1, epochs // 2)
 
 
-def describe(kind: str, epochs: int) -> str:
-    """The end of the search's training-plan line: whether and when a trial may stop early."""
+def describe(kind: str, epochs: int, where: str = "") -> str:
+    """The end of the search's training-plan line: whether and when a trial may stop early
+    (`where`: " of its first training" for a technique that trains more than once)."""
     first = first_rung(kind, epochs)
     if first is None:
         return "no trial stops early (--pruner none)"
-    return (f"Hyperband may stop a trial from {first} epoch{'' if first == 1 else 's'}, where it "
-            f"is more than {RUNG_Z:g} standard error below the trials kept there")
+    return (f"Hyperband may stop a trial from {first} epoch{'' if first == 1 else 's'}{where}, "
+            f"where it is more than {RUNG_Z:g} standard error below the trials kept there")
 
 
 def difference_se(a: float, b: float, n: int) -> float:

@@ -393,7 +393,8 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
     epochs = ctx.train_cfg.epochs
     rung_clips = len(setup.folds[0].val_files) if setup.folds else len(ctx.val_files)
     pruner = pruning.make_pruner(opts.pruner, epochs, rung_clips)
-    status(training_plan(ctx, setup.folds, opts.epochs is not None, opts.pruner))
+    status(training_plan(ctx, setup.folds, opts.epochs is not None, opts.pruner,
+                         several=setup.technique.epoch_scale is not None))
     with storage_lock(url):
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
@@ -462,9 +463,10 @@ def _enqueue_lost_design(study: optuna.Study, trials: int | None,
 
 
 def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
-                  pruner: str = "hyperband") -> str:
+                  pruner: str = "hyperband", several: bool = False) -> str:
     """What one trial costs, said before the first one starts: a laptop user should learn that
-    a 5-fold, 50,000-clip trial is hours on a CPU from this line, not from a progress bar."""
+    a 5-fold, 50,000-clip trial is hours on a CPU from this line, not from a progress bar.
+    `several`: a fit trains more than once (lt), the pruner reading the first training."""
     epochs = ctx.train_cfg.epochs
     given = int(ctx.space.train.get("epochs", TrainConfig.epochs))
     why = ("--epochs" if fixed else
@@ -479,8 +481,9 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
         seen = f"{len(ctx.train_files):,} clips = {epochs * len(ctx.train_files):,} clips seen"
     between = (", and between folds once it can no longer enter the top few"
                if folds and pruner != "none" else "")
-    return (f"each trial trains {_n_epochs(epochs)} ({why}) of {seen}; "
-            f"{pruning.describe(pruner, epochs)}{between}")
+    per, first = (" per training", " of its first training") if several else ("", "")
+    return (f"each trial trains {_n_epochs(epochs)}{per} ({why}) of {seen}; "
+            f"{pruning.describe(pruner, epochs, first)}{between}")
 
 
 def _n_epochs(n: int) -> str:

@@ -146,6 +146,12 @@ def test_the_training_plan_says_why_the_epochs_were_raised(tmp_path: Path,
         f"train.min_clips_seen = 1,000) of {n} clips = {epochs * n:,} clips seen; Hyperband may "
         f"stop a trial from {epochs // 2} epoch{'s' if epochs // 2 != 1 else ''}, where it is "
         f"more than 1 standard error below the trials kept there")
+    # lt trains once per round and then the ticket: its epochs are per training, its rung in
+    # the first one
+    several = training_plan(ctx, (), fixed=False, several=True)
+    assert several.startswith(f"each trial trains {epochs} epochs per training (the space's")
+    assert (f"stop a trial from {epochs // 2} epoch{'s' if epochs // 2 != 1 else ''} of its "
+            "first training, where") in several
 
 
 def test_the_demo_confirms_its_best_two_with_one_seed_user_data_three_with_two_unless_told(
