@@ -35,7 +35,7 @@ from asc_auto.package import RESULT_JSON, write_deployed, write_weights
 from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.techniques.base import EpochHook, StepHook, Technique, get_technique
+from asc_auto.techniques.base import Candidate, EpochHook, StepHook, Technique, get_technique
 from asc_auto.train import resolve_device
 
 
@@ -141,12 +141,19 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             bar.update(steps, completed=done_steps, total=total)
             cost.step(done_steps, total)
 
-        all_epochs = ctx.train_cfg.epochs * technique.trainings(config)
+        all_epochs = [ctx.train_cfg.epochs]  # of the running seed's fit, once it is built
+
+        def built(seed: int) -> Callable[[Candidate], None]:
+            def hook(cand: Candidate) -> None:  # lt: how often it trains depends on the model
+                trainings = technique.trainings(config, cand)
+                all_epochs[0] = ctx.train_cfg.epochs * trainings
+                cost.start(seed, trainings, technique.fine_tune_epochs(config))
+            return hook
 
         def on_epoch(epoch: int, acc: float) -> None:  # over all the fit's trainings
             cost.epoch(epoch)
-            last = epoch + 1 == all_epochs
-            bar.update(steps, info=f"epoch {epoch + 1}/{all_epochs} evaluate acc "
+            last = epoch + 1 == all_epochs[0]
+            bar.update(steps, info=f"epoch {epoch + 1}/{all_epochs[0]} evaluate acc "
                                    f"{acc:.3f}" + ("; deploying (quantizing, pruning as the "
                                                    "trial did)" if last else ""))
 
@@ -158,9 +165,8 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                        f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
                 bar.update(steps, description=f"seed {seed}", completed=0, total=None,
                            visible=True, info="")
-                cost.start(seed, technique.trainings(config), technique.fine_tune_epochs(config))
                 cached = _run_seed(technique, ctx, config, seed, seed_dir, key,
-                                   on_epoch=on_epoch, on_step=on_step)
+                                   on_epoch=on_epoch, on_step=on_step, on_built=built(seed))
                 bar.update(steps, visible=False)
             done.append(cached)
             bar.update(seeds_task, advance=1, info=f"seed {seed}: {cached.accuracy:.4f}")
@@ -186,21 +192,28 @@ def retrain_key(study: optuna.Study, technique: str, ctx: TrialContext,
     train = {k: v for k, v in dataclasses.asdict(ctx.train_cfg).items()
              if k not in ("seed", "device")}
     sources = ctx.sources.digests()  # sha256s of --init-from/--teacher files; {}: none
+    # A technique whose training changed (lt: one training where nothing is pruned) says so in
+    # `fit_version`; 0 leaves the keys of seeds made before it valid.
+    version = get_technique(technique).fit_version
     return digest({"study": study_uid(study), "technique": technique,
                    "split": ctx.split_digest(), "space": space_digest(ctx.space),
                    "train": train, "rule": ctx.rule, "config": config, "format": 2,
-                   **({"sources": sources} if sources else {})})
+                   **({"sources": sources} if sources else {}),
+                   **({"fit_version": version} if version else {})})
 
 
 def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
               seed_dir: Path, key: str, on_epoch: EpochHook | None = None,
-              on_step: StepHook | None = None) -> SeedResult:
+              on_step: StepHook | None = None,
+              on_built: Callable[[Candidate], None] | None = None) -> SeedResult:
     import torch
 
     ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
     torch.manual_seed(seed)
     cand = technique.build(config, ctx)
     technique.initialise(cand, ctx)  # the study's --init-from, as its trials started
+    if on_built is not None:
+        on_built(cand)
     outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)

@@ -752,7 +752,7 @@ class Objective:
             raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
         epochs = ctx.train_cfg.epochs
-        all_epochs = epochs * setup.technique.trainings(config)
+        all_epochs = epochs * setup.technique.trainings(config, candidate)
 
         def stop(reason: str) -> None:
             TrialRecord(stop_reason=reason).write(trial)
@@ -774,7 +774,7 @@ class Objective:
 
         t0 = time.perf_counter()
         if self.cost is not None:
-            self.cost.start(trial.number, setup.technique.trainings(config),
+            self.cost.start(trial.number, setup.technique.trainings(config, candidate),
                             setup.technique.fine_tune_epochs(config))
 
         def on_step(done: int, total: int) -> None:

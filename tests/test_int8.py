@@ -138,8 +138,8 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path) -> 
     ctx = setup.context
     config = {**setup.space.paper, "qat_epochs": 1}
     assert setup.technique.fine_tune_epochs(config) == 1
-    assert setup.technique.trainings(config) == 1
     cand = setup.technique.build(config, ctx)
+    assert setup.technique.trainings(config, cand) == 1
     steps: list[tuple[int, int]] = []
     epochs: list[int] = []
     outcome = setup.technique.fit(cand, config, ctx, on_epoch=lambda e, acc: epochs.append(e),

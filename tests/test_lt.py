@@ -131,7 +131,7 @@ def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
     assert 0.0 <= outcome.accuracy <= 1.0
     # Two dense trainings, then the ticket: epochs and steps run over all three trainings on one
     # scale (one bar, one ETA, the cost line, one learning curve; the rung in the first).
-    assert setup.technique.trainings(config) == 3
+    assert setup.technique.trainings(config, cand) == 3
     assert epochs == [0, 1, 2, 3, 4, 5]
     total = steps[0][1]
     assert {t for _, t in steps} == {total} and total % (3 * 2) == 0
@@ -179,7 +179,10 @@ def test_the_pruner_stops_a_ticket_in_its_first_dense_training(tiny_dataset, tmp
                            status=lambda m: None)
     ctx = setup.context
     config = {**setup.space.paper, "pruning": "unstructured", "rounds": 3, "rewind_epoch": 0}
+    dense = model_size(setup.technique.build(config, ctx).model, ctx.rule, "fp16")
+    ctx.rule = dataclasses.replace(ctx.rule, limit_bytes=int(0.7 * dense.size_bytes))
     cand = setup.technique.build(config, ctx)
+    assert setup.technique.trainings(config, cand) == 4
     seen: list[int] = []
     steps: list[int] = []
 
@@ -238,6 +241,7 @@ def test_an_lt_search_records_every_training_and_asks_the_pruner_in_the_first(
 
     from asc_auto import pruning as search_pruning
     from asc_auto.search import SearchOptions, run_search
+    from asc_auto.techniques.lt import LotteryTicket
 
     asked: dict[int, list[int]] = {}
 
@@ -250,15 +254,49 @@ def test_an_lt_search_records_every_training_and_asks_the_pruner_in_the_first(
     space = Path(__file__).parent / "spaces" / "lt.toml"
     study = run_search(SearchOptions(technique="lt", data=tiny_dataset, space=space, trials=2,
                                      epochs=2, cv=0, confirm_seeds=0, home=tmp_path / "home",
+                                     budget_kb=10.0,  # every network prunes (~20-80 KB dense)
                                      storage=f"sqlite:///{tmp_path / 'asc.db'}",
                                      progress=False), status=lambda m: None)
-    assert study.user_attrs["epoch_scale"] == "all trainings, the rung in the first dense one"
+    assert study.user_attrs["epoch_scale"] == LotteryTicket.epoch_scale
     done = [t for t in study.trials if t.value is not None]
     assert len(done) == 2
     for t in done:
         rounds = int(t.user_attrs["config"]["rounds"])
+        assert (t.user_attrs.get("pruned_weights") or t.user_attrs.get("channel_ratio")) > 0
         epochs = 2 * (rounds + 1)  # every dense training, then the ticket
         assert sorted(t.intermediate_values) == list(range(1, epochs + 1))
         assert len(t.user_attrs["val_history"]) == epochs
     assert 0 not in asked  # the paper trial is never stopped
     assert asked[1] == [1, 2]
+
+
+def test_a_network_that_fits_unpruned_trains_once(tiny_dataset, tmp_path) -> None:
+    """Under a budget the dense network meets, lt used to train it rounds + 1 times, unpruned,
+    each round the same network from the same start (office16: 5 of 8 trials, their later curves
+    identical to the epoch). It trains once, and says so to the cost line and the pruner."""
+    from pathlib import Path
+
+    from asc_auto.search import SearchOptions, prepare_search
+    from asc_auto.techniques.lt import prunes
+
+    space = Path(__file__).parent / "spaces" / "lt.toml"
+    setup = prepare_search(SearchOptions(technique="lt", data=tiny_dataset, space=space,
+                                         home=tmp_path, progress=False, epochs=2),
+                           status=lambda m: None)
+    ctx = setup.context
+    for kind in ("unstructured", "structured"):
+        config = {**setup.space.paper, "pruning": kind, "rounds": 3, "rewind_epoch": 1}
+        cand = setup.technique.build(config, ctx)
+        size = setup.technique.size(cand, ctx.rule)
+        assert size.fits and not prunes(cand), (kind, size)  # the test space's net fits
+        assert setup.technique.trainings(config, cand) == 1
+        epochs: list[int] = []
+        steps: list[tuple[int, int]] = []
+        outcome = setup.technique.fit(cand, config, ctx, on_epoch=lambda e, a, seen=epochs:
+                                      seen.append(e),
+                                      on_step=lambda d, t, seen=steps: seen.append((d, t)))
+        assert epochs == [0, 1]
+        assert steps[-1][0] == steps[-1][1]  # the bar ends with the one training
+        assert outcome.info["params_pruned"] == cand.info["params_dense"]
+        assert 0.0 <= outcome.info["accuracy_dense"] <= 1.0
+    assert setup.technique.fit_version >= 1  # retrain keys tell these seeds from older ones

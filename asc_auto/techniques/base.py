@@ -88,6 +88,9 @@ class Technique(ABC):
     #: What a trial's epochs are where a fit trains more than once (None: it trains once).
     #: Hyperband compares trials at the same epoch, so a study keeps one scale (a resume key).
     epoch_scale: ClassVar[str | None] = None
+    #: Raised when `fit` trains a configuration differently than before (part of retrain keys
+    #: from 1 on, so seeds retrained the old way are not reused as the new way's).
+    fit_version: ClassVar[int] = 0
 
     def feature_config(self, space: SearchSpace) -> Any:
         """The frontend settings of this technique's cached features."""
@@ -188,10 +191,11 @@ class Technique(ABC):
         a lottery ticket is stopped in its first dense training, for half a training's cost,
         not after every dense training and half the ticket's."""
 
-    def trainings(self, config: dict[str, Any]) -> int:
-        """How many trainings of the configured epochs one `fit` of `config` runs: one, or
-        more where a technique trains again (a lottery ticket), which the cost line counts."""
-        del config
+    def trainings(self, config: dict[str, Any], candidate: Candidate) -> int:
+        """How many trainings of the configured epochs one `fit` of `candidate` (built from
+        `config`) runs: one, or more where a technique trains again (a lottery ticket that
+        prunes), which the cost line and the epoch scale count."""
+        del config, candidate
         return 1
 
     def fine_tune_epochs(self, config: dict[str, Any]) -> int:
