@@ -39,7 +39,10 @@ def retrained(request: pytest.FixtureRequest, tiny_dataset: Path,
     said = SAID.setdefault(name, [])
     study = run_search(SearchOptions(technique=name, data=tiny_dataset,
                                      space=SPACES / f"{name}.toml", trials=1, epochs=1,
-                                     storage=url, home=home, progress=False),
+                                     storage=url, home=home, progress=False,
+                                     # lt: a budget its ~20 KB network must be pruned to meet
+                                     # (one that fits unpruned trains once, as no ticket)
+                                     budget_kb=10.0 if name == "lt" else None),
                        status=said.append)
     result = retrain(study, seeds=1, home=home, progress=False, status=said.append)
     return study, home, url, result
@@ -51,6 +54,8 @@ def test_the_cost_lines_count_every_training_a_fit_runs(retrained) -> None:
     study = retrained[0]
     name = study.user_attrs["technique"]
     trainings = "2 trainings of " if name == "lt" else ""
+    if name == "lt":
+        assert study.trials[0].user_attrs["pruned_weights"] > 0  # the ticket, then the dense
     cost = [line for line in SAID[name] if line.startswith("cost here: ")
             and "teacher" not in line]
     assert len(cost) == 2, SAID[name]
@@ -78,7 +83,12 @@ def test_export_round_trip(retrained, tmp_path: Path, tiny_dataset: Path) -> Non
     trial_macs = study.trials[trained.trial].user_attrs["macs"]
     assert r.macs == exported["macs"] == trial_macs > 0
     expected = {"fp16": ("f16",), "fp32": ("f32",), "int8": ("f32", "i8")}[precision]
-    assert r.size.element_types == expected
+    if precision == "fp16" and study.user_attrs["technique"] == "lt":
+        # OpenVINO keeps a folded BatchNorm shift of sub-FP16 values (1e-6 after this test's
+        # one epoch) in f32; lt's budget headroom counts folded biases at 4 bytes for it
+        assert r.size.element_types in (("f16",), ("f16", "f32"))
+    else:
+        assert r.size.element_types == expected
     deployed = load_file(str(out / "deployed.safetensors"))
     if precision == "fp16":
         assert all(t.dtype.itemsize == 2 for t in deployed.values() if t.is_floating_point())

@@ -200,11 +200,17 @@ def test_the_rung_replay_stops_what_each_pruner_would_stop() -> None:
         source.add_trial(optuna.trial.create_trial(
             value=acc, intermediate_values={e: acc for e in range(1, 11)},
             user_attrs={"source": "paper" if i == 3 else "search"}))
-    trials = replay.trained(source)  # complete, every epoch recorded, in start order
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+    # an lt trial: its first training's 10 epochs, then the ticket's, low at first; the search
+    # never asks the pruner past the first training, nor does the replay
+    source.add_trial(optuna.trial.create_trial(
+        value=26 / 31, intermediate_values={e: 26 / 31 if e <= 10 else 0.0 for e in range(1, 21)},
+        user_attrs={"source": "search"}))
+    trials = replay.trained(source, 10)  # complete, every epoch recorded, in start order
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     plain = replay.replay(trials, optuna.pruners.HyperbandPruner(
-        min_resource=5, max_resource=10, reduction_factor=3), "s")
-    today = replay.replay(trials, pruning.make_pruner("hyperband", 10, 31), "s")
-    assert {n: s and s[0] for n, s in plain.items()} == {0: None, 1: 5, 2: 5, 3: None}
-    assert {n: s and s[0] for n, s in today.items()} == {0: None, 1: None, 2: 5, 3: None}
+        min_resource=5, max_resource=10, reduction_factor=3), "s", 10)
+    today = replay.replay(trials, pruning.make_pruner("hyperband", 10, 31), "s", 10)
+    assert {n: s and s[0] for n, s in plain.items()} == {0: None, 1: 5, 2: 5, 3: None, 4: None}
+    assert {n: s and s[0] for n, s in today.items()} == {0: None, 1: None, 2: 5, 3: None,
+                                                         4: None}
     assert today[2][1].startswith("epoch 5: val acc 0.323, stopped by Hyperband: below the 0.839")
