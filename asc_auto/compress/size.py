@@ -322,19 +322,18 @@ def _precision_of(dtypes: set[torch.dtype]) -> Precision | None:
     return found.pop() if len(found) == 1 else None
 
 
-def folded_bias_bytes(model: nn.Module, rule: SizeRule | str, precision: Precision | str) -> int:
+def folded_bias_bytes(model: nn.Module, rule: SizeRule | str) -> int:
     """Bytes a deployed graph adds when BatchNorm is folded into the preceding layer's bias.
 
     A rule that excludes BatchNorm (dcase2020) does not count these values, but an exported IR
     stores them; a technique that prunes right up to the limit keeps this much headroom so its
     exported artifact fits too. Zero for rules that count BatchNorm already.
 
-    Counted at 4 bytes a value whatever the precision: OpenVINO's FP16 compression keeps a
+    Counted at 4 bytes a value whatever the model's precision: OpenVINO's FP16 compression keeps a
     constant in f32 when its values are below FP16's normal range, and folded shifts can be
     (2026-12-03, the lt export test: a first BatchNorm's four shifts of 1e-6 stayed f32 and the
     IR counted 10,248 bytes against a 10,240-byte budget the ticket was pruned to).
     """
-    del precision  # see above: the IR may store any folded bias in f32
     rule = get_rule(rule) if isinstance(rule, str) else rule
     if not rule.exclude_batchnorm:
         return 0

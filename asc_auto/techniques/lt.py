@@ -94,7 +94,7 @@ class LotteryTicket(Technique):
                                 "rewind_epoch": int(config["rewind_epoch"]),
                                 "params_dense": sum(p.numel() for p in model.parameters())}
         # prune to the budget less the biases BatchNorm folding adds to the exported graph
-        headroom = folded_bias_bytes(model, ctx.rule, precision)
+        headroom = folded_bias_bytes(model, ctx.rule)
         rule = dataclasses.replace(ctx.rule, limit_bytes=ctx.rule.limit_bytes - headroom)
         info["headroom_bytes"] = headroom
         macs_plan: nn.Module | None = None  # unstructured: zeros are counted MACs (NeSsi)
