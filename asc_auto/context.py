@@ -80,6 +80,7 @@ class FeatureSource(Protocol):
     name: str
     tables: frozenset[str]
     choices: Mapping[str, tuple[Any, ...]]
+    ranges: Mapping[str, tuple[float, float]]
 
     def feature_config(self, space: SearchSpace) -> Any: ...
 
@@ -142,7 +143,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     """Load space, dataset and features; split; settle the training settings and the rule."""
     s = settings
     space = load_space(s.space_file, technique.name, set(technique.tables),
-                       technique.choices)
+                       technique.choices, technique.ranges)
     if s.demo:
         space = space.for_demo()
     space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)

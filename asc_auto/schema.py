@@ -129,6 +129,7 @@ class StudyRecord:
     sources_sha256: dict[str, Any] | None = None
     cv_folds: int | None = None
     epoch_scale: str | None = None  # Technique.epoch_scale: what the pruner compares
+    fit_version: int | None = None  # Technique.fit_version: how its trials trained (None: 0)
     uid: str | None = None  # tells this study from another of the same name
     data: str | None = None  # the dataset folder
     labels: list[str] | None = None

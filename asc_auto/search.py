@@ -176,11 +176,14 @@ RESUME_KEYS = {
     "sources_sha256": "starting points (--init-from, --teacher, --teacher-logits: their sha256)",
     "epoch_scale": "epoch scale (what Hyperband's rung compares; lt's moved from the ticket's "
                    "training to its first dense one on 2026-12-03)",
+    "fit_version": "training procedure (the technique's fit_version; lt 2: searched sparsity, "
+                   "the classifier left unpruned)",
 }
 
 # Keys that a study made before they existed must not take silently once it has trials: their
-# trials were measured the other way (lt's rung on the ticket's epochs), so results would mix.
-STRICT_NEW_KEYS = frozenset({"epoch_scale"})
+# trials were measured the other way (lt's rung on the ticket's epochs, its classifier pruned),
+# so results would mix.
+STRICT_NEW_KEYS = frozenset({"epoch_scale", "fit_version"})
 
 
 # Studies made before content hashing recorded their data by file sizes and times; they are
@@ -408,6 +411,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             space_sha256=space_digest(setup.space),
             sources_sha256=ctx.sources.digests(), cv_folds=n_folds,
             epoch_scale=setup.technique.epoch_scale,
+            fit_version=setup.technique.fit_version or None,
         ).to_attrs(RESUME_KEYS) | _legacy_data(study, setup.dataset),
             where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
         if StudyRecord.from_study(study).uid is None:  # tells it from another of that name

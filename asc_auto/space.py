@@ -179,9 +179,11 @@ def resolve_space(given: Path | None) -> Path | None:
 
 
 def load_space(file: Path, technique: str, technique_tables: set[str],
-               choices: Mapping[str, Sequence[Any]] | None = None) -> SearchSpace:
+               choices: Mapping[str, Sequence[Any]] | None = None,
+               ranges: Mapping[str, tuple[float, float]] | None = None) -> SearchSpace:
     """Parse and validate a space file for `technique`; `technique_tables` are its extra tables,
-    `choices` the values it understands for its categorical params (`Technique.choices`)."""
+    `choices` the values it understands for its categorical params (`Technique.choices`),
+    `ranges` the half-open [low, high) its numeric params must lie in (`Technique.ranges`)."""
     file = Path(file)
     if not file.is_file():
         raise ConfigError(file, "-", "search-space file not found",
@@ -204,6 +206,7 @@ def load_space(file: Path, technique: str, technique_tables: set[str],
     if not params:
         raise ConfigError(file, "params", "no searched parameters", "add [params.NAME] tables")
     _check_choices(file, params, choices or {})
+    _check_ranges(file, params, ranges or {})
     paper = doc.get("paper", {})
     _check_paper(file, params, paper)
     demo = doc.get("demo", {})
@@ -241,6 +244,24 @@ def _check_choices(file: Path, params: tuple[ParamSpec, ...],
                 raise ConfigError(file, f"params.{spec.name}.choices",
                                   f"{value!r} is not a value this technique understands",
                                   f"use values from {listed}")
+
+
+def _check_ranges(file: Path, params: tuple[ParamSpec, ...],
+                  ranges: Mapping[str, tuple[float, float]]) -> None:
+    """A numeric param the technique reads must stay inside what it means (lt's sparsity: a
+    fraction below 1), refused when the file is read, not in the middle of a search."""
+    for spec in params:
+        if spec.name not in ranges:
+            continue
+        low, high = ranges[spec.name]
+        values = spec.choices if spec.type == "categorical" else (spec.low, spec.high)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(file, f"params.{spec.name}", f"{value!r} is not a number",
+                                  f"use numbers in [{low:g}, {high:g})")
+            if not low <= value < high:
+                raise ConfigError(file, f"params.{spec.name}", f"{value!r} is outside "
+                                  f"[{low:g}, {high:g})", f"use numbers in [{low:g}, {high:g})")
 
 
 def _check_settings(file: Path, doc: dict[str, Any], technique_tables: set[str]) -> None:

@@ -238,9 +238,12 @@ def complexity_management(technique: str, precision: str, record: dict[str, Any]
         parts.append(f"quantization-aware fine-tuning ({record['qat_epochs']} epochs)")
     if record.get("pruning"):
         rounds = record.get("rounds", 1)
+        # channel_ratio is the share of channels removed (pruning.round_ratios)
         how = (f"{int(record['pruned_weights']):,} weights zeroed by global magnitude"
                if record.get("pruned_weights") is not None else
-               f"channels kept {float(record.get('channel_ratio', 1.0)):.0%}")
+               f"{float(record.get('channel_ratio', 0.0)):.0%} of the channels removed")
+        if record.get("weights_removed") is not None:
+            how += f", {float(record['weights_removed']):.0%} of the conv/linear weights"
         parts.append(f"lottery-ticket pruning ({record['pruning']}, {rounds} round(s), "
                      f"rewind to epoch {record.get('rewind_epoch', 0)}; {how})")
     if technique == "kd":

@@ -300,3 +300,132 @@ def test_a_network_that_fits_unpruned_trains_once(tiny_dataset, tmp_path) -> Non
         assert outcome.info["params_pruned"] == cand.info["params_dense"]
         assert 0.0 <= outcome.info["accuracy_dense"] <= 1.0
     assert setup.technique.fit_version >= 1  # retrain keys tell these seeds from older ones
+
+
+def test_sparsity_prunes_beyond_the_budget_and_leaves_the_classifier_whole() -> None:
+    """A searched sparsity zeroes that fraction of all conv and linear weights even where the
+    budget needs nothing, never from the classifier: ranked globally with the rest, its weights
+    all went at 50 % (every class then scores the same)."""
+    roomy = rule("dcase2020", 100.0)  # the small net fits: the budget asks for nothing
+    model = small()
+    train_steps(model)
+    weights = pruning.weight_count(model)
+    assert pruning.zeros_needed(model, roomy, "fp16") == 0
+    assert pruning.zeros_for(model, roomy, "fp16", 0.0, keep(model)[:1]) == 0
+    zeros = pruning.zeros_for(model, roomy, "fp16", 0.5, keep(model)[:1])
+    assert zeros == round(0.5 * weights)
+    ranked_with_it = copy.deepcopy(model)
+    pruning.magnitude_prune(ranked_with_it, zeros)
+    assert (ranked_with_it.classifier.weight == 0).all()  # why the classifier is kept
+
+    pruning.magnitude_prune(model, zeros, keep(model)[:1])
+    assert pruning.pruned_count(model) == zeros
+    assert not hasattr(model.classifier, "weight_mask")
+    assert torch.count_nonzero(model.classifier.weight) == model.classifier.weight.numel()
+    for module, _ in pruning.prunable_weights(model, keep(model)[:1]):
+        assert 0 < torch.count_nonzero(module.weight) < module.weight.numel()
+    # The budget wins where it needs more; and no more than the weights outside `keep` go.
+    fresh = small()
+    tight = rule("dcase2020", 6.0)
+    need = pruning.zeros_needed(fresh, tight, "fp16")
+    assert pruning.zeros_for(fresh, tight, "fp16", 0.01, keep(fresh)[:1]) == need
+    outside = weights - fresh.classifier.weight.numel()
+    assert pruning.zeros_for(fresh, roomy, "fp16", 0.999, keep(fresh)[:1]) == outside
+
+
+def test_structured_sparsity_takes_the_smallest_ratio_that_removes_as_much() -> None:
+    initial = small()
+    roomy = rule("params", 100.0)
+    weights = pruning.weight_count(initial)
+    assert pruning.ratio_for_budget(initial, EXAMPLE, roomy, "fp16", 1, keep, steps=5)[0] == 0.0
+    ratio, size = pruning.ratio_for_budget(initial, EXAMPLE, roomy, "fp16", 1, keep, steps=5,
+                                           sparsity=0.5)
+    shape = pruning.structured_shape(initial, EXAMPLE, ratio, 1, keep)
+    assert size.fits and pruning.weight_count(shape) <= 0.5 * weights
+    less = pruning.structured_shape(initial, EXAMPLE, ratio - 0.95 / 2**5, 1, keep)
+    assert pruning.weight_count(less) > 0.5 * weights  # one bisection step less is not enough
+    # Under a tight budget the budget's ratio stands when it already removes more.
+    tight = rule("params", 6.0)
+    budget_ratio = pruning.ratio_for_budget(initial, EXAMPLE, tight, "fp16", 1, keep, steps=5)[0]
+    assert pruning.ratio_for_budget(initial, EXAMPLE, tight, "fp16", 1, keep, steps=5,
+                                    sparsity=0.01)[0] == budget_ratio
+
+
+@pytest.mark.parametrize("pruning_kind", ["unstructured", "structured"])
+def test_an_lt_trial_with_sparsity_is_a_ticket_where_the_budget_needs_nothing(
+        pruning_kind: str, tiny_dataset, tmp_path) -> None:
+    from pathlib import Path
+
+    from asc_auto.search import SearchOptions, prepare_search
+    from asc_auto.techniques.lt import prunes
+
+    space = Path(__file__).parent / "spaces" / "lt.toml"  # written before sparsity: reads as 0
+    setup = prepare_search(SearchOptions(technique="lt", data=tiny_dataset, space=space,
+                                         home=tmp_path, progress=False, epochs=1),
+                           status=lambda m: None)
+    ctx, lt = setup.context, setup.technique
+    config = {**setup.space.paper, "pruning": pruning_kind, "rounds": 2, "rewind_epoch": 0}
+    assert "sparsity" not in config and not prunes(lt.build(config, ctx))
+    config["sparsity"] = 0.5
+    cand = lt.build(config, ctx)
+    assert prunes(cand) and lt.trainings(config, cand) == 3
+    assert cand.info["weights_removed"] >= 0.5
+    planned = lt.size(cand, ctx.rule)
+    epochs: list[int] = []
+    outcome = lt.fit(cand, config, ctx, on_epoch=lambda e, a: epochs.append(e))
+    assert epochs == [0, 1, 2]
+    net = cand.model.model
+    weights = [m.weight for m, _ in pruning.prunable_weights(net)]
+    zero = sum(int((w == 0).sum()) for w in weights)
+    if pruning_kind == "unstructured":
+        assert zero >= 0.5 * sum(w.numel() for w in weights)
+        assert torch.count_nonzero(net.classifier.weight) == net.classifier.weight.numel()
+    else:
+        assert outcome.info["params_pruned"] < 0.6 * cand.info["params_dense"]
+    assert lt.size(cand, ctx.rule).size_bytes <= planned.size_bytes
+
+
+def test_a_space_whose_sparsity_leaves_0_1_is_refused_when_read(tmp_path) -> None:
+    from pathlib import Path
+
+    from asc_auto.errors import ConfigError
+    from asc_auto.space import load_space
+    from asc_auto.techniques.lt import LotteryTicket
+
+    text = (Path(__file__).parent / "spaces" / "lt.toml").read_text()
+    good = text.replace("[paper]", '[params.sparsity]\ntype = "float"\nlow = 0.0\nhigh = 0.9\n'
+                        "[paper]\nsparsity = 0.0")
+    file = tmp_path / "lt.toml"
+    file.write_text(good)
+    lt = LotteryTicket
+    assert load_space(file, "lt", set(lt.tables), lt.choices, lt.ranges).paper["sparsity"] == 0.0
+    file.write_text(good.replace("high = 0.9", "high = 1.0"))
+    with pytest.raises(ConfigError, match=r"lt\.toml: key 'params\.sparsity': 1\.0 is outside "
+                                          r"\[0, 1\); fix: use numbers in \[0, 1\)"):
+        load_space(file, "lt", set(lt.tables), lt.choices, lt.ranges)
+    # the shipped space searches it, with the paper's point at the budget's amount
+    from asc_auto.space import default_space_file
+    shipped = load_space(default_space_file("lt"), "lt", set(lt.tables), lt.choices, lt.ranges)
+    assert shipped.paper["sparsity"] == 0.0
+    assert any(p.name == "sparsity" and p.high < 1 for p in shipped.params)
+
+
+def test_a_study_made_before_lt_s_fit_version_is_not_resumed_with_it() -> None:
+    """lt's version 2 leaves the classifier unpruned and searches sparsity: trials of an older
+    study trained otherwise, so a resumed study with trials must not mix them."""
+    import optuna
+
+    from asc_auto.errors import UsageError
+    from asc_auto.search import _check_resume
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    where = {"data": "d", "space_file": "s"}
+    old_lt = optuna.create_study()
+    old_lt.add_trial(optuna.trial.create_trial(value=0.5))
+    with pytest.raises(UsageError, match=r"another training procedure .*: None, this run has "
+                                         r"2; fix"):
+        _check_resume(old_lt, {"fit_version": 2}, where)
+    other = optuna.create_study()  # techniques without a version: nothing changed for them
+    other.add_trial(optuna.trial.create_trial(value=0.5))
+    _check_resume(other, {"fit_version": None}, where)
+    assert other.user_attrs["fit_version"] is None

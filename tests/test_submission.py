@@ -257,6 +257,10 @@ def test_complexity_management_names_precision_quantization_pruning() -> None:
                                               "rewind_epoch": 1, "pruned_weights": 12345}, rule)
     assert lt.startswith("FP16 weights") and "lottery-ticket pruning (unstructured, 2 round(s)" \
         in lt and "12,345 weights zeroed" in lt and "500 KB limit (rule dcase2020" in lt
+    structured = complexity_management("lt", "fp32", {"pruning": "structured", "rounds": 1,
+                                                      "channel_ratio": 0.2,
+                                                      "weights_removed": 0.36}, rule)
+    assert "20% of the channels removed, 36% of the conv/linear weights" in structured
     q8 = complexity_management("int8", "int8", {"qat_epochs": 3}, rule)
     assert "INT8 post-training quantization" in q8 and "quantization-aware fine-tuning (3" in q8
     assert "knowledge distillation" in complexity_management("kd", "fp32", {}, rule)

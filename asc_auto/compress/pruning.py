@@ -10,10 +10,16 @@ Two kinds, both searched by the `lt` technique:
   the ticket: the pruned shape holding the original initial weights of the surviving channels.
   Physically smaller, so it shrinks the size under every rule.
 
-The amount is derived from the budget, never searched, so every configuration lands inside the
-limit: unstructured pruning zeroes exactly the values over budget; structured pruning takes the
-smallest uniform channel ratio whose pruned shape fits (the shape does not depend on the weights,
-so it is known before training).
+The amount is at least what the budget needs, so every configuration lands inside the limit:
+unstructured pruning zeroes the values over budget; structured pruning takes the smallest uniform
+channel ratio whose pruned shape fits (the shape does not depend on the weights, so it is known
+before training). A searched `sparsity` (the fraction of conv and linear weights the ticket
+loses) can ask for more: without it, a network that fits unpruned is no lottery ticket at all.
+
+Unstructured pruning leaves the classifier alone (`keep`): ranked globally, its weights are among
+the smallest (the paper's AclNet0.5 for 11 classes, at initialisation: 31 % of them go at 20 %
+sparsity, 80 % at 50 %, all at 80 %: every class then scores the same); Frankle & Carbin prune
+the output layer at a lower rate for the same reason.
 """
 
 from __future__ import annotations
@@ -33,9 +39,17 @@ History = list[tuple[str, bool, Any]]
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
-def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """(module, "weight") of every conv and linear layer: what magnitude pruning ranks."""
-    return [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE)]
+def prunable_weights(model: nn.Module,
+                     keep: Sequence[nn.Module] = ()) -> list[tuple[nn.Module, str]]:
+    """(module, "weight") of every conv and linear layer but `keep`: what magnitude pruning
+    ranks."""
+    return [(m, "weight") for m in model.modules()
+            if isinstance(m, PRUNABLE) and not any(m is k for k in keep)]
+
+
+def weight_count(model: nn.Module) -> int:
+    """Conv and linear weights (no biases, no BatchNorm): what `sparsity` is a fraction of."""
+    return sum(m.weight.numel() for m, _ in prunable_weights(model))
 
 
 def budget_values(rule: SizeRule, precision: Precision | str) -> int:
@@ -54,6 +68,15 @@ def zeros_needed(model: nn.Module, rule: SizeRule, precision: Precision | str) -
         return 0
     report = model_size(model, rule, precision)
     return max(0, report.counted_params - budget_values(rule, precision))
+
+
+def zeros_for(model: nn.Module, rule: SizeRule, precision: Precision | str, sparsity: float,
+              keep: Sequence[nn.Module] = ()) -> int:
+    """Weights unstructured pruning zeroes: what the budget needs, or `sparsity` of all conv and
+    linear weights when that is more; at most the weights outside `keep` (a budget that needs
+    more then stays over the limit, and the size plan says so)."""
+    wanted = max(zeros_needed(model, rule, precision), round(sparsity * weight_count(model)))
+    return min(wanted, sum(m.weight.numel() for m, _ in prunable_weights(model, keep)))
 
 
 def unstructured_size(model: nn.Module, rule: SizeRule, precision: Precision | str,
@@ -78,12 +101,13 @@ def pruned_count(model: nn.Module) -> int:
                if hasattr(m, "weight_mask"))
 
 
-def magnitude_prune(model: nn.Module, total_zeros: int) -> None:
-    """Global magnitude pruning until `total_zeros` weights are masked (adds to earlier masks)."""
+def magnitude_prune(model: nn.Module, total_zeros: int, keep: Sequence[nn.Module] = ()) -> None:
+    """Global magnitude pruning of every conv and linear weight but `keep`'s until `total_zeros`
+    weights are masked (adds to earlier masks)."""
     more = total_zeros - pruned_count(model)
     if more > 0:
-        prune.global_unstructured(prunable_weights(model), pruning_method=prune.L1Unstructured,
-                                  amount=more)
+        prune.global_unstructured(prunable_weights(model, keep),
+                                  pruning_method=prune.L1Unstructured, amount=more)
 
 
 def round_targets(total: int, rounds: int) -> list[int]:
@@ -167,27 +191,32 @@ def structured_shape(initial: nn.Module, example: torch.Tensor, final_ratio: flo
 
 def ratio_for_budget(initial: nn.Module, example: torch.Tensor, rule: SizeRule,
                      precision: Precision | str, rounds: int, ignore: IgnoreFn,
-                     steps: int = 10) -> tuple[float, SizeReport]:
-    """Smallest channel ratio (to 1/2^steps) whose pruned shape fits; (ratio, its size).
+                     steps: int = 10, sparsity: float = 0.0) -> tuple[float, SizeReport]:
+    """Smallest channel ratio (to 1/2^steps) whose pruned shape fits and has lost at least
+    `sparsity` of the conv and linear weights; (ratio, its size).
 
-    Returns the size at ratio 0 when the model fits unpruned, and at the largest ratio tried
-    (0.95) when nothing fits (the caller reports it as over budget).
+    Returns the size at ratio 0 when the model fits unpruned and no sparsity is asked, and at
+    the largest ratio tried (0.95) when nothing qualifies (the caller reports it as over budget).
     """
-    def size_at(ratio: float) -> SizeReport:
+    most = (1.0 - sparsity) * weight_count(initial)
+
+    def at(ratio: float) -> tuple[bool, SizeReport]:
         shape = structured_shape(initial, example, ratio, rounds, ignore)
-        return model_size(shape, rule, precision)
+        size = model_size(shape, rule, precision)
+        return size.fits and weight_count(shape) <= most, size
 
     base = model_size(initial, rule, precision)
-    if base.fits:
+    if base.fits and sparsity <= 0:
         return 0.0, base
-    hi, hi_size = 0.95, size_at(0.95)
-    if not hi_size.fits:
+    hi = 0.95
+    ok, hi_size = at(hi)
+    if not ok:
         return hi, hi_size
     lo = 0.0
     for _ in range(steps):
         mid = (lo + hi) / 2
-        mid_size = size_at(mid)
-        if mid_size.fits:
+        ok, mid_size = at(mid)
+        if ok:
             hi, hi_size = mid, mid_size
         else:
             lo = mid

@@ -85,6 +85,8 @@ class Technique(ABC):
     # Categorical params the technique reads, with every value it understands: a space file
     # whose choices hold anything else is refused when it is read, not when a trial builds.
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    # Numeric params the technique reads, with the half-open [low, high) they must lie in.
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = {}
     #: What a trial's epochs are where a fit trains more than once (None: it trains once).
     #: Hyperband compares trials at the same epoch, so a study keeps one scale (a resume key).
     epoch_scale: ClassVar[str | None] = None
