@@ -1,4 +1,5 @@
-"""Lottery-ticket helpers: budget-derived amounts, rewinding, masks that hold, replayed plans."""
+"""Lottery-ticket helpers: amounts from the budget or a sparsity, rewinding, masks that hold,
+replayed plans."""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def unstructured_keep(model: nn.Module) -> Sequence[nn.Module]:
 
 
 def prunes(candidate: Candidate) -> bool:
-    """Whether the budget needs pruning `candidate` at all (else its dense network fits)."""
+    """Whether `candidate` is pruned at all: the budget needs it or a sparsity asks for it
+    (else its dense network is what is trained and deployed)."""
     info = candidate.info
     if info["pruning"] == UNSTRUCTURED:
         return int(info["pruned_weights"]) > 0
@@ -82,7 +83,7 @@ def prunes(candidate: Candidate) -> bool:
 @register_technique
 class LotteryTicket(Technique):
     name = "lt"
-    summary = "AclNet on raw audio -> lottery-ticket pruning (budget-derived amount), FP16"
+    summary = "AclNet on raw audio -> lottery-ticket pruning (budget or searched sparsity), FP16"
     tables = frozenset({AUGMENT_TABLE})
     shape_params = SHAPE_PARAMS
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
@@ -146,10 +147,10 @@ class LotteryTicket(Technique):
         return torch.zeros(1, ctx.features.x.shape[1], segment_samples(ctx))
 
     def trainings(self, config: dict[str, Any], candidate: Candidate) -> int:
-        """The dense network once per round, then the ticket; once where the budget needs no
-        pruning. A dense network that fits was trained rounds + 1 times unpruned, each round
-        the same network from the same start (office16, 20 epochs: 5 of 8 trials, the
-        later trainings' curves identical to the epoch), for the result of one training."""
+        """The dense network once per round, then the ticket; once where nothing is pruned.
+        A dense network that fits was trained rounds + 1 times unpruned, each round the same
+        network from the same start (office16, 20 epochs: 5 of 8 trials, the later trainings'
+        curves identical to the epoch), for the result of one training."""
         return max(1, int(config["rounds"])) + 1 if prunes(candidate) else 1
 
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
