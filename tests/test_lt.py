@@ -162,6 +162,9 @@ def test_a_hand_enqueued_unknown_pruning_kind_is_a_config_error(tiny_dataset, tm
     config = {**setup.space.paper, "pruning": "unstuctured"}
     with pytest.raises(ConfigError, match=r"params\.pruning.*'unstuctured' is not a choice"):
         setup.technique.build(config, setup.context)
+    config = {**setup.space.paper, "sparsity": 1.0}  # nothing would be left
+    with pytest.raises(ConfigError, match=r"params\.sparsity': 1 is outside \[0, 1\); fix"):
+        setup.technique.build(config, setup.context)
 
 
 def test_the_pruner_stops_a_ticket_in_its_first_dense_training(tiny_dataset, tmp_path) -> None:

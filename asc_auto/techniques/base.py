@@ -250,6 +250,19 @@ def checked_choice(config: dict[str, Any], name: str, allowed: Sequence[Any],
     return value
 
 
+def checked_range(config: dict[str, Any], name: str, bounds: tuple[float, float],
+                  ctx: TrialContext, default: float) -> float:
+    """`config[name]` (`default` where a space file lacks it), which must lie in the half-open
+    `bounds`: space files are checked when read (`Technique.ranges`); this guards trials
+    enqueued by hand."""
+    value = float(config.get(name, default))
+    low, high = bounds
+    if not low <= value < high:
+        raise ConfigError(ctx.space.file, f"params.{name}", f"{value:g} is outside "
+                          f"[{low:g}, {high:g})", f"use numbers in [{low:g}, {high:g})")
+    return value
+
+
 def calibration_clips(config: dict[str, Any]) -> int:
     """Clips an INT8 deployment is calibrated on (searched by some spaces; 128 otherwise)."""
     return int(config.get("calibration_clips", 128))

@@ -29,7 +29,6 @@ from asc_auto.compress.size import (
     folded_bias_bytes,
     model_size,
 )
-from asc_auto.errors import ConfigError
 from asc_auto.models.aclnet import AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
@@ -50,6 +49,7 @@ from asc_auto.techniques.base import (
     Technique,
     TrialContext,
     checked_choice,
+    checked_range,
     on_scale,
     register_technique,
 )
@@ -104,10 +104,7 @@ class LotteryTicket(Technique):
         precision = Precision(config["precision"])
         kind = str(checked_choice(config, "pruning", self.choices["pruning"], ctx))
         # A space without `sparsity` (written before it) prunes what the budget needs only.
-        sparsity = float(config.get("sparsity", 0.0))
-        if not 0.0 <= sparsity < 1.0:  # space files are checked when read (`ranges`): by hand
-            raise ConfigError(ctx.space.file, "params.sparsity", f"{sparsity:g} is outside "
-                              "[0, 1)", "use numbers in [0, 1)")
+        sparsity = checked_range(config, "sparsity", self.ranges["sparsity"], ctx, default=0.0)
         info: dict[str, Any] = {"pruning": kind, "rounds": int(config["rounds"]),
                                 "rewind_epoch": int(config["rewind_epoch"]),
                                 "params_dense": sum(p.numel() for p in model.parameters())}
