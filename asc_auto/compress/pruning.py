@@ -47,9 +47,10 @@ def prunable_weights(model: nn.Module,
             if isinstance(m, PRUNABLE) and not any(m is k for k in keep)]
 
 
-def weight_count(model: nn.Module) -> int:
-    """Conv and linear weights (no biases, no BatchNorm): what `sparsity` is a fraction of."""
-    return sum(m.weight.numel() for m, _ in prunable_weights(model))
+def weight_count(model: nn.Module, keep: Sequence[nn.Module] = ()) -> int:
+    """Conv and linear weights but `keep`'s (no biases, no BatchNorm); all of them are what
+    `sparsity` is a fraction of."""
+    return sum(m.weight.numel() for m, _ in prunable_weights(model, keep))
 
 
 def budget_values(rule: SizeRule, precision: Precision | str) -> int:
@@ -76,7 +77,7 @@ def zeros_for(model: nn.Module, rule: SizeRule, precision: Precision | str, spar
     linear weights when that is more; at most the weights outside `keep` (a budget that needs
     more then stays over the limit, and the size plan says so)."""
     wanted = max(zeros_needed(model, rule, precision), round(sparsity * weight_count(model)))
-    return min(wanted, sum(m.weight.numel() for m, _ in prunable_weights(model, keep)))
+    return min(wanted, weight_count(model, keep))
 
 
 def unstructured_size(model: nn.Module, rule: SizeRule, precision: Precision | str,
