@@ -234,16 +234,22 @@ def _check_choices(file: Path, params: tuple[ParamSpec, ...],
         allowed = choices.get(spec.name)
         if allowed is None:
             continue
-        listed = ", ".join(repr(a) for a in allowed)
         if spec.type != "categorical":
+            listed = ", ".join(repr(a) for a in allowed)
             raise ConfigError(file, f"params.{spec.name}.type", f"is {spec.type!r}",
                               f'use type = "categorical" with choices from {listed}')
         for value in spec.choices:
-            # bool is an int in Python: True must not pass for 1 (or 1 for True)
-            if not any(value == a and type(value) is type(a) for a in allowed):
-                raise ConfigError(file, f"params.{spec.name}.choices",
-                                  f"{value!r} is not a value this technique understands",
-                                  f"use values from {listed}")
+            check_choice(file, f"params.{spec.name}.choices", value, allowed)
+
+
+def check_choice(file: Path | str, key: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """`value`, refused with a ConfigError at `key` unless it is one of `allowed` (with its
+    type: bool is an int in Python, and True must not pass for 1, or 1 for True). One wording
+    for a space file read and for a trial enqueued by hand."""
+    if not any(value == a and type(value) is type(a) for a in allowed):
+        raise ConfigError(file, key, f"{value!r} is not a value this technique understands",
+                          f"use values from {', '.join(repr(a) for a in allowed)}")
+    return value
 
 
 def _check_ranges(file: Path, params: tuple[ParamSpec, ...],
@@ -251,17 +257,23 @@ def _check_ranges(file: Path, params: tuple[ParamSpec, ...],
     """A numeric param the technique reads must stay inside what it means (lt's sparsity: a
     fraction below 1), refused when the file is read, not in the middle of a search."""
     for spec in params:
-        if spec.name not in ranges:
-            continue
-        low, high = ranges[spec.name]
-        values = spec.choices if spec.type == "categorical" else (spec.low, spec.high)
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(file, f"params.{spec.name}", f"{value!r} is not a number",
-                                  f"use numbers in [{low:g}, {high:g})")
-            if not low <= value < high:
-                raise ConfigError(file, f"params.{spec.name}", f"{value!r} is outside "
-                                  f"[{low:g}, {high:g})", f"use numbers in [{low:g}, {high:g})")
+        if spec.name in ranges:
+            values = spec.choices if spec.type == "categorical" else (spec.low, spec.high)
+            for value in values:
+                check_in_range(file, f"params.{spec.name}", value, ranges[spec.name])
+
+
+def check_in_range(file: Path | str, key: str, value: Any,
+                   bounds: tuple[float, float]) -> float:
+    """`value` as a float, refused with a ConfigError at `key` unless it is a number in the
+    half-open `bounds`. One wording for a space file read and for a trial enqueued by hand."""
+    low, high = bounds
+    fix = f"use numbers in [{low:g}, {high:g})"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(file, key, f"{value!r} is not a number", fix)
+    if not low <= value < high:
+        raise ConfigError(file, key, f"{value!r} is outside [{low:g}, {high:g})", fix)
+    return float(value)
 
 
 def _check_settings(file: Path, doc: dict[str, Any], technique_tables: set[str]) -> None:

@@ -116,5 +116,5 @@ def test_a_content_crop_student_trains_on_1s_crops_and_is_scored_on_whole_clips(
 
     assert train_crop({**config, "crops": "clip"}, ctx) is None
     assert train_crop({k: v for k, v in config.items() if k != "crops"}, ctx) is None
-    with pytest.raises(ConfigError, match=r"params\.crops.*'contents' is not a choice"):
+    with pytest.raises(ConfigError, match=r"params\.crops.*'contents' is not a value"):
         train_crop({**config, "crops": "contents"}, ctx)

@@ -160,10 +160,14 @@ def test_a_hand_enqueued_unknown_pruning_kind_is_a_config_error(tiny_dataset, tm
                                          home=tmp_path, progress=False, epochs=1),
                            status=lambda m: None)
     config = {**setup.space.paper, "pruning": "unstuctured"}
-    with pytest.raises(ConfigError, match=r"params\.pruning.*'unstuctured' is not a choice"):
+    with pytest.raises(ConfigError, match=r"params\.pruning.*'unstuctured' is not a value this "
+                                          r"technique understands; fix: use values from"):
         setup.technique.build(config, setup.context)
     config = {**setup.space.paper, "sparsity": 1.0}  # nothing would be left
-    with pytest.raises(ConfigError, match=r"params\.sparsity': 1 is outside \[0, 1\); fix"):
+    with pytest.raises(ConfigError, match=r"params\.sparsity': 1\.0 is outside \[0, 1\); fix"):
+        setup.technique.build(config, setup.context)
+    config = {**setup.space.paper, "sparsity": "half"}  # a typo, not a crash in float()
+    with pytest.raises(ConfigError, match=r"params\.sparsity': 'half' is not a number; fix"):
         setup.technique.build(config, setup.context)
 
 

@@ -21,10 +21,10 @@ from asc_auto.compress.precision import calibration_batches, deploy
 from asc_auto.compress.size import Precision, SizeReport, SizeRule, model_size
 from asc_auto.context import TrialContext
 from asc_auto.data.tau import TauDataset
-from asc_auto.errors import ConfigError, UsageError
+from asc_auto.errors import UsageError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.registry import Registry
-from asc_auto.space import SearchSpace
+from asc_auto.space import SearchSpace, check_choice, check_in_range
 from asc_auto.train import EvalResult, TrainResult, evaluate, resolve_device
 from asc_auto.transfer import init_model
 
@@ -243,24 +243,15 @@ def checked_choice(config: dict[str, Any], name: str, allowed: Sequence[Any],
     """`config[name]`, which must be one of `allowed`: space files are checked when read
     (`Technique.choices`); this guards trials enqueued by hand, where a typo must not build
     another model."""
-    value = config[name]
-    if value not in allowed:
-        raise ConfigError(ctx.space.file, f"params.{name}", f"{value!r} is not a choice",
-                          f"use {' or '.join(repr(a) for a in allowed)}")
-    return value
+    return check_choice(ctx.space.file, f"params.{name}", config[name], allowed)
 
 
 def checked_range(config: dict[str, Any], name: str, bounds: tuple[float, float],
                   ctx: TrialContext, default: float) -> float:
-    """`config[name]` (`default` where a space file lacks it), which must lie in the half-open
-    `bounds`: space files are checked when read (`Technique.ranges`); this guards trials
-    enqueued by hand."""
-    value = float(config.get(name, default))
-    low, high = bounds
-    if not low <= value < high:
-        raise ConfigError(ctx.space.file, f"params.{name}", f"{value:g} is outside "
-                          f"[{low:g}, {high:g})", f"use numbers in [{low:g}, {high:g})")
-    return value
+    """`config[name]` (`default` where a space file lacks it), which must be a number in the
+    half-open `bounds`: space files are checked when read (`Technique.ranges`); this guards
+    trials enqueued by hand."""
+    return check_in_range(ctx.space.file, f"params.{name}", config.get(name, default), bounds)
 
 
 def calibration_clips(config: dict[str, Any]) -> int:
