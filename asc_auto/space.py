@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,7 +270,7 @@ def check_in_range(file: Path | str, key: str, value: Any,
     half-open `bounds`. One wording for a space file read and for a trial enqueued by hand."""
     low, high = bounds
     fix = f"use numbers in [{low:g}, {high:g})"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's too
         raise ConfigError(file, key, f"{value!r} is not a number", fix)
     if not low <= value < high:
         raise ConfigError(file, key, f"{value!r} is outside [{low:g}, {high:g})", fix)

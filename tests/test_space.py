@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -138,3 +139,19 @@ def test_space_option_takes_a_file_or_a_shipped_name(tmp_path: Path,
         resolve_space(Path("nope/kd.toml"))
     assert "nope/kd.toml" in str(err.value)
     assert set(shipped_spaces()) >= set(TECHNIQUES) | {"kd-small"}
+
+
+def test_one_check_refuses_values_outside_a_range_or_not_numbers() -> None:
+    from asc_auto.space import check_choice, check_in_range
+
+    assert check_in_range("lt.toml", "params.sparsity", np.float32(0.5), (0.0, 1.0)) == 0.5
+    assert check_in_range("lt.toml", "params.sparsity", np.int64(0), (0.0, 1.0)) == 0.0
+    for bad, said in ((True, "True is not a number"), ("half", "'half' is not a number"),
+                      (1.0, r"1\.0 is outside \[0, 1\)"), (-0.1, r"-0\.1 is outside \[0, 1\)")):
+        with pytest.raises(ConfigError, match=rf"lt\.toml: key 'params\.sparsity': {said}; fix: "
+                                              r"use numbers in \[0, 1\)"):
+            check_in_range("lt.toml", "params.sparsity", bad, (0.0, 1.0))
+    assert check_choice("kd.toml", "params.crops", "clip", ("clip", "content")) == "clip"
+    with pytest.raises(ConfigError, match=r"key 'params\.n': True is not a value this technique "
+                                          r"understands; fix: use values from 1, 2"):
+        check_choice("kd.toml", "params.n", True, (1, 2))  # bool is an int, but not a choice
