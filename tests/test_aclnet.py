@@ -161,5 +161,5 @@ def test_a_searched_crops_param_decides_over_the_augment_table() -> None:
     assert skips_padding({}, ctx({"skip_padding": True})) is True
     assert skips_padding({"crops": "clip"}, ctx({"skip_padding": True})) is False
     assert skips_padding({"crops": "content"}, ctx({})) is True
-    with pytest.raises(ConfigError, match=r"params\.crops.*'clip' or 'content'"):
+    with pytest.raises(ConfigError, match=r"params\.crops.*use values from 'clip', 'content'"):
         skips_padding({"crops": "middle"}, ctx({}))
