@@ -13,7 +13,7 @@ hand: no better than glibc's).
 The cost: freed memory stays in the process for reuse instead of going back to the kernel at
 once (up to the trim threshold above the heap's top), the trade every caching allocator makes
 (PyTorch's CUDA allocator does the same on the GPU): a 2-trial demo search peaked at 3.36 GB
-resident against 2.39 GB (README "Benchmarks"). The threshold has to hold one step's freed
+resident against 2.39 GB (docs/BENCHMARKS.md). The threshold has to hold one step's freed
 activations, or the heap is trimmed and faulted in again each step. Not applied when the user
 tuned malloc already (glibc's MALLOC_* variables, another allocator in LD_PRELOAD) or set
 ASC_AUTO_MALLOC=default, and a no-op off glibc (macOS, Windows, musl).

@@ -4,7 +4,7 @@ Why: TPE starts from a few random trials and then exploits what they found. A ch
 start-up misses, or meets once in a poor combination, is rarely tried again. Measured: a 24-trial
 kd search on fsdd (spoken digits) sampled kernel 7 once, with the average pool, and then tried
 kernel 5 twenty times, while the kernel-7 max-pool student it never trained is 27-39 points
-better at the same budget (README, "Benchmarks"). Designed start-up trials are what SMAC and Ax
+better at the same budget (docs/BENCHMARKS.md). Designed start-up trials are what SMAC and Ax
 do; here every pair of categorical values is covered (a strength-2 covering array from
 allpairspy, seeded with the paper trial's values) when the trial budget affords it, else every
 single value. The other parameters of each row are drawn at random (Optuna's RandomSampler,

@@ -52,7 +52,7 @@ def make_pruner(kind: str, epochs: int, n_val: int) -> optuna.pruners.BasePruner
     earlier smallest rung, a ninth (epoch 1), stopped 7 trials at chance level.
 
     What the rung costs, measured on the same fsdd kd search with this rung (2026-12-01,
-    benchmarks/pruned_replay.py, README "Benchmarks"): the four trials with the highest
+    benchmarks/pruned_replay.py, docs/BENCHMARKS.md): the four trials with the highest
     accuracy among the 14 it had stopped, trained to the end with another seed, finished at
     0.43-0.57, below the four best finished trials (0.64-0.73); it saved 85 of 240
     epochs. So Hyperband is the default, `none` the choice of a user who prefers the cost.
@@ -135,7 +135,7 @@ class NoiseTolerant(optuna.pruners.BasePruner):
     points, so large validation sets keep nearly all of Hyperband's saving. A trial that goes on
     has passed the only rung (it sits at half the schedule) and trains to the end. What it does
     not fix: a rung whose accuracy does not predict the final value (fsdd at a starved 10 epochs,
-    Spearman -0.24: both rungs stopped two of the top three; README "Benchmarks").
+    Spearman -0.24: both rungs stopped two of the top three; docs/BENCHMARKS.md).
     """
 
     def __init__(self, inner: optuna.pruners.BasePruner, n_val: int,

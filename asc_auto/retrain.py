@@ -88,7 +88,7 @@ class RetrainResult:
     def std(self) -> float:
         """The seeds' sample standard deviation (n - 1), as confirmation and the benchmarks
         compute it: the population form understated 3 seeds' spread by 18 % (office16 baseline
-        89.4 / 89.4 / 86.4 %: shown ± 1.4 beside the README's ± 1.7)."""
+        89.4 / 89.4 / 86.4 %: shown ± 1.4 beside docs/BENCHMARKS.md's ± 1.7)."""
         return statistics.stdev(s.accuracy for s in self.seeds) if len(self.seeds) > 1 else 0.0
 
     def per_identifier_mean(self) -> dict[str, float]:

@@ -7,7 +7,7 @@ Here: train -> prune -> rewind (to the initial weights, or those after epoch k) 
 what the size budget needs at the chosen precision, or the searched `sparsity` when that asks for
 more, so the size known before training is the deployed size (see `LotteryTicket.size`).
 Without `sparsity` most searched shapes fit 500 KB unpruned and were no tickets at all (office16,
-2026-12-03: 4 of 6 trials of the README's lt row, its pick among them).
+2026-12-03: 4 of 6 trials of the lt row in docs/BENCHMARKS.md, its pick among them).
 """
 
 from __future__ import annotations
