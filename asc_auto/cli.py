@@ -41,6 +41,7 @@ from asc_auto.space import resolve_space
 from asc_auto.stats import accuracy_text
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.techniques import TECHNIQUES
+from asc_auto.techniques.base import pretrainable
 from asc_auto.verbosity import QUIET, set_verbosity, verbosity
 
 app = typer.Typer(
@@ -61,8 +62,8 @@ HomeOpt = Annotated[Path, typer.Option(
     envvar="ASC_AUTO_HOME")]
 StorageOpt = Annotated[str | None, typer.Option(
     metavar="URL", envvar="ASC_AUTO_STORAGE",
-    help="Optuna storage: sqlite:///FILE.db, journal:///FILE.log (many workers, one machine) or "
-         "postgresql://USER:PASSWORD@HOST/DB (many machines) \\[default: sqlite:///<home>/asc.db].")]
+    help="Optuna storage: sqlite:///FILE.db, journal:///ABS/PATH/FILE.log (many workers, one "
+         "machine) or postgresql://USER:PASSWORD@HOST/DB (many machines) \\[default: sqlite:///<home>/asc.db].")]
 StudyOpt = Annotated[str, typer.Option(metavar="NAME", help="Study name.")]
 DeviceOpt = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, cuda:N.")]
 MovedDataOpt = Annotated[Path | None, typer.Option(
@@ -324,12 +325,14 @@ def retrain(
     epochs: Annotated[int | None, typer.Option(
         min=1, metavar="N", help="Epochs \\[default: the search's].")] = None,
     trial: Annotated[int | None, typer.Option(
-        metavar="N", help="Trial to retrain \\[default: best feasible].")] = None,
+        metavar="N",
+        help="Trial to retrain \\[default: the confirmed winner, else the best feasible].")] = None,
     device: DeviceOpt = "auto",
     home: HomeOpt = DEFAULT_HOME,
     data: MovedDataOpt = None,
 ) -> None:
-    """Retrain the best feasible configuration on all of fold1_train; score the evaluate fold."""
+    """Retrain the picked configuration (the confirmed winner, else the best feasible) on all of
+    fold1_train; score the evaluate fold."""
     from asc_auto.retrain import retrain as run_retrain
 
     loaded = _load(study, storage, home)
@@ -356,7 +359,7 @@ def retrain(
 @user_errors
 def pretrain(
     technique: Annotated[TechniqueName, typer.Option(
-        help="Technique whose model to pretrain (kd: its teacher).")],
+        help=f"Technique whose model to pretrain: {', '.join(pretrainable())} (kd: its teacher).")],
     data: Annotated[Path, typer.Option(
         exists=True, file_okay=False, metavar="DIR", help="Another labelled TAU-layout dataset.")],
     out: Annotated[Path, typer.Option(

@@ -127,7 +127,8 @@ def test_sigterm_stops_like_ctrl_c_and_restores_the_handler() -> None:
                 "[default: the shipped <t>.toml]", "[default: searched]",
                 "[default: sqlite:///<home>/asc.db]", "[default: the rule's limit]",
                 "[default: the rule's limit, if any]"]),
-    ("retrain", ["[default: the search's]", "[default: best feasible]"]),
+    ("retrain", ["[default: the search's]",
+                 "[default: the confirmed winner, else the best feasible]"]),
     ("export", ["[default: from the corresponding author, else asc-auto_<study>_task1b_1]"]),
     ("show", ["[default: sqlite:///<home>/asc.db]"]),
 ])
