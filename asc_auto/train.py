@@ -141,7 +141,7 @@ def train_model(
     `compile_model`: train through `torch.compile(model)` (off: measured slower on CPU, see
     README "GPU").
     """
-    keep_freed_memory()  # 1.4-1.5x faster CPU steps: allocator.py says why
+    keep_freed_memory()  # 1.4-1.6x faster CPU steps: allocator.py says why
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
