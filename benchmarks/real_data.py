@@ -13,6 +13,10 @@ paper configuration is the published baseline system, so its row is the referenc
 Results are written to `--out` (JSON) as they arrive, so a stopped run keeps what it measured;
 run it again with the same `--home` and a stopped row resumes: its search adds only the trials
 still missing (or just finishes its confirmation), retrain reuses the seeds already trained.
+The table is printed and drawn (`--plot`, default: `--out` with .png): per dataset the paper
+configuration and the pick of each technique, their seeds as dots, the `baseline` row as a line.
+`--replot A.json B.json` trains nothing and shows the rows of earlier runs together (a later
+file's row replaces an earlier one's of the same dataset and technique).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from matplotlib.figure import Figure
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.io import atomic_path
 from asc_auto.records import counts_toward_budget, pick_trial
 from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
@@ -117,6 +123,61 @@ def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
     return f"{diff:+.1f} ± {se:.1f}"
 
 
+def _seed_accuracies(r: dict[str, Any]) -> list[float]:
+    """A retrain's evaluate accuracies, percent, one per seed (its mean where none are kept)."""
+    return [100 * s["accuracy"] for s in r.get("per_seed", [])] or [100 * r["mean"]]
+
+
+def results_figure(rows: list[dict[str, Any]]) -> Figure:
+    """One panel per dataset: for each compressed technique the paper configuration and the
+    search's pick (bar = seed mean, whisker = std, dots = the seeds), the `baseline` row as a
+    line with its std band: the issue-10 targets at a glance, with the seeds' spread in view."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig = Figure(figsize=(4.2 * max(1, len(datasets)), 4.0))
+    axes = fig.subplots(1, max(1, len(datasets)), squeeze=False)[0]
+    widest = max((sum(r["dataset"] == d and r["technique"] != "baseline" for r in rows)
+                  for d in datasets), default=1)  # one bar width in every panel
+    for ax, dataset in zip(axes, datasets, strict=False):
+        mine = [r for r in rows if r["dataset"] == dataset]
+        techniques = [r for r in mine if r["technique"] != "baseline"]
+        for x, r in enumerate(techniques):
+            for dx, key, colour in ((-0.2, "paper", "0.65"), (0.2, "best", "tab:blue")):
+                accs = _seed_accuracies(r[key])
+                std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+                ax.bar(x + dx, statistics.fmean(accs), width=0.38, color=colour, yerr=std,
+                       capsize=3, label=("paper configuration" if key == "paper"
+                                         else "search pick") if x == 0 else None)
+                ax.plot([x + dx] * len(accs), accs, "k.", markersize=4)
+        for r in (r for r in mine if r["technique"] == "baseline"):
+            accs = _seed_accuracies(r["paper"])
+            mean = statistics.fmean(accs)
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            ax.axhline(mean, color="tab:red", linewidth=1.2, label="baseline CNN")
+            ax.axhspan(mean - std, mean + std, color="tab:red", alpha=0.12, linewidth=0)
+        ax.set_xticks(range(len(techniques)), [r["technique"] for r in techniques])
+        ax.set_xlim(-0.7, max(widest, 1) - 0.3)
+        ax.set_ylim(0, 100)
+        epochs = {r.get("epochs") for r in mine}
+        ax.set_title(f"{dataset}, {epochs.pop()} epochs" if len(epochs) == 1 and None not in epochs
+                     else dataset)
+        ax.set_ylabel("evaluate accuracy (%)")
+        ax.grid(axis="y", alpha=0.3)
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=8,
+               bbox_to_anchor=(0.5, -0.06))
+    fig.suptitle("evaluate fold: mean ± std over seeds, dots: seeds", fontsize=9)
+    return fig
+
+
+def save_figure(fig: Figure, out: Path) -> Path:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    return out
+
+
 def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
     """Search, then retrain the paper configuration and the pick; the numbers and wall times."""
     budget = budget_of(args)
@@ -156,7 +217,10 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--data", type=Path, nargs="+")
+    parser.add_argument("--replot", type=Path, nargs="+", metavar="JSON",
+                        help="train nothing: the table and figure of earlier --out files (a "
+                             "later file's row replaces an earlier one's)")
     parser.add_argument("--techniques", nargs="+", default=["baseline", "kd", "int8", "lt"])
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=None, help="seconds per search")
@@ -164,8 +228,17 @@ def main() -> None:
     parser.add_argument("--space-dir", type=Path, default=None)
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("real_data_results.json"))
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="PNG of this budget's rows [default: --out with .png]")
     parser.add_argument("search_args", nargs="*", help="after --: more `search` options")
     args = parser.parse_args()
+    if args.replot:
+        report(replotted_rows(args.replot), "Evaluate-fold accuracy, mean ± std over seeds ("
+               + ", ".join(str(f) for f in args.replot) + ")",
+               args.plot or args.replot[-1].with_suffix(".png"))
+        return
+    if not args.data:
+        parser.error("--data is required (or --replot)")
     home = args.home or Path(tempfile.mkdtemp(prefix="asc-bench-"))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     results: list[dict[str, Any]] = []
@@ -179,32 +252,58 @@ def main() -> None:
                 continue
             print(f"{data.name} / {technique}: search + retrain ...", flush=True)
             results.append(run_one(data, technique, args, home))
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            os.replace(tmp, args.out)
+            with atomic_path(args.out) as tmp:
+                tmp.write_text(json.dumps(results, indent=1))
             r = results[-1]
             print(f"  paper {_mean_std(r['paper'])}  pick (trial {r['best']['trial']}) "
                   f"{_mean_std(r['best'])}  ({r['search_seconds']:.0f} s search, "
                   f"{r['retrain_seconds']:.0f} s retrain)\n  pick: {r['best_config']}", flush=True)
-    table = Table(title=f"Evaluate-fold accuracy, mean ± std over {args.seeds} seeds "
-                  f"({platform.machine()}, {os.cpu_count()} CPUs)", title_justify="left")
-    for col in ("dataset", "technique", "trials", "CV folds", "paper config", "search pick",
-                "pick - paper", "pick - baseline", "teacher val", "wall s"):
-        table.add_column(col, justify="right")
     rows = [r for r in results if r.get("budget") == budget]  # this budget's rows only
+    report(rows, f"Evaluate-fold accuracy, mean ± std over {args.seeds} seeds "
+                 f"({platform.machine()}, {os.cpu_count()} CPUs)",
+           args.plot or args.out.with_suffix(".png"))
+
+
+def replotted_rows(files: list[Path]) -> list[dict[str, Any]]:
+    """The rows of earlier result files, one per dataset and technique: a later file's row
+    replaces an earlier one's (e.g. a rerun of one technique beside the first run's others)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for file in files:
+        try:
+            for r in json.loads(file.read_text()):
+                rows[(r["dataset"], r["technique"])] = r
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise SystemExit(f"{file}: not a real_data.py result file ({err}); "
+                             "fix: pass the --out files of earlier runs") from err
+    return list(rows.values())
+
+
+def results_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """The rows with the pick's gains over the paper configuration and the `baseline` row."""
+    table = Table(title=title, title_justify="left")
+    for col in ("dataset", "technique", "epochs", "trials", "CV folds", "paper config",
+                "search pick", "pick - paper", "pick - baseline", "teacher val", "wall s"):
+        table.add_column(col, justify="right")
     baseline = {r["dataset"]: r["paper"] for r in rows if r["technique"] == "baseline"}
     for r in rows:
         teacher = r.get("teacher_val_accuracy")
         ref = baseline.get(r["dataset"])
-        table.add_row(r["dataset"], r["technique"], str(r["trials"]), str(r["cv_folds"] or "-"),
+        table.add_row(r["dataset"], r["technique"], str(r.get("epochs") or "-"), str(r["trials"]),
+                      str(r["cv_folds"] or "-"),
                       _mean_std(r["paper"]), f"{_mean_std(r['best'])} (#{r['best']['trial']})",
                       _gap(r["best"], r["paper"]) if r["best"]["trial"] != r["paper"]["trial"]
                       else "= paper",
                       _gap(r["best"], ref) if ref and r["technique"] != "baseline" else "-",
                       f"{100 * teacher:.1f}" if teacher else "-",
                       f"{r['search_seconds'] + r['retrain_seconds']:.0f}")
-    Console(width=140).print(table)
+    return table
 
+
+def report(rows: list[dict[str, Any]], title: str, plot: Path) -> None:
+    """Print the rows' table and write their figure."""
+    Console(width=160).print(results_table(rows, title))
+    if rows:
+        print(f"plot: {save_figure(results_figure(rows), plot)}")
 
 if __name__ == "__main__":
     main()

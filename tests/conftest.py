@@ -1,12 +1,30 @@
-"""Shared fixtures: one tiny synthetic TAU-layout dataset for the whole session."""
+"""Shared fixtures: one tiny synthetic TAU-layout dataset for the whole session, and the
+benchmark scripts loaded as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from asc_auto.data.synth import synthesize
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """A script of benchmarks/ loaded as a module (they are not a package), by name."""
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
 
 TINY_CLIPS = 48
 TINY_SECONDS = 1.0

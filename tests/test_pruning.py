@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -159,20 +159,11 @@ def test_a_trial_stops_between_folds_only_when_it_cannot_enter_the_top_few() -> 
     assert pruning.hopeless([0.1] * 5, n_val, values, top=1) is None
 
 
-def _benchmark(name: str) -> ModuleType:
-    """A script of benchmarks/ loaded as a module (they are not a package)."""
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_fold_stop_replay_finds_the_trials_the_search_would_stop_now() -> None:
+def test_the_fold_stop_replay_finds_the_trials_the_search_would_stop_now(
+        load_benchmark: Callable[[str], ModuleType]) -> None:
     """benchmarks/fold_stop_replay.py on a study whose trials ran every fold: in start order,
     against the trials finished before each started, as the search decides today."""
-    replay = _benchmark("fold_stop_replay")
+    replay = load_benchmark("fold_stop_replay")
     study = optuna.create_study(direction="maximize")
     folds = [[0.9, 0.9], [0.95, 0.95], [0.2, 0.9], [0.5, 0.5], [0.9, 0.2]]
     for i, accs in enumerate(folds):  # folds of 10 clips each; trial 0 is the paper's
@@ -189,11 +180,12 @@ def test_the_fold_stop_replay_finds_the_trials_the_search_would_stop_now() -> No
     assert [r["stop"] for r in replay.replay(study, [10, 10], top=3)] == [None] * 5
 
 
-def test_the_rung_replay_stops_what_each_pruner_would_stop() -> None:
+def test_the_rung_replay_stops_what_each_pruner_would_stop(
+        load_benchmark: Callable[[str], ModuleType]) -> None:
     """benchmarks/rung_replay.py feeds recorded per-epoch accuracies, in start order, to plain
     Hyperband and to today's pruner: on 31 clips a trial two clips behind at the rung is stopped
     by the first only; the paper's trial is never stopped."""
-    replay = _benchmark("rung_replay")
+    replay = load_benchmark("rung_replay")
     source = optuna.create_study(direction="maximize")
     at_rung = [26 / 31, 24 / 31, 10 / 31, 9 / 31]  # trial 3, the paper's, lowest
     for i, acc in enumerate(at_rung):

@@ -1,0 +1,93 @@
+"""benchmarks/real_data.py's figure: what it draws is the rows' numbers, per dataset."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from matplotlib.patches import Rectangle
+
+
+def _retrain(trial: int, accs: list[float]) -> dict[str, Any]:
+    return {"trial": trial, "mean": statistics.fmean(accs),
+            "per_seed": [{"seed": i, "accuracy": a} for i, a in enumerate(accs)]}
+
+
+ROWS = [
+    {"dataset": "office16", "technique": "baseline", "paper": _retrain(0, [0.894, 0.894, 0.864]),
+     "best": _retrain(0, [0.894, 0.894, 0.864])},
+    {"dataset": "office16", "technique": "int8", "paper": _retrain(0, [0.621, 0.606, 0.636]),
+     "best": _retrain(5, [0.833, 0.788, 0.803])},
+    {"dataset": "office16", "technique": "lt", "paper": _retrain(0, [0.606, 0.712, 0.712]),
+     "best": _retrain(5, [0.742, 0.742, 0.833])},
+    {"dataset": "fsdd", "technique": "int8", "paper": _retrain(0, [0.222]),  # one seed, no base
+     "best": _retrain(2, [0.506, 0.537, 0.512])},
+]
+
+
+def test_the_figure_draws_each_dataset_s_paper_pick_and_baseline(
+        load_benchmark: Callable[[str], ModuleType], tmp_path: Path) -> None:
+    real_data = load_benchmark("real_data")
+    fig = real_data.results_figure(ROWS)
+    office, fsdd = fig.axes
+    assert (office.get_title(), fsdd.get_title()) == ("office16", "fsdd")
+    assert [t.get_text() for t in office.get_xticklabels()] == ["int8", "lt"]  # not baseline
+
+    def heights(ax: Any) -> list[float]:
+        return [round(p.get_height(), 3) for p in ax.patches
+                if isinstance(p, Rectangle) and p.get_width() < 1]
+
+    # paper then pick for each technique: the seed means, in percent
+    assert heights(office) == pytest.approx([62.1, 80.8, 67.667, 77.233], abs=1e-3)
+    assert heights(fsdd) == pytest.approx([22.2, 51.833], abs=1e-3)
+    # the seeds themselves as dots beside each bar
+    dots = [line for line in office.get_lines() if line.get_marker() == "."]
+    assert sorted(y for line in dots for y in line.get_ydata()) == pytest.approx(sorted(
+        100 * s["accuracy"] for r in ROWS[1:3] for k in ("paper", "best")
+        for s in r[k]["per_seed"]))
+    # the baseline CNN as a line at its seed mean on office16; none on fsdd, which has no row
+    flat = [line for line in office.get_lines() if line.get_marker() != "."
+            and len(set(line.get_ydata())) == 1 and line.get_label() == "baseline CNN"]
+    assert [line.get_ydata()[0] for line in flat] == pytest.approx([88.4])
+    assert not [line for line in fsdd.get_lines() if line.get_label() == "baseline CNN"]
+    # one legend for the figure, each entry once
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == [
+        "baseline CNN", "paper configuration", "search pick"]
+    out = real_data.save_figure(fig, tmp_path / "rows.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.png"]  # no temp file left behind
+
+
+def test_replot_shows_earlier_runs_together_and_names_a_bad_file(
+        load_benchmark: Callable[[str], ModuleType], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--replot` trains nothing: a later file's row replaces an earlier one's of the same dataset
+    and technique (a rerun of lt beside the first run's int8), and the figure lands beside the
+    last file; a file that is not a result file is named with the fix."""
+    real_data = load_benchmark("real_data")
+    timing = {"trials": 6, "cv_folds": 3, "epochs": 40, "search_seconds": 1.0,
+              "retrain_seconds": 2.0}
+    first, rerun = tmp_path / "first.json", tmp_path / "rerun.json"
+    first.write_text(json.dumps([{**r, **timing} for r in ROWS[:3]]))
+    newer_lt = {**ROWS[2], **timing, "best": _retrain(3, [0.80, 0.81, 0.82])}
+    rerun.write_text(json.dumps([newer_lt]))
+    rows = real_data.replotted_rows([first, rerun])
+    assert [(r["technique"], r["best"]["trial"]) for r in rows] == [
+        ("baseline", 0), ("int8", 5), ("lt", 3)]
+    monkeypatch.setattr(sys, "argv", ["real_data.py", "--replot", str(first), str(rerun)])
+    real_data.main()
+    out = " ".join(capsys.readouterr().out.split())
+    assert "81.0 ± 1.0 (#3)" in out and "-7.4 ± 1.2" in out  # the rerun's lt against the baseline
+    assert f"plot: {tmp_path / 'rerun.png'}" in out
+    assert (tmp_path / "rerun.png").read_bytes()[:4] == b"\x89PNG"
+    assert real_data.results_figure(rows).axes[0].get_title() == "office16, 40 epochs"
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"not": "rows"}')
+    with pytest.raises(SystemExit, match=r"notes\.json: not a real_data\.py result file .*fix: "):
+        real_data.replotted_rows([first, bad])
