@@ -46,6 +46,7 @@ from asc_auto.records import counts_toward_budget, pick_trial
 from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
 from asc_auto.storage import default_storage, storage_file
+from asc_auto.teacher_summary import teacher_se
 from asc_auto.workers import unprefixed
 
 #: Lines of the CLI's output passed through as they come (by how they start): what the run
@@ -203,6 +204,7 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
         "over_limit": sum(not counts_toward_budget(t) for t in loaded.trials),
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
+        "teacher_val_se": teacher_se(attrs),
         "paper": paper, "best": best,
         "best_config": dict(TrialRecord.from_trial(picked).config or {}),  # what the search chose
         # how often the search tried each categorical choice (a choice one trial finished has
@@ -286,7 +288,7 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(col, justify="right")
     baseline = {r["dataset"]: r["paper"] for r in rows if r["technique"] == "baseline"}
     for r in rows:
-        teacher = r.get("teacher_val_accuracy")
+        teacher, teacher_err = r.get("teacher_val_accuracy"), r.get("teacher_val_se")
         ref = baseline.get(r["dataset"])
         table.add_row(r["dataset"], r["technique"], str(r.get("epochs") or "-"), str(r["trials"]),
                       str(r["cv_folds"] or "-"),
@@ -294,7 +296,8 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
                       _gap(r["best"], r["paper"]) if r["best"]["trial"] != r["paper"]["trial"]
                       else "= paper",
                       _gap(r["best"], ref) if ref and r["technique"] != "baseline" else "-",
-                      f"{100 * teacher:.1f}" if teacher else "-",
+                      "-" if not teacher else f"{100 * teacher:.1f}" + (
+                          f" ± {100 * teacher_err:.1f}" if teacher_err else ""),
                       f"{r['search_seconds'] + r['retrain_seconds']:.0f}")
     return table
 
