@@ -285,11 +285,9 @@ def studies(
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """List every study: technique, trials by state, best, pick, what was retrained."""
-    from asc_auto.overview import studies_overview_table, study_data
+    from asc_auto.overview import studies_data, studies_overview_table
 
-    store = open_storage(storage or default_storage(home))
-    rows = [study_data(optuna.load_study(study_name=s.study_name, storage=store))
-            for s in optuna.get_all_study_summaries(store, include_best_trial=False)]
+    rows = studies_data(open_storage(storage or default_storage(home)))
     if json_out:
         _print_json(rows)
     elif not rows:

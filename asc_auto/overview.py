@@ -2,8 +2,9 @@
 `asc-auto show --json`, for people at a glance and for scripts.
 
 One dict per study: technique, rule and budget, trials by state, the best feasible trial with
-its standard error, the pick retrain and export take (the confirmed winner, or the best), and
-the retrain recorded in the study: which trial it retrained, and whether that is still the pick.
+its standard error, the pick retrain and export take (the confirmed winner, or the best), the
+retrain recorded in the study (which trial it retrained, and whether that is still the pick),
+and in `studies` its gap to the `baseline` study retrained on the same data (`against_baseline`).
 NaN never reaches the JSON (it is not JSON): an unknown number is null.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 from rich.table import Table
 
+from asc_auto.against_baseline import Gap, Retrained, baseline_gaps, reference_studies
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import choice_counts, pareto_front, retrained_text, state_counts
@@ -74,7 +77,32 @@ def study_data(study: optuna.Study) -> dict[str, Any]:
         "pick": None if pick is None else {
             "trial": pick.number, "how": "confirmed" if confirmed == pick.number else "best"},
         "retrain": retrain_data(record, pick.number if pick else None),
+        "data": {"sha256": record.data_sha256 or record.data_fingerprint,
+                 "name": Path(record.data).name if record.data else None},
     }
+
+
+def studies_data(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
+    """`study_data` of every study in a storage, each with `vs_baseline`: its retrained mean
+    minus the `baseline` study's on the same data, points ± SE (None where there is none to
+    compare with), and `reference` (whether it is that baseline study)."""
+    rows, retrained = [], []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        record = StudyRecord.from_study(study)
+        rows.append(study_data(study))
+        retrained.append(Retrained(study.study_name, str(record.technique or "?"),
+                                   record.data_sha256 or record.data_fingerprint,
+                                   record.retrain))
+    gaps = baseline_gaps(retrained)
+    refs = {r.study for r in reference_studies(retrained).values()}
+    for row in rows:
+        gap = gaps.get(row["study"])
+        row["vs_baseline"] = None if gap is None else {
+            "baseline_study": gap.baseline_study, "points": round(gap.points, 2),
+            "se": None if gap.se is None else round(gap.se, 2)}
+        row["reference"] = row["study"] in refs
+    return rows
 
 
 def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
@@ -116,13 +144,19 @@ def _value(d: dict[str, Any] | None) -> str:
     return f"{d['value']:.4f}{se}"
 
 
+def _gap_text(gap: dict[str, Any] | None, reference: bool) -> str:
+    if gap is None:
+        return "reference" if reference else "-"
+    return Gap(**gap).text()
+
+
 def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
     """`asc-auto studies`: one row per study."""
     table = Table(title="studies (trials: complete/pruned/infeasible/failed/running/waiting)",
                   title_justify="left")
     for col, just in (("study", "left"), ("technique", "left"), ("trials", "right"),
                       ("best", "right"), ("val ± SE", "right"), ("pick", "left"),
-                      ("retrained: evaluate ± std", "left")):
+                      ("retrained: evaluate ± std", "left"), ("vs baseline, pts", "right")):
         table.add_column(col, justify=just)
     for s in studies:
         c = s["trials"]
@@ -135,5 +169,6 @@ def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
             _value(best),
             "-" if not pick else f"#{pick['trial']} ({pick['how']})",
             retrained_text(s["retrain"], pick["trial"] if pick else None) if s["retrain"]
-            else "not retrained")
+            else "not retrained",
+            _gap_text(s.get("vs_baseline"), s.get("reference", False)))
     return table

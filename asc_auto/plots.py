@@ -1,4 +1,5 @@
-"""PNG plots of a study: the accuracy/size Pareto front with the limit drawn, and its history.
+"""PNG plots: a study's accuracy/size Pareto front with the limit drawn and its history, and
+retrained accuracies side by side against a reference line (the `baseline` technique's).
 
 matplotlib's object API (a Figure, no pyplot state, no display needed); files are written
 atomically. `pareto_figure`/`history_figure` build the figures (tests read their artists),
@@ -11,6 +12,9 @@ score 0 nor stretch the accuracy axis down to it.
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -170,3 +174,73 @@ def history_figure(study: optuna.Study) -> Figure:
 def plot_history(study: optuna.Study, out: Path) -> Path:
     """The history figure as a PNG."""
     return _save(history_figure(study), out)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of `accuracy_bars_figure`: groups of bars, each group a label and its bars as
+    (series, accuracies in percent, one per seed); a reference drawn as a line with its std band
+    (the baseline CNN's seeds), or none."""
+
+    title: str
+    groups: list[tuple[str, list[tuple[str, list[float]]]]]
+    reference: list[float] | None = None
+    reference_label: str = "baseline CNN"
+    xlabels_rotation: float = 0.0
+
+
+SERIES_COLOURS = ("tab:blue", "0.65", "tab:green", "tab:orange", "tab:purple")
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def accuracy_bars_figure(panels: Sequence[Panel], colours: Mapping[str, str] | None = None,
+                         title: str = "mean ± std over seeds, dots: seeds") -> Figure:
+    """Bars of seed means with their std and the seeds as dots, one panel per dataset, the
+    reference as a line: where a number is the mean of three seeds, their spread is in view."""
+    series = list(dict.fromkeys(name for p in panels for _, bars in p.groups for name, _ in bars))
+    colour = {name: (colours or {}).get(name, SERIES_COLOURS[i % len(SERIES_COLOURS)])
+              for i, name in enumerate(series)}
+    widest = max((len(p.groups) for p in panels), default=1)  # one bar width in every panel
+    fig = Figure(figsize=(max(4.2, 1.1 * widest + 1.5) * max(1, len(panels)), 4.0))
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=False):
+        for x, (_, bars) in enumerate(panel.groups):
+            width = 0.8 / max(1, len(bars))
+            for k, (name, accs) in enumerate(bars):
+                if not accs:
+                    continue
+                at = x + (k - (len(bars) - 1) / 2) * width
+                mean, std = _mean_std(accs)
+                ax.bar(at, mean, width=width * 0.95, color=colour[name], yerr=std, capsize=3,
+                       label=name)
+                ax.plot([at] * len(accs), accs, "k.", markersize=4)
+        if panel.reference:
+            mean, std = _mean_std(panel.reference)
+            ax.axhline(mean, color="tab:red", linewidth=1.2, label=panel.reference_label)
+            ax.axhspan(mean - std, mean + std, color="tab:red", alpha=0.12, linewidth=0)
+        ax.set_xticks(range(len(panel.groups)), [label for label, _ in panel.groups],
+                      rotation=panel.xlabels_rotation,
+                      ha="right" if panel.xlabels_rotation else "center")
+        ax.set_xlim(-0.7, max(widest, 1) - 0.3)
+        ax.set_ylim(0, 100)
+        ax.set_title(panel.title)
+        ax.set_ylabel("evaluate accuracy (%)")
+        ax.grid(axis="y", alpha=0.3)
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="center left", fontsize=8,
+                   bbox_to_anchor=(1.0, 0.5))  # beside the panels: clear of any tick label
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def plot_accuracy_bars(panels: Sequence[Panel], out: Path,
+                       colours: Mapping[str, str] | None = None) -> Path:
+    """`accuracy_bars_figure` as a PNG."""
+    return _save(accuracy_bars_figure(panels, colours), out)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
+from asc_auto.against_baseline import Gap, Retrained, baseline_gaps, reference_studies
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import DESIGN, StudyRecord, TrialRecord
@@ -263,10 +265,15 @@ class StudyRow:
     retrain: dict | None  # recorded by retrain: {"trial": n, "mean": ..., "std": ..., ...}
     val_clips: int | None = None  # validation split size: the best value's standard error
     pick: int | None = None  # the trial retrain and export take (confirmed winner, or best)
+    data_key: str | None = None  # the dataset's content hash: what studies are compared on
+    data_name: str | None = None  # its folder's name, for people
+    vs_baseline: Gap | None = None  # retrained mean - the baseline study's on the same data
+    reference: bool = False  # this is the baseline study the others on its data are against
 
 
 def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
-    """Every study in a storage, summarised."""
+    """Every study in a storage, summarised, each retrained one against the `baseline` study
+    retrained on the same data (`against_baseline`)."""
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -275,8 +282,13 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
         rows.append(StudyRow(summary.study_name, str(record.technique or "?"),
                              state_counts(study), ranked[0] if ranked else None,
                              record.retrain, record.val_clip_count,
-                             pick_trial(study).number if ranked else None))
-    return rows
+                             pick_trial(study).number if ranked else None,
+                             record.data_sha256 or record.data_fingerprint,
+                             Path(record.data).name if record.data else None))
+    retrained = [Retrained(r.study, r.technique, r.data_key, r.retrain) for r in rows]
+    gaps = baseline_gaps(retrained)
+    refs = {ref.study for ref in reference_studies(retrained).values()}
+    return [replace(r, vs_baseline=gaps.get(r.study), reference=r.study in refs) for r in rows]
 
 
 def studies_table(rows: Sequence[StudyRow]) -> Table:
@@ -284,7 +296,7 @@ def studies_table(rows: Sequence[StudyRow]) -> Table:
     table = Table(title="studies (trials: complete/pruned/infeasible/failed)",
                   title_justify="left")
     for col in ("study", "technique", "trials", "best", "val ± SE", "KB", "params", "prec",
-                "retrained: evaluate ± std"):
+                "retrained: evaluate ± std", "vs baseline, pts"):
         table.add_column(col, justify="left" if col in ("study", "technique", "prec",
                                                         "retrained: evaluate ± std")
                          else "right")
@@ -292,7 +304,7 @@ def studies_table(rows: Sequence[StudyRow]) -> Table:
         c = study_cells(r)
         table.add_row(c["study"], c["technique"], "/".join(c[s] for s in STATES),
                       c["best_trial"], c["best"], c["size"], c["params"], c["precision"],
-                      c["retrained"])
+                      c["retrained"], c["vs_baseline"])
     return table
 
 
@@ -302,8 +314,9 @@ STATES = ("complete", "pruned", "infeasible", "failed")  # the studies table's t
 def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
     """One study's cells, written once for the studies table and summary.md: its name and
     technique, trial counts per state, the best trial's number, value ± SE, size KB, params and
-    precision, and the retrained evaluate accuracy with the trial it retrained (which is not
-    always the best: a confirmed pick, `--trial N`, or a pick that moved since)."""
+    precision, the retrained evaluate accuracy with the trial it retrained (which is not
+    always the best: a confirmed pick, `--trial N`, or a pick that moved since), and its gap to
+    the baseline CNN retrained on the same data ("reference" on the baseline study itself)."""
     b = r.best
     size, params, precision = _best_cells(b) if b else ("-", "-", "-")
     return {"study": r.study, "technique": r.technique,
@@ -312,7 +325,9 @@ def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
                 " paper" if TrialRecord.from_trial(b).is_paper else ""),
             "best": trial_accuracy_text(b, r.val_clips) if b else "-",
             "size": size, "params": params, "precision": precision,
-            "retrained": retrained_text(r.retrain, r.pick) if r.retrain else not_retrained}
+            "retrained": retrained_text(r.retrain, r.pick) if r.retrain else not_retrained,
+            "vs_baseline": r.vs_baseline.text() if r.vs_baseline else (
+                "reference" if r.reference else "-")}
 
 
 def retrained_text(retrain: dict, pick: int | None) -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import optuna
 
+from asc_auto.against_baseline import seed_accuracies
 from asc_auto.io import write_text_atomic
-from asc_auto.plots import plot_history, plot_pareto
+from asc_auto.plots import Panel, plot_accuracy_bars, plot_history, plot_pareto
 from asc_auto.report import PAPER_COLUMNS, STATES, StudyRow, paper_rows, study_cells, study_rows
 from asc_auto.teacher_summary import teacher_lines
 
@@ -22,15 +23,35 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+BASELINE_PNG = "against-baseline.png"
+
+
+def baseline_panels(rows: list[StudyRow]) -> list[Panel]:
+    """One panel per dataset with a retrained `baseline` study: every other study retrained on
+    it (its seeds, percent) against that baseline's seeds."""
+    panels = []
+    for key in dict.fromkeys(r.data_key for r in rows if r.reference):
+        ref = next(r for r in rows if r.reference and r.data_key == key)
+        others = [r for r in rows if r.data_key == key and r.vs_baseline and r.retrain]
+        if others and ref.retrain:
+            panels.append(Panel(
+                title=ref.data_name or "data", reference=[100 * a for a in seed_accuracies(
+                    ref.retrain)], xlabels_rotation=25,
+                groups=[(r.study, [("retrained pick", [100 * a for a in seed_accuracies(
+                    r.retrain or {})])]) for r in others]))
+    return panels
+
+
 def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path, list[StudyRow]]:
-    """Write <out>/<study>-pareto.png, <out>/<study>-history.png and <out>/summary.md."""
+    """Write <out>/<study>-pareto.png, <out>/<study>-history.png, against-baseline.png (when a
+    retrained study has a `baseline` study retrained on its data) and <out>/summary.md."""
     out = Path(out)
     rows = study_rows(storage)
     lines = ["# asc-auto report", "", "## Studies", "",
              "| study | technique | complete | pruned | infeasible | failed | best trial "
              "| best val acc ± SE | size KB | params | precision "
-             "| retrained trial: evaluate acc ± std |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| retrained trial: evaluate acc ± std | vs baseline, points ± SE |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     plots: list[str] = []
     teachers: list[str] = []
     for r in rows:
@@ -45,9 +66,17 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
         c = study_cells(r, not_retrained="not retrained")
         lines.append(_row(c["study"], c["technique"], *(c[s] for s in STATES),
                           c["best_trial"], c["best"], c["size"], c["params"], c["precision"],
-                          c["retrained"]))
+                          c["retrained"], c["vs_baseline"]))
+    panels = baseline_panels(rows)
+    if panels:
+        plot_accuracy_bars(panels, out / BASELINE_PNG)
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
-              "recording location); the evaluate fold is only used by retrain.", "",
+              "recording location); the evaluate fold is only used by retrain. \"vs baseline\": "
+              "the retrained mean minus that of the `baseline` study (the DCASE2020 Task 1b CNN) "
+              "retrained on the same data, ± the standard error of the difference over seeds.",
+              "",
+              *([f"![retrained studies against the baseline CNN]({BASELINE_PNG})", ""]
+                if panels else []),
               *(["## KD teachers", "", *teachers, ""] if teachers else []),
               "## Seed paper (DCASE2020 Task 1b, evaluate fold of TAU 2020 3Class)", "",
               _row(*(name for name, _ in PAPER_COLUMNS)),

@@ -42,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto.io import atomic_path
+from asc_auto.plots import Panel, accuracy_bars_figure
 from asc_auto.records import counts_toward_budget, pick_trial
 from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
@@ -129,48 +130,32 @@ def _seed_accuracies(r: dict[str, Any]) -> list[float]:
     return [100 * s["accuracy"] for s in r.get("per_seed", [])] or [100 * r["mean"]]
 
 
-def results_figure(rows: list[dict[str, Any]]) -> Figure:
+COLOURS = {"paper configuration": "0.65", "search pick": "tab:blue"}
+
+
+def results_panels(rows: list[dict[str, Any]]) -> list[Panel]:
     """One panel per dataset: for each compressed technique the paper configuration and the
-    search's pick (bar = seed mean, whisker = std, dots = the seeds), the `baseline` row as a
-    line with its std band: the issue-10 targets at a glance, with the seeds' spread in view."""
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig = Figure(figsize=(4.2 * max(1, len(datasets)), 4.0))
-    axes = fig.subplots(1, max(1, len(datasets)), squeeze=False)[0]
-    widest = max((sum(r["dataset"] == d and r["technique"] != "baseline" for r in rows)
-                  for d in datasets), default=1)  # one bar width in every panel
-    for ax, dataset in zip(axes, datasets, strict=False):
+    search's pick, the `baseline` row as the reference: the issue-10 targets at a glance."""
+    panels = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
         mine = [r for r in rows if r["dataset"] == dataset]
-        techniques = [r for r in mine if r["technique"] != "baseline"]
-        for x, r in enumerate(techniques):
-            for dx, key, colour in ((-0.2, "paper", "0.65"), (0.2, "best", "tab:blue")):
-                accs = _seed_accuracies(r[key])
-                std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-                ax.bar(x + dx, statistics.fmean(accs), width=0.38, color=colour, yerr=std,
-                       capsize=3, label=("paper configuration" if key == "paper"
-                                         else "search pick") if x == 0 else None)
-                ax.plot([x + dx] * len(accs), accs, "k.", markersize=4)
-        for r in (r for r in mine if r["technique"] == "baseline"):
-            accs = _seed_accuracies(r["paper"])
-            mean = statistics.fmean(accs)
-            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            ax.axhline(mean, color="tab:red", linewidth=1.2, label="baseline CNN")
-            ax.axhspan(mean - std, mean + std, color="tab:red", alpha=0.12, linewidth=0)
-        ax.set_xticks(range(len(techniques)), [r["technique"] for r in techniques])
-        ax.set_xlim(-0.7, max(widest, 1) - 0.3)
-        ax.set_ylim(0, 100)
         epochs = {r.get("epochs") for r in mine}
-        ax.set_title(f"{dataset}, {epochs.pop()} epochs" if len(epochs) == 1 and None not in epochs
-                     else dataset)
-        ax.set_ylabel("evaluate accuracy (%)")
-        ax.grid(axis="y", alpha=0.3)
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=8,
-               bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle("evaluate fold: mean ± std over seeds, dots: seeds", fontsize=9)
-    return fig
+        reference = next((_seed_accuracies(r["paper"]) for r in mine
+                          if r["technique"] == "baseline"), None)
+        panels.append(Panel(
+            title=f"{dataset}, {epochs.pop()} epochs" if len(epochs) == 1 and None not in epochs
+            else dataset,
+            groups=[(r["technique"], [("paper configuration", _seed_accuracies(r["paper"])),
+                                      ("search pick", _seed_accuracies(r["best"]))])
+                    for r in mine if r["technique"] != "baseline"],
+            reference=reference))
+    return panels
+
+
+def results_figure(rows: list[dict[str, Any]]) -> Figure:
+    """`results_panels` drawn: bar = seed mean, whisker = std, dots = the seeds."""
+    return accuracy_bars_figure(results_panels(rows), COLOURS,
+                                "evaluate fold: mean ± std over seeds, dots: seeds")
 
 
 def save_figure(fig: Figure, out: Path) -> Path:

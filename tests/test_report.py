@@ -313,3 +313,74 @@ def test_the_tables_say_what_a_value_and_its_error_are_computed_over() -> None:
     assert se_basis(StudyRecord(val_clips=33, train_clips=121, cv_folds=0)) == (
         "val acc ± its standard error on 33 validation clips")  # --cv 0: the split
     assert se_basis(StudyRecord()) is None  # an old study that did not record its clips
+
+
+# ------------------------------------------------ issue 10: every report against the baseline
+
+
+def _retrained(url: str, name: str, technique: str, data: str, accs: list[float]) -> None:
+    study = optuna.create_study(storage=url, study_name=name, direction="maximize")
+    StudyRecord(technique=technique, data_sha256=data, data=f"/recordings/{data}",
+                retrain={"trial": 0, "seeds": len(accs), "mean": sum(accs) / len(accs),
+                         "std": 0.0, "per_seed": [{"seed": i, "accuracy": a}
+                                                  for i, a in enumerate(accs)]}).write(study)
+
+
+def test_the_gap_to_the_baseline_is_the_seed_means_difference_with_its_error() -> None:
+    from asc_auto.against_baseline import Retrained, baseline_gaps, difference, reference_studies
+
+    diff, se = difference([80.0, 82.0, 84.0], [88.0, 88.0, 91.0])
+    assert diff == pytest.approx(-7.0) and se == pytest.approx((4 / 3 + 3 / 3) ** 0.5)
+    assert difference([80.0], [88.0, 90.0]) == (pytest.approx(-9.0), None)  # one seed: no SE
+
+    def run(name: str, technique: str, data: str | None, accs: list[float] | None) -> Retrained:
+        return Retrained(name, technique, data, None if accs is None else {
+            "mean": sum(accs) / len(accs), "per_seed": [{"accuracy": a} for a in accs]})
+
+    studies = [run("bl-one-seed", "baseline", "A", [0.95]),
+               run("bl", "baseline", "A", [0.88, 0.88, 0.91]),  # more seeds: the reference
+               run("bl-unretrained", "baseline", "A", None),
+               run("kd", "kd", "A", [0.80, 0.82, 0.84]),
+               run("int8-on-B", "int8", "B", [0.70, 0.71, 0.72]),  # no baseline on B
+               run("lt-unretrained", "lt", "A", None)]
+    assert {k: v.study for k, v in reference_studies(studies).items()} == {"A": "bl"}
+    gaps = baseline_gaps(studies)
+    assert list(gaps) == ["kd"]
+    assert gaps["kd"].baseline_study == "bl" and gaps["kd"].text() == "-7.0 ± 1.5"
+
+
+def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _retrained(url, "baseline", "baseline", "office", [0.894, 0.894, 0.864])
+    _retrained(url, "int8", "int8", "office", [0.833, 0.788, 0.803])
+    _retrained(url, "kd-digits", "kd", "digits", [0.50, 0.55, 0.52])  # no baseline there
+    rows = {r.study: r for r in study_rows(open_storage(url))}
+    assert rows["int8"].vs_baseline is not None
+    assert rows["int8"].vs_baseline.text() == "-7.6 ± 1.7"  # the README's office16 int8 row
+    assert rows["baseline"].reference and rows["kd-digits"].vs_baseline is None
+    summary, _ = write_report(open_storage(url), tmp_path / "out")
+    text = summary.read_text()
+    assert "| #0: 0.8080 ± 0.0000 (3 seeds) | -7.6 ± 1.7 |" in text
+    assert "| reference |" in text and text.count("(3 seeds) | - |") == 1  # kd-digits
+    png = tmp_path / "out" / "against-baseline.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and "(against-baseline.png)" in text
+    listed = runner.invoke(app, ["studies", "--storage", url], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0, listed.output
+    flat = " ".join(listed.output.split())
+    assert "-7.6 ± 1.7" in flat and "reference" in flat
+    as_json = runner.invoke(app, ["studies", "--storage", url, "--json"])
+    by_name = {s["study"]: s for s in json.loads(as_json.output)}
+    assert by_name["int8"]["vs_baseline"] == {"baseline_study": "baseline", "points": -7.6,
+                                              "se": 1.66}
+    assert by_name["baseline"]["reference"] and by_name["kd-digits"]["vs_baseline"] is None
+    assert by_name["int8"]["data"] == {"sha256": "office", "name": "office"}
+
+
+def test_without_a_baseline_on_the_data_the_report_draws_no_comparison(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _retrained(url, "int8", "int8", "office", [0.833, 0.788, 0.803])
+    summary, rows = write_report(open_storage(url), tmp_path / "out")
+    assert rows[0].vs_baseline is None and not rows[0].reference
+    assert not (tmp_path / "out" / "against-baseline.png").exists()
+    assert "against-baseline.png" not in summary.read_text()

@@ -1,0 +1,87 @@
+"""Each study's retrained accuracy against the `baseline` technique's on the same data.
+
+A compressed model is worth its search only if it is not worse than the DCASE baseline CNN on
+the user's own recordings (issue 10), so `report` and `studies` put the difference beside every
+retrained study: the seed means' difference in points, ± its standard error (independent seeds,
+each side's sample variance over its count), against the `baseline` study retrained on the same
+data (by the dataset's content hash; with several, the one with the most seeds, then the first
+by name). Studies on other data, or without a retrained baseline there, get none: nothing is
+compared across datasets.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+BASELINE = "baseline"  # the technique every other is measured against
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A study's retrained mean minus the baseline's, in points, ± the SE of the difference
+    (None when either side has one seed: no spread to say)."""
+
+    baseline_study: str
+    points: float
+    se: float | None
+
+    def text(self) -> str:
+        se = f" ± {self.se:.1f}" if self.se is not None else ""
+        return f"{self.points:+.1f}{se}"
+
+
+def seed_accuracies(retrain: Mapping[str, Any]) -> list[float]:
+    """A recorded retrain's evaluate accuracies, one per seed (its mean when no seed is kept)."""
+    per_seed = [float(s["accuracy"]) for s in retrain.get("per_seed") or []]
+    return per_seed or ([float(retrain["mean"])] if retrain.get("mean") is not None else [])
+
+
+def difference(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float | None]:
+    """Mean of `xs` minus mean of `ys`, and the standard error of that difference."""
+    diff = statistics.fmean(xs) - statistics.fmean(ys)
+    if len(xs) < 2 or len(ys) < 2:
+        return diff, None
+    return diff, math.sqrt(statistics.variance(xs) / len(xs) + statistics.variance(ys) / len(ys))
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """What the comparison needs of one study: its name, technique, data and retrain."""
+
+    study: str
+    technique: str
+    data_key: str | None
+    retrain: Mapping[str, Any] | None
+
+
+def reference_studies(studies: Sequence[Retrained]) -> dict[str, Retrained]:
+    """The retrained `baseline` study of each dataset: the most seeds, then the first name."""
+    refs: dict[str, Retrained] = {}
+    for s in sorted(studies, key=lambda s: s.study):
+        if s.technique != BASELINE or not s.data_key or not s.retrain:
+            continue
+        held = refs.get(s.data_key)
+        seeds = len(seed_accuracies(s.retrain))
+        if held is None or seeds > len(seed_accuracies(held.retrain or {})):
+            refs[s.data_key] = s
+    return refs
+
+
+def baseline_gaps(studies: Sequence[Retrained]) -> dict[str, Gap]:
+    """Study name -> its gap to the baseline of its data, for every retrained non-baseline
+    study whose data has one."""
+    refs = reference_studies(studies)
+    gaps = {}
+    for s in studies:
+        ref = refs.get(s.data_key or "")
+        if s.technique == BASELINE or ref is None or not s.retrain:
+            continue
+        mine, theirs = seed_accuracies(s.retrain), seed_accuracies(ref.retrain or {})
+        if mine and theirs:
+            points, se = difference([100 * a for a in mine], [100 * a for a in theirs])
+            gaps[s.study] = Gap(ref.study, points, se)
+    return gaps
