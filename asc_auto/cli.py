@@ -331,6 +331,7 @@ def retrain(
 ) -> None:
     """Retrain the picked configuration (the confirmed winner, else the best feasible) on all of
     fold1_train; score the evaluate fold."""
+    from asc_auto.overview import baseline_line
     from asc_auto.retrain import retrain as run_retrain
 
     loaded = _load(study, storage, home)
@@ -351,6 +352,9 @@ def retrain(
         console.print(f"by identifier (mean over seeds; the fold holds {len(by_source)}, so its "
                       f"accuracy depends on which): "
                       + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
+    against = baseline_line(open_storage(storage or default_storage(home)), study)
+    if against:
+        console.print(escape(against))
 
 
 @app.command()

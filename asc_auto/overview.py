@@ -19,7 +19,13 @@ import optuna
 from optuna.trial import FrozenTrial
 from rich.table import Table
 
-from asc_auto.against_baseline import Gap, Retrained, baseline_gaps, reference_studies
+from asc_auto.against_baseline import (
+    BASELINE,
+    Gap,
+    Retrained,
+    baseline_gaps,
+    reference_studies,
+)
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import choice_counts, pareto_front, retrained_text, state_counts
@@ -142,6 +148,22 @@ def _value(d: dict[str, Any] | None) -> str:
         return "-"
     se = f" ± {d['value_se']:.3f}" if d["value_se"] is not None else ""
     return f"{d['value']:.4f}{se}"
+
+
+def baseline_line(storage: optuna.storages.BaseStorage, study: str) -> str | None:
+    """After a retrain: how the study stands against the baseline CNN retrained on the same data,
+    or how to get that comparison (None for the baseline study itself)."""
+    row = next(r for r in studies_data(storage) if r["study"] == study)
+    gap = row["vs_baseline"]
+    if gap is not None:
+        return (f"against the baseline CNN retrained on the same data (study "
+                f"{gap['baseline_study']!r}): {Gap(**gap).text()} points")
+    if row["technique"] == BASELINE or row["reference"]:
+        return None
+    data = (row.get("data") or {}).get("name") or "<the same data>"
+    return ("no `baseline` study retrained on this data to compare with; to see whether this "
+            f"model beats the DCASE baseline CNN: asc-auto search --technique baseline --data "
+            f"{data} ..., then asc-auto retrain --study <that study>")
 
 
 def _gap_text(gap: dict[str, Any] | None, reference: bool) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import optuna
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from asc_auto.data.tau import Clip, load_dataset
 from asc_auto.errors import AscError
 from asc_auto.records import pick_trial
 from asc_auto.retrain import per_identifier, retrain
+from asc_auto.schema import StudyRecord
 from asc_auto.search import SearchOptions, run_search
 
 pytestmark = pytest.mark.slow
@@ -96,8 +98,23 @@ def test_retrain_cli_prints_the_seed_table(searched) -> None:
                                       "--seeds", "1", "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert "evaluate accuracy" in result.output and "log loss" in result.output
+    flat = " ".join(result.output.split())
     assert "by identifier (mean over seeds; the fold holds 5, so its accuracy depends on " \
-        "which): barcelona-1002 " in " ".join(result.output.split()), result.output
+        "which): barcelona-1002 " in flat, result.output
+    assert "no `baseline` study retrained on this data to compare with" in flat
+    # a baseline CNN retrained on the same data (by content): the retrain says where it stands
+    record = StudyRecord.from_study(study)
+    bl = optuna.create_study(storage=url, study_name="bl", direction="maximize")
+    StudyRecord(technique="baseline", data_sha256=record.data_sha256,
+                retrain={"trial": 0, "seeds": 1, "mean": 0.25,
+                         "per_seed": [{"seed": 0, "accuracy": 0.25}]}).write(bl)
+    again = CliRunner().invoke(app, ["retrain", "--study", study.study_name, "--storage", url,
+                                     "--seeds", "1", "--home", str(home)])
+    assert again.exit_code == 0, again.output
+    mine = optuna.load_study(study_name=study.study_name, storage=url).user_attrs["retrain"]
+    points = 100 * (mine["mean"] - 0.25)
+    assert ("against the baseline CNN retrained on the same data (study 'bl'): "
+            f"{points:+.1f} points") in " ".join(again.output.split())  # one seed each: no SE
 
 
 def test_per_identifier_scores_each_source_and_stays_quiet_for_many(monkeypatch) -> None:
