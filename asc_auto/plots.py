@@ -32,7 +32,8 @@ PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}  # one marker per de
 EDGE = 0.03  # where over-limit trials sit: this far above the bottom edge, in axes coordinates
 
 
-def _save(fig: Figure, out: Path) -> Path:
+def save_png(fig: Figure, out: Path) -> Path:
+    """Write a figure as a PNG, atomically (a reader never sees half a file)."""
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return out
@@ -133,7 +134,7 @@ def _legend(ax: Axes, fontsize: int) -> None:
 
 def plot_pareto(study: optuna.Study, out: Path) -> Path:
     """The Pareto figure as a PNG."""
-    return _save(pareto_figure(study), out)
+    return save_png(pareto_figure(study), out)
 
 
 def history_figure(study: optuna.Study) -> Figure:
@@ -173,7 +174,7 @@ def history_figure(study: optuna.Study) -> Figure:
 
 def plot_history(study: optuna.Study, out: Path) -> Path:
     """The history figure as a PNG."""
-    return _save(history_figure(study), out)
+    return save_png(history_figure(study), out)
 
 
 @dataclass(frozen=True)
@@ -243,4 +244,4 @@ def accuracy_bars_figure(panels: Sequence[Panel], colours: Mapping[str, str] | N
 def plot_accuracy_bars(panels: Sequence[Panel], out: Path,
                        colours: Mapping[str, str] | None = None) -> Path:
     """`accuracy_bars_figure` as a PNG."""
-    return _save(accuracy_bars_figure(panels, colours), out)
+    return save_png(accuracy_bars_figure(panels, colours), out)

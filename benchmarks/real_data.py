@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto.io import atomic_path
-from asc_auto.plots import Panel, accuracy_bars_figure
+from asc_auto.plots import Panel, accuracy_bars_figure, save_png
 from asc_auto.records import counts_toward_budget, pick_trial
 from asc_auto.report import choice_counts
 from asc_auto.schema import TrialRecord
@@ -156,12 +156,6 @@ def results_figure(rows: list[dict[str, Any]]) -> Figure:
     """`results_panels` drawn: bar = seed mean, whisker = std, dots = the seeds."""
     return accuracy_bars_figure(results_panels(rows), COLOURS,
                                 "evaluate fold: mean ± std over seeds, dots: seeds")
-
-
-def save_figure(fig: Figure, out: Path) -> Path:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    return out
 
 
 def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
@@ -291,7 +285,7 @@ def report(rows: list[dict[str, Any]], title: str, plot: Path) -> None:
     """Print the rows' table and write their figure."""
     Console(width=160).print(results_table(rows, title))
     if rows:
-        print(f"plot: {save_figure(results_figure(rows), plot)}")
+        print(f"plot: {save_png(results_figure(rows), plot)}")
 
 if __name__ == "__main__":
     main()

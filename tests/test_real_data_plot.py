@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from matplotlib.patches import Rectangle
 
+from asc_auto.plots import save_png
+
 
 def _retrain(trial: int, accs: list[float]) -> dict[str, Any]:
     return {"trial": trial, "mean": statistics.fmean(accs),
@@ -59,7 +61,7 @@ def test_the_figure_draws_each_dataset_s_paper_pick_and_baseline(
     # one legend for the figure, each entry once
     assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == [
         "baseline CNN", "paper configuration", "search pick"]
-    out = real_data.save_figure(fig, tmp_path / "rows.png")
+    out = save_png(fig, tmp_path / "rows.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["rows.png"]  # no temp file left behind
 
