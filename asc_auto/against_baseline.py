@@ -30,8 +30,12 @@ class Gap:
     se: float | None
 
     def text(self) -> str:
-        se = f" ± {self.se:.1f}" if self.se is not None else ""
-        return f"{self.points:+.1f}{se}"
+        return points_text(self.points, self.se)
+
+
+def points_text(points: float, se: float | None) -> str:
+    """'-7.6 ± 1.7': a difference in points with its standard error, when there is one."""
+    return f"{points:+.1f}" + (f" ± {se:.1f}" if se is not None else "")
 
 
 def seed_accuracies(retrain: Mapping[str, Any]) -> list[float]:

@@ -41,6 +41,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.against_baseline import difference, points_text, seed_accuracies
 from asc_auto.io import atomic_path
 from asc_auto.plots import Panel, accuracy_bars_figure, save_png
 from asc_auto.records import counts_toward_budget, pick_trial
@@ -98,11 +99,16 @@ def _trials_run(study: str, home: Path) -> int:
         study_name=study, storage=storage).get_trials(deepcopy=False, states=ended)))
 
 
+def _seed_accuracies(r: dict[str, Any]) -> list[float]:
+    """A retrain's evaluate accuracies, percent, one per seed (its mean where none are kept)."""
+    return [100 * a for a in seed_accuracies(r)]
+
+
 def _mean_std(r: dict[str, Any]) -> str:
-    accs = [s["accuracy"] for s in r.get("per_seed", [])] or [r["mean"]]
+    accs = _seed_accuracies(r)
     if len(accs) < 2:
-        return f"{100 * accs[0]:.1f} (1 seed)"
-    return f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.stdev(accs):.1f}"
+        return f"{accs[0]:.1f} (1 seed)"
+    return f"{statistics.fmean(accs):.1f} ± {statistics.stdev(accs):.1f}"
 
 
 def budget_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,18 +122,7 @@ def budget_of(args: argparse.Namespace) -> dict[str, Any]:
 def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
     """Difference of two retrains' seed means, points, ± the standard error of the difference
     (independent seeds): the targets of issue 10 read off these columns."""
-    xs = [s["accuracy"] for s in a.get("per_seed", [])] or [a["mean"]]
-    ys = [s["accuracy"] for s in b.get("per_seed", [])] or [b["mean"]]
-    diff = 100 * (statistics.fmean(xs) - statistics.fmean(ys))
-    if len(xs) < 2 or len(ys) < 2:
-        return f"{diff:+.1f}"
-    se = 100 * (statistics.variance(xs) / len(xs) + statistics.variance(ys) / len(ys)) ** 0.5
-    return f"{diff:+.1f} ± {se:.1f}"
-
-
-def _seed_accuracies(r: dict[str, Any]) -> list[float]:
-    """A retrain's evaluate accuracies, percent, one per seed (its mean where none are kept)."""
-    return [100 * s["accuracy"] for s in r.get("per_seed", [])] or [100 * r["mean"]]
+    return points_text(*difference(_seed_accuracies(a), _seed_accuracies(b)))
 
 
 COLOURS = {"paper configuration": "0.65", "search pick": "tab:blue"}
