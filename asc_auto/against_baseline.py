@@ -33,6 +33,28 @@ class Gap:
         return points_text(self.points, self.se)
 
 
+BEYOND_NOISE = 2.0  # standard errors a gap must pass to be called one (about 95 %)
+
+
+def below_beyond_noise(gap: Gap) -> bool:
+    """Whether the study is below the baseline by more than `BEYOND_NOISE` SE of the gap: a
+    one-seed gap has no SE and is never called one."""
+    return gap.se is not None and gap.points + BEYOND_NOISE * gap.se < 0
+
+
+def warning_line(study: str, gap: Gap) -> str | None:
+    """A warning for a study whose retrained pick is below the baseline CNN beyond the noise:
+    what the search was for (beating it on this data) did not happen."""
+    if not below_beyond_noise(gap):
+        return None
+    return (f"warning: {study}: its retrained model is {-gap.points:.1f} ± {gap.se:.1f} points "
+            f"below the baseline CNN on the same data (study {gap.baseline_study!r}), beyond "
+            f"the noise; fix: a longer training budget (the default, 50,000 clips seen a "
+            "training, where --epochs cut it), more --trials, or a pretrained start "
+            "(--init-from); unless its size is what matters, the baseline is the better model "
+            "here")
+
+
 def points_text(points: float, se: float | None) -> str:
     """'-7.6 ± 1.7': a difference in points with its standard error, when there is one."""
     return f"{points:+.1f}" + (f" ± {se:.1f}" if se is not None else "")

@@ -353,8 +353,9 @@ def retrain(
                       f"accuracy depends on which): "
                       + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
     against = baseline_line(open_storage(storage or default_storage(home)), study)
-    if against:
-        console.print(escape(against))
+    for line in (against or "").splitlines():
+        console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning")
+                      else escape(line))
 
 
 @app.command()
@@ -405,6 +406,7 @@ def report(
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Compare all studies with the seed paper; write PNG plots and a Markdown summary."""
+    from asc_auto.against_baseline import warning_line
     from asc_auto.summary import write_report  # matplotlib only when asked for
 
     url = storage or default_storage(home)
@@ -419,6 +421,9 @@ def report(
             console.print(escape(f"{r.study}: ") + (f"[yellow]{escape(line)}[/]"
                                                     if line.startswith("warning")
                                                     else escape(line.strip())))
+        below = warning_line(r.study, r.vs_baseline) if r.vs_baseline else None
+        if below:
+            console.print(f"[yellow]{escape(below)}[/]")
     console.print(paper_table())
     console.print(f"plots and summary: [bold]{summary}[/]")
 

@@ -25,6 +25,7 @@ from asc_auto.against_baseline import (
     Retrained,
     baseline_gaps,
     reference_studies,
+    warning_line,
 )
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
@@ -156,8 +157,10 @@ def baseline_line(storage: optuna.storages.BaseStorage, study: str) -> str | Non
     row = next(r for r in studies_data(storage) if r["study"] == study)
     gap = row["vs_baseline"]
     if gap is not None:
+        below = warning_line(study, Gap(**gap))
         return (f"against the baseline CNN retrained on the same data (study "
-                f"{gap['baseline_study']!r}): {Gap(**gap).text()} points")
+                f"{gap['baseline_study']!r}): {Gap(**gap).text()} points"
+                + (f"\n{below}" if below else ""))
     if row["technique"] == BASELINE or row["reference"]:
         return None
     data = (row.get("data") or {}).get("name") or "<the same data>"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from asc_auto.against_baseline import seed_accuracies
+from asc_auto.against_baseline import seed_accuracies, warning_line
 from asc_auto.io import write_text_atomic
 from asc_auto.plots import Panel, plot_accuracy_bars, plot_history, plot_pareto
 from asc_auto.report import PAPER_COLUMNS, STATES, StudyRow, paper_rows, study_cells, study_rows
@@ -68,6 +68,8 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
                           c["best_trial"], c["best"], c["size"], c["params"], c["precision"],
                           c["retrained"], c["vs_baseline"]))
     panels = baseline_panels(rows)
+    below = [line for r in rows if r.vs_baseline
+             for line in [warning_line(r.study, r.vs_baseline)] if line]
     if panels:
         plot_accuracy_bars(panels, out / BASELINE_PNG)
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
@@ -77,6 +79,8 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
               "",
               *([f"![retrained studies against the baseline CNN]({BASELINE_PNG})", ""]
                 if panels else []),
+              *[f"- {line}" for line in below],
+              *([""] if below else []),
               *(["## KD teachers", "", *teachers, ""] if teachers else []),
               "## Seed paper (DCASE2020 Task 1b, evaluate fold of TAU 2020 3Class)", "",
               _row(*(name for name, _ in PAPER_COLUMNS)),

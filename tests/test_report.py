@@ -347,6 +347,16 @@ def test_the_gap_to_the_baseline_is_the_seed_means_difference_with_its_error() -
     gaps = baseline_gaps(studies)
     assert list(gaps) == ["kd"]
     assert gaps["kd"].baseline_study == "bl" and gaps["kd"].text() == "-7.0 ± 1.5"
+    # below by more than 2 SE: a warning with the ways out; within the noise, or one seed: none
+    from asc_auto.against_baseline import Gap, warning_line
+
+    said = warning_line("kd", gaps["kd"])
+    assert said is not None and said.startswith(
+        "warning: kd: its retrained model is 7.0 ± 1.5 points below the baseline CNN on the same "
+        "data (study 'bl'), beyond the noise; fix: ")
+    assert warning_line("kd", Gap("bl", -2.9, 1.5)) is None
+    assert warning_line("kd", Gap("bl", -20.0, None)) is None
+    assert warning_line("kd", Gap("bl", 5.0, 1.0)) is None
 
 
 def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
@@ -363,6 +373,7 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     text = summary.read_text()
     assert "| #0: 0.8080 ± 0.0000 (3 seeds) | -7.6 ± 1.7 |" in text
     assert "| reference |" in text and text.count("(3 seeds) | - |") == 1  # kd-digits
+    assert "- warning: int8: its retrained model is 7.6 ± 1.7 points below the baseline" in text
     png = tmp_path / "out" / "against-baseline.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and "(against-baseline.png)" in text
     listed = runner.invoke(app, ["studies", "--storage", url], env={"COLUMNS": "250"})
@@ -375,6 +386,10 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
                                               "se": 1.66}
     assert by_name["baseline"]["reference"] and by_name["kd-digits"]["vs_baseline"] is None
     assert by_name["int8"]["data"] == {"sha256": "office", "name": "office"}
+    reported = runner.invoke(app, ["report", "--storage", url, "--out", str(tmp_path / "o2")],
+                             env={"COLUMNS": "250"})
+    assert reported.exit_code == 0, reported.output
+    assert " ".join(reported.output.split()).count("warning: int8: its retrained model is 7.6") == 1
 
 
 def test_without_a_baseline_on_the_data_the_report_draws_no_comparison(tmp_path: Path) -> None:
