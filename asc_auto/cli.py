@@ -274,6 +274,8 @@ def show(
         _print_json(show_data(loaded))
     else:
         _print_study(loaded)
+        if StudyRecord.from_study(loaded).retrain:  # where its retrained model stands
+            _print_baseline_line(storage or default_storage(home), study)
 
 
 @app.command()
@@ -331,7 +333,6 @@ def retrain(
 ) -> None:
     """Retrain the picked configuration (the confirmed winner, else the best feasible) on all of
     fold1_train; score the evaluate fold."""
-    from asc_auto.overview import baseline_line
     from asc_auto.retrain import retrain as run_retrain
 
     loaded = _load(study, storage, home)
@@ -352,10 +353,7 @@ def retrain(
         console.print(f"by identifier (mean over seeds; the fold holds {len(by_source)}, so its "
                       f"accuracy depends on which): "
                       + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
-    against = baseline_line(open_storage(storage or default_storage(home)), study)
-    for line in (against or "").splitlines():
-        console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning")
-                      else escape(line))
+    _print_baseline_line(storage or default_storage(home), study)
 
 
 @app.command()
@@ -564,6 +562,15 @@ def _study_notes(attrs: dict[str, Any], best: FrozenTrial | None) -> list[str]:
     """What the study's technique prints about it (nothing for an unknown technique)."""
     technique = TECHNIQUES.get(str(StudyRecord.from_attrs(attrs).technique))
     return technique().study_notes(attrs, best) if technique is not None else []
+
+
+def _print_baseline_line(url: str, study: str) -> None:
+    """The retrained model against the baseline CNN on the same data (a warning in yellow)."""
+    from asc_auto.overview import baseline_line
+
+    for line in (baseline_line(open_storage(url), study) or "").splitlines():
+        console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning")
+                      else escape(line))
 
 
 def _print_study(study: optuna.Study) -> None:

@@ -390,6 +390,11 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
                              env={"COLUMNS": "250"})
     assert reported.exit_code == 0, reported.output
     assert " ".join(reported.output.split()).count("warning: int8: its retrained model is 7.6") == 1
+    shown = runner.invoke(app, ["show", "--study", "int8", "--storage", url],
+                          env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert ("against the baseline CNN retrained on the same data (study 'baseline'): -7.6 ± 1.7 "
+            "points") in " ".join(shown.output.split())
 
 
 def test_without_a_baseline_on_the_data_the_report_draws_no_comparison(tmp_path: Path) -> None:
