@@ -4,6 +4,7 @@ prints the result with rich."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from enum import Enum
 from pathlib import Path
@@ -255,6 +256,14 @@ def search(
     else:
         result = run_search(opts, status=_say)
     _print_study(result)
+    if trials != 0:  # --trials 0 (finishing a confirmation): the user knows the way
+        from asc_auto.overview import next_steps, studies_data
+
+        try:
+            others = studies_data(open_storage(storage or default_storage(home)))
+        except AscError:  # nothing stored where the options point: nothing to compare with
+            others = []
+        _say(next_steps(result, others, _where(storage, home)))
 
 
 @app.command()
@@ -562,6 +571,17 @@ def _study_notes(attrs: dict[str, Any], best: FrozenTrial | None) -> list[str]:
     """What the study's technique prints about it (nothing for an unknown technique)."""
     technique = TECHNIQUES.get(str(StudyRecord.from_attrs(attrs).technique))
     return technique().study_notes(attrs, best) if technique is not None else []
+
+
+def _where(storage: str | None, home: Path) -> str:
+    """The --storage/--home options a suggested command needs: none that the environment
+    already sets, and a server URL's password masked (it is not printed)."""
+    said = ""
+    if storage and os.environ.get("ASC_AUTO_STORAGE") != storage:
+        said += " --storage " + re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", storage)
+    if home != DEFAULT_HOME and os.environ.get("ASC_AUTO_HOME") != str(home):
+        said += f" --home {home}"
+    return said
 
 
 def _print_baseline_line(url: str, study: str) -> None:

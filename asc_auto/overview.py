@@ -169,6 +169,24 @@ def baseline_line(storage: optuna.storages.BaseStorage, study: str) -> str | Non
             f"{data} ..., then asc-auto retrain --study <that study>")
 
 
+def next_steps(study: optuna.Study, others: Sequence[dict[str, Any]], where: str) -> str:
+    """What to run after a search: retrain and export its pick, and, for a technique other than
+    the baseline with no `baseline` study retrained on the same data among `others`
+    (`studies_data` of its storage), the search that gives `report` its reference. `where`: the
+    --home/--storage options the user gave, repeated."""
+    record = StudyRecord.from_study(study)
+    name = study.study_name
+    said = (f"next: asc-auto retrain --study {name} --seeds 3{where}, then asc-auto export "
+            f"--study {name} --out <folder>{where}")
+    key = record.data_sha256 or record.data_fingerprint
+    has_reference = any(s["reference"] and s["data"]["sha256"] == key for s in others)
+    if record.technique != BASELINE and key and not has_reference:
+        data = "" if record.demo or not record.data else f" --data {record.data}"
+        said += (f"; to compare it with the DCASE baseline CNN on the same data: asc-auto search "
+                 f"--technique baseline{data}{where}, then retrain that study")
+    return said
+
+
 def _gap_text(gap: dict[str, Any] | None, reference: bool) -> str:
     if gap is None:
         return "reference" if reference else "-"

@@ -404,3 +404,29 @@ def test_without_a_baseline_on_the_data_the_report_draws_no_comparison(tmp_path:
     assert rows[0].vs_baseline is None and not rows[0].reference
     assert not (tmp_path / "out" / "against-baseline.png").exists()
     assert "against-baseline.png" not in summary.read_text()
+
+
+def test_after_a_search_the_next_steps_include_the_baseline_only_where_none_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asc_auto.cli import _where
+    from asc_auto.overview import next_steps, studies_data
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _retrained(url, "int8", "int8", "office", [0.833, 0.788, 0.803])
+    store = open_storage(url)
+    int8 = optuna.load_study(study_name="int8", storage=store)
+    said = next_steps(int8, studies_data(store), " --home H")
+    assert said.startswith("next: asc-auto retrain --study int8 --seeds 3 --home H, then "
+                           "asc-auto export --study int8 --out <folder> --home H")
+    assert ("to compare it with the DCASE baseline CNN on the same data: asc-auto search "
+            "--technique baseline --data /recordings/office --home H") in said
+    _retrained(url, "baseline", "baseline", "office", [0.894, 0.894, 0.864])
+    assert "baseline" not in next_steps(int8, studies_data(store), "")  # it has one now
+    # the options a suggested command repeats: none the environment sets, no password shown
+    monkeypatch.delenv("ASC_AUTO_STORAGE", raising=False)
+    monkeypatch.delenv("ASC_AUTO_HOME", raising=False)
+    assert _where("postgresql://bob:s3cret@db:5432/asc", Path("studies")) == (
+        " --storage postgresql://bob:***@db:5432/asc")
+    assert _where(None, tmp_path) == f" --home {tmp_path}"
+    monkeypatch.setenv("ASC_AUTO_HOME", str(tmp_path))
+    assert _where(None, tmp_path) == ""
