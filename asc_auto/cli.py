@@ -284,7 +284,7 @@ def show(
     else:
         _print_study(loaded)
         if StudyRecord.from_study(loaded).retrain:  # where its retrained model stands
-            _print_baseline_line(storage or default_storage(home), study)
+            _print_baseline_line(storage or default_storage(home), study, _where(storage, home))
 
 
 @app.command()
@@ -362,7 +362,7 @@ def retrain(
         console.print(f"by identifier (mean over seeds; the fold holds {len(by_source)}, so its "
                       f"accuracy depends on which): "
                       + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
-    _print_baseline_line(storage or default_storage(home), study)
+    _print_baseline_line(storage or default_storage(home), study, _where(storage, home))
 
 
 @app.command()
@@ -584,11 +584,11 @@ def _where(storage: str | None, home: Path) -> str:
     return said
 
 
-def _print_baseline_line(url: str, study: str) -> None:
+def _print_baseline_line(url: str, study: str, where: str) -> None:
     """The retrained model against the baseline CNN on the same data (a warning in yellow)."""
     from asc_auto.overview import baseline_line
 
-    for line in (baseline_line(open_storage(url), study) or "").splitlines():
+    for line in (baseline_line(open_storage(url), study, where) or "").splitlines():
         console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning")
                       else escape(line))
 

@@ -85,7 +85,9 @@ def study_data(study: optuna.Study) -> dict[str, Any]:
             "trial": pick.number, "how": "confirmed" if confirmed == pick.number else "best"},
         "retrain": retrain_data(record, pick.number if pick else None),
         "data": {"sha256": record.data_sha256 or record.data_fingerprint,
-                 "name": Path(record.data).name if record.data else None},
+                 "name": Path(record.data).name if record.data else None,
+                 "path": record.data},
+        "demo": bool(record.demo),
     }
 
 
@@ -151,39 +153,53 @@ def _value(d: dict[str, Any] | None) -> str:
     return f"{d['value']:.4f}{se}"
 
 
-def baseline_line(storage: optuna.storages.BaseStorage, study: str) -> str | None:
+def reference_hint(row: dict[str, Any], others: Sequence[dict[str, Any]], where: str,
+                   demo: bool = False) -> str | None:
+    """The command that gives a study (a `studies_data` row) its baseline reference: retrain a
+    `baseline` study searched on the same data, else search one (None where there is one, or
+    for the baseline technique itself). `where`: the --home/--storage options to repeat."""
+    key = (row.get("data") or {}).get("sha256")
+    if row["technique"] == BASELINE or not key:
+        return None
+    same = [s for s in others if s["technique"] == BASELINE and s["data"]["sha256"] == key]
+    if any(s["reference"] for s in same):
+        return None
+    if same:
+        return f"asc-auto retrain --study {same[0]['study']} --seeds 3{where}"
+    path = (row.get("data") or {}).get("path")
+    data = "" if demo or not path else f" --data {path}"
+    return (f"asc-auto search --technique baseline{data}{where}, then retrain that study "
+            "with --seeds 3")
+
+
+def baseline_line(storage: optuna.storages.BaseStorage, study: str, where: str = "") -> str | None:
     """After a retrain: how the study stands against the baseline CNN retrained on the same data,
     or how to get that comparison (None for the baseline study itself)."""
-    row = next(r for r in studies_data(storage) if r["study"] == study)
+    others = studies_data(storage)
+    row = next(r for r in others if r["study"] == study)
     gap = row["vs_baseline"]
     if gap is not None:
         below = warning_line(study, Gap(**gap))
         return (f"against the baseline CNN retrained on the same data (study "
                 f"{gap['baseline_study']!r}): {Gap(**gap).text()} points"
                 + (f"\n{below}" if below else ""))
-    if row["technique"] == BASELINE or row["reference"]:
-        return None
-    data = (row.get("data") or {}).get("name") or "<the same data>"
-    return ("no `baseline` study retrained on this data to compare with; to see whether this "
-            f"model beats the DCASE baseline CNN: asc-auto search --technique baseline --data "
-            f"{data} ..., then asc-auto retrain --study <that study>")
+    hint = reference_hint(row, others, where, row.get("demo", False))
+    return None if hint is None else (
+        "no `baseline` study retrained on this data to compare with; to see whether this model "
+        f"beats the DCASE baseline CNN: {hint}")
 
 
 def next_steps(study: optuna.Study, others: Sequence[dict[str, Any]], where: str) -> str:
-    """What to run after a search: retrain and export its pick, and, for a technique other than
-    the baseline with no `baseline` study retrained on the same data among `others`
-    (`studies_data` of its storage), the search that gives `report` its reference. `where`: the
-    --home/--storage options the user gave, repeated."""
-    record = StudyRecord.from_study(study)
+    """What to run after a search: retrain and export its pick, and the command that gives it
+    its baseline reference where its data has none among `others` (`studies_data` of its
+    storage, `reference_hint`). `where`: the --home/--storage options the user gave."""
     name = study.study_name
     said = (f"next: asc-auto retrain --study {name} --seeds 3{where}, then asc-auto export "
             f"--study {name} --out <folder>{where}")
-    key = record.data_sha256 or record.data_fingerprint
-    has_reference = any(s["reference"] and s["data"]["sha256"] == key for s in others)
-    if record.technique != BASELINE and key and not has_reference:
-        data = "" if record.demo or not record.data else f" --data {record.data}"
-        said += (f"; to compare it with the DCASE baseline CNN on the same data: asc-auto search "
-                 f"--technique baseline{data}{where}, then retrain that study")
+    row = next((s for s in others if s["study"] == name), None) or study_data(study)
+    hint = reference_hint(row, others, where, bool(StudyRecord.from_study(study).demo))
+    if hint:
+        said += f"; to compare it with the DCASE baseline CNN on the same data: {hint}"
     return said
 
 

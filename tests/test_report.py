@@ -385,7 +385,8 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     assert by_name["int8"]["vs_baseline"] == {"baseline_study": "baseline", "points": -7.6,
                                               "se": 1.66}
     assert by_name["baseline"]["reference"] and by_name["kd-digits"]["vs_baseline"] is None
-    assert by_name["int8"]["data"] == {"sha256": "office", "name": "office"}
+    assert by_name["int8"]["data"] == {"sha256": "office", "name": "office",
+                                       "path": "/recordings/office"}
     reported = runner.invoke(app, ["report", "--storage", url, "--out", str(tmp_path / "o2")],
                              env={"COLUMNS": "250"})
     assert reported.exit_code == 0, reported.output
@@ -418,8 +419,14 @@ def test_after_a_search_the_next_steps_include_the_baseline_only_where_none_is(
     said = next_steps(int8, studies_data(store), " --home H")
     assert said.startswith("next: asc-auto retrain --study int8 --seeds 3 --home H, then "
                            "asc-auto export --study int8 --out <folder> --home H")
-    assert ("to compare it with the DCASE baseline CNN on the same data: asc-auto search "
-            "--technique baseline --data /recordings/office --home H") in said
+    assert said.endswith("to compare it with the DCASE baseline CNN on the same data: asc-auto "
+                         "search --technique baseline --data /recordings/office --home H, then "
+                         "retrain that study with --seeds 3")
+    # a baseline study searched on that data but not retrained: retrain it
+    searched = optuna.create_study(storage=url, study_name="bl-searched", direction="maximize")
+    StudyRecord(technique="baseline", data_sha256="office").write(searched)
+    assert next_steps(int8, studies_data(store), "").endswith(
+        "on the same data: asc-auto retrain --study bl-searched --seeds 3")
     _retrained(url, "baseline", "baseline", "office", [0.894, 0.894, 0.864])
     assert "baseline" not in next_steps(int8, studies_data(store), "")  # it has one now
     # the options a suggested command repeats: none the environment sets, no password shown

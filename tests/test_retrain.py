@@ -92,7 +92,7 @@ def test_pick_trial_rejects_a_trial_outside_the_budget(searched) -> None:
         pick_trial(study, 99)
 
 
-def test_retrain_cli_prints_the_seed_table(searched) -> None:
+def test_retrain_cli_prints_the_seed_table(searched, tiny_dataset: Path) -> None:
     study, home, url = searched
     result = CliRunner().invoke(app, ["retrain", "--study", study.study_name, "--storage", url,
                                       "--seeds", "1", "--home", str(home)])
@@ -102,6 +102,8 @@ def test_retrain_cli_prints_the_seed_table(searched) -> None:
     assert "by identifier (mean over seeds; the fold holds 5, so its accuracy depends on " \
         "which): barcelona-1002 " in flat, result.output
     assert "no `baseline` study retrained on this data to compare with" in flat
+    assert f"asc-auto search --technique baseline --data {tiny_dataset} --storage {url} " \
+        f"--home {home}, then retrain that study" in flat
     # a baseline CNN retrained on the same data (by content): the retrain says where it stands
     record = StudyRecord.from_study(study)
     bl = optuna.create_study(storage=url, study_name="bl", direction="maximize")
