@@ -278,9 +278,12 @@ def show(
     """Print a study's best feasible trials and its accuracy/size Pareto front."""
     loaded = _load(study, storage, home)
     if json_out:
-        from asc_auto.overview import show_data
+        from asc_auto.overview import show_data, studies_data
 
-        _print_json(show_data(loaded))
+        row = next(r for r in studies_data(open_storage(storage or default_storage(home)))
+                   if r["study"] == study)
+        _print_json({**show_data(loaded), "vs_baseline": row["vs_baseline"],
+                     "reference": row["reference"]})
     else:
         _print_study(loaded)
         if StudyRecord.from_study(loaded).retrain:  # where its retrained model stands

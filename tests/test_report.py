@@ -391,6 +391,9 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
                              env={"COLUMNS": "250"})
     assert reported.exit_code == 0, reported.output
     assert " ".join(reported.output.split()).count("warning: int8: its retrained model is 7.6") == 1
+    shown_json = json.loads(runner.invoke(app, ["show", "--study", "int8", "--storage", url,
+                                                "--json"]).output)
+    assert shown_json["vs_baseline"] == by_name["int8"]["vs_baseline"]
     shown = runner.invoke(app, ["show", "--study", "int8", "--storage", url],
                           env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
