@@ -111,3 +111,15 @@ def baseline_gaps(studies: Sequence[Retrained]) -> dict[str, Gap]:
             points, se = difference([100 * a for a in mine], [100 * a for a in theirs])
             gaps[s.study] = Gap(ref.study, points, se)
     return gaps
+
+
+def compare(studies: Sequence[Retrained]) -> tuple[dict[str, Gap], set[str]]:
+    """`baseline_gaps` and the names of the reference studies: what a table of studies shows."""
+    return baseline_gaps(studies), {r.study for r in reference_studies(studies).values()}
+
+
+def gap_cell(gap: Gap | None, reference: bool) -> str:
+    """A table cell: the gap, "reference" on the baseline study itself, else "-"."""
+    if gap is not None:
+        return gap.text()
+    return "reference" if reference else "-"

@@ -19,14 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from rich.table import Table
 
-from asc_auto.against_baseline import (
-    BASELINE,
-    Gap,
-    Retrained,
-    baseline_gaps,
-    reference_studies,
-    warning_line,
-)
+from asc_auto.against_baseline import BASELINE, Gap, Retrained, compare, gap_cell, warning_line
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import choice_counts, pareto_front, retrained_text, state_counts
@@ -103,8 +96,7 @@ def studies_data(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
         retrained.append(Retrained(study.study_name, str(record.technique or "?"),
                                    record.data_sha256 or record.data_fingerprint,
                                    record.retrain))
-    gaps = baseline_gaps(retrained)
-    refs = {r.study for r in reference_studies(retrained).values()}
+    gaps, refs = compare(retrained)
     for row in rows:
         gap = gaps.get(row["study"])
         row["vs_baseline"] = None if gap is None else {
@@ -203,12 +195,6 @@ def next_steps(study: optuna.Study, others: Sequence[dict[str, Any]], where: str
     return said
 
 
-def _gap_text(gap: dict[str, Any] | None, reference: bool) -> str:
-    if gap is None:
-        return "reference" if reference else "-"
-    return Gap(**gap).text()
-
-
 def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
     """`asc-auto studies`: one row per study."""
     table = Table(title="studies (trials: complete/pruned/infeasible/failed/running/waiting)",
@@ -229,5 +215,6 @@ def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
             "-" if not pick else f"#{pick['trial']} ({pick['how']})",
             retrained_text(s["retrain"], pick["trial"] if pick else None) if s["retrain"]
             else "not retrained",
-            _gap_text(s.get("vs_baseline"), s.get("reference", False)))
+            gap_cell(Gap(**s["vs_baseline"]) if s.get("vs_baseline") else None,
+                     s.get("reference", False)))
     return table

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
-from asc_auto.against_baseline import Gap, Retrained, baseline_gaps, reference_studies
+from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import DESIGN, StudyRecord, TrialRecord
@@ -285,9 +285,7 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
                              pick_trial(study).number if ranked else None,
                              record.data_sha256 or record.data_fingerprint,
                              Path(record.data).name if record.data else None))
-    retrained = [Retrained(r.study, r.technique, r.data_key, r.retrain) for r in rows]
-    gaps = baseline_gaps(retrained)
-    refs = {ref.study for ref in reference_studies(retrained).values()}
+    gaps, refs = compare([Retrained(r.study, r.technique, r.data_key, r.retrain) for r in rows])
     return [replace(r, vs_baseline=gaps.get(r.study), reference=r.study in refs) for r in rows]
 
 
@@ -326,8 +324,7 @@ def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
             "best": trial_accuracy_text(b, r.val_clips) if b else "-",
             "size": size, "params": params, "precision": precision,
             "retrained": retrained_text(r.retrain, r.pick) if r.retrain else not_retrained,
-            "vs_baseline": r.vs_baseline.text() if r.vs_baseline else (
-                "reference" if r.reference else "-")}
+            "vs_baseline": gap_cell(r.vs_baseline, r.reference)}
 
 
 def retrained_text(retrain: dict, pick: int | None) -> str:
