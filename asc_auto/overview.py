@@ -77,7 +77,7 @@ def study_data(study: optuna.Study) -> dict[str, Any]:
         "pick": None if pick is None else {
             "trial": pick.number, "how": "confirmed" if confirmed == pick.number else "best"},
         "retrain": retrain_data(record, pick.number if pick else None),
-        "data": {"sha256": record.data_sha256 or record.data_fingerprint,
+        "data": {"sha256": record.data_key,
                  "name": Path(record.data).name if record.data else None,
                  "path": record.data},
         "demo": bool(record.demo),
@@ -94,7 +94,7 @@ def studies_data(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
         record = StudyRecord.from_study(study)
         rows.append(study_data(study))
         retrained.append(Retrained(study.study_name, str(record.technique or "?"),
-                                   record.data_sha256 or record.data_fingerprint,
+                                   record.data_key,
                                    record.retrain))
     gaps, refs = compare(retrained)
     for row in rows:
@@ -146,7 +146,7 @@ def _value(d: dict[str, Any] | None) -> str:
 
 
 def reference_hint(row: dict[str, Any], others: Sequence[dict[str, Any]], where: str,
-                   demo: bool = False) -> str | None:
+                   ) -> str | None:
     """The command that gives a study (a `studies_data` row) its baseline reference: retrain a
     `baseline` study searched on the same data, else search one (None where there is one, or
     for the baseline technique itself). `where`: the --home/--storage options to repeat."""
@@ -159,7 +159,7 @@ def reference_hint(row: dict[str, Any], others: Sequence[dict[str, Any]], where:
     if same:
         return f"asc-auto retrain --study {same[0]['study']} --seeds 3{where}"
     path = (row.get("data") or {}).get("path")
-    data = "" if demo or not path else f" --data {path}"
+    data = "" if row.get("demo") or not path else f" --data {path}"
     return (f"asc-auto search --technique baseline{data}{where}, then retrain that study "
             "with --seeds 3")
 
@@ -175,7 +175,7 @@ def baseline_line(storage: optuna.storages.BaseStorage, study: str, where: str =
         return (f"against the baseline CNN retrained on the same data (study "
                 f"{gap['baseline_study']!r}): {Gap(**gap).text()} points"
                 + (f"\n{below}" if below else ""))
-    hint = reference_hint(row, others, where, row.get("demo", False))
+    hint = reference_hint(row, others, where)
     return None if hint is None else (
         "no `baseline` study retrained on this data to compare with; to see whether this model "
         f"beats the DCASE baseline CNN: {hint}")
@@ -189,7 +189,7 @@ def next_steps(study: optuna.Study, others: Sequence[dict[str, Any]], where: str
     said = (f"next: asc-auto retrain --study {name} --seeds 3{where}, then asc-auto export "
             f"--study {name} --out <folder>{where}")
     row = next((s for s in others if s["study"] == name), None) or study_data(study)
-    hint = reference_hint(row, others, where, bool(StudyRecord.from_study(study).demo))
+    hint = reference_hint(row, others, where)
     if hint:
         said += f"; to compare it with the DCASE baseline CNN on the same data: {hint}"
     return said

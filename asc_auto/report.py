@@ -283,7 +283,7 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
                              state_counts(study), ranked[0] if ranked else None,
                              record.retrain, record.val_clip_count,
                              pick_trial(study).number if ranked else None,
-                             record.data_sha256 or record.data_fingerprint,
+                             record.data_key,
                              Path(record.data).name if record.data else None))
     gaps, refs = compare([Retrained(r.study, r.technique, r.data_key, r.retrain) for r in rows])
     return [replace(r, vs_baseline=gaps.get(r.study), reference=r.study in refs) for r in rows]

@@ -162,6 +162,11 @@ class StudyRecord:
             study.set_user_attr(key, value)
 
     @property
+    def data_key(self) -> str | None:
+        """What tells one dataset from another: its content hash (older studies: fingerprint)."""
+        return self.data_sha256 or self.data_fingerprint
+
+    @property
     def val_clip_count(self) -> int | None:
         """Clips of the validation split (what a value's standard error is computed on)."""
         return int(self.val_clips) if self.val_clips else None
