@@ -163,3 +163,37 @@ def test_a_searched_crops_param_decides_over_the_augment_table() -> None:
     assert skips_padding({"crops": "content"}, ctx({})) is True
     with pytest.raises(ConfigError, match=r"params\.crops.*use values from 'clip', 'content'"):
         skips_padding({"crops": "middle"}, ctx({}))
+
+
+def test_log1p_llf_compress_takes_the_log_of_the_paper_frames_with_the_same_weights() -> None:
+    small = {"width": 0.125, "llf_channels": (4, 8), "depth": 2, "sample_rate": 8000}
+    paper = AclNet(AclNetConfig(**small)).eval()
+    compressed = AclNet(AclNetConfig(**small, llf_compress="log1p")).eval()
+    compressed.load_state_dict(paper.state_dict(), strict=True)  # a checkpoint fits either
+    x = torch.randn(2, 1, 8000) * 0.1
+    with torch.no_grad():
+        frames, logged = paper.llf(x), compressed.llf(x)
+        assert torch.allclose(logged, torch.log1p(frames))
+        assert frames.max() > logged.max()  # loud frames are compressed, silence stays 0
+        assert not torch.allclose(paper(x)[0], compressed(x)[0])
+    with pytest.raises(ValueError, match="llf_compress must be one of"):
+        AclNetConfig(llf_compress="log")
+
+
+def test_a_trial_s_llf_compress_builds_that_network_and_a_typo_is_refused() -> None:
+    from types import SimpleNamespace
+
+    from asc_auto.errors import ConfigError
+    from asc_auto.techniques.aclnet_common import build_aclnet
+
+    ctx = SimpleNamespace(
+        train_cfg=SimpleNamespace(seed=0), n_classes=3,
+        space=SimpleNamespace(file="int8.toml", tables={},
+                              features={"kind": "waveform", "sample_rate": 8000}),
+        features=SimpleNamespace(x=torch.zeros(1, 1, 16000)))
+    config = {"width": 0.125, "llf1": 4, "llf2": 8, "depth": 2}
+    assert build_aclnet(config, ctx).model.config.llf_compress == "none"  # the paper's
+    built = build_aclnet({**config, "llf_compress": "log1p"}, ctx).model
+    assert built.config.llf_compress == "log1p" and type(built.llf[-1]).__name__ == "Log1p"
+    with pytest.raises(ConfigError, match=r"params\.llf_compress.*'none', 'log1p'"):
+        build_aclnet({**config, "llf_compress": "log"}, ctx)

@@ -29,10 +29,12 @@ def tone_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x[:, None, :], y
 
 
-@pytest.fixture(scope="module")
-def trained() -> tuple[AclNet, torch.nn.Module]:
+@pytest.fixture(scope="module", params=["none", "log1p"])
+def trained(request: pytest.FixtureRequest) -> tuple[AclNet, torch.nn.Module]:
+    """The paper's AclNet and one with log-compressed LLF frames (a Log op in the IR)."""
     torch.manual_seed(0)
-    model = AclNet(AclNetConfig(width=0.25, llf_channels=(8, 16), depth=3, sample_rate=RATE))
+    model = AclNet(AclNetConfig(width=0.25, llf_channels=(8, 16), depth=3, sample_rate=RATE,
+                                llf_compress=request.param))
     x, y = tone_task(96, seed=0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
@@ -79,13 +81,15 @@ def test_openvino_ir_holds_int8_weights_and_matches_torch(trained, tmp_path: Pat
     from asc_auto.compress.precision import Precision
     from asc_auto.ir import write_ir
 
-    _, int8 = trained
+    fp32, int8 = trained
     x, _ = tone_task(8, seed=2)
     xml = write_ir(int8, Precision.INT8, x, tmp_path)  # what export writes
     saved = ov.Core().read_model(xml)
     int8_consts = [op for op in saved.get_ops() if op.get_type_name() == "Constant"
                    and op.get_element_type() == ov.Type.i8]
     assert int8_consts, "no INT8 weight constants in the IR"
+    logs = [op for op in saved.get_ops() if op.get_type_name() == "Log"]
+    assert len(logs) == (fp32.config.llf_compress == "log1p")  # the compression is deployed
     compiled = compile_ir(xml)  # f32 inference: see asc_auto.ir
     ov_logits = compiled(x.numpy())[0]
     with torch.no_grad():

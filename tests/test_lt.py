@@ -12,14 +12,15 @@ import torch
 from asc_auto.compress import pruning
 from asc_auto.compress.macs import count_macs_torchinfo
 from asc_auto.compress.size import get_rule, model_size
-from asc_auto.models.aclnet import AclNet, AclNetConfig
+from asc_auto.models.aclnet import AclNet, AclNetConfig, Log1p
 
 EXAMPLE = torch.zeros(1, 1, 4000)
 
 
-def small() -> AclNet:
+def small(llf_compress: str = "none") -> AclNet:
     torch.manual_seed(0)
-    return AclNet(AclNetConfig(width=0.25, llf_channels=(8, 16), depth=4, sample_rate=4000))
+    return AclNet(AclNetConfig(width=0.25, llf_channels=(8, 16), depth=4, sample_rate=4000,
+                               llf_compress=llf_compress))
 
 
 def rule(name: str, kb: float):
@@ -72,8 +73,10 @@ def test_unstructured_rewind_keeps_masks_and_lands_in_the_budget() -> None:
         p.numel() for p in model.parameters())
 
 
-def test_structured_ticket_is_physically_smaller_with_initial_weights_and_fits() -> None:
-    initial = small()
+@pytest.mark.parametrize("llf_compress", ["none", "log1p"])
+def test_structured_ticket_is_physically_smaller_with_initial_weights_and_fits(
+        llf_compress: str) -> None:
+    initial = small(llf_compress)
     for name in ("params", "dcase2020"):
         budget = rule(name, 6.0)
         ratio, predicted = pruning.ratio_for_budget(initial, EXAMPLE, budget, "fp16", 1, keep,
@@ -94,6 +97,7 @@ def test_structured_ticket_is_physically_smaller_with_initial_weights_and_fits()
         for row in first:
             assert any(torch.equal(row, r) for r in first0)
         assert ticket(torch.randn(2, 1, 4000))[0].shape == (2, 3)
+        assert isinstance(ticket.llf[-1], Log1p) == (llf_compress == "log1p")
 
 
 def test_iterative_schedules_reach_the_target() -> None:

@@ -19,7 +19,7 @@ from torch import nn
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.features.crops import content_starts, heard_length
-from asc_auto.models.aclnet import AclNet, AclNetConfig, SegmentAverage
+from asc_auto.models.aclnet import LLF_COMPRESS, AclNet, AclNetConfig, SegmentAverage
 from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
 from asc_auto.techniques.base import (
@@ -151,6 +151,7 @@ def aclnet_config(config: dict[str, Any], n_classes: int, sample_rate: int) -> A
         width=float(config["width"]),
         llf_channels=(int(config["llf1"]), int(config["llf2"])),
         depth=int(config["depth"]),
+        llf_compress=str(config.get("llf_compress", "none")),  # a space without it: the paper's
         n_classes=n_classes,
         sample_rate=sample_rate,
     )
@@ -160,6 +161,8 @@ def build_aclnet(config: dict[str, Any], ctx: TrialContext, seed: int | None = N
                  ) -> SegmentAverage:
     """Untrained AclNet wrapped for segment-averaged inference; seeded so init is reproducible."""
     torch.manual_seed(ctx.train_cfg.seed if seed is None else seed)
+    if "llf_compress" in config:
+        checked_choice(config, "llf_compress", LLF_COMPRESS, ctx)
     rate = sample_rate(ctx)
     return SegmentAverage(AclNet(aclnet_config(config, ctx.n_classes, rate)), segment_samples(ctx),
                           skip_silent=skips_padding(config, ctx))
@@ -187,7 +190,9 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                        on_step=on_step, transform=transform)
 
 
-SHAPE_PARAMS = frozenset({"width", "llf1", "llf2", "depth"})  # what decides AclNet's tensors
+# What decides AclNet's tensors, and llf_compress: it changes no tensor, but weights trained on
+# compressed frames are no start for a network without (and back), so --init-from fixes it too.
+SHAPE_PARAMS = frozenset({"width", "llf1", "llf2", "depth", "llf_compress"})
 
 
 def pretrain_aclnet(ctx: TrialContext) -> Pretrained:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from asc_auto.compress.precision import quantize_int8
 from asc_auto.compress.size import Precision
-from asc_auto.models.aclnet import SegmentAverage
+from asc_auto.models.aclnet import LLF_COMPRESS, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
     CROPS,
@@ -57,7 +57,8 @@ class Int8Quantization(Technique):
     summary = "AclNet on raw audio -> NNCF INT8 post-training quantization (+ optional QAT)"
     tables = frozenset({AUGMENT_TABLE})
     shape_params = SHAPE_PARAMS
-    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"crops": CROPS}
+    choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"crops": CROPS,
+                                                         "llf_compress": LLF_COMPRESS}
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         return pretrain_aclnet(ctx)
@@ -67,7 +68,8 @@ class Int8Quantization(Technique):
         cfg = model.model.config
         return Candidate(model=model, precision=Precision.INT8,
                          info={"width": cfg.width, "llf_channels": list(cfg.llf_channels),
-                               "hlf_channels": list(cfg.hlf_channels)})
+                               "hlf_channels": list(cfg.hlf_channels),
+                               "llf_compress": cfg.llf_compress})
 
     def fine_tune_epochs(self, config: dict[str, Any]) -> int:
         return int(config["qat_epochs"])

@@ -29,7 +29,7 @@ from asc_auto.compress.size import (
     folded_bias_bytes,
     model_size,
 )
-from asc_auto.models.aclnet import AclNet, SegmentAverage
+from asc_auto.models.aclnet import LLF_COMPRESS, AclNet, SegmentAverage
 from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
     CROPS,
@@ -87,7 +87,8 @@ class LotteryTicket(Technique):
     tables = frozenset({AUGMENT_TABLE})
     shape_params = SHAPE_PARAMS
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
-        "crops": CROPS, "pruning": (UNSTRUCTURED, STRUCTURED), "precision": PRECISIONS}
+        "crops": CROPS, "llf_compress": LLF_COMPRESS, "pruning": (UNSTRUCTURED, STRUCTURED),
+        "precision": PRECISIONS}
     ranges: ClassVar[Mapping[str, tuple[float, float]]] = {"sparsity": (0.0, 1.0)}
     # Since 2026-12-03 the pruner reads the first dense training (see `fit`), before the ticket's,
     # and a network that fits unpruned trains once (`trainings`): older studies mix otherwise.
