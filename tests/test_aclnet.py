@@ -166,6 +166,7 @@ def test_a_searched_crops_param_decides_over_the_augment_table() -> None:
 
 
 def test_log1p_llf_compress_takes_the_log_of_the_paper_frames_with_the_same_weights() -> None:
+    torch.manual_seed(0)
     small = {"width": 0.125, "llf_channels": (4, 8), "depth": 2, "sample_rate": 8000}
     paper = AclNet(AclNetConfig(**small)).eval()
     compressed = AclNet(AclNetConfig(**small, llf_compress="log1p")).eval()
@@ -174,8 +175,8 @@ def test_log1p_llf_compress_takes_the_log_of_the_paper_frames_with_the_same_weig
     with torch.no_grad():
         frames, logged = paper.llf(x), compressed.llf(x)
         assert torch.allclose(logged, torch.log1p(frames))
-        assert frames.max() > logged.max()  # loud frames are compressed, silence stays 0
-        assert not torch.allclose(paper(x)[0], compressed(x)[0])
+        assert frames.max() > logged.max() > 0  # loud frames are compressed
+        assert torch.equal(logged == 0, frames == 0)  # silence stays 0
     with pytest.raises(ValueError, match="llf_compress must be one of"):
         AclNetConfig(llf_compress="log")
 
