@@ -33,13 +33,13 @@ PAPER_PARAMS = 317_038  # the seed paper's AclNet0.5 (3 classes)
 HLF_CHANNELS = (64, 128, 128, 256, 256, 512, 512)  # at width 1.0; a max-pool follows every pair
 # What follows the LLF's max-pool: nothing (the paper) or log(1 + x). The frames are ReLU outputs
 # whose loud and quiet parts differ by orders of magnitude, as a spectrogram's energies do before
-# the log of a log-mel. office16, the int8 search's pick (docs/BENCHMARKS.md), 40 epochs, seeds
-# 0-2, evaluate fold: INT8 80.8 -> 83.8 %, FP32 79.8 -> 82.8 % (+3.0 +- 0.9 paired, better on
-# every seed); fsdd's int8 pick, 10 epochs, seeds 0-1: INT8 45.4 -> 53.2 % (+7.8 +- 2.2); the
+# the log of a log-mel. office16, the int8 search's first pick (docs/BENCHMARKS.md), 40 epochs,
+# seeds 0-2, evaluate fold: INT8 80.8 -> 83.8 %, FP32 79.8 -> 82.8 % (+3.0 +- 0.9 paired, better
+# on every seed); fsdd's int8 pick, 10 epochs, seeds 0-1: INT8 45.4 -> 53.2 % (+7.8 +- 2.2); the
 # office16 lt pick (dense, FP32), 40 epochs: 76.8 -> 82.3 % (+5.6 +- 0.5, every seed). Searched,
-# the paper point "none" (README "The int8 and lt techniques").
-# A log of pooled squared outputs (log energies) reached FP32 81.8 % but 57.1 % in
-# INT8: NNCF's linear 8-bit grid cannot hold energies spanning decades before the log.
+# the paper point "none" (the table: README "The int8 and lt techniques"). A log of pooled
+# squared outputs (log energies) reached FP32 81.8 % but 57.1 % in INT8: NNCF's linear 8-bit grid
+# cannot hold energies spanning decades before the log.
 LLF_COMPRESS = ("none", "log1p")
 
 
