@@ -14,6 +14,8 @@ wasted over the limit: a size check is milliseconds, a trial minutes to hours.
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +65,8 @@ def categorical_rows(space: SearchSpace, kind: str) -> list[dict[str, Any]]:
     """The categorical values of each designed trial; the paper trial's values count as run.
 
     "pairs": every pair of values of two parameters appears in the paper trial or a row;
-    "values": every value of every parameter does (one parameter: always this).
+    "values": every value of every parameter does, in as few rows as the widest parameter needs,
+    with as many pairs as those rows can cover (one parameter: always this).
     """
     cats = categoricals(space)
     if kind == "none" or not cats:
@@ -74,15 +77,54 @@ def categorical_rows(space: SearchSpace, kind: str) -> list[dict[str, Any]]:
         rows = [list(r) for r in AllPairs([list(p.choices) for p in cats],
                                           previously_tested=[paper])]
     else:
-        seen: list[set[Any]] = [{v} for v in paper]
-        rows = []
-        for i in range(max(len(p.choices) for p in cats)):
-            row = [p.choices[i % len(p.choices)] for p in cats]
-            if any(v not in s for v, s in zip(row, seen, strict=True)):
-                rows.append(row)
-                for v, s in zip(row, seen, strict=True):
-                    s.add(v)
+        rows = _value_rows([p.choices for p in cats], paper)
     return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _value_rows(choices: Sequence[Sequence[Any]], paper: Sequence[Any],
+                steps: int = 4000, seed: int = 0) -> list[list[Any]]:
+    """Rows that show every value not in the paper trial, as many as the widest parameter needs,
+    arranged to cover as many pairs as those rows can (with the paper trial's).
+
+    Why the arrangement: value i of every parameter in row i put all two-level parameters in
+    lockstep (every int8 row with content crops also had log1p, every lt one also structured
+    pruning at FP32), so no trial could say which of them its value owed. A seeded hill climb
+    over the spare cells finds e.g. an lt design where each pair of its four two-level
+    parameters appears in all four combinations, in the same 4 rows.
+    """
+    new = [[v for v in c if v != p] for c, p in zip(choices, paper, strict=True)]
+    height = max(len(n) for n in new)
+    if height == 0:
+        return []
+    rng = random.Random(seed)
+    wide = max(range(len(new)), key=lambda j: len(new[j]))
+    # each column: its new values, then spare cells; the widest keeps the choices' order
+    cols = [n + [rng.choice(list(c)) for _ in range(height - len(n))]
+            for c, n in zip(choices, new, strict=True)]
+    for j, col in enumerate(cols):
+        if j != wide:
+            rng.shuffle(col)
+
+    def shows_every_value(col: list[Any], j: int) -> bool:
+        return all(v in col for v in new[j])
+
+    def score() -> int:
+        runs = [list(paper), *zip(*cols, strict=True)]
+        return len({(a, r[a], b, r[b]) for r in runs
+                    for a, b in itertools.combinations(range(len(cols)), 2)})
+
+    best = score()
+    free = [j for j, c in enumerate(choices) if j != wide and len(c) > 1]
+    for _ in range(steps if free else 0):
+        j, i = rng.choice(free), rng.randrange(height)
+        old = cols[j][i]
+        cols[j][i] = rng.choice(list(choices[j]))
+        now = score() if shows_every_value(cols[j], j) else -1
+        if now >= best:
+            best = now
+        else:
+            cols[j][i] = old
+    return [list(r) for r in zip(*cols, strict=True)]
 
 
 def resolve_kind(space: SearchSpace, kind: str, trials: int | None) -> str:

@@ -55,6 +55,24 @@ def test_pairs_cover_every_pair_and_values_every_value(technique: str) -> None:
     assert design.categorical_rows(space, "none") == []
 
 
+@pytest.mark.parametrize("technique", ["int8", "lt"])
+def test_value_rows_never_move_two_parameters_in_lockstep(technique: str) -> None:
+    """Every two-level pair shows all four combinations over the paper trial and the rows: the
+    old design put content crops, log1p, structured pruning and FP32 in the same rows, so no
+    trial could tell which of them its value owed."""
+    space = _space(technique)
+    rows = design.categorical_rows(space, "values")
+    assert len(rows) == 4  # width's four values besides the paper's 0.5, one a row
+    assert [r["width"] for r in rows] == [0.25, 0.375, 0.75, 1.0]
+    two_level = [p for p in design.categoricals(space) if len(p.choices) == 2]
+    assert len(two_level) == (2 if technique == "int8" else 4)
+    pairs = _covered(space, rows)[1]
+    for a, b in itertools.combinations(two_level, 2):
+        combos = {(x, y) for x in a.choices for y in b.choices}
+        assert {(x, y) for ((n, x), (m, y)) in pairs if (n, m) == (a.name, b.name)} == combos
+    assert design.categorical_rows(space, "values") == rows  # the same rows every time
+
+
 def test_kd_rows_include_kernel_7_with_the_max_pool() -> None:
     """The combination a 24-trial fsdd search never tried (design.py's docstring)."""
     rows = design.categorical_rows(_space("kd"), "pairs")
