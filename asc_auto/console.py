@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -42,6 +43,15 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """Run a benchmark script's `main` inside the CLI's error boundary, so a wrong --data path or
+    a bad file is the same one line and exit code as in `asc-auto`, not a traceback."""
+    try:
+        user_errors(main)()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 from transfer import context, run_seeds  # benchmarks/ is on sys.path when run as a script
 
+from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
 from asc_auto.stats import binomial_se, mean_se
 from asc_auto.techniques.base import get_technique
@@ -130,4 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto import pruning
+from asc_auto.console import run_script
 from asc_auto.data.splits import grouped_folds
 from asc_auto.data.tau import load_dataset
 from asc_auto.records import feasible_trials
@@ -111,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

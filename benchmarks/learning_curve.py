@@ -24,6 +24,7 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.console import run_script
 from asc_auto.storage import default_storage
 
 
@@ -75,4 +76,4 @@ def _n_evaluate(data: Path) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.console import run_script
 from asc_auto.records import counts_toward_budget
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.search import SearchOptions, run_search
@@ -119,4 +120,4 @@ def _brief(params: dict[str, object]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

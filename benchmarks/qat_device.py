@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from asc_auto.compress.precision import quantize_int8
+from asc_auto.console import run_script
 from asc_auto.models.aclnet import aclnet
 
 
@@ -78,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -42,6 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto.against_baseline import difference, points_text, seed_accuracies
+from asc_auto.console import run_script
 from asc_auto.io import atomic_path
 from asc_auto.plots import Panel, accuracy_bars_figure, save_png
 from asc_auto.records import counts_toward_budget, pick_trial
@@ -283,4 +284,4 @@ def report(rows: list[dict[str, Any]], title: str, plot: Path) -> None:
         print(f"plot: {save_png(results_figure(rows), plot)}")
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -29,6 +29,7 @@ from rich.table import Table
 from scipy.stats import spearmanr
 
 from asc_auto import pruning
+from asc_auto.console import run_script
 from asc_auto.data.splits import grouped_folds
 from asc_auto.data.tau import load_dataset
 from asc_auto.schema import StudyRecord, TrialRecord
@@ -138,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asc_auto.compress.macs import count_macs
+from asc_auto.console import run_script
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.features.cache import build_features
 from asc_auto.gpuinfo import UtilisationSampler, device_name, share_of_peak, train_tflops
@@ -301,4 +302,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

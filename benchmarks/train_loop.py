@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from asc_auto.console import run_script
 from asc_auto.train import TrainConfig, evaluate, train_model
 
 
@@ -118,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

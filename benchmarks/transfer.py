@@ -35,6 +35,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.console import run_script
 from asc_auto.context import ContextSettings, TrialContext, build_context
 from asc_auto.pretrain import PretrainOptions, card_path, pretrain
 from asc_auto.retrain import per_identifier
@@ -222,4 +223,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

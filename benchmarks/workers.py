@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from asc_auto.console import run_script
 from asc_auto.gpuinfo import UtilisationSampler, device_name
 from asc_auto.train import resolve_device
 
@@ -73,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -122,6 +122,24 @@ def test_sigterm_stops_like_ctrl_c_and_restores_the_handler() -> None:
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+def test_a_benchmark_script_with_a_wrong_data_path_says_so_in_one_line(tmp_path: Path) -> None:
+    """benchmarks/ scripts run inside the CLI's error boundary: a bad --data is one line naming
+    the folder and the fix, exit 2, not a traceback."""
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-dataset"
+    script = Path(__file__).parents[1] / "benchmarks" / "ablation.py"
+    proc = subprocess.run([sys.executable, str(script), "--technique", "lt", "--data",
+                           str(missing), "--arm", "paper", "--home", str(tmp_path / "home")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert str(missing) in lines[0] and "does not exist" in lines[0] and "fix:" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize(("command", "texts"), [
     ("search", ["[default: built-in demo data]", "[default: technique]",
                 "[default: the shipped <t>.toml]", "[default: searched]",
