@@ -37,7 +37,7 @@ HLF_CHANNELS = (64, 128, 128, 256, 256, 512, 512)  # at width 1.0; a max-pool fo
 # seeds 0-2, evaluate fold: INT8 80.8 -> 83.8 %, FP32 79.8 -> 82.8 % (+3.0 +- 0.9 paired, better
 # on every seed); fsdd's int8 pick, 10 epochs, seeds 0-1: INT8 45.4 -> 53.2 % (+7.8 +- 2.2); the
 # office16 lt pick (dense, FP32), 40 epochs: 76.8 -> 82.3 % (+5.6 +- 0.5, every seed), a pruned
-# lt pick (structured, 3 rounds), seeds 0-1: 73.5 -> 78.0 % (+4.5 +- 1.5); but fsdd's lt pick
+# lt pick (structured, 3 rounds), seeds 0-1: 73.5 -> 78.0 % (+4.5 +- 1.5); but fsdd's first lt pick
 # (structured, 2 rounds, depth 8, llf 8-33), 10 epochs, seeds 0-2: 34.4 -> 33.2 % (-1.3 +- 1.2),
 # and office16's later lt pick (width 1.0, depth 3), 40 epochs: 88.4 -> 87.4 % (-0.5 +- 0.5).
 # Searched, the paper point "none" (the table: README "The int8 and lt techniques"). A log of pooled
