@@ -41,6 +41,7 @@ from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
 from asc_auto.stats import accuracy_text
 from asc_auto.storage import default_storage, open_storage
+from asc_auto.teacher_summary import retrain_teacher_lines
 from asc_auto.techniques import TECHNIQUES
 from asc_auto.techniques.base import pretrainable
 from asc_auto.verbosity import QUIET, set_verbosity, verbosity
@@ -360,6 +361,9 @@ def retrain(
     console.print(table)
     console.print(f"evaluate accuracy {result.mean:.4f} ± {result.std:.4f} over "
                   f"{len(result.seeds)} seeds; checkpoints in {result.folder}")
+    for line in retrain_teacher_lines(result.teacher_accuracy, result.eval_clips or 0,
+                                      [s.accuracy for s in result.seeds]):
+        console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))
     by_source = result.per_identifier_mean()
     if by_source:
         console.print(f"by identifier (mean over seeds; the fold holds {len(by_source)}, so its "

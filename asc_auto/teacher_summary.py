@@ -87,3 +87,27 @@ def teacher_lines(attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[st
             "(a larger [teacher] budget or min_clips_seen, [teacher] members = 3, --teacher from "
             "`asc-auto pretrain --technique kd`, or --teacher-logits of a stronger model)")
     return lines
+
+
+def retrain_teacher_lines(teacher: float | None, clips: int, students: list[float]) -> list[str]:
+    """`retrain`'s kd teacher beside its students, both on the evaluate fold (`clips` clips),
+    and a warning when it is not better than their mean; empty without a teacher.
+
+    Why: a search shows its fold teachers' validation; what the retrained students distilled
+    from is another teacher, on all of fold1_train, and a gap like fsdd's at 10 epochs (teacher
+    82.4 %, students 29.8 %) says the students, not the teacher, are what to fix.
+    """
+    if teacher is None or not students:
+        return []
+    mean = sum(students) / len(students)
+    them = (f"students {mean:.4f} ± {mean_se(students):.3f} (mean ± SE over {len(students)} "
+            "seeds)" if len(students) > 1 else f"student {mean:.4f} (1 seed)")
+    lines = [f"KD teacher (trained on all of fold1_train): evaluate accuracy "
+             f"{accuracy_text(teacher, clips)}; its {them}"]
+    if teacher <= mean:
+        lines.append(
+            f"warning: the KD teacher ({teacher:.4f}) is not better than its students "
+            f"({mean:.4f}) on the evaluate fold, so distilling from it cannot help; fix: search "
+            "again with a stronger teacher (a larger [teacher] budget or min_clips_seen, "
+            "[teacher] members = 3, --teacher from `asc-auto pretrain --technique kd`)")
+    return lines

@@ -180,6 +180,8 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
         "teacher_val_se": teacher_se(attrs),
+        # the teacher the pick's seeds distilled from, on the evaluate fold beside them
+        "teacher_eval_accuracy": best.get("teacher_accuracy"),
         "paper": paper, "best": best,
         "best_config": dict(TrialRecord.from_trial(picked).config or {}),  # what the search chose
         # how often the search tried each categorical choice (a choice one trial finished has
@@ -255,11 +257,16 @@ def replotted_rows(files: list[Path]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+def _percent(accuracy: float | None) -> str:
+    return "-" if accuracy is None else f"{100 * accuracy:.1f}"
+
+
 def results_table(rows: list[dict[str, Any]], title: str) -> Table:
     """The rows with the pick's gains over the paper configuration and the `baseline` row."""
     table = Table(title=title, title_justify="left")
     for col in ("dataset", "technique", "epochs", "trials", "CV folds", "paper config",
-                "search pick", "pick - paper", "pick - baseline", "teacher val", "wall s"):
+                "search pick", "pick - paper", "pick - baseline", "teacher val", "teacher eval",
+                "wall s"):
         table.add_column(col, justify="right")
     baseline = {r["dataset"]: r["paper"] for r in rows if r["technique"] == "baseline"}
     for r in rows:
@@ -273,6 +280,7 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
                       _gap(r["best"], ref) if ref and r["technique"] != "baseline" else "-",
                       "-" if not teacher else f"{100 * teacher:.1f}" + (
                           f" ± {100 * teacher_err:.1f}" if teacher_err else ""),
+                      _percent(r.get("teacher_eval_accuracy")),
                       f"{r['search_seconds'] + r['retrain_seconds']:.0f}")
     return table
 

@@ -79,7 +79,7 @@ def test_replot_shows_earlier_runs_together_and_names_a_bad_file(
     first.write_text(json.dumps([{**r, **timing} for r in ROWS[:3]]))
     newer_lt = {**ROWS[2], **timing, "best": _retrain(3, [0.80, 0.81, 0.82])}
     kd = {**ROWS[1], **timing, "technique": "kd", "teacher_val_accuracy": 0.89,
-          "teacher_val_se": 0.025}
+          "teacher_val_se": 0.025, "teacher_eval_accuracy": 0.824}
     rerun.write_text(json.dumps([newer_lt, kd]))
     rows = real_data.replotted_rows([first, rerun])
     assert [(r["technique"], r["best"]["trial"]) for r in rows] == [
@@ -89,6 +89,7 @@ def test_replot_shows_earlier_runs_together_and_names_a_bad_file(
     out = " ".join(capsys.readouterr().out.split())
     assert "81.0 ± 1.0 (#3)" in out and "-7.4 ± 1.2" in out  # the rerun's lt against the baseline
     assert "89.0 ± 2.5" in out  # the teacher's validation accuracy with its standard error
+    assert "89.0 ± 2.5 │ 82.4 │" in out  # and its retrained twin's on the evaluate fold
     assert f"plot: {tmp_path / 'rerun.png'}" in out
     assert (tmp_path / "rerun.png").read_bytes()[:4] == b"\x89PNG"
     assert real_data.results_figure(rows).axes[0].get_title() == "office16, 40 epochs"

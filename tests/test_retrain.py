@@ -66,6 +66,11 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
         together = sum(s.per_identifier[k] * n for k, n in sizes.items()) / len(clips)
         assert together == pytest.approx(s.accuracy, abs=1e-3)
     assert recorded["per_identifier_mean"] == result.per_identifier_mean()
+    # the kd teacher the seeds distilled from, scored on the same 13 evaluate clips
+    assert result.eval_clips == 13 and result.teacher_accuracy is not None
+    right = 13 * result.teacher_accuracy  # clips it got right: a whole number of the 13
+    assert right == pytest.approx(round(right))
+    assert recorded["teacher_accuracy"] == pytest.approx(result.teacher_accuracy, abs=1e-4)
     assert set(recorded["per_identifier_mean"]) == set(sizes)
 
     calls: list[int] = []
@@ -99,6 +104,10 @@ def test_retrain_cli_prints_the_seed_table(searched, tiny_dataset: Path) -> None
     assert result.exit_code == 0, result.output
     assert "evaluate accuracy" in result.output and "log loss" in result.output
     flat = " ".join(result.output.split())
+    teacher = StudyRecord.from_study(optuna.load_study(
+        study_name=study.study_name, storage=url)).retrain["teacher_accuracy"]
+    assert (f"KD teacher (trained on all of fold1_train): evaluate accuracy {teacher:.4f} ± "
+            in flat), result.output
     assert "by identifier (mean over seeds; the fold holds 5, so its accuracy depends on " \
         "which): barcelona-1002 " in flat, result.output
     assert "no `baseline` study retrained on this data to compare with" in flat

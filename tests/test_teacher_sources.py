@@ -15,7 +15,7 @@ from asc_auto.context import ContextSettings, build_context
 from asc_auto.errors import DataError
 from asc_auto.teacher import TeacherSettings, ensure_teachers
 from asc_auto.teacher_logits import read_teacher_logits, write_teacher_logits
-from asc_auto.teacher_summary import teacher_lines, teacher_se
+from asc_auto.teacher_summary import retrain_teacher_lines, teacher_lines, teacher_se
 from asc_auto.techniques.base import get_technique
 from asc_auto.techniques.kd import loss_weights
 from asc_auto.transfer import FileRef, Sources
@@ -199,3 +199,22 @@ def test_a_cross_validated_teacher_shows_the_folds_uncertainty() -> None:
     steady = {**attrs, "teacher_val_accuracy_per_fold": [0.8, 0.8, 0.8, 0.8, 0.8]}
     assert teacher_se(steady) == pytest.approx(math.sqrt(0.8 * 0.2 / 150))  # all 150 clips
     assert teacher_se({"teacher_val_accuracy": 0.8}) is None  # clips unknown: a bare value
+
+
+def test_retrain_shows_its_teacher_beside_the_students_and_warns_when_it_is_no_better() -> None:
+    # fsdd at 10 epochs (docs/BENCHMARKS.md): the teacher 82.4 % on the 1,000 evaluate clips,
+    # its three students 23.8, 31.4, 34.1 %
+    students = [0.238, 0.314, 0.341]
+    se = statistics.stdev(students) / math.sqrt(3)
+    assert retrain_teacher_lines(0.824, 1000, students) == [
+        "KD teacher (trained on all of fold1_train): evaluate accuracy 0.8240 ± 0.012; its "
+        f"students 0.2977 ± {se:.3f} (mean ± SE over 3 seeds)"]
+    assert len(retrain_teacher_lines(0.30, 1000, students)) == 1  # above their mean: no warning
+    weaker = retrain_teacher_lines(0.29, 1000, students)
+    assert weaker[1].startswith(
+        "warning: the KD teacher (0.2900) is not better than its students (0.2977) on the "
+        "evaluate fold")
+    assert retrain_teacher_lines(None, 1000, students) == []  # not kd: nothing
+    one = retrain_teacher_lines(0.5, 0, [0.4])
+    assert one == ["KD teacher (trained on all of fold1_train): evaluate accuracy 0.5000; its "
+                   "student 0.4000 (1 seed)"]
