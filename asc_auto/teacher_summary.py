@@ -17,6 +17,11 @@ from optuna.trial import FrozenTrial
 from asc_auto.schema import StudyRecord
 from asc_auto.stats import accuracy_text, binomial_se, mean_se, trial_accuracy_text
 
+# The ways to a stronger teacher, named by the search's and retrain's warnings alike.
+STRONGER_TEACHER = ("a stronger teacher (a larger [teacher] budget or min_clips_seen, [teacher] "
+                    "members = 3, --teacher from `asc-auto pretrain --technique kd`, or "
+                    "--teacher-logits of a stronger model)")
+
 
 def _clips(attrs: Mapping[str, Any]) -> tuple[int | None, int | None]:
     """Clips the teacher's accuracy is measured on: all of them (each validated once over the
@@ -83,9 +88,7 @@ def teacher_lines(attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[st
     if acc is not None and best_student is not None and acc <= best_student:
         lines.append(
             f"warning: the KD teacher ({acc:.4f}) is not better than the best student "
-            f"({best_student:.4f}), so distilling from it cannot help; fix: a stronger teacher "
-            "(a larger [teacher] budget or min_clips_seen, [teacher] members = 3, --teacher from "
-            "`asc-auto pretrain --technique kd`, or --teacher-logits of a stronger model)")
+            f"({best_student:.4f}), so distilling from it cannot help; fix: {STRONGER_TEACHER}")
     return lines
 
 
@@ -108,6 +111,5 @@ def retrain_teacher_lines(teacher: float | None, clips: int, students: list[floa
         lines.append(
             f"warning: the KD teacher ({teacher:.4f}) is not better than its students "
             f"({mean:.4f}) on the evaluate fold, so distilling from it cannot help; fix: search "
-            "again with a stronger teacher (a larger [teacher] budget or min_clips_seen, "
-            "[teacher] members = 3, --teacher from `asc-auto pretrain --technique kd`)")
+            f"again with {STRONGER_TEACHER}")
     return lines
