@@ -13,7 +13,7 @@ from rich.table import Table
 from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
 from asc_auto.confirm import confirmations
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.schema import DESIGN, StudyRecord, TrialRecord
+from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, source_text
 from asc_auto.stats import trial_accuracy_text
 
 
@@ -51,7 +51,7 @@ def _row(t: FrozenTrial, n_val: int | None = None) -> list[str]:
     r = TrialRecord.from_trial(t)
     fp32 = r.accuracy_fp32 if r.accuracy_fp32 is not None else float("nan")
     return [
-        f"{t.number}" + (" paper" if r.is_paper else " design" if r.source == DESIGN else ""),
+        f"{t.number}" + (f" {source_text(r)}" if r.source in ENQUEUED else ""),
         trial_accuracy_text(t, n_val),
         f"{fp32:.4f}",
         f"{r.size_kb or 0:.2f}",

@@ -20,11 +20,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-# TrialRecord.source: the space file's [paper] point (enqueued as trial 0), a row of the initial
-# design (design.py: enqueued after it), or one TPE sampled.
+# TrialRecord.source: the space file's [paper] point (enqueued as trial 0), one of its
+# [[portfolio]] entries (portfolio.py: enqueued after it), a row of the initial design (design.py:
+# enqueued after those), or one TPE sampled.
 PAPER = "paper"
+PORTFOLIO = "portfolio"
 DESIGN = "design"
 SEARCH = "search"
+ENQUEUED = (PAPER, PORTFOLIO, DESIGN)  # the sources shown beside a trial's number
 
 # Optuna constraint names (`Trial.set_constraint`); a value <= 0 is feasible.
 SIZE_CONSTRAINT = "size_bytes_over_budget"
@@ -52,7 +55,8 @@ class TrialRecord:
     """What one trial stores. None: not recorded (yet), e.g. sizes of a trial that failed early,
     or results of one never trained."""
 
-    source: str | None = None  # PAPER, DESIGN or SEARCH
+    source: str | None = None  # PAPER, PORTFOLIO, DESIGN or SEARCH
+    portfolio: str | None = None  # the [[portfolio]] entry's name (source PORTFOLIO)
     config: dict[str, Any] | None = None  # the sampled configuration (simplex weights normalised)
     # Sized before training (the `SIZING` fields):
     precision: str | None = None
@@ -100,6 +104,13 @@ class TrialRecord:
     @property
     def is_paper(self) -> bool:
         return self.source == PAPER
+
+
+def source_text(record: TrialRecord) -> str:
+    """How a trial's source is shown beside its number: "paper", "design", "portfolio NAME"."""
+    if record.source == PORTFOLIO and record.portfolio:
+        return f"{PORTFOLIO} {record.portfolio}"
+    return str(record.source)
 
 
 # What a trial records when it is sized, before any training (written together, None included).

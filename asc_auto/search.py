@@ -29,7 +29,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto import confirm, design, pruning
+from asc_auto import confirm, design, portfolio, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
@@ -44,14 +44,17 @@ from asc_auto.progress import progress_bar
 from asc_auto.records import counts_toward_budget, feasible_trials, pick_trial
 from asc_auto.schema import (
     DESIGN,
+    ENQUEUED,
     MACS_CONSTRAINT,
     PAPER,
+    PORTFOLIO,
     SEARCH,
     SIZE_CONSTRAINT,
     SIZING,
     TRAINED,
     StudyRecord,
     TrialRecord,
+    source_text,
 )
 from asc_auto.seeds import trial_seed
 from asc_auto.shared_budget import SharedBudget, run_trials
@@ -431,6 +434,12 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         if not _paper_pending(study) and opts.trials != 0:  # 0: no trial may be left waiting
             study.enqueue_trial(setup.space.paper_trial_params(),
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
+        if opts.trials != 0:  # the entries it has not tried, on every run (portfolio.py)
+            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            room = None if opts.trials is None else max(0, opts.trials - waiting)
+            made = portfolio.enqueue_portfolio(study, setup.space, room, _fits(setup))
+            if made.describe():
+                status(made.describe())
         if fresh and opts.trials != 0:  # once, when the study starts: a resume adds none
             _enqueue_design(study, setup, opts, status)
         if opts.trials != 0:
@@ -441,8 +450,11 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
 def _enqueue_design(study: optuna.Study, setup: SearchSetup, opts: SearchOptions,
                     status: Callable[[str], None]) -> None:
     """Enqueue the initial design's trials after the paper trial (design.py says why)."""
-    made = design.initial_design(setup.space, opts.initial_design, opts.trials,
-                                 _fits(setup), opts.seed)
+    entries = sum(TrialRecord.from_trial(t).source == PORTFOLIO
+                  for t in study.get_trials(deepcopy=False))
+    trials = None if opts.trials is None else opts.trials - entries  # the rest after them
+    made = design.initial_design(setup.space, opts.initial_design, trials, _fits(setup),
+                                 opts.seed)
     for params in made.rows:
         study.enqueue_trial(params, user_attrs=TrialRecord(source=DESIGN).to_attrs())
     StudyRecord(initial_design={"kind": made.kind, "rows": len(made.rows),
@@ -667,7 +679,7 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget
         if stopped:
             why = f": {stopped}"
         why = ": over the limit, not trained" if record.feasible is False else why
-        tag = f" ({record.source})" if record.source in (PAPER, DESIGN) else ""
+        tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
         done = budget.progress_text()
         status(f"trial {trial.number}{tag} {trial.state.name}{value}{size_text} "
                f"({seconds:.1f} s){why}" + (f"; {done}" if done else ""))
@@ -750,7 +762,7 @@ class Objective:
             limits[MACS_CONSTRAINT] = float(macs - ctx.rule.max_macs)
         record_constraints(trial, limits)  # named for TPE, listed for the dashboard
         if self.progress is not None:
-            self.progress.start_trial(trial.number, TrialRecord.from_trial(trial).source,
+            self.progress.start_trial(trial.number, TrialRecord.from_trial(trial),
                                       size.size_kb, feasible)
         if not feasible:  # size or MACs: recorded, never trained, no accuracy to plot
             raise optuna.TrialPruned("over the limit: not trained")
@@ -879,8 +891,8 @@ class SearchProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
 
-    def start_trial(self, number: int, source: str | None, size_kb: float, fits: bool) -> None:
-        tag = f" ({source})" if source in (PAPER, DESIGN) else ""
+    def start_trial(self, number: int, record: TrialRecord, size_kb: float, fits: bool) -> None:
+        tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
         fit = "" if fits else " over budget: not trained"
         self.bar.update(self.steps, description=f"trial {number}{tag}", completed=0, total=None,
                         visible=fits, info=f"{size_kb:.1f} KB{fit}")

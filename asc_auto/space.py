@@ -2,7 +2,9 @@
 
 A space file says what is searched (``[params.*]``), what is fixed (``[features]``, ``[train]`` and
 technique tables such as ``[teacher]``), the seed paper's configuration (``[paper]``, enqueued as
-every study's first trial) and overrides for the built-in demo data (``[demo.<table>]``). Unknown
+every study's first trial), configurations measured to do well elsewhere (``[[portfolio]]``,
+tried right after it: portfolio.py) and overrides for the built-in demo data
+(``[demo.<table>]``). Unknown
 keys, wrong types and values out of range are errors that name the file and the key, raised
 when the file is loaded (every settings table with a registered dataclass, its demo overrides
 and every searched range): a typo must never fall back to a silent default, and a bad value
@@ -31,7 +33,8 @@ from asc_auto.train import TrainConfig
 SPACE_DIR = Path(__file__).resolve().parent / "searchspace"
 AUTO = "auto"  # clip_seconds = "auto": the dataset's longest clip
 PARAM_TYPES = ("int", "float", "categorical", "simplex")
-TOP_LEVEL = {"technique", "description", "features", "train", "params", "paper", "demo"}
+TOP_LEVEL = {"technique", "description", "features", "train", "params", "paper", "portfolio",
+             "demo"}
 _PARAM_KEYS = {
     "int": {"type", "low", "high", "step", "log", "help"},
     "float": {"type", "low", "high", "step", "log", "help"},
@@ -85,6 +88,16 @@ def normalise_simplex(raw: list[float]) -> list[float]:
 
 
 @dataclass(frozen=True)
+class PortfolioEntry:
+    """One `[[portfolio]]` configuration: its name, why it is there, and the full point (the
+    paper's values for every parameter the entry does not give)."""
+
+    name: str
+    note: str
+    point: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     """A parsed, validated space file."""
 
@@ -97,6 +110,7 @@ class SearchSpace:
     params: tuple[ParamSpec, ...]
     paper: dict[str, Any]
     demo: dict[str, dict[str, Any]] = field(default_factory=dict)
+    portfolio: tuple[PortfolioEntry, ...] = ()
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample one configuration: every param, simplex components expanded."""
@@ -107,11 +121,16 @@ class SearchSpace:
 
     def paper_trial_params(self) -> dict[str, Any]:
         """Optuna params that make a trial evaluate exactly the seed paper's configuration."""
+        return self.trial_params(self.paper)
+
+    def trial_params(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """Optuna params that make a trial evaluate exactly `point` (a full configuration with
+        simplex components by name, as [paper] gives them)."""
         out: dict[str, Any] = {}
         for spec in self.params:
             value = (
-                {n: self.paper[n] for n in spec.names} if spec.type == "simplex"
-                else self.paper[spec.name]
+                {n: point[n] for n in spec.names} if spec.type == "simplex"
+                else point[spec.name]
             )
             out.update(spec.enqueue_params(value))
         return out
@@ -209,7 +228,8 @@ def load_space(file: Path, technique: str, technique_tables: set[str],
     _check_choices(file, params, choices or {})
     _check_ranges(file, params, ranges or {})
     paper = doc.get("paper", {})
-    _check_paper(file, params, paper)
+    _check_point(file, params, paper, "paper")
+    portfolio = _parse_portfolio(file, params, paper, doc.get("portfolio", []))
     demo = doc.get("demo", {})
     if not isinstance(demo, dict) or not all(isinstance(v, dict) for v in demo.values()):
         raise ConfigError(file, "demo", "must hold tables like [demo.train]")
@@ -224,6 +244,7 @@ def load_space(file: Path, technique: str, technique_tables: set[str],
         params=params,
         paper=paper,
         demo=demo,
+        portfolio=portfolio,
     )
 
 
@@ -348,31 +369,65 @@ def _number(value: Any, want: type | tuple[type, ...]) -> bool:
     return math.isfinite(value)
 
 
-def _check_paper(file: Path, params: tuple[ParamSpec, ...], paper: dict[str, Any]) -> None:
-    """The paper's point must name every searched value and lie inside the space."""
+def _check_point(file: Path, params: tuple[ParamSpec, ...], point: dict[str, Any],
+                 label: str) -> None:
+    """A point ([paper], or a portfolio entry over it) must name every searched value and lie
+    inside the space; errors name the key as `label.key`."""
     expected: set[str] = set()
     for spec in params:
         expected.update(spec.names if spec.type == "simplex" else (spec.name,))
-    for key in paper:
+    for key in point:
         if key not in expected:
-            raise ConfigError(file, f"paper.{key}", "is not a searched parameter")
+            raise ConfigError(file, f"{label}.{key}", "is not a searched parameter")
     for spec in params:
         if spec.type == "simplex":
-            values = [paper.get(n) for n in spec.names]
+            values = [point.get(n) for n in spec.names]
             if any(not isinstance(v, (int, float)) or v < 0 or v > 1 for v in values):
-                raise ConfigError(file, f"paper.{spec.names[0]}",
+                raise ConfigError(file, f"{label}.{spec.names[0]}",
                                   f"simplex components {spec.names} must all be numbers in [0, 1]")
             if not math.isclose(sum(values), 1.0, abs_tol=1e-6):
-                raise ConfigError(file, "paper", f"components {spec.names} must sum to 1")
+                raise ConfigError(file, label, f"components {spec.names} must sum to 1")
             continue
-        if spec.name not in paper:
-            raise ConfigError(file, f"paper.{spec.name}", "missing", "give the paper's value")
-        value = paper[spec.name]
+        if spec.name not in point:
+            raise ConfigError(file, f"{label}.{spec.name}", "missing", f"give the {label} value")
+        value = point[spec.name]
         if spec.type == "categorical":
             if value not in spec.choices:
-                raise ConfigError(file, f"paper.{spec.name}", f"{value!r} not in choices")
+                raise ConfigError(file, f"{label}.{spec.name}", f"{value!r} not in choices")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (
             spec.low <= value <= spec.high
         ):
-            raise ConfigError(file, f"paper.{spec.name}",
+            raise ConfigError(file, f"{label}.{spec.name}",
                               f"{value!r} outside [{spec.low}, {spec.high}]")
+
+
+def _parse_portfolio(file: Path, params: tuple[ParamSpec, ...], paper: dict[str, Any],
+                     raw: Any) -> tuple[PortfolioEntry, ...]:
+    """`[[portfolio]]` tables: a unique `name`, an optional `note`, and searched values that
+    replace the paper's (a simplex's components all together); each merged point must lie inside
+    the space like the paper's."""
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        raise ConfigError(file, "portfolio", "must be [[portfolio]] tables",
+                          'write each entry as [[portfolio]] with name = "..." and values')
+    simplex = {n: spec for spec in params if spec.type == "simplex" for n in spec.names}
+    entries: list[PortfolioEntry] = []
+    for i, entry in enumerate(raw):
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(file, f"portfolio[{i}].name", "missing or empty",
+                              'give each entry a name = "..."')
+        if any(e.name == name for e in entries):
+            raise ConfigError(file, f"portfolio.{name}", "name used twice", "rename one entry")
+        note = entry.get("note", "")
+        if not isinstance(note, str):
+            raise ConfigError(file, f"portfolio.{name}.note", "must be a string")
+        values = {k: v for k, v in entry.items() if k not in ("name", "note")}
+        for key in values:
+            spec = simplex.get(key)
+            if spec is not None and not all(n in values for n in spec.names):
+                raise ConfigError(file, f"portfolio.{name}.{key}",
+                                  f"gives part of the simplex {spec.names}", "give all of them")
+        point = {**paper, **values}
+        _check_point(file, params, point, f"portfolio.{name}")
+        entries.append(PortfolioEntry(name, note, point))
+    return tuple(entries)
