@@ -739,7 +739,9 @@ class Objective:
 
     def _run(self, trial: optuna.Trial) -> float:
         setup, ctx = self.setup, self.setup.context
-        is_paper = TrialRecord.from_trial(trial).is_paper
+        # The paper trial is the reference and a portfolio entry is what the study exists to
+        # try: both train to the end, never judged by half a schedule (portfolio.py).
+        full = TrialRecord.from_trial(trial).source in (PAPER, PORTFOLIO)
         if TrialRecord.from_trial(trial).source is None:  # not the paper's, not designed
             TrialRecord(source=SEARCH).write(trial)
         config = setup.space.suggest(trial)
@@ -785,7 +787,7 @@ class Objective:
                 self.progress.epoch(epoch + 1, all_epochs, acc)
             # The rung sits in the first training (half of it): later trainings (a lottery
             # ticket's) report their curve but are never compared at a step of their own.
-            if not is_paper and epoch < epochs and trial.should_prune():
+            if not full and epoch < epochs and trial.should_prune():
                 stop(pruning.stop_reason(trial.study.pruner, trial.number, epoch + 1, acc))
 
         t0 = time.perf_counter()
@@ -803,7 +805,7 @@ class Objective:
             TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies]).write(trial)
             if self.progress is not None:
                 self.progress.fold(fold + 1, len(setup.folds), score.mean)
-            if not is_paper and setup.stop_hopeless:
+            if not full and setup.stop_hopeless:
                 values = [float(t.value) for t in feasible_trials(trial.study)]
                 why = pruning.hopeless(score.accuracies, [len(c.val_files) for c in setup.folds],
                                        values, setup.keep_top)

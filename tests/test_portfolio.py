@@ -124,10 +124,12 @@ def test_an_entry_stopped_without_an_error_is_tried_again(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_a_search_tries_the_portfolio_after_the_paper_trial_and_a_resume_adds_new_entries(
-    tmp_path: Path, tiny_dataset: Path
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 10 KB: the "huge" entry (an 8-16-64 student at FP32, about 40 KB) is over the limit
     file, _ = _space(tmp_path, WIDE + HUGE)
+    # a pruner that stops every trial it may: the paper's and the portfolio's train to the end
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
     opts = SearchOptions(technique="kd", data=tiny_dataset, trials=3, space=file,
                          storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
                          progress=False, budget_kb=10.0, epochs=1, initial_design="none")
@@ -135,6 +137,7 @@ def test_a_search_tries_the_portfolio_after_the_paper_trial_and_a_resume_adds_ne
     study = run_search(opts, status=lines.append)
     trials = study.get_trials()
     assert [t.user_attrs["source"] for t in trials] == ["paper", "portfolio", "search"]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.PRUNED]
     assert trials[1].params["c1"] == 8 and trials[1].params["c3"] == 48
     assert trials[1].params["precision"] == "int8" and trials[1].user_attrs["feasible"]
     assert any(line.startswith("portfolio: wide-int8 enqueued after the paper trial")
@@ -151,3 +154,4 @@ def test_a_search_tries_the_portfolio_after_the_paper_trial_and_a_resume_adds_ne
     assert [t.user_attrs.get("portfolio") for t in later] == ["no-teacher", None]
     assert later[0].params["gamma_w"] == 1.0 and later[0].params["lr"] == 5e-3
     assert [t.user_attrs["source"] for t in later] == ["portfolio", "search"]
+    assert [t.state for t in later] == [TrialState.COMPLETE, TrialState.PRUNED]
