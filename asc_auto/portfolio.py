@@ -23,14 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
+from asc_auto.records import tried
 from asc_auto.schema import PORTFOLIO, TrialRecord
 from asc_auto.space import PortfolioEntry, SearchSpace
-
-# A trial that ran or is running, or one that failed with its own error (tried: it would fail
-# again); a trial stopped by Ctrl-C or a killed worker has no fail_reason and is tried again.
-_TRIED = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING})
 
 
 @dataclass
@@ -51,24 +47,17 @@ class Enqueued:
         return "; ".join(parts)
 
 
-def entry_states(study: optuna.Study) -> dict[str, str]:
-    """Each entry name with a trial in `study` -> "tried" or "waiting"."""
-    states: dict[str, str] = {}
-    for t in study.get_trials(deepcopy=False):
-        record = TrialRecord.from_trial(t)
-        if record.source != PORTFOLIO or record.portfolio is None:
-            continue
-        if t.state in _TRIED or record.fail_reason is not None:
-            states[record.portfolio] = "tried"
-        elif t.state == TrialState.WAITING:
-            states.setdefault(record.portfolio, "waiting")
-    return states
+def tried_entries(study: optuna.Study) -> set[str]:
+    """The names of the entries `study` has tried or holds waiting (`records.tried`)."""
+    return {record.portfolio for t in study.get_trials(deepcopy=False)
+            if (record := TrialRecord.from_trial(t)).source == PORTFOLIO
+            and record.portfolio is not None and tried(t)}
 
 
 def pending(space: SearchSpace, study: optuna.Study) -> list[PortfolioEntry]:
     """The space's entries the study has neither tried nor waiting, in the file's order."""
-    states = entry_states(study)
-    return [e for e in space.portfolio if e.name not in states]
+    done = tried_entries(study)
+    return [e for e in space.portfolio if e.name not in done]
 
 
 def enqueue_portfolio(study: optuna.Study, space: SearchSpace, room: int | None,

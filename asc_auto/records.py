@@ -13,6 +13,20 @@ from asc_auto.confirm import confirmed_best
 from asc_auto.errors import AscError
 from asc_auto.schema import TrialRecord
 
+#: A trial in these states ran, runs or will run: an enqueued point (the paper's, a portfolio
+#: entry, a design row) in one of them is not enqueued again. PRUNED: over the limit or stopped
+#: by the pruner, done for good (the paper's and the portfolio's trials are never pruned by
+#: Hyperband).
+ALIVE = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
+                   TrialState.WAITING})
+
+
+def tried(trial: FrozenTrial) -> bool:
+    """Whether an enqueued point's trial settles it: it ran, runs or waits, or failed with an
+    error of its own (it would fail again). One stopped by Ctrl-C or a killed worker (FAIL
+    without a `fail_reason`) was not tried, and is enqueued again on resume."""
+    return trial.state in ALIVE or TrialRecord.from_trial(trial).fail_reason is not None
+
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """Whether a finished trial is one of `--trials`: every trial but a proposal sized over the

@@ -41,7 +41,7 @@ from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
-from asc_auto.records import counts_toward_budget, feasible_trials, pick_trial
+from asc_auto.records import ALIVE, counts_toward_budget, feasible_trials, pick_trial, tried
 from asc_auto.schema import (
     DESIGN,
     ENQUEUED,
@@ -229,19 +229,12 @@ def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, s
                 "study with --study NEW_NAME")
 
 
-#: A trial in these states ran, runs or will run: an enqueued point (the paper's, a design
-#: row) in one of them is not enqueued again. PRUNED: over the limit or stopped by the pruner,
-#: done for good (the paper's trial is never pruned by Hyperband).
-_ALIVE = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
-                    TrialState.WAITING})
-
-
 def _paper_pending(study: optuna.Study) -> bool:
     """True when the paper's trial completed, runs or waits; a failed one is enqueued again.
 
     Call after `fail_dead_trials`: a RUNNING paper trial of a killed worker must not count.
     """
-    return any(TrialRecord.from_trial(t).is_paper and t.state in _ALIVE
+    return any(TrialRecord.from_trial(t).is_paper and t.state in ALIVE
                for t in study.get_trials(deepcopy=False))
 
 
@@ -261,8 +254,7 @@ def _lost_design_rows(study: optuna.Study) -> list[dict[str, Any]]:
             continue
         params = dict(t.system_attrs.get("fixed_params") or t.params)
         key = repr(sorted(params.items()))
-        tried = t.state in _ALIVE or record.fail_reason is not None
-        rows[key] = (params, rows.get(key, (params, False))[1] or tried)
+        rows[key] = (params, rows.get(key, (params, False))[1] or tried(t))
     return [params for params, tried in rows.values() if not tried]
 
 

@@ -113,7 +113,7 @@ def test_an_entry_stopped_without_an_error_is_tried_again(tmp_path: Path) -> Non
     second.set_user_attr("fail_reason", "RuntimeError: out of memory")
     study.tell(second, state=TrialState.FAIL)
     assert [e.name for e in portfolio.pending(space, study)] == ["wide-int8"]
-    assert portfolio.entry_states(study) == {"no-teacher": "tried"}
+    assert portfolio.tried_entries(study) == {"no-teacher"}
     # room and the limits: what is not enqueued says why
     again = portfolio.enqueue_portfolio(study, space, room=0, fits=lambda config: True)
     assert again.names == [] and again.left_out == ["wide-int8 (no room in --trials)"]
