@@ -427,11 +427,10 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             study.enqueue_trial(setup.space.paper_trial_params(),
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
         if opts.trials != 0:  # the entries it has not tried, on every run (portfolio.py)
-            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-            room = None if opts.trials is None else max(0, opts.trials - waiting)
-            made = portfolio.enqueue_portfolio(study, setup.space, room, _fits(setup))
-            if made.describe():
-                status(made.describe())
+            made = portfolio.enqueue_portfolio(study, setup.space, _room(study, opts.trials),
+                                               _fits(setup))
+            if line := made.describe():
+                status(line)
         if fresh and opts.trials != 0:  # once, when the study starts: a resume adds none
             _enqueue_design(study, setup, opts, status)
         if opts.trials != 0:
@@ -455,14 +454,23 @@ def _enqueue_design(study: optuna.Study, setup: SearchSetup, opts: SearchOptions
         status(made.describe([p.name for p in design.categoricals(setup.space)]))
 
 
+def _room(study: optuna.Study, trials: int | None) -> int | None:
+    """How many more trials this run's `trials` leaves room to enqueue after those already
+    waiting (None: no count, --timeout alone): one left waiting after the run would stop the
+    confirmation."""
+    if trials is None:
+        return None
+    return max(0, trials - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))))
+
+
 def _enqueue_lost_design(study: optuna.Study, trials: int | None,
                          status: Callable[[str], None]) -> None:
     """Enqueue the design rows a stopped run lost (`_lost_design_rows`), as many as this run's
     `trials` leave room for: a trial left waiting after the run would stop the confirmation."""
     lost = _lost_design_rows(study)
-    if trials is not None:
-        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        lost = lost[:max(0, trials - waiting)]
+    room = _room(study, trials)
+    if room is not None:
+        lost = lost[:room]
     for params in lost:
         study.enqueue_trial(params, user_attrs=TrialRecord(source=DESIGN).to_attrs())
     if lost:
