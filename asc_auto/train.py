@@ -115,6 +115,13 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if x.dim() == 4 else torch.contiguous_format
 
 
+# The model's 2-D conv weights go channels_last whatever its input: AclNet takes (B, 1, samples)
+# but runs its HLF on 2-D frames, and with channels_last weights oneDNN keeps those activations
+# channels_last too (benchmarks/throughput.py --compare, docs/BENCHMARKS.md). Module.to changes
+# only 4-D tensors, so 1-D convs and linear layers are untouched.
+MODEL_FORMAT = torch.channels_last
+
+
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
@@ -146,7 +153,7 @@ def train_model(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     fmt = _memory_format(x)
-    model.to(device, memory_format=fmt)
+    model.to(device, memory_format=MODEL_FORMAT)
     forward = torch.compile(model) if compile_model else model
     augment = SpecAugment(cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width).to(device)
     # The fused CUDA kernel updates every parameter in one launch instead of several per tensor.

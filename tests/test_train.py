@@ -55,6 +55,35 @@ def test_same_seed_same_result_on_cpu_and_other_seed_differs() -> None:
     assert not torch.equal(runs[0], runs[2])
 
 
+def _strides(shape: torch.Size, fmt: torch.memory_format) -> tuple[int, ...]:
+    return torch.empty(shape, memory_format=fmt).stride()
+
+
+def test_a_waveform_model_trains_with_channels_last_2d_weights_reproducibly() -> None:
+    """AclNet takes (B, 1, samples) but runs 2-D convs: those weights go channels_last (faster on
+    CPU), its 1-D convs keep their layout, and a seed still gives the same weights."""
+    from asc_auto.models.aclnet import AclNet, AclNetConfig
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 1, 1600, generator=g), torch.arange(24) % 3
+    cfg = AclNetConfig(width=0.25, llf_channels=(4, 8), depth=2, n_classes=3, sample_rate=1600)
+    cfg_train = TrainConfig(epochs=2, batch_size=8, mixup_alpha=0.0, freq_masks=0, time_masks=0,
+                            device="cpu")
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = AclNet(cfg)
+        train_model(model, x, y, cfg_train, 3)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        conv2d = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        conv1d = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+        # strides, not is_contiguous(): 1x1 and one-input-channel weights pass both layouts' test
+        assert conv2d and all(w.stride() == _strides(w.shape, torch.channels_last) for w in conv2d)
+        assert conv1d and all(w.stride() == _strides(w.shape, torch.contiguous_format)
+                              for w in conv1d)
+    assert torch.equal(weights[0], weights[1])
+
+
 def test_score_accuracy_log_loss_and_per_class() -> None:
     probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
     y = np.array([0, 1, 1, 2])
