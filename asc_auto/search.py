@@ -59,7 +59,7 @@ from asc_auto.schema import (
 from asc_auto.seeds import trial_seed
 from asc_auto.shared_budget import SharedBudget, run_trials
 from asc_auto.space import SearchSpace, default_space_file
-from asc_auto.stats import trial_accuracy_text
+from asc_auto.stats import accuracy_text, trial_accuracy_text
 from asc_auto.storage import (
     default_storage,
     fail_dead_trials,
@@ -326,6 +326,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
     budget = TrialBudget(opts.trials, status, opts.timeout, shared=shared)
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
+        objective.fold_line = None if opts.progress else status
         line = progress.on_trial_end if opts.progress else _trial_line(status, budget)
         callbacks = [budget, line]  # the line says the count the budget has just taken
         if shared is not None:
@@ -687,6 +688,21 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget
     return on_trial_end
 
 
+def fold_text(trial: optuna.Trial, fold: int, folds: int, score: CvScore, elapsed: float
+              ) -> str:
+    """`trial N: fold k/K val acc a ± se, mean m ± se so far; T in, about T' left`: fold `fold`
+    (from 0) of `folds` has ended `elapsed` seconds into the trial; the rest at the same pace."""
+    record = TrialRecord.from_trial(trial)
+    tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
+    done = fold + 1
+    left = elapsed / done * (folds - done)
+    acc = accuracy_text(score.accuracies[-1], score.n_val[-1])
+    mean = (f", mean {accuracy_text(score.mean, None, score.standard_error)} so far"
+            if done > 1 else "")
+    return (f"trial {trial.number}{tag}: fold {done}/{folds} val acc {acc}{mean}; "
+            f"{duration_text(elapsed)} in, about {duration_text(left)} left in this trial")
+
+
 def sized(setup: SearchSetup, candidate: Candidate, macs: bool = True
           ) -> tuple[SizeReport, int | None, bool]:
     """Size, MACs of one inference as the rule counts them (its counter, its window of audio;
@@ -723,6 +739,10 @@ class Objective:
         self.progress: SearchProgress | None = None
         self.cost: EpochClock | None = None  # says the search's cost once, from trial epochs
         self.shared: SharedBudget | None = None  # a --jobs worker's gate (shared_budget.py)
+        # Without a progress display (a log, a --jobs worker): a line per cross-validation fold
+        # that ends before the trial does, since a default-budget trial on a CPU is hours of
+        # folds (fsdd int8: about 20 min a fold) and a log would otherwise say nothing meanwhile.
+        self.fold_line: Callable[[str], None] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.shared is not None:  # counted by every worker of the run from here
@@ -803,6 +823,9 @@ class Objective:
 
         def on_fold(fold: int, score: CvScore) -> None:
             TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies]).write(trial)
+            if self.fold_line is not None and fold + 1 < len(setup.folds):
+                self.fold_line(fold_text(trial, fold, len(setup.folds), score,
+                                         time.perf_counter() - t0))
             if self.progress is not None:
                 self.progress.fold(fold + 1, len(setup.folds), score.mean)
             if not full and setup.stop_hopeless:

@@ -55,6 +55,17 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
                         r"--timeout or --epochs shorten it", cost[0]), cost
     # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
+    # a log (no progress display) hears of each fold that ends before its trial does, with the
+    # accuracy the trial recorded for it and the time the trial's other fold will take
+    fold_line = re.compile(r"trial (\d+)(?: \([a-z0-9 -]+\))?: fold 1/2 val acc (\d\.\d{4}) ± "
+                           r"0\.\d{3}; (\d+) s in, about (\d+) s left in this trial")
+    folds = {int(m[1]): m for line in said if (m := fold_line.fullmatch(line))}
+    scored = {t.number: t.user_attrs["cv_accuracies"] for t in study.get_trials()
+              if t.user_attrs.get("cv_accuracies") and t.user_attrs.get("trial_seconds")}
+    assert set(scored) <= set(folds) and 0 in folds, (said, scored)
+    for number, accuracies in scored.items():
+        assert float(folds[number][2]) == pytest.approx(accuracies[0], abs=1e-4)
+    assert not any("fold 2/2" in line for line in said), said  # the trial line says the end
     done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE
             and t.user_attrs.get("feasible")]
     assert len(done) >= 2
