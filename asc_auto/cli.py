@@ -32,6 +32,7 @@ from asc_auto.report import (
     design_line,
     paper_table,
     pareto_table,
+    running_table,
     studies_table,
     summary_line,
     untested_choices,
@@ -605,6 +606,9 @@ def _print_study(study: optuna.Study) -> None:
     ranked = feasible_trials(study)
     for line in _study_notes(study.user_attrs, ranked[0] if ranked else None):
         console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))
+    running = running_table(study)
+    if running is not None:
+        console.print(running)
     console.print(best_table(study))
     console.print(pareto_table(study))
     tried = choices_table(study)

@@ -22,7 +22,13 @@ from rich.table import Table
 from asc_auto.against_baseline import BASELINE, Gap, Retrained, compare, gap_cell, warning_line
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.report import choice_counts, pareto_front, retrained_text, state_counts
+from asc_auto.report import (
+    choice_counts,
+    pareto_front,
+    retrained_text,
+    running_trials,
+    state_counts,
+)
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_summary import teacher_se
@@ -134,6 +140,9 @@ def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
                      "best_value": None if c.best is None else _num(c.best.value)}
                     for c in choice_counts(study)],
         "initial_design": StudyRecord.from_study(study).initial_design,
+        "running": [{"trial": r.trial.number, "seconds": _num(r.seconds), "folds": r.folds,
+                     "fold_accuracies": list(r.fold_accuracies), "epochs": r.epochs,
+                     "last_accuracy": r.last_accuracy} for r in running_trials(study)],
     })
     return data
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
 from asc_auto.confirm import confirmations
+from asc_auto.cost import duration_text
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, source_text
 from asc_auto.stats import trial_accuracy_text
@@ -112,6 +114,61 @@ def pareto_table(study: optuna.Study) -> Table:
     """The accuracy/size Pareto front of a study's feasible trials."""
     return _table(f"{study.study_name}: Pareto front (validation accuracy vs size)",
                   pareto_front(feasible_trials(study)), StudyRecord.from_study(study))
+
+
+@dataclass(frozen=True)
+class Running:
+    """A trial in progress, as the storage has it: what it scored so far."""
+
+    trial: FrozenTrial
+    seconds: float | None  # since it started
+    folds: int  # cross-validation folds of the study; 0: one split
+    fold_accuracies: tuple[float, ...]  # its folds that have ended
+    epochs: int  # epochs its first training has reported (fold 1's, where folds)
+    last_accuracy: float | None  # the last of them
+
+
+def running_trials(study: optuna.Study, now: datetime | None = None) -> list[Running]:
+    """Trials running now (this worker's, another's, or one whose worker died unseen), with
+    the fold accuracies and epochs they have recorded: a default-budget trial on a CPU runs for
+    hours, and `show` from another shell is how its progress is read."""
+    now = now or datetime.now()  # Optuna stores local, naive start times
+    folds = int(StudyRecord.from_study(study).cv_folds or 0)
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        r = TrialRecord.from_trial(t)
+        history = r.val_history or []
+        out.append(Running(
+            t, None if t.datetime_start is None else (now - t.datetime_start).total_seconds(),
+            folds if folds >= 2 else 0, tuple(r.cv_accuracies or ()), len(history),
+            history[-1] if history else None))
+    return out
+
+
+def running_table(study: optuna.Study, now: datetime | None = None) -> Table | None:
+    """The running trials (None when there are none)."""
+    running = running_trials(study, now)
+    if not running:
+        return None
+    table = Table(title=f"{study.study_name}: running trials, what they have scored so far",
+                  title_justify="left")
+    for col, just in (("trial", "left"), ("size KB", "right"), ("running for", "right"),
+                      ("folds done: val acc", "left"),
+                      ("first training: epochs, last val acc (before compression)", "left")):
+        table.add_column(col, justify=just)
+    for run in running:
+        r = TrialRecord.from_trial(run.trial)
+        folds = (f"{len(run.fold_accuracies)}/{run.folds}"
+                 + (": " + ", ".join(f"{a:.3f}" for a in run.fold_accuracies)
+                    if run.fold_accuracies else "") if run.folds else "-")
+        epochs = ("-" if run.last_accuracy is None
+                  else f"{run.epochs}, {run.last_accuracy:.3f}")
+        table.add_row(
+            f"{run.trial.number}" + (f" {source_text(r)}" if r.source in ENQUEUED else ""),
+            "-" if r.size_kb is None else f"{r.size_kb:.2f}",
+            "?" if run.seconds is None else duration_text(max(0.0, run.seconds)),
+            folds, epochs)
+    return table
 
 
 def confirmation_table(study: optuna.Study) -> Table | None:

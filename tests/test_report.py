@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import optuna
@@ -20,6 +21,7 @@ from asc_auto.report import (
     PAPER_RESULTS,
     choice_counts,
     pareto_front,
+    running_trials,
     se_basis,
     state_counts,
     studies_table,
@@ -70,6 +72,40 @@ def test_an_enqueued_trial_is_waiting_not_running(tmp_path: Path) -> None:
     overview = runner.invoke(app, ["studies"], env={"ASC_AUTO_STORAGE": url, "COLUMNS": "200"})
     assert overview.exit_code == 0, overview.output
     assert "4/1/1/0/1/1" in overview.output
+
+
+def test_show_says_what_the_running_trials_have_scored_so_far(tmp_path: Path) -> None:
+    """A default-budget trial runs for hours: `show` from another shell says each running
+    trial's finished folds and its first training's epochs, as the storage has them."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = _fake_study(url)
+    study.set_user_attr("cv_folds", 4)
+    trial = study.ask()  # RUNNING: one fold done, 3 epochs of fold 1 reported
+    for key, value in {"source": "portfolio", "portfolio": "wide-shallow", "size_kb": 197.85,
+                       "cv_accuracies": [0.718], "val_history": [0.4, 0.61, 0.72]}.items():
+        trial.set_user_attr(key, value)
+    study.ask()  # RUNNING, nothing recorded yet
+    started = study.trials[-2].datetime_start
+    assert started is not None
+    rows = running_trials(study, now=started + timedelta(minutes=34))
+    assert [(r.trial.number, r.folds, r.fold_accuracies, r.epochs, r.last_accuracy)
+            for r in rows] == [(6, 4, (0.718,), 3, 0.72), (7, 4, (), 0, None)]
+    assert rows[0].seconds == pytest.approx(34 * 60)
+    env = {"ASC_AUTO_STORAGE": url, "COLUMNS": "200"}
+    shown = runner.invoke(app, ["show", "--study", "kd"], env=env)
+    assert shown.exit_code == 0, shown.output
+    line = next(x for x in shown.output.splitlines() if x.startswith("│ 6 portfolio"))
+    cells = [c.strip() for c in line.strip("│ ").split("│")]
+    assert cells[0] == "6 portfolio wide-shallow" and cells[1] == "197.85"
+    assert cells[3:] == ["1/4: 0.718", "3, 0.720"], cells
+    assert "running trials, what they have scored so far" in shown.output
+    data = json.loads(runner.invoke(app, ["show", "--study", "kd", "--json"], env=env).output)
+    assert [(r["trial"], r["fold_accuracies"], r["epochs"]) for r in data["running"]] == [
+        (6, [0.718], 3), (7, [], 0)]
+    study.tell(study.trials[-1].number, 0.5)
+    study.tell(trial, 0.7)
+    assert running_trials(study) == []
+    assert "running trials" not in runner.invoke(app, ["show", "--study", "kd"], env=env).output
 
 
 def test_pareto_front_and_study_rows(tmp_path: Path) -> None:
