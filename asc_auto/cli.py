@@ -609,8 +609,11 @@ def _print_study(study: optuna.Study) -> None:
     running = running_table(study)
     if running is not None:
         console.print(running)
-    console.print(best_table(study))
-    console.print(pareto_table(study))
+    if ranked:
+        console.print(best_table(study))
+        console.print(pareto_table(study))
+    else:  # two empty tables said less than this
+        console.print("no trial has finished inside the limits yet")
     tried = choices_table(study)
     if tried is not None:
         console.print(tried)

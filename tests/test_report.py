@@ -102,6 +102,12 @@ def test_show_says_what_the_running_trials_have_scored_so_far(tmp_path: Path) ->
     data = json.loads(runner.invoke(app, ["show", "--study", "kd", "--json"], env=env).output)
     assert [(r["trial"], r["fold_accuracies"], r["epochs"]) for r in data["running"]] == [
         (6, [0.718], 3), (7, [], 0)]
+    fresh = optuna.create_study(storage=url, study_name="new", direction="maximize")
+    fresh.ask()
+    shown = runner.invoke(app, ["show", "--study", "new"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "no trial has finished inside the limits yet" in shown.output
+    assert "best feasible trials" not in shown.output and "Pareto" not in shown.output
     study.tell(study.trials[-1].number, 0.5)
     study.tell(trial, 0.7)
     assert running_trials(study) == []
