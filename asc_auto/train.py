@@ -15,6 +15,7 @@ probabilities back once.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -122,6 +123,22 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
 MODEL_FORMAT = torch.channels_last
 
 
+# bfloat16 autocast on the CPU, opt-in: ASC_AUTO_CPU_BF16=1. On a CPU with bf16 instructions
+# (AVX512-BF16, AMX; `torch.cpu.get_capabilities()`) training steps ran 1.3-2x faster and two
+# office16 checks kept their accuracy (docs/BENCHMARKS.md), but the kd student and teacher were
+# not checked, and without those instructions bf16 is emulated and slower: so off by default.
+# Like the device, it is in no cache key: it changes float rounding, not what is trained.
+CPU_BF16_ENV = "ASC_AUTO_CPU_BF16"
+
+
+def default_amp(device: torch.device) -> bool:
+    """bfloat16 autocast on CUDA always, on the CPU when CPU_BF16_ENV is 1 (on, true, yes)."""
+    if device.type == "cuda":
+        return True
+    on = os.environ.get(CPU_BF16_ENV, "").strip().lower() in ("1", "on", "true", "yes")
+    return device.type == "cpu" and on
+
+
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
@@ -144,7 +161,7 @@ def train_model(
     `on_step(done, total)` drives a progress bar; `transform(batch, generator)` augments each
     input batch before SpecAugment and mixup (e.g. random crops of raw audio): the batch is on
     the training device and `generator` is a CPU generator, for small draws only (see
-    techniques/aclnet_common.py's WaveAugment). `amp`: bfloat16 autocast (None: on CUDA);
+    techniques/aclnet_common.py's WaveAugment). `amp`: bfloat16 autocast (None: `default_amp`);
     `compile_model`: train through `torch.compile(model)` (off: measured slower on CPU, see
     README "GPU").
     """
@@ -168,7 +185,7 @@ def train_model(
             opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.2)
     else:  # OneCycleLR divides by zero when warm-up rounds to no step: keep the rate constant
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    use_amp = device.type == "cuda" if amp is None else amp
+    use_amp = default_amp(device) if amp is None else amp
     result = TrainResult()
     t_start = time.perf_counter()
     data = Staged([x, y, *extras], device)  # on the device once, when they fit

@@ -130,10 +130,22 @@ def test_ir_of_the_segment_average_skips_padding_segments_like_torch(trained,
                           atol=1e-5)
 
 
-def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path) -> None:
+def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
+                                                     monkeypatch) -> None:
     """The steps `fit` reports count the training, then its QAT epochs, on one scale: the bar
-    and the cost line end when QAT ends, not when the FP32 training does."""
+    and the cost line end when QAT ends, not when the FP32 training does. QAT trains in float32
+    even where the training ran under bf16 autocast (NNCF's quantizers learn their ranges)."""
     from asc_auto.search import SearchOptions, prepare_search
+    from asc_auto.techniques import aclnet_common
+
+    amps: list[bool | None] = []
+    real_train = aclnet_common.train_model
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        amps.append(kwargs.get("amp"))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(aclnet_common, "train_model", recording)
 
     space = Path(__file__).parent / "spaces" / "int8.toml"
     setup = prepare_search(SearchOptions(technique="int8", data=tiny_dataset, space=space,
@@ -149,6 +161,7 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path) -> 
     outcome = setup.technique.fit(cand, config, ctx, on_epoch=lambda e, acc: epochs.append(e),
                                   on_step=lambda done, total: steps.append((done, total)))
     assert outcome.info["qat_epochs"] == 1 and "accuracy_ptq" in outcome.info
+    assert amps == [None, False]  # the training at the device's default, QAT in float32
     assert epochs == [0, 1]  # the pruner sees the FP32 training's epochs
     total = steps[0][1]
     assert {t for _, t in steps} == {total} and total % 3 == 0  # 2 epochs + 1 QAT epoch

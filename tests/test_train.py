@@ -10,7 +10,14 @@ import torch
 
 from asc_auto.errors import ConfigError
 from asc_auto.models.cnn import CnnStudent, StudentConfig
-from asc_auto.train import TrainConfig, score, train_config, train_model
+from asc_auto.train import (
+    CPU_BF16_ENV,
+    TrainConfig,
+    default_amp,
+    score,
+    train_config,
+    train_model,
+)
 
 
 def _task(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,6 +89,38 @@ def test_a_waveform_model_trains_with_channels_last_2d_weights_reproducibly() ->
         assert conv1d and all(w.stride() == _strides(w.shape, torch.contiguous_format)
                               for w in conv1d)
     assert torch.equal(weights[0], weights[1])
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    (None, False), ("", False), ("0", False), ("off", False), ("1", True), ("on", True),
+    ("YES", True)])
+def test_cpu_bf16_autocast_only_when_asked(monkeypatch: pytest.MonkeyPatch,
+                                           setting: str | None, expected: bool) -> None:
+    if setting is None:
+        monkeypatch.delenv(CPU_BF16_ENV, raising=False)
+    else:
+        monkeypatch.setenv(CPU_BF16_ENV, setting)
+    assert default_amp(torch.device("cpu")) is expected
+    assert default_amp(torch.device("cuda")) is True  # a GPU always, as before
+    assert default_amp(torch.device("meta")) is False
+
+
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_train_model_runs_its_convolutions_in_the_dtype_the_setting_says(
+        monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+    """ASC_AUTO_CPU_BF16=1 trains under bf16 autocast (conv outputs bf16), =0 in float32; the
+    weights stay float32 either way, and the model learns the task in both."""
+    monkeypatch.setenv(CPU_BF16_ENV, setting)
+    x, y = _task()
+    model = _model()
+    seen: set[torch.dtype] = set()
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    handle = conv.register_forward_hook(lambda m, i, o: seen.add(o.dtype) if m.training else None)
+    res = train_model(model, x, y, CFG, 3, val=_task(48, seed=1))
+    handle.remove()
+    assert seen == ({torch.bfloat16} if setting == "1" else {torch.float32})
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert res.val_history[-1] >= 0.9
 
 
 def test_score_accuracy_log_loss_and_per_class() -> None:

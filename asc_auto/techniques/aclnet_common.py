@@ -180,14 +180,16 @@ def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int |
 
 def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                  epochs: int | None = None, on_epoch: EpochHook | None = None,
-                 on_step: StepHook | None = None, device: str | None = None) -> TrainResult:
-    """Train in place on random crops; per-epoch validation is segment-averaged over clips."""
+                 on_step: StepHook | None = None, device: str | None = None,
+                 amp: bool | None = None) -> TrainResult:
+    """Train in place on random crops; per-epoch validation is segment-averaged over clips.
+    `amp`: as train_model's (None: bf16 where the device computes it natively)."""
     cfg = aclnet_train_config(config, ctx, epochs, device)
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
     transform = WaveAugment(settings, segment_samples(ctx))
     return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
-                       on_step=on_step, transform=transform)
+                       on_step=on_step, transform=transform, amp=amp)
 
 
 # What decides AclNet's tensors, and llf_compress: it changes no tensor, but weights trained on

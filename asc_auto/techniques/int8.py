@@ -91,9 +91,10 @@ class Int8Quantization(Technique):
         if qat > 0:
             info["accuracy_ptq"] = round(val_accuracy(deployed, ctx, device="cpu"), 4)
             qat_config = {**config, "lr": float(config["lr"]) * QAT_LR_FACTOR}
-            # NNCF's fake-quantized graph stays on the CPU where it was built.
+            # NNCF's fake-quantized graph stays on the CPU where it was built, in float32: its
+            # quantizers learn their ranges from the values they see, which bf16 would round.
             train_aclnet(deployed, qat_config, ctx, epochs=qat, device="cpu",
-                         on_step=qat_steps)
+                         on_step=qat_steps, amp=False)
             deployed.eval()
         acc = val_accuracy(deployed, ctx, device="cpu")
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
