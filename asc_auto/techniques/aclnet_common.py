@@ -183,7 +183,7 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                  on_step: StepHook | None = None, device: str | None = None,
                  amp: bool | None = None) -> TrainResult:
     """Train in place on random crops; per-epoch validation is segment-averaged over clips.
-    `amp`: as train_model's (None: bf16 where the device computes it natively)."""
+    `amp`: as train_model's (None: `train.default_amp`, bf16 on CUDA)."""
     cfg = aclnet_train_config(config, ctx, epochs, device)
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
