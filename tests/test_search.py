@@ -145,6 +145,12 @@ def test_trial_budget_says_how_far_a_run_is_and_the_time_left_at_its_pace() -> N
     assert capped.progress_text() == "1 of 24 trials, --timeout stops it in about 20.0 min"
     now[0] += 1300  # a trial that ran past the timeout: Optuna starts no other
     assert capped.progress_text() == "1 of 24 trials, --timeout has passed: no further trial starts"
+    # two workers: the first trial to end is one of two run side by side
+    budget = TrialBudget(24, status=print, clock=lambda: now[0], workers=2)
+    finish(600)
+    assert budget.progress_text() == "1 of 24 trials, about 2.0 h left at this run's pace"
+    finish(60)  # the other worker's first: from here the run's own pace
+    assert budget.progress_text() == "2 of 24 trials, about 2.0 h left at this run's pace"
     alone = TrialBudget(None, status=print, timeout=60.0, clock=lambda: now[0])
     alone(study, optuna.trial.create_trial(value=0.5))
     assert alone.progress_text() == ""  # --timeout alone: no count to say
