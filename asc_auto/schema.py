@@ -72,6 +72,11 @@ class TrialRecord:
     # While and after training:
     val_history: list[float] | None = None
     cv_accuracies: list[float] | None = None
+    # Each finished fold's accuracies, trained size, seconds and technique results (one dict per
+    # fold, fold_resume.DETAIL_KEYS), recorded as it ends: what a resumed trial takes over.
+    cv_details: list[dict[str, Any]] | None = None
+    resumed_from: int | None = None  # the interrupted trial whose finished folds it took
+    seed_trial: int | None = None  # whose number seeds its trainings, when not its own
     size_kb_trained: float | None = None
     accuracy_fp32: float | None = None
     value_se: float | None = None  # the value's standard error (cross-validation's own)

@@ -30,7 +30,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto import confirm, design, portfolio, pruning
+from asc_auto import confirm, design, fold_resume, portfolio, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
@@ -603,6 +603,9 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
                "confirming the new top configurations")
 
 
+# A fold of a cross-validated trial ended: (fold from 0, the score so far, each fold's details).
+FoldHook = Callable[[int, CvScore, list[dict[str, Any] | None]], None]
+
 OVER_LIMIT_CAP = 20  # proposals over the limit per trial asked for before the search gives up
 
 
@@ -696,14 +699,15 @@ def _trial_line(status: Callable[[str], None], budget: TrialBudget
     return on_trial_end
 
 
-def fold_text(trial: optuna.Trial, fold: int, folds: int, score: CvScore, elapsed: float
-              ) -> str:
+def fold_text(trial: optuna.Trial, fold: int, folds: int, score: CvScore, elapsed: float,
+              reused: int = 0) -> str:
     """`trial N: fold k/K val acc a ± se, mean m ± se so far; T in, about T' left`: fold `fold`
-    (from 0) of `folds` has ended `elapsed` seconds into the trial; the rest at the same pace."""
+    (from 0) of `folds` has ended `elapsed` seconds into the trial, whose first `reused` folds
+    an interrupted run finished (fold_resume.py); the rest at the pace of those trained here."""
     record = TrialRecord.from_trial(trial)
     tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
     done = fold + 1
-    left = elapsed / done * (folds - done)
+    left = elapsed / max(1, done - reused) * (folds - done)
     acc = accuracy_text(score.accuracies[-1], score.n_val[-1])
     mean = (f", mean {accuracy_text(score.mean, None, score.standard_error)} so far"
             if done > 1 else "")
@@ -774,9 +778,15 @@ class Objective:
             TrialRecord(source=SEARCH).write(trial)
         config = setup.space.suggest(trial)
         TrialRecord(config=config).write(trial)
+        # An interrupted trial of this configuration: its finished folds are taken over, the
+        # rest trained from its seeds (fold_resume.py says why).
+        resumed = fold_resume.find(trial.study, trial.number, trial.params, len(setup.folds))
+        seed_number = trial.number if resumed is None else resumed.seed_trial
+        if resumed is not None:
+            TrialRecord(resumed_from=resumed.trial, seed_trial=seed_number).write(trial)
         # Initial weights from (seed, trial number): a trial is the same whichever trials ran
         # before it in this process (a resumed study, another worker).
-        torch.manual_seed(trial_seed(ctx.train_cfg.seed, trial.number))
+        torch.manual_seed(trial_seed(ctx.train_cfg.seed, seed_number))
         candidate = setup.technique.build(config, ctx)
         setup.technique.initialise(candidate, ctx)  # --init-from
         size, macs, feasible = sized(setup, candidate)
@@ -797,6 +807,11 @@ class Objective:
         if not feasible:  # size or MACs: recorded, never trained, no accuracy to plot
             raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
+        if resumed is not None:  # fold 0 ran in the interrupted trial
+            history.extend(resumed.val_history)
+            TrialRecord(val_history=history).write(trial)
+            for step, acc in resumed.reports:
+                trial.report(acc, step)  # its curve, as it was judged then: not judged again
         epochs = ctx.train_cfg.epochs
         all_epochs = epochs * setup.technique.trainings(config, candidate)
 
@@ -829,11 +844,16 @@ class Objective:
             if self.cost is not None:
                 self.cost.step(done, total)
 
-        def on_fold(fold: int, score: CvScore) -> None:
-            TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies]).write(trial)
-            if self.fold_line is not None and fold + 1 < len(setup.folds):
+        reused = 0 if resumed is None else resumed.folds
+        if resumed is not None and self.fold_line is not None:
+            self.fold_line(resumed.text(trial.number))
+
+        def on_fold(fold: int, score: CvScore, details: list[dict[str, Any] | None]) -> None:
+            TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies],
+                        cv_details=details).write(trial)
+            if self.fold_line is not None and reused <= fold < len(setup.folds) - 1:
                 self.fold_line(fold_text(trial, fold, len(setup.folds), score,
-                                         time.perf_counter() - t0))
+                                         time.perf_counter() - t0, reused))
             if self.progress is not None:
                 self.progress.fold(fold + 1, len(setup.folds), score.mean)
             if not full and setup.stop_hopeless:
@@ -843,42 +863,61 @@ class Objective:
                 if why is not None:
                     stop(why)
 
-        score, outcomes = self.score_config(config, trial.number, 0, candidate=candidate,
-                                            on_epoch=on_epoch, on_step=on_step, on_fold=on_fold)
+        score, outcomes, details = self.score_config(
+            config, seed_number, 0, candidate=candidate, on_epoch=on_epoch, on_step=on_step,
+            on_fold=on_fold, resumed=resumed)
         trained = [setup.technique.size(o.candidate, ctx.rule) for o in outcomes]
         final = max(trained, key=lambda s: s.size_bytes)  # trained weights: zeros may drop
         if not final.fits:
             raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "
                            f"over the {ctx.rule.limit_bytes / ctx.rule.kb_bytes:.0f} KB budget it "
                            "was sized within; this is a bug in the technique's size()")
+        # Over every fold, the reused ones included; None where one did not record it.
+        fp32 = fold_resume.combined(details, "accuracy_fp32", "mean")
+        size_kb = fold_resume.combined(details, "size_kb_trained", "max")
+        train_s = fold_resume.combined(details, "train_seconds", "sum")
+        fb_s = fold_resume.combined(details, "forward_backward_seconds", "sum")
+        first = details[0] if details and details[0] else {}
         TrialRecord(
-            size_kb_trained=round(final.size_kb, 2),
-            accuracy_fp32=round(statistics.fmean(o.outcome.accuracy_fp32 for o in outcomes), 4),
+            size_kb_trained=None if size_kb is None else round(size_kb, 2),
+            accuracy_fp32=None if fp32 is None else round(fp32, 4),
             value_se=round(score.standard_error, 4),
-            train_seconds=round(sum(o.outcome.train.seconds_total for o in outcomes), 2),
-            forward_backward_seconds=round(
-                sum(o.outcome.train.seconds_forward_backward for o in outcomes), 2),
-            trial_seconds=round(time.perf_counter() - t0, 2),
-            extra=dict(outcomes[0].outcome.info),  # the technique's own results
+            train_seconds=None if train_s is None else round(train_s, 2),
+            forward_backward_seconds=None if fb_s is None else round(fb_s, 2),
+            trial_seconds=round(time.perf_counter() - t0, 2),  # this run's: not the lost ones'
+            extra=dict(first.get("info") or {}),  # the technique's own results (fold 0's)
         ).write(trial, TRAINED)
         return float(score.mean)
 
     def score_config(self, config: dict[str, Any], number: int, seed_index: int,
                      candidate: Candidate | None = None,
                      on_epoch: EpochHook | None = None, on_step: StepHook | None = None,
-                     on_fold: Callable[[int, CvScore], None] | None = None,
-                     ) -> tuple[CvScore, list[FoldOutcome]]:
-        """Train `config` on the search's split, or on each cross-validation fold, and score it.
+                     on_fold: FoldHook | None = None, resumed: fold_resume.Resumed | None = None,
+                     ) -> tuple[CvScore, list[FoldOutcome], list[dict[str, Any] | None]]:
+        """Train `config` on the search's split, or on each cross-validation fold, and score it:
+        the score, the folds trained here and every fold's details (fold_resume.DETAIL_KEYS).
 
         Seed index 0 is the trial itself (fold 0 starts from the trial's own initial weights,
         and only fold 0 reports epochs to the pruner); `confirm` passes 1, 2, ... for the same
-        configuration trained from other initial weights and batch orders.
+        configuration trained from other initial weights and batch orders. `resumed`: the
+        folds an interrupted run of the trial finished, taken as they are (`number` is then
+        that trial's seed number, so the rest train as they would have there).
         """
         setup = self.setup
         contexts = setup.folds or (setup.context,)
         outcomes: list[FoldOutcome] = []
-        accs: list[float] = []
+        # Recorded to 4 decimals: back to the exact share of its fold's clips each one was.
+        accs = [fold_resume.exact(a, len(c.val_files))
+                for a, c in zip(resumed.accuracies if resumed else (), contexts, strict=False)]
+        details: list[dict[str, Any] | None] = list(resumed.details) if resumed else []
+        score = CvScore(tuple(accs), tuple(len(c.val_files) for c in contexts[:len(accs)]))
+        for fold in range(len(accs)):  # the hopeless check sees them as it would have
+            if on_fold is not None:
+                on_fold(fold, CvScore(score.accuracies[:fold + 1], score.n_val[:fold + 1]),
+                        details[:fold + 1])
         for fold, fctx in enumerate(contexts):
+            if fold < len(details):
+                continue
             if seed_index:
                 fctx = dataclasses.replace(fctx, train_cfg=dataclasses.replace(
                     fctx.train_cfg, seed=trial_seed(fctx.train_cfg.seed, number, fold, seed_index)))
@@ -892,10 +931,15 @@ class Objective:
                                           else None, on_step=on_step)
             outcomes.append(FoldOutcome(cand, outcome))
             accs.append(float(outcome.accuracy))
+            size = setup.technique.size(cand, fctx.rule)
+            details.append(fold_resume.detail(
+                outcome.accuracy, outcome.accuracy_fp32, size.size_kb, size.size_bytes,
+                outcome.train.seconds_total, outcome.train.seconds_forward_backward,
+                outcome.info))
             score = CvScore(tuple(accs), tuple(len(c.val_files) for c in contexts[:fold + 1]))
             if on_fold is not None and setup.folds:
-                on_fold(fold, score)
-        return score, outcomes
+                on_fold(fold, score, details)
+        return score, outcomes, details
 
 
 @dataclass
