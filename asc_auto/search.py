@@ -526,10 +526,35 @@ def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any
     return out
 
 
-def rescore(objective: Objective, trial: FrozenTrial, seed_index: int) -> float:
-    """A finished trial's configuration trained again with seed index >= 1 (confirmation)."""
+CONFIRM_FOLDS = "confirmation_folds_{trial}_{seed}"  # a confirmation run's finished folds
+
+
+def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
+            study: optuna.Study | None = None) -> float:
+    """A finished trial's configuration trained again with seed index >= 1 (confirmation).
+
+    With `study`, a cross-validated run records each fold as it ends (CONFIRM_FOLDS, one
+    attribute per run, so processes confirming side by side never write the same one) and a
+    run interrupted between folds resumes from them: a fold's seeds depend only on (trial,
+    fold, seed index), so the resumed run scores what the whole one would have. A fsdd int8
+    confirmation run is four folds of about 20 min on a 2-core CPU."""
     config = dict(TrialRecord.from_trial(trial).config or {})
-    return objective.score_config(config, trial.number, seed_index)[0].mean
+    key = CONFIRM_FOLDS.format(trial=trial.number, seed=seed_index)
+    folds = len(objective.setup.folds)
+    resumed = None
+    if study is not None and folds:
+        done = [float(a) for a in study.user_attrs.get(key) or []][:folds - 1]
+        if done:
+            resumed = fold_resume.Resumed(
+                trial=trial.number, seed_trial=trial.number, accuracies=tuple(done),
+                details=(None,) * len(done), val_history=(), reports=())
+
+    def on_fold(fold: int, score: CvScore, details: list[dict[str, Any] | None]) -> None:
+        if study is not None:
+            study.set_user_attr(key, [round(a, 4) for a in score.accuracies])
+
+    return objective.score_config(config, trial.number, seed_index, on_fold=on_fold,
+                                  resumed=resumed)[0].mean
 
 
 def finish_search(study: optuna.Study, setup: SearchSetup,
@@ -583,7 +608,7 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
     while True:
         with confirm.holding(study):
             confirmed = confirm.confirm_top(
-                study, ranked, lambda trial, seed: rescore(objective, trial, seed),
+                study, ranked, lambda trial, seed: rescore(objective, trial, seed, study),
                 setup.confirm_top, setup.confirm_seeds, status, reference=paper,
                 score_many=score_many)
         if confirmed:

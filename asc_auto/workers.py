@@ -183,12 +183,13 @@ def _confirm_init(opts: SearchOptions, threads: int, slots: Any) -> None:
         slots.value += 1
     wopts = dataclasses.replace(opts, trials=0, progress=False,
                                 device=worker_device(opts.device, index))
-    _, setup = setup_study(wopts, status=lambda message: None)  # all cached by the search
+    study, setup = setup_study(wopts, status=lambda message: None)  # all cached by the search
     _CONFIRMING["objective"] = Objective(setup)
+    _CONFIRMING["study"] = study  # where each run records its folds (search.rescore)
 
 
 def _confirm_run(trial: optuna.trial.FrozenTrial, seed: int) -> float:
-    return rescore(_CONFIRMING["objective"], trial, seed)
+    return rescore(_CONFIRMING["objective"], trial, seed, _CONFIRMING["study"])
 
 
 def resolve_cpu(device: str) -> bool:

@@ -113,3 +113,39 @@ def test_a_trial_interrupted_between_folds_resumes_and_scores_as_if_never_stoppe
     assert resumed.intermediate_values == whole.intermediate_values
     assert [d["accuracy"] for d in resumed.user_attrs["cv_details"]] == \
         whole.user_attrs["cv_accuracies"]
+
+
+@pytest.mark.slow
+def test_a_confirmation_run_interrupted_between_folds_resumes_from_them(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asc_auto.search import CONFIRM_FOLDS, Objective, rescore, setup_study
+
+    opts = SearchOptions(technique="baseline", data=tiny_dataset, space=SPACE, epochs=1,
+                         trials=1, cv=2, confirm_seeds=0, progress=False,
+                         storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home")
+    trial = run_search(opts, status=lambda m: None).trials[0]
+    study, setup = setup_study(SearchOptions(**{**opts.__dict__, "trials": 0}),
+                               status=lambda m: None)
+    objective = Objective(setup)
+    real_fit = DcaseBaseline.fit
+    fits: list[int] = []
+
+    def counted(self: Any, *args: Any, **kw: Any) -> Any:
+        fits.append(1)
+        return real_fit(self, *args, **kw)
+
+    monkeypatch.setattr(DcaseBaseline, "fit", counted)
+    whole = rescore(objective, trial, 1, study)  # both folds, each recorded as it ends
+    key = CONFIRM_FOLDS.format(trial=0, seed=1)
+    folds = study.user_attrs[key]
+    assert len(fits) == 2 and len(folds) == 2
+
+    study.set_user_attr(key, folds[:1])  # as a run stopped during its second fold left it
+    fits.clear()
+    assert rescore(objective, trial, 1, study) == whole  # to the last digit
+    assert len(fits) == 1 and study.user_attrs[key] == folds
+    # a run of another seed does not take them
+    fits.clear()
+    rescore(objective, trial, 2, study)
+    assert len(fits) == 2

@@ -356,7 +356,8 @@ def test_a_worker_finishing_while_another_confirms_leaves_it_the_new_trials(
     best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
     runs: list[tuple[int, int]] = []
 
-    def rescore(objective: object, trial: optuna.trial.FrozenTrial, seed: int) -> float:
+    def rescore(objective: object, trial: optuna.trial.FrozenTrial, seed: int,
+                study: object = None) -> float:
         if not runs:
             study.add_trial(optuna.trial.create_trial(
                 params=best.params, distributions=best.distributions, value=1.0,
