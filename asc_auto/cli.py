@@ -29,6 +29,7 @@ from asc_auto.report import (
     choices_table,
     config_table,
     confirmation_table,
+    confirming_line,
     design_line,
     paper_table,
     pareto_table,
@@ -623,6 +624,8 @@ def _print_study(study: optuna.Study) -> None:
     confirmed = confirmation_table(study)
     if confirmed is not None:
         console.print(confirmed)
+    if (under_way := confirming_line(study)) is not None:
+        console.print(escape(under_way))
     if ranked:
         best = pick_trial(study)
         how = "confirmed pick" if best.number != ranked[0].number or confirmed else "best"

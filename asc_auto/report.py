@@ -15,7 +15,7 @@ from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
 from asc_auto.confirm import confirmations
 from asc_auto.cost import duration_text
 from asc_auto.records import feasible_trials, pick_trial
-from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, source_text
+from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, confirm_folds, source_text
 from asc_auto.stats import trial_accuracy_text
 
 
@@ -164,11 +164,25 @@ def running_table(study: optuna.Study, now: datetime | None = None) -> Table | N
         epochs = ("-" if run.last_accuracy is None
                   else f"{run.epochs}, {run.last_accuracy:.3f}")
         table.add_row(
-            f"{run.trial.number}" + (f" {source_text(r)}" if r.source in ENQUEUED else ""),
+            f"{run.trial.number}" + (f" {source_text(r)}" if r.source in ENQUEUED else "")
+            + ("" if r.resumed_from is None else f" (resumes {r.resumed_from})"),
             "-" if r.size_kb is None else f"{r.size_kb:.2f}",
             "?" if run.seconds is None else duration_text(max(0.0, run.seconds)),
             folds, epochs)
     return table
+
+
+def confirming_line(study: optuna.Study) -> str | None:
+    """The confirmation runs under way and the folds each has finished (None when none is):
+    a cross-validated run of a default-budget configuration is an hour or more on a CPU."""
+    record = StudyRecord.from_study(study).confirmation or {}
+    stored = record.get("trials", {})
+    folds = int(StudyRecord.from_study(study).cv_folds or 0)
+    runs = [f"trial {trial} seed {seed}, folds {len(accs)}/{folds} done ("
+            + ", ".join(f"{a:.3f}" for a in accs) + ")"
+            for (trial, seed), accs in sorted(confirm_folds(study.user_attrs).items())
+            if len(stored.get(str(trial), [])) <= seed and len(accs) < folds]
+    return "confirmation runs under way: " + "; ".join(runs) if runs else None
 
 
 def confirmation_table(study: optuna.Study) -> Table | None:

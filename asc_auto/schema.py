@@ -13,6 +13,7 @@ export, report, plots, summary, the CLI and the techniques read them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,21 @@ PORTFOLIO = "portfolio"
 DESIGN = "design"
 SEARCH = "search"
 ENQUEUED = (PAPER, PORTFOLIO, DESIGN)  # the sources shown beside a trial's number
+
+# A cross-validated confirmation run's fold accuracies as each fold ends (search.rescore): one
+# study attribute per (trial, seed index), so processes confirming side by side never share one.
+CONFIRM_FOLDS = "confirmation_folds_{trial}_{seed}"
+_CONFIRM_FOLDS_RE = re.compile(r"confirmation_folds_(\d+)_(\d+)")
+
+
+def confirm_folds(attrs: Mapping[str, Any]) -> dict[tuple[int, int], list[float]]:
+    """Every confirmation run's recorded folds in a study's attributes, by (trial, seed)."""
+    out = {}
+    for key, value in attrs.items():
+        if (m := _CONFIRM_FOLDS_RE.fullmatch(key)) and isinstance(value, list):
+            out[(int(m[1]), int(m[2]))] = [float(a) for a in value]
+    return out
+
 
 # Optuna constraint names (`Trial.set_constraint`); a value <= 0 is feasible.
 SIZE_CONSTRAINT = "size_bytes_over_budget"

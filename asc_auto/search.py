@@ -44,6 +44,7 @@ from asc_auto.keys import check_study_name, space_digest
 from asc_auto.progress import progress_bar
 from asc_auto.records import ALIVE, counts_toward_budget, feasible_trials, pick_trial, tried
 from asc_auto.schema import (
+    CONFIRM_FOLDS,
     DESIGN,
     ENQUEUED,
     MACS_CONSTRAINT,
@@ -524,9 +525,6 @@ def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any
             out[key] = round(statistics.fmean(values), 4)
             out[f"{key}_per_fold"] = values
     return out
-
-
-CONFIRM_FOLDS = "confirmation_folds_{trial}_{seed}"  # a confirmation run's finished folds
 
 
 def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,

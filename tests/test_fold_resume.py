@@ -119,7 +119,8 @@ def test_a_trial_interrupted_between_folds_resumes_and_scores_as_if_never_stoppe
 def test_a_confirmation_run_interrupted_between_folds_resumes_from_them(
     tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from asc_auto.search import CONFIRM_FOLDS, Objective, rescore, setup_study
+    from asc_auto.schema import CONFIRM_FOLDS
+    from asc_auto.search import Objective, rescore, setup_study
 
     opts = SearchOptions(technique="baseline", data=tiny_dataset, space=SPACE, epochs=1,
                          trials=1, cv=2, confirm_seeds=0, progress=False,

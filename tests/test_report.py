@@ -84,7 +84,12 @@ def test_show_says_what_the_running_trials_have_scored_so_far(tmp_path: Path) ->
     for key, value in {"source": "portfolio", "portfolio": "wide-shallow", "size_kb": 197.85,
                        "cv_accuracies": [0.718], "val_history": [0.4, 0.61, 0.72]}.items():
         trial.set_user_attr(key, value)
-    study.ask()  # RUNNING, nothing recorded yet
+    study.ask().set_user_attr("resumed_from", 2)  # RUNNING, resumes interrupted trial 2
+    # a confirmation run of trial 0 half-way (2 of 4 folds), one of trial 3 stored already
+    study.set_user_attr("confirmation", {"seeds": 1, "top": 2,
+                                         "trials": {"0": [0.6], "3": [0.72, 0.7]}})
+    study.set_user_attr("confirmation_folds_0_1", [0.61, 0.65])
+    study.set_user_attr("confirmation_folds_3_1", [0.7, 0.7, 0.7, 0.7])
     started = study.trials[-2].datetime_start
     assert started is not None
     rows = running_trials(study, now=started + timedelta(minutes=34))
@@ -99,6 +104,9 @@ def test_show_says_what_the_running_trials_have_scored_so_far(tmp_path: Path) ->
     assert cells[0] == "6 portfolio wide-shallow" and cells[1] == "197.85"
     assert cells[3:] == ["1/4: 0.718", "3, 0.720"], cells
     assert "running trials, what they have scored so far" in shown.output
+    assert "│ 7 (resumes 2)" in shown.output
+    assert "confirmation runs under way: trial 0 seed 1, folds 2/4 done (0.610, 0.650)\n" \
+        in shown.output
     data = json.loads(runner.invoke(app, ["show", "--study", "kd", "--json"], env=env).output)
     assert [(r["trial"], r["fold_accuracies"], r["epochs"]) for r in data["running"]] == [
         (6, [0.718], 3), (7, [], 0)]
