@@ -33,6 +33,7 @@ from asc_auto.report import (
     design_line,
     paper_table,
     pareto_table,
+    reference_line,
     running_table,
     studies_table,
     summary_line,
@@ -624,8 +625,9 @@ def _print_study(study: optuna.Study) -> None:
     confirmed = confirmation_table(study)
     if confirmed is not None:
         console.print(confirmed)
-    if (under_way := confirming_line(study)) is not None:
-        console.print(escape(under_way))
+    for line in (reference_line(study), confirming_line(study)):
+        if line is not None:
+            console.print(escape(line))
     if ranked:
         best = pick_trial(study)
         how = "confirmed pick" if best.number != ranked[0].number or confirmed else "best"

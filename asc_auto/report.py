@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
-from asc_auto.confirm import confirmations
+from asc_auto.confirm import confirmations, reference_note
 from asc_auto.cost import duration_text
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, confirm_folds, source_text
@@ -183,6 +183,18 @@ def confirming_line(study: optuna.Study) -> str | None:
             for (trial, seed), accs in sorted(confirm_folds(study.user_attrs).items())
             if len(stored.get(str(trial), [])) <= seed and len(accs) < folds]
     return "confirmation runs under way: " + "; ".join(runs) if runs else None
+
+
+def reference_line(study: optuna.Study) -> str | None:
+    """Why the confirmation left the paper configuration out, when it did (confirm.py)."""
+    record = StudyRecord.from_study(study).confirmation or {}
+    if not record.get("trials"):
+        return None
+    ranked = feasible_trials(study)
+    paper = next((t for t in ranked if TrialRecord.from_trial(t).is_paper), None)
+    if paper is None or str(paper.number) in record["trials"]:
+        return None
+    return reference_note(ranked, int(record.get("top") or 0), paper)
 
 
 def confirmation_table(study: optuna.Study) -> Table | None:

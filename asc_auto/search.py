@@ -603,6 +603,8 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
     objective = Objective(setup)
     ranked = feasible_trials(study)
     paper = _paper(ranked)
+    if note := confirm.reference_note(ranked, setup.confirm_top, paper):
+        status(note)
     while True:
         with confirm.holding(study):
             confirmed = confirm.confirm_top(

@@ -56,7 +56,8 @@ from asc_auto.workers import unprefixed
 #: will cost (the teacher's, a trial's, a seed's) and how far it is (each finished trial with
 #: the time left, each confirmation run, each retrained seed), so a row that takes hours says
 #: so, and where it stands, in the benchmark's own log.
-SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed: ", "retraining trial ")
+SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed: ", "retraining trial ",
+        "the paper configuration (")
 
 
 def said(line: str) -> bool:

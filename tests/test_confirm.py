@@ -17,17 +17,19 @@ from asc_auto.confirm import (
     CONFIRMATION,
     SETTLE_SECONDS,
     STALE_SECONDS,
+    chosen_trials,
     claim,
     confirm_top,
     confirmations,
     confirmed_best,
     holding,
     live_claim,
+    reference_note,
     settled,
 )
 from asc_auto.procs import HOST, _start_time, this_worker
 from asc_auto.records import feasible_trials
-from asc_auto.report import confirmation_table
+from asc_auto.report import confirmation_table, reference_line
 from asc_auto.schema import StudyRecord
 
 
@@ -142,6 +144,40 @@ def test_the_paper_configuration_is_confirmed_as_the_reference_the_pick_must_bea
     ranked = confirm_top(fresh, feasible_trials(fresh), score, top=2, seeds=1,
                          status=lambda m: None, reference=fresh.trials[0])  # already in the top
     assert sorted(c.trial for c in ranked) == [0, 1] and confirmed_best(fresh) == 1
+
+
+def test_a_paper_configuration_far_below_the_top_few_is_not_confirmed(tmp_path) -> None:
+    """Cross-validated values with their SEs: the paper's 0.335 ± 0.050 against a top two whose
+    weakest is 0.638 ± 0.045 (fsdd int8, 4.5 SE) costs a confirmation run that cannot change the
+    pick; within 3 SE (or without SEs) it is confirmed as before."""
+    def study_with(paper_value: float, ses: tuple[float | None, ...]) -> optuna.Study:
+        study = optuna.create_study(direction="maximize")
+        for i, (v, se) in enumerate(zip([paper_value, 0.6965, 0.638], ses, strict=True)):
+            attrs = {"feasible": True, "size_kb": 100.0 + i, "source": "paper" if i == 0
+                     else "design", **({} if se is None else {"value_se": se})}
+            study.add_trial(create_trial(value=v, params={"x": float(i)}, user_attrs=attrs,
+                                         distributions={"x": FloatDistribution(0, 100)}))
+        return study
+
+    far = study_with(0.335, (0.050, 0.026, 0.045))
+    ranked, paper = feasible_trials(far), far.trials[0]
+    said: list[str] = []
+    scored = confirm_top(far, ranked, lambda t, seed: 0.5, top=2, seeds=1, status=said.append,
+                         reference=paper)
+    assert sorted(c.trial for c in scored) == [1, 2]  # the paper's run is not made
+    assert settled(far, feasible_trials(far), 2, paper)
+    assert reference_note(ranked, 2, paper) == (
+        "the paper configuration (trial 0, 0.3350 ± 0.050) is not confirmed: 4.5 standard "
+        "errors below the weakest of the top 2 (trial 2, 0.6380 ± 0.045), so fresh seeds "
+        "cannot plausibly make it the pick")
+    assert reference_line(far) == reference_note(ranked, 2, paper)  # what `show` prints
+
+    near = study_with(0.45, (0.050, 0.026, 0.045))  # 2.8 SE below: still confirmed
+    assert [t.number for t in chosen_trials(feasible_trials(near), 2, near.trials[0])] == \
+        [1, 2, 0]
+    assert reference_note(feasible_trials(near), 2, near.trials[0]) is None
+    no_se = study_with(0.335, (None, 0.026, 0.045))  # a single split's value: no SE recorded
+    assert 0 in [t.number for t in chosen_trials(feasible_trials(no_se), 2, no_se.trials[0])]
 
 
 def test_nothing_to_confirm_with_one_seed_or_one_trial() -> None:
