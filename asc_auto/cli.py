@@ -346,6 +346,10 @@ def retrain(
     device: DeviceOpt = "auto",
     home: HomeOpt = DEFAULT_HOME,
     data: MovedDataOpt = None,
+    jobs: Annotated[int, typer.Option(
+        min=1, metavar="N",
+        help="Train N seeds side by side in processes, each with its share of the CPU cores "
+        "or, on CUDA, the GPUs round robin.")] = 1,
 ) -> None:
     """Retrain the picked configuration (the confirmed winner, else the best feasible) on all of
     fold1_train; score the evaluate fold."""
@@ -353,7 +357,8 @@ def retrain(
 
     loaded = _load(study, storage, home)
     result = run_retrain(loaded, seeds=seeds, epochs=epochs, trial_number=trial, home=home,
-                         device=device, progress=_live(), status=_say, data=data)
+                         device=device, progress=_live(), status=_say, data=data, jobs=jobs,
+                         storage=storage or default_storage(home))
     table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
                   title_justify="left")
     for col in ("seed", "accuracy", "fp32 acc", "log loss", *result.labels):

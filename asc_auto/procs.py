@@ -54,3 +54,8 @@ def worker_dead(worker: Any) -> bool:
         return True
     start = worker.get("start")
     return start is not None and _start_time(pid) not in (None, start)  # pid reused
+
+
+def cpu_share(processes: int) -> int:
+    """CPU threads for each of `processes` processes that split this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // processes)

@@ -125,9 +125,12 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             trial_number: int | None = None, home: Path = Path("studies"), device: str = "auto",
             progress: bool = True, status: Callable[[str], None] = print,
             on_seed: Callable[[SeedResult], None] | None = None,
-            data: Path | None = None) -> RetrainResult:
+            data: Path | None = None, jobs: int = 1, storage: str | None = None
+            ) -> RetrainResult:
     """Retrain the picked configuration with `seeds` seeds; resume seeds already on disk.
-    `data`: the study's dataset at another place (checked by content)."""
+    `data`: the study's dataset at another place (checked by content). `jobs` > 1: the missing
+    seeds train side by side in that many processes (`storage`: the study's URL, which they
+    open), each with its share of the CPU cores or its own GPU (`seeds_side_by_side`)."""
     trial = pick_trial(study, trial_number)
     technique = get_technique(str(StudyRecord.from_study(study).technique))
     ctx = study_context(study, technique, home, epochs, device, progress, status, data)
@@ -135,6 +138,13 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     key = retrain_key(study, technique.name, ctx, config)
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
     teacher = technique.prepare(ctx).get("teacher_val_accuracy")  # kd: on the evaluate fold
+    missing = [seed for seed in range(seeds) if _load_seed(folder / f"seed-{seed}", key) is None]
+    if jobs > 1 and len(missing) > 1:
+        if storage is None:
+            raise ValueError("retrain with jobs > 1 needs the study's storage URL")
+        job = SeedJob(study.study_name, storage, trial.number, epochs, home, device, data, key,
+                      folder)
+        seeds_side_by_side(job, missing, jobs, status)  # on disk now: the loop below loads them
     done: list[SeedResult] = []
     todo = sum(_load_seed(folder / f"seed-{seed}", key) is None for seed in range(seeds))
     cost = EpochClock(SearchPlan(epochs=ctx.train_cfg.epochs, folds=1, trials=todo, unit="seed",
@@ -184,6 +194,92 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                            eval_clips=len(ctx.val_files))
     StudyRecord(retrain=result.summary()).write(study)
     return result
+
+
+@dataclass(frozen=True)
+class SeedJob:
+    """What a retrain process needs to rebuild the retrain's context from the storage and the
+    cache (not the context itself: its tensors are the whole dataset, too large to send)."""
+
+    study: str
+    storage: str
+    trial: int
+    epochs: int | None
+    home: Path
+    device: str
+    data: Path | None
+    key: str  # the parent's: a process that would train under another refuses
+    folder: Path
+
+
+def seeds_side_by_side(job: SeedJob, seeds: list[int], jobs: int,
+                       status: Callable[[str], None] = print) -> None:
+    """Train `seeds` in up to `jobs` spawned processes (no forked CUDA or OpenMP state), each
+    with its share of the cores (one thread each on a 2-core CPU, where a small model gains less
+    from a second thread than from a second model) and, on CUDA, the GPUs round robin. Each seed
+    is written atomically as it finishes, so Ctrl-C or a failed seed keeps those already done;
+    a line per finished seed says how long the rest will take."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from asc_auto.cost import duration_text
+    from asc_auto.procs import cpu_share
+
+    n = min(jobs, len(seeds))
+    threads = cpu_share(n)
+    status(f"retraining trial {job.trial} with seeds {', '.join(map(str, seeds))} in {n} "
+           f"processes, {threads} CPU thread{'s' if threads > 1 else ''} each")
+    ctx = multiprocessing.get_context("spawn")
+    slots = ctx.Value("i", 0)
+    took: list[float] = []  # training seconds of the seeds finished
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_seed_init,
+                               initargs=(job, threads, slots))
+    try:
+        futures = {pool.submit(_seed_run, seed): seed for seed in seeds}
+        for done, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            took.append(result.seconds)
+            left = len(seeds) - done
+            waves = -(-left // n)  # the seeds still running or to start, n at a time
+            eta = (f"; about {duration_text(waves * sum(took) / len(took))} left" if left
+                   else "")
+            status(f"retrained trial {job.trial} seed {result.seed}: evaluate accuracy "
+                   f"{result.accuracy:.4f} ({duration_text(result.seconds)} of training); "
+                   f"{done} of {len(seeds)} seeds{eta}")
+    finally:  # Ctrl-C or a failed seed: no new one starts; finished ones are on disk
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_SEEDING: dict[str, Any] = {}  # in a retrain process: its technique, context and configuration
+
+
+def _seed_init(job: SeedJob, threads: int, slots: Any) -> None:
+    """A retrain process's start: its threads, its device (slot i), the study's context."""
+    import torch
+
+    from asc_auto.storage import open_storage
+    from asc_auto.train import worker_device
+
+    torch.set_num_threads(threads)
+    with slots.get_lock():
+        index = int(slots.value)
+        slots.value += 1
+    study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage))
+    technique = get_technique(str(StudyRecord.from_study(study).technique))
+    ctx = study_context(study, technique, job.home, job.epochs,
+                        worker_device(job.device, index), False, lambda message: None, job.data)
+    config = dict(TrialRecord.from_trial(pick_trial(study, job.trial)).config or {})
+    if retrain_key(study, technique.name, ctx, config) != job.key:
+        raise RuntimeError(f"retrain process {index}: the study {job.study} changed under the "
+                           "retrain (its key differs); run retrain again")
+    technique.prepare(ctx)  # kd: the teacher, from the cache the parent filled
+    _SEEDING.update(technique=technique, ctx=ctx, config=config, job=job)
+
+
+def _seed_run(seed: int) -> SeedResult:
+    job: SeedJob = _SEEDING["job"]
+    return _run_seed(_SEEDING["technique"], _SEEDING["ctx"], _SEEDING["config"], seed,
+                     job.folder / f"seed-{seed}", job.key)
 
 
 def study_uid(study: optuna.Study) -> str:

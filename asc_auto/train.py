@@ -77,6 +77,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def worker_device(device: str, index: int) -> str:
+    """The device of process `index` of several (search workers, confirmation or retrain
+    processes): GPUs round robin when `device` means all of them."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{index % torch.cuda.device_count()}"
+    return device
+
+
 @dataclass
 class TrainResult:
     """What a training run measured: per-epoch validation accuracy and where the time went."""

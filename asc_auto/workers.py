@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from asc_auto.confirm import Run, ScoreMany
 from asc_auto.errors import AscError, CommandFailed
+from asc_auto.procs import cpu_share
 from asc_auto.progress import progress_bar
 from asc_auto.schema import TrialRecord
 from asc_auto.search import (
@@ -44,15 +45,9 @@ from asc_auto.search import (
     setup_study,
 )
 from asc_auto.shared_budget import run_trials
+from asc_auto.train import worker_device
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
-def worker_device(device: str, index: int) -> str:
-    """The device of worker `index`: GPUs round robin when `device` means all of them."""
-    if device in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{index % torch.cuda.device_count()}"
-    return device
 
 
 def per_device(devices: list[str]) -> str:
@@ -138,11 +133,6 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
                             + ", ".join(f"{name}: exit code {code}" for name, code in bad)
                             + "); what they finished is recorded; fix: see their lines above")
     return study
-
-
-def cpu_share(processes: int) -> int:
-    """CPU threads for each of `processes` processes that split this machine's cores."""
-    return max(1, (os.cpu_count() or 1) // processes)
 
 
 def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] = print

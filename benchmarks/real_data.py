@@ -80,9 +80,11 @@ def _cli(*args: str) -> None:
                          f"{''.join(tail)[-4000:]}")
 
 
-def _retrain(study: str, home: Path, seeds: int, trial: int | None) -> dict[str, Any]:
+def _retrain(study: str, home: Path, seeds: int, trial: int | None, jobs: int = 1
+             ) -> dict[str, Any]:
     pick = ["--trial", str(trial)] if trial is not None else []
-    _cli("retrain", "--study", study, "--seeds", str(seeds), "--home", str(home), *pick)
+    _cli("retrain", "--study", study, "--seeds", str(seeds), "--home", str(home), *pick,
+         "--jobs", str(jobs))
     loaded = optuna.load_study(study_name=study, storage=default_storage(home))
     return dict(loaded.user_attrs["retrain"])
 
@@ -119,6 +121,20 @@ def budget_of(args: argparse.Namespace) -> dict[str, Any]:
     return {"trials": args.trials, "timeout": args.timeout, "seeds": args.seeds,
             "space_dir": str(args.space_dir) if args.space_dir else None,
             "search_args": list(args.search_args)}
+
+
+def retrain_jobs(args: argparse.Namespace) -> int:
+    """Seeds retrained side by side: --retrain-jobs, else the search's --jobs N, else 1. Not in
+    the budget: a seed depends on its configuration and seed, not on what trained beside it."""
+    if args.retrain_jobs is not None:
+        return int(args.retrain_jobs)
+    extra = list(args.search_args)
+    for i, arg in enumerate(extra):
+        if arg == "--jobs" and i + 1 < len(extra):
+            return int(extra[i + 1])
+        if arg.startswith("--jobs="):
+            return int(arg.split("=", 1)[1])
+    return 1
 
 
 def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -171,8 +187,9 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     loaded = optuna.load_study(study_name=study, storage=default_storage(home))
     attrs = loaded.user_attrs
     t1 = time.perf_counter()
-    paper = _retrain(study, home, args.seeds, 0)
-    best = _retrain(study, home, args.seeds, None)
+    jobs = retrain_jobs(args)
+    paper = _retrain(study, home, args.seeds, 0, jobs)
+    best = _retrain(study, home, args.seeds, None, jobs)
     picked = pick_trial(loaded, best["trial"])  # the retrained trial, as retrain found it
     return {
         "dataset": data.name, "technique": technique, "budget": budget,
@@ -205,6 +222,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=None, help="seconds per search")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--retrain-jobs", type=int, default=None, metavar="N",
+                        help="retrain N seeds side by side [default: the search's --jobs]")
     parser.add_argument("--space-dir", type=Path, default=None)
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("real_data_results.json"))

@@ -91,6 +91,44 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
     assert again.seeds[:2] == result.seeds
 
 
+def test_missing_seeds_train_side_by_side_in_processes(searched) -> None:
+    """`retrain --jobs 2`: the seeds not on disk train in two spawned processes (each rebuilds
+    the context from the storage and the cache, the kd teacher included) and land where a
+    sequential retrain puts them; those on disk are loaded, not trained again."""
+    from asc_auto.procs import cpu_share
+
+    study, home, url = searched
+    first = retrain(study, seeds=1, home=home, progress=False, status=lambda m: None)
+    folder = first.folder
+    on_disk = {s for s in range(6) if (folder / f"seed-{s}" / "result.json").exists()}
+    missing = [s for s in range(6) if s not in on_disk]
+    assert len(missing) >= 2
+    said: list[str] = []
+    result = retrain(study, seeds=6, home=home, progress=False, status=said.append, jobs=2,
+                     storage=url)
+    threads = cpu_share(2)
+    assert (f"retraining trial {first.trial} with seeds {', '.join(map(str, missing))} in 2 "
+            f"processes, {threads} CPU thread{'s' if threads > 1 else ''} each") in said, said
+    assert [s.seed for s in result.seeds] == list(range(6)) and result.folder == folder
+    key = json.loads((folder / "seed-0" / "result.json").read_text())["key"]
+    finished = {}
+    for line in said:
+        if line.startswith(f"retrained trial {first.trial} seed "):
+            seed, acc = line.split(" seed ")[1].split(": evaluate accuracy ")
+            finished[int(seed)] = float(acc.split()[0])
+    assert sorted(finished) == missing, said
+    for seed in missing:
+        doc = json.loads((folder / f"seed-{seed}" / "result.json").read_text())
+        assert doc["key"] == key and doc["result"]["seed"] == seed
+        assert result.seeds[seed].accuracy == finished[seed] == doc["result"]["accuracy"]
+        assert (folder / f"seed-{seed}" / "weights.safetensors").stat().st_size > 0
+    assert sum("about" in line and "left" in line for line in said) == len(missing) - 1
+    said.clear()  # all on disk now: no process is started
+    again = retrain(study, seeds=6, home=home, progress=False, status=said.append, jobs=2,
+                    storage=url)
+    assert again.seeds == result.seeds and not any("processes" in line for line in said)
+
+
 def test_pick_trial_rejects_a_trial_outside_the_budget(searched) -> None:
     study, _, _ = searched
     with pytest.raises(AscError, match="trial 99"):
