@@ -215,8 +215,7 @@ class SeedJob:
 def seeds_side_by_side(job: SeedJob, seeds: list[int], jobs: int,
                        status: Callable[[str], None] = print) -> None:
     """Train `seeds` in up to `jobs` spawned processes (no forked CUDA or OpenMP state), each
-    with its share of the cores (one thread each on a 2-core CPU, where a small model gains less
-    from a second thread than from a second model) and, on CUDA, the GPUs round robin. Each seed
+    with its share of the cores and, on CUDA, the GPUs round robin. Each seed
     is written atomically as it finishes, so Ctrl-C or a failed seed keeps those already done;
     a line per finished seed says how long the rest will take."""
     import multiprocessing
