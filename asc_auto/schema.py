@@ -92,6 +92,7 @@ class TrialRecord:
     # fold, fold_resume.DETAIL_KEYS), recorded as it ends: what a resumed trial takes over.
     cv_details: list[dict[str, Any]] | None = None
     resumed_from: int | None = None  # the interrupted trial whose finished folds it took
+    folds_reused: int | None = None  # how many of them (the rest it trained itself)
     seed_trial: int | None = None  # whose number seeds its trainings, when not its own
     size_kb_trained: float | None = None
     accuracy_fp32: float | None = None

@@ -103,6 +103,7 @@ def test_a_trial_interrupted_between_folds_resumes_and_scores_as_if_never_stoppe
     assert len(fits) == 1  # only the fold it had not finished was trained
     assert resumed.state == TrialState.COMPLETE and resumed.params == whole.params
     assert resumed.user_attrs["resumed_from"] == 0 and resumed.user_attrs["seed_trial"] == 0
+    assert resumed.user_attrs["folds_reused"] == 1
     assert any(line.startswith("trial 1 resumes interrupted trial 0, the same configuration: "
                                "fold 1 as it recorded them") for line in said), said
     # the same seeds: what the uninterrupted trial scored, fold by fold

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -151,6 +152,24 @@ def test_trial_budget_says_how_far_a_run_is_and_the_time_left_at_its_pace() -> N
     assert budget.progress_text() == "1 of 24 trials, about 2.0 h left at this run's pace"
     finish(60)  # the other worker's first: from here the run's own pace
     assert budget.progress_text() == "2 of 24 trials, about 2.0 h left at this run's pace"
+    # a trial resumed with 3 of its 4 folds done (fold_resume.py) took a quarter of a trial:
+    # the pace counts it as the whole trial it stands for
+    budget = TrialBudget(4, status=print, clock=lambda: now[0])
+    now[0] += 600
+    start = datetime(2026, 12, 4, 20, 0)
+    budget(study, optuna.trial.create_trial(
+        value=0.6, user_attrs={"folds_reused": 3, "cv_accuracies": [0.6, 0.7, 0.5, 0.6]},
+        state=optuna.trial.TrialState.COMPLETE))
+    assert budget.progress_text() == "1 of 4 trials, about 30.0 min left at this run's pace"
+    resumed = optuna.trial.FrozenTrial(
+        number=1, state=optuna.trial.TrialState.COMPLETE, value=0.6, values=None,
+        datetime_start=start, datetime_complete=start + timedelta(seconds=600), params={},
+        distributions={}, user_attrs={"folds_reused": 3, "cv_accuracies": [0.6, 0.7, 0.5, 0.6]},
+        system_attrs={}, intermediate_values={}, trial_id=1)
+    budget = TrialBudget(4, status=print, clock=lambda: now[0])
+    now[0] += 600
+    budget(study, resumed)
+    assert budget.progress_text() == "1 of 4 trials, about 2.0 h left at this run's pace"
     alone = TrialBudget(None, status=print, timeout=60.0, clock=lambda: now[0])
     alone(study, optuna.trial.create_trial(value=0.5))
     assert alone.progress_text() == ""  # --timeout alone: no count to say
