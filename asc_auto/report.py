@@ -14,6 +14,7 @@ from rich.table import Table
 from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
 from asc_auto.confirm import confirmations, reference_note
 from asc_auto.cost import duration_text
+from asc_auto.fold_resume import interrupted
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, confirm_folds, source_text
 from asc_auto.stats import trial_accuracy_text
@@ -51,11 +52,11 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
 
 def _row(t: FrozenTrial, n_val: int | None = None) -> list[str]:
     r = TrialRecord.from_trial(t)
-    fp32 = r.accuracy_fp32 if r.accuracy_fp32 is not None else float("nan")
     return [
         f"{t.number}" + (f" {source_text(r)}" if r.source in ENQUEUED else ""),
         trial_accuracy_text(t, n_val),
-        f"{fp32:.4f}",
+        # "-": not recorded (a trial resumed from folds of a version that kept no FP32 score)
+        "-" if r.accuracy_fp32 is None else f"{r.accuracy_fp32:.4f}",
         f"{r.size_kb or 0:.2f}",
         f"{r.params or 0:,}",
         str(r.precision or ""),
@@ -310,9 +311,14 @@ def config_table(trial: FrozenTrial, title: str) -> Table:
 
 
 def summary_line(study: optuna.Study) -> str:
-    """One line of trial-state counts."""
+    """One line of trial-state counts; failed trials that were interrupted (a killed worker,
+    Ctrl-C: not their configuration, and resumed from their folds) are told apart."""
     c = state_counts(study)
-    return ", ".join(f"{v} {k}" for k, v in c.items() if v or k not in ("running", "waiting"))
+    stopped = sum(interrupted(t) for t in study.get_trials(deepcopy=False,
+                                                           states=(TrialState.FAIL,)))
+    return ", ".join(f"{v} {k}" + (f" ({stopped} interrupted)" if k == "failed" and stopped
+                                   else "")
+                     for k, v in c.items() if v or k not in ("running", "waiting"))
 
 
 @dataclass(frozen=True)

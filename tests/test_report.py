@@ -490,3 +490,22 @@ def test_after_a_search_the_next_steps_include_the_baseline_only_where_none_is(
     assert _where(None, tmp_path) == f" --home {tmp_path}"
     monkeypatch.setenv("ASC_AUTO_HOME", str(tmp_path))
     assert _where(None, tmp_path) == ""
+
+
+def test_interrupted_trials_and_unrecorded_fp32_scores_are_told_apart(tmp_path: Path) -> None:
+    """A killed worker's trial failed, not its configuration: `show` says how many of the
+    failed were interrupted; a resumed trial whose old folds kept no FP32 score shows "-"."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = _fake_study(url)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # killed: no reason
+    raised = study.ask()
+    raised.set_user_attr("fail_reason", "RuntimeError: out of memory")
+    study.tell(raised, state=optuna.trial.TrialState.FAIL)
+    assert summary_line(study).startswith("4 complete, 1 pruned, 1 infeasible, 2 failed "
+                                          "(1 interrupted)")
+    shown = runner.invoke(app, ["show", "--study", "kd"],
+                          env={"ASC_AUTO_STORAGE": url, "COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    row = next(x for x in shown.output.splitlines() if x.startswith("│ 0 paper"))
+    assert [c.strip() for c in row.strip("│ ").split("│")][2] == "-"
+    assert "nan" not in shown.output
