@@ -24,7 +24,9 @@ from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
     choice_counts,
+    confirming_runs,
     pareto_front,
+    reference_line,
     retrained_text,
     running_trials,
     state_counts,
@@ -142,7 +144,12 @@ def show_data(study: optuna.Study, top: int = 5) -> dict[str, Any]:
         "initial_design": StudyRecord.from_study(study).initial_design,
         "running": [{"trial": r.trial.number, "seconds": _num(r.seconds), "folds": r.folds,
                      "fold_accuracies": list(r.fold_accuracies), "epochs": r.epochs,
-                     "last_accuracy": r.last_accuracy} for r in running_trials(study)],
+                     "last_accuracy": r.last_accuracy,
+                     "resumed_from": TrialRecord.from_trial(r.trial).resumed_from}
+                    for r in running_trials(study)],
+        "confirming": [{"trial": trial, "seed": seed, "fold_accuracies": accs}
+                       for trial, seed, accs in confirming_runs(study)],
+        "reference_note": reference_line(study),
     })
     return data
 

@@ -173,16 +173,22 @@ def running_table(study: optuna.Study, now: datetime | None = None) -> Table | N
     return table
 
 
+def confirming_runs(study: optuna.Study) -> list[tuple[int, int, list[float]]]:
+    """(trial, seed, fold accuracies) of the confirmation runs under way: started, not stored."""
+    stored = (StudyRecord.from_study(study).confirmation or {}).get("trials", {})
+    folds = int(StudyRecord.from_study(study).cv_folds or 0)
+    return [(trial, seed, accs)
+            for (trial, seed), accs in sorted(confirm_folds(study.user_attrs).items())
+            if len(stored.get(str(trial), [])) <= seed and len(accs) < folds]
+
+
 def confirming_line(study: optuna.Study) -> str | None:
     """The confirmation runs under way and the folds each has finished (None when none is):
     a cross-validated run of a default-budget configuration is an hour or more on a CPU."""
-    record = StudyRecord.from_study(study).confirmation or {}
-    stored = record.get("trials", {})
     folds = int(StudyRecord.from_study(study).cv_folds or 0)
     runs = [f"trial {trial} seed {seed}, folds {len(accs)}/{folds} done ("
             + ", ".join(f"{a:.3f}" for a in accs) + ")"
-            for (trial, seed), accs in sorted(confirm_folds(study.user_attrs).items())
-            if len(stored.get(str(trial), [])) <= seed and len(accs) < folds]
+            for trial, seed, accs in confirming_runs(study)]
     return "confirmation runs under way: " + "; ".join(runs) if runs else None
 
 

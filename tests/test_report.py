@@ -108,8 +108,9 @@ def test_show_says_what_the_running_trials_have_scored_so_far(tmp_path: Path) ->
     assert "confirmation runs under way: trial 0 seed 1, folds 2/4 done (0.610, 0.650)\n" \
         in shown.output
     data = json.loads(runner.invoke(app, ["show", "--study", "kd", "--json"], env=env).output)
-    assert [(r["trial"], r["fold_accuracies"], r["epochs"]) for r in data["running"]] == [
-        (6, [0.718], 3), (7, [], 0)]
+    assert [(r["trial"], r["fold_accuracies"], r["epochs"], r["resumed_from"])
+            for r in data["running"]] == [(6, [0.718], 3, None), (7, [], 0, 2)]
+    assert data["confirming"] == [{"trial": 0, "seed": 1, "fold_accuracies": [0.61, 0.65]}]
     fresh = optuna.create_study(storage=url, study_name="new", direction="maximize")
     fresh.ask()
     shown = runner.invoke(app, ["show", "--study", "new"], env=env)
