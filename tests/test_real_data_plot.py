@@ -7,7 +7,7 @@ import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -97,3 +97,28 @@ def test_replot_shows_earlier_runs_together_and_names_a_bad_file(
     bad.write_text('{"not": "rows"}')
     with pytest.raises(SystemExit, match=r"notes\.json: not a real_data\.py result file .*fix: "):
         real_data.replotted_rows([first, bad])
+
+
+def test_the_row_retrains_as_many_seeds_side_by_side_as_its_search_had_workers(
+        load_benchmark: Callable[[str], ModuleType]) -> None:
+    real_data = load_benchmark("real_data")
+
+    def jobs(*argv: str) -> int:
+        return real_data.retrain_jobs(SimpleNamespace(retrain_jobs=None, search_args=[])
+                                      if not argv else _args(*argv))
+
+    def _args(*argv: str) -> SimpleNamespace:
+        retrain = next((int(a.split("=")[1]) for a in argv if a.startswith("--retrain-jobs=")),
+                       None)
+        return SimpleNamespace(retrain_jobs=retrain,
+                               search_args=[a for a in argv if not a.startswith("--retrain")])
+
+    assert jobs() == 1
+    assert jobs("--confirm-top", "2", "--jobs", "2") == 2
+    assert jobs("--jobs=3") == 3
+    assert jobs("--jobs", "2", "--retrain-jobs=1") == 1  # told: as told
+    # not in the row's budget: a seed does not depend on what trained beside it
+    ns = SimpleNamespace(trials=6, timeout=None, seeds=3, space_dir=None,
+                         search_args=["--jobs", "2"], retrain_jobs=4)
+    same = SimpleNamespace(**{**vars(ns), "retrain_jobs": None})
+    assert real_data.budget_of(ns) == real_data.budget_of(same)
