@@ -59,3 +59,12 @@ def worker_dead(worker: Any) -> bool:
 def cpu_share(processes: int) -> int:
     """CPU threads for each of `processes` processes that split this machine's cores."""
     return max(1, (os.cpu_count() or 1) // processes)
+
+
+def take_slot(slots: Any) -> int:
+    """This pool process's index (0, 1, ...) from a shared `multiprocessing.Value` counter:
+    which GPU it takes (`train.worker_device`), the same way in every kind of pool."""
+    with slots.get_lock():
+        index = int(slots.value)
+        slots.value += 1
+    return index

@@ -256,13 +256,12 @@ def _seed_init(job: SeedJob, threads: int, slots: Any) -> None:
     """A retrain process's start: its threads, its device (slot i), the study's context."""
     import torch
 
+    from asc_auto.procs import take_slot
     from asc_auto.storage import open_storage
     from asc_auto.train import worker_device
 
     torch.set_num_threads(threads)
-    with slots.get_lock():
-        index = int(slots.value)
-        slots.value += 1
+    index = take_slot(slots)
     study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage))
     technique = get_technique(str(StudyRecord.from_study(study).technique))
     ctx = study_context(study, technique, job.home, job.epochs,

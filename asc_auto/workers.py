@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 
 from asc_auto.confirm import Run, ScoreMany
 from asc_auto.errors import AscError, CommandFailed
-from asc_auto.procs import cpu_share
+from asc_auto.procs import cpu_share, take_slot
 from asc_auto.progress import progress_bar
 from asc_auto.schema import TrialRecord
 from asc_auto.search import (
@@ -168,9 +168,7 @@ _CONFIRMING: dict[str, Any] = {}  # in a confirmation process: its Objective, se
 def _confirm_init(opts: SearchOptions, threads: int, slots: Any) -> None:
     """A confirmation process's start: its threads, its device (slot i: worker i's GPU)."""
     torch.set_num_threads(threads)
-    with slots.get_lock():
-        index = int(slots.value)
-        slots.value += 1
+    index = take_slot(slots)
     wopts = dataclasses.replace(opts, trials=0, progress=False,
                                 device=worker_device(opts.device, index))
     study, setup = setup_study(wopts, status=lambda message: None)  # all cached by the search
