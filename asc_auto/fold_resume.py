@@ -70,13 +70,13 @@ def find(study: optuna.Study, number: int, params: dict[str, Any], n_folds: int
     taken = {TrialRecord.from_trial(t).resumed_from for t in trials
              if t.number != number and not interrupted(t)}
     best: FrozenTrial | None = None
+    most = 0
     for t in trials:
         if t.number == number or t.number in taken or not interrupted(t) or t.params != params:
             continue
-        accs = TrialRecord.from_trial(t).cv_accuracies or []
-        if 0 < len(accs) < n_folds and (
-                best is None or len(accs) >= len(TrialRecord.from_trial(best).cv_accuracies or [])):
-            best = t
+        done = len(TrialRecord.from_trial(t).cv_accuracies or [])
+        if 0 < done < n_folds and done >= most:
+            best, most = t, done
     if best is None:
         return None
     record = TrialRecord.from_trial(best)

@@ -901,8 +901,7 @@ class Objective:
         score, outcomes, details = self.score_config(
             config, seed_number, 0, candidate=candidate, on_epoch=on_epoch, on_step=on_step,
             on_fold=on_fold, resumed=resumed)
-        trained = [setup.technique.size(o.candidate, ctx.rule) for o in outcomes]
-        final = max(trained, key=lambda s: s.size_bytes)  # trained weights: zeros may drop
+        final = max((o.size for o in outcomes), key=lambda s: s.size_bytes)  # zeros may drop
         if not final.fits:
             raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "
                            f"over the {ctx.rule.limit_bytes / ctx.rule.kb_bytes:.0f} KB budget it "
@@ -964,9 +963,9 @@ class Objective:
                 cand = candidate  # built and seeded by the caller, as every trial always was
             outcome = setup.technique.fit(cand, config, fctx, on_epoch=on_epoch if not fold
                                           else None, on_step=on_step)
-            outcomes.append(FoldOutcome(cand, outcome))
+            size = setup.technique.size(cand, fctx.rule)  # trained weights: zeros may drop
+            outcomes.append(FoldOutcome(cand, outcome, size))
             accs.append(float(outcome.accuracy))
-            size = setup.technique.size(cand, fctx.rule)
             details.append(fold_resume.detail(
                 outcome.accuracy, outcome.accuracy_fp32, size.size_kb, size.size_bytes,
                 outcome.train.seconds_total, outcome.train.seconds_forward_backward,
@@ -983,6 +982,7 @@ class FoldOutcome:
 
     candidate: Candidate
     outcome: Outcome
+    size: SizeReport  # of the trained candidate, under the context's rule
 
 
 class SearchProgress:
