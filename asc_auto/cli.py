@@ -188,7 +188,7 @@ def search(
     jobs: Annotated[int, typer.Option(
         min=1, metavar="N",
         help="Worker processes on this machine sharing the study; they draw --trials from one "
-        "budget.")] = 1,
+        "budget, and the confirmation's runs go N at a time (with --trials 0 too).")] = 1,
     retry_failed: Annotated[int, typer.Option(
         min=0, metavar="N", help="Run a trial of a killed worker again, up to N times.")] = 0,
     cv: Annotated[int | None, typer.Option(
@@ -257,6 +257,10 @@ def search(
         from asc_auto.workers import run_parallel
 
         result = run_parallel(opts, jobs, status=_say)
+    elif jobs > 1:  # finishing a study: its confirmation runs side by side in `jobs` processes
+        from asc_auto.workers import confirm_pool
+
+        result = run_search(opts, status=_say, score_many=confirm_pool(opts, jobs, _say))
     else:
         result = run_search(opts, status=_say)
     _print_study(result)

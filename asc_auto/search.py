@@ -305,13 +305,15 @@ class TrialSeededTPE(optuna.samplers.TPESampler):
 
 
 def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
-               finish: bool = True) -> optuna.Study:
+               finish: bool = True, score_many: confirm.ScoreMany | None = None
+               ) -> optuna.Study:
     """Run (or resume) the study of one technique and return it.
 
     Safe with other workers on the same study (processes of `--jobs`, other machines): study
     creation, the resume checks and the paper trial's enqueue run under `storage_lock`; the
     caches they share are built once under their own locks. `finish` runs the technique's
     after-search step (e.g. the gcc ablation); `--jobs` runs it once, after all its workers.
+    `score_many`: the confirmation's runs side by side (`search --trials 0 --jobs N`).
     """
     study, setup = setup_study(opts, status)
     objective = Objective(setup)
@@ -342,7 +344,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         status(f"{budget.over} proposals over the limit were sized, recorded and not trained; "
                f"they do not count toward --trials")
     if finish:
-        finish_search(study, setup, status)
+        finish_search(study, setup, status, score_many=score_many)
     return study
 
 

@@ -143,6 +143,19 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     assert confirmed_best(study) is not None  # every run recorded: a verdict
     assert all(len(accs) == 2 for accs in study.user_attrs["confirmation"]["trials"].values())
 
+    # finishing with `--trials 0 --jobs 2` (a second fresh seed asked): no trial added, the new
+    # runs side by side in 2 processes too, not one after another in the command's process
+    more = subprocess.run([sys.executable, "-m", "asc_auto.cli", "search", "--technique", "kd",
+                           "--data", str(tiny_dataset), "--space", str(SPACE), "--trials", "0",
+                           "--epochs", "1", "--jobs", "2", "--home", str(home), "--cv", "0",
+                           "--confirm-top", "2", "--confirm-seeds", "2"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert more.returncode == 0, more.stderr[-3000:]
+    study = optuna.load_study(study_name="kd", storage=f"sqlite:///{home / 'asc.db'}")
+    assert len(study.trials) == 4
+    assert f"confirming {runs} runs in 2 processes" in " ".join(more.stdout.split()), more.stdout
+    assert all(len(accs) == 3 for accs in study.user_attrs["confirmation"]["trials"].values())
+
 
 def test_workers_spread_over_all_gpus(monkeypatch) -> None:
     import torch
