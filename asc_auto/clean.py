@@ -9,6 +9,7 @@ alone, so a user's file in studies/ survives):
 - the default study database `asc.db` and SQLite's and the set-up lock's files beside it;
 - a report: `summary.md` that starts with report's heading, and the PNGs it links;
 - a pretrain checkpoint whose JSON card names it and whose sha256 matches the card;
+- a stopped training's saved epochs (`epoch_state.py`: a folder with its `epoch-state.json`);
 - the remembered file hashes of datasets (`cache/file-sha256.json`, data/filehash.py);
 - temp files of dead processes (`io.remove_stale_temps`) and `build_lock`'s `.<name>.lock`
   beside something removed;
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asc_auto.data.filehash import is_hash_memory
+from asc_auto.epoch_state import MARKER as EPOCH_STATE_MARKER
 from asc_auto.io import file_sha256, is_stale_temp, written_by_tool
 
 STORAGE_FILES = ("asc.db", "asc.db-journal", "asc.db-wal", "asc.db-shm",
@@ -68,10 +70,21 @@ def _pretrain_files(folder: Path) -> set[Path]:
     return found
 
 
+def _epoch_state_files(folder: Path) -> set[Path]:
+    """A stopped training's saved epochs (epoch_state.py): its marker and its state files."""
+    marker = folder / EPOCH_STATE_MARKER
+    try:
+        if "key" not in json.loads(marker.read_text()):
+            return set()
+    except (OSError, ValueError, TypeError):
+        return set()
+    return {marker} | {p for p in folder.glob("*.pt") if p.name.startswith(("training-", "kept-"))}
+
+
 def _scan(folder: Path, plan: CleanPlan, top: bool) -> bool:
     """Add the tool's entries of `folder` to the plan; True when all of them are the tool's."""
     entries = sorted(folder.iterdir())
-    ours = _report_files(folder) | _pretrain_files(folder) | {
+    ours = _report_files(folder) | _pretrain_files(folder) | _epoch_state_files(folder) | {
         e for e in entries if is_hash_memory(e)}
     if top:
         ours |= {folder / name for name in STORAGE_FILES}

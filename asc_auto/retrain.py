@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from asc_auto import epoch_state
 from asc_auto.compress.macs import rule_macs
 from asc_auto.context import TrialContext, study_context
 from asc_auto.cost import EpochClock, SearchPlan
@@ -317,6 +318,15 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
     technique.initialise(cand, ctx)  # the study's --init-from, as its trials started
     if on_built is not None:
         on_built(cand)
+    # A stop mid-seed (Ctrl-C, a killed process, a session's end) resumes at its last epoch.
+    scope = f"retrain {key} seed {seed}"
+    with epoch_state.resumable(epoch_state.scope_folder(ctx.cache_root, scope), scope):
+        return _train_seed(technique, ctx, config, seed, seed_dir, key, cand, on_epoch, on_step)
+
+
+def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
+                seed_dir: Path, key: str, cand: Candidate, on_epoch: EpochHook | None,
+                on_step: StepHook | None) -> SeedResult:
     outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)

@@ -30,7 +30,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto import confirm, design, fold_resume, portfolio, pruning
+from asc_auto import confirm, design, epoch_state, fold_resume, portfolio, pruning
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
@@ -40,7 +40,7 @@ from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
 from asc_auto.errors import AscError, UsageError
-from asc_auto.keys import check_study_name, space_digest
+from asc_auto.keys import check_study_name, digest, space_digest
 from asc_auto.progress import progress_bar
 from asc_auto.records import ALIVE, counts_toward_budget, feasible_trials, pick_trial, tried
 from asc_auto.schema import (
@@ -553,8 +553,15 @@ def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
         if study is not None:
             study.set_user_attr(key, [round(a, 4) for a in score.accuracies])
 
+    # Each fold's training resumes at its last epoch after a stop too (epoch_state.py): keyed
+    # by the study, the run and the configuration (the data and settings are in each
+    # training's own key).
+    record = StudyRecord.from_study(study) if study is not None else None
+    epoch_key = None if record is None else digest({
+        "study": [study.study_name, record.uid], "trial": trial.number, "seed": seed_index,
+        "config": config, "what": "confirmation"})
     return objective.score_config(config, trial.number, seed_index, on_fold=on_fold,
-                                  resumed=resumed)[0].mean
+                                  resumed=resumed, epoch_key=epoch_key)[0].mean
 
 
 def finish_search(study: optuna.Study, setup: SearchSetup,
@@ -929,6 +936,7 @@ class Objective:
                      candidate: Candidate | None = None,
                      on_epoch: EpochHook | None = None, on_step: StepHook | None = None,
                      on_fold: FoldHook | None = None, resumed: fold_resume.Resumed | None = None,
+                     epoch_key: str | None = None,
                      ) -> tuple[CvScore, list[FoldOutcome], list[dict[str, Any] | None]]:
         """Train `config` on the search's split, or on each cross-validation fold, and score it:
         the score, the folds trained here and every fold's details (fold_resume.DETAIL_KEYS).
@@ -937,7 +945,9 @@ class Objective:
         and only fold 0 reports epochs to the pruner); `confirm` passes 1, 2, ... for the same
         configuration trained from other initial weights and batch orders. `resumed`: the
         folds an interrupted run of the trial finished, taken as they are (`number` is then
-        that trial's seed number, so the rest train as they would have there).
+        that trial's seed number, so the rest train as they would have there). `epoch_key`:
+        what the run depends on; each fold's training then resumes at its last finished epoch
+        after a stop (epoch_state.py).
         """
         setup = self.setup
         contexts = setup.folds or (setup.context,)
@@ -954,28 +964,43 @@ class Objective:
         for fold, fctx in enumerate(contexts):
             if fold < len(details):
                 continue
-            if seed_index:
-                fctx = dataclasses.replace(fctx, train_cfg=dataclasses.replace(
-                    fctx.train_cfg, seed=trial_seed(fctx.train_cfg.seed, number, fold, seed_index)))
-            if candidate is None or fold or seed_index:
-                torch.manual_seed(trial_seed(fctx.train_cfg.seed, number, fold, seed_index))
-                cand = setup.technique.build(config, fctx)
-                setup.technique.initialise(cand, fctx)
-            else:
-                cand = candidate  # built and seeded by the caller, as every trial always was
-            outcome = setup.technique.fit(cand, config, fctx, on_epoch=on_epoch if not fold
-                                          else None, on_step=on_step)
-            size = setup.technique.size(cand, fctx.rule)  # trained weights: zeros may drop
-            outcomes.append(FoldOutcome(cand, outcome, size))
-            accs.append(float(outcome.accuracy))
-            details.append(fold_resume.detail(
-                outcome.accuracy, outcome.accuracy_fp32, size.size_kb, size.size_bytes,
-                outcome.train.seconds_total, outcome.train.seconds_forward_backward,
-                outcome.info))
-            score = CvScore(tuple(accs), tuple(len(c.val_files) for c in contexts[:fold + 1]))
-            if on_fold is not None and setup.folds:
-                on_fold(fold, score, details)
+            scope = None if epoch_key is None else f"{epoch_key} fold {fold}"
+            with (contextlib.nullcontext() if scope is None else epoch_state.resumable(
+                    epoch_state.scope_folder(fctx.cache_root, scope), scope)):
+                score = self._fold(config, number, seed_index, fold, fctx, candidate, on_epoch,
+                                   on_step, on_fold, accs, details, outcomes)
         return score, outcomes, details
+
+    def _fold(self, config: dict[str, Any], number: int, seed_index: int, fold: int,
+              fctx: TrialContext, candidate: Candidate | None, on_epoch: EpochHook | None,
+              on_step: StepHook | None, on_fold: FoldHook | None, accs: list[float],
+              details: list[dict[str, Any] | None], outcomes: list[FoldOutcome]) -> CvScore:
+        """Train fold `fold` of `score_config` and record it (appended to accs, details,
+        outcomes); the score over the folds so far."""
+        setup = self.setup
+        contexts = setup.folds or (setup.context,)
+        if seed_index:
+            fctx = dataclasses.replace(fctx, train_cfg=dataclasses.replace(
+                fctx.train_cfg, seed=trial_seed(fctx.train_cfg.seed, number, fold, seed_index)))
+        if candidate is None or fold or seed_index:
+            torch.manual_seed(trial_seed(fctx.train_cfg.seed, number, fold, seed_index))
+            cand = setup.technique.build(config, fctx)
+            setup.technique.initialise(cand, fctx)
+        else:
+            cand = candidate  # built and seeded by the caller, as every trial always was
+        outcome = setup.technique.fit(cand, config, fctx, on_epoch=on_epoch if not fold
+                                      else None, on_step=on_step)
+        size = setup.technique.size(cand, fctx.rule)  # trained weights: zeros may drop
+        outcomes.append(FoldOutcome(cand, outcome, size))
+        accs.append(float(outcome.accuracy))
+        details.append(fold_resume.detail(
+            outcome.accuracy, outcome.accuracy_fp32, size.size_kb, size.size_bytes,
+            outcome.train.seconds_total, outcome.train.seconds_forward_backward,
+            outcome.info))
+        score = CvScore(tuple(accs), tuple(len(c.val_files) for c in contexts[:fold + 1]))
+        if on_fold is not None and setup.folds:
+            on_fold(fold, score, details)
+        return score
 
 
 @dataclass

@@ -14,6 +14,7 @@ probabilities back once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from asc_auto import epoch_state
 from asc_auto.allocator import keep_freed_memory
 from asc_auto.errors import TrainingDiverged
 from asc_auto.features.augment import SpecAugment, mixup
@@ -203,7 +205,28 @@ def train_model(
     # count every step would make the host wait for the device); on the CPU each step's is free.
     each_step = _checks_each_step(device)
     bad_steps = torch.zeros((), dtype=torch.int64, device=device)
-    for epoch in range(cfg.epochs):
+    # Inside epoch_state.resumable (a retrain seed, a confirmation fold): continue from the last
+    # epoch a stopped run of this same training finished, its hooks replayed.
+    saved = epoch_state.for_training(model, x, y, extras, {
+        "cfg": dataclasses.replace(cfg, device=""), "n_classes": n_classes, "amp": use_amp,
+        "val": None if val is None else epoch_state.fingerprint(val[1]),
+        "transform": transform is not None})
+    start, prior_fb = 0, 0.0
+    if saved is not None and (state := saved.load()) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        epoch_state.restore_random(state, gen, device)
+        start, prior_fb = int(state["epoch"]), float(state["seconds_forward_backward"])
+        result.val_history = [float(a) for a in state["val_history"]]
+        result.clips_seen, result.seconds_eval = int(state["clips_seen"]), state["seconds_eval"]
+        t_start -= float(state["seconds_total"])
+        if on_step is not None:
+            on_step(start * steps_per_epoch, cfg.epochs * steps_per_epoch)
+        with epoch_state.replay():
+            for epoch, acc in enumerate(result.val_history if on_epoch is not None else ()):
+                on_epoch(epoch, acc)
+    for epoch in range(start, cfg.epochs):
         model.train()
         augment.train()
         order = data.order(torch.randperm(n, generator=gen))
@@ -232,7 +255,7 @@ def train_model(
             result.clips_seen += len(idx)
             if on_step is not None:
                 on_step(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch)
-        result.seconds_forward_backward = timer.seconds()  # on CUDA: the epoch's one wait
+        result.seconds_forward_backward = prior_fb + timer.seconds()  # CUDA: the epoch's one wait
         if bad_steps.item():
             raise _diverged(cfg, epoch, f"{bad_steps.item()} of {steps_per_epoch} steps")
         if val is not None:
@@ -243,6 +266,13 @@ def train_model(
             result.val_history.append(acc)
             if on_epoch is not None:
                 on_epoch(epoch, acc)
+        if saved is not None:
+            saved.save({"epoch": epoch + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), **epoch_state.random_states(gen, device),
+                        "val_history": list(result.val_history),
+                        "clips_seen": result.clips_seen, "seconds_eval": result.seconds_eval,
+                        "seconds_forward_backward": result.seconds_forward_backward,
+                        "seconds_total": time.perf_counter() - t_start})
     result.seconds_total = time.perf_counter() - t_start
     return result
 

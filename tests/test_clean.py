@@ -58,6 +58,14 @@ def _home(tmp_path: Path) -> Path:
     # The user's: kept.
     (home / "README.md").write_text("mine")
     (home / "cache" / "notes.txt").write_text("mine")
+    stopped = home / "cache" / "epoch-state" / "0123abcd"  # a stopped training's epochs
+    stopped.mkdir(parents=True)
+    (stopped / "epoch-state.json").write_text(json.dumps({"format": 1, "key": "k"}))
+    (stopped / "training-0.pt").write_bytes(b"state")
+    (stopped / "kept-rewind.pt").write_bytes(b"state")
+    look_alike = home / "mine" / "runs"  # the names without the tool's marker: the user's
+    look_alike.mkdir(parents=True)
+    (look_alike / "training-0.pt").write_bytes(b"mine")
     (home / "report" / "slides.pdf").write_text("mine")
     (home / "export" / "edited").mkdir()
     _tool_folder(home / "export" / "edited" / "pkg", {"model.xml": "<x/>"})
@@ -77,6 +85,7 @@ def test_clean_removes_what_the_tool_wrote_and_only_that(tmp_path: Path) -> None
     removed = _rel(plan.remove, home)
     assert removed == {
         "asc.db", "asc.db.asc-setup.lock", "data", "cache/features", "cache/teachers",
+        "cache/epoch-state",
         "cache/file-sha256.json", "kd",
         "export/kd",
         "report/summary.md", "report/kd-pareto.png", "report/kd-history.png",
@@ -86,7 +95,7 @@ def test_clean_removes_what_the_tool_wrote_and_only_that(tmp_path: Path) -> None
     left = {str(p.relative_to(home)) for p in home.rglob("*")}
     assert left == {
         "README.md", "cache", "cache/notes.txt", "report", "report/slides.pdf", "mine",
-        "mine/file-sha256.json",
+        "mine/file-sha256.json", "mine/runs", "mine/runs/training-0.pt",
         "export", "export/edited", "export/edited/pkg", "export/edited/pkg/model.xml",
         "export/edited/pkg/.asc-auto-written.json", "export/edited/pkg/added-by-me.txt",
         "other.json",
@@ -99,10 +108,10 @@ def test_clean_cli_dry_run_then_clean(tmp_path: Path) -> None:
     dry = runner.invoke(app, ["clean", "--dry-run", "--home", str(home)],
                         env={"COLUMNS": "250"})
     assert dry.exit_code == 0, dry.output
-    assert "would remove 14 entries" in dry.output and (home / "asc.db").exists()
+    assert "would remove 15 entries" in dry.output and (home / "asc.db").exists()
     done = runner.invoke(app, ["clean", "--home", str(home)], env={"COLUMNS": "250"})
     assert done.exit_code == 0, done.output
-    assert "removed 14 entries" in done.output and not (home / "asc.db").exists()
+    assert "removed 15 entries" in done.output and not (home / "asc.db").exists()
     assert (home / "README.md").read_text() == "mine"
     again = runner.invoke(app, ["clean", "--home", str(home)], env={"COLUMNS": "250"})
     assert "removed 0 entries" in again.output

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from asc_auto import epoch_state
 from asc_auto.compress import pruning
 from asc_auto.compress.size import (
     PRECISIONS,
@@ -186,6 +187,10 @@ class LotteryTicket(Technique):
             del acc
             if not taken[0] and epoch + 1 == k:
                 rewind_to[0] = copy.deepcopy(net).cpu()
+                if epoch_state.replaying():  # resumed: net holds a later epoch's weights
+                    rewind_to[0].load_state_dict(epoch_state.kept("rewind"))
+                else:
+                    epoch_state.keep("rewind", rewind_to[0].state_dict())
                 taken[0] = True
 
         dense_acc: list[float] = []
