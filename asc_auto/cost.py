@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from asc_auto import epoch_state
+
 #: Time at least this long before extrapolating: a first epoch of a fraction of a second is
 #: mostly start-up (staging the data, the first allocations).
 MIN_SECONDS = 5.0
@@ -114,6 +116,7 @@ class EpochClock:
         self.number: int | None = 0
         self.trainings, self.extra = 1, 0
         self.first: tuple[float, int] | None = None  # (time, epochs) at the first epoch's end
+        self.restored = 0  # epochs a resumed run took from a stopped one (epoch_state.py)
         self.said = False
 
     def start(self, number: int | None = None, trainings: int = 1, extra: int = 0) -> None:
@@ -122,11 +125,14 @@ class EpochClock:
         if not self.said:
             self.started, self.number = self.clock(), number
             self.trainings, self.extra = max(1, trainings), max(0, extra)
-            self.first = None
+            self.first, self.restored = None, 0
 
     def _boundary(self, epochs_done: int, last: bool) -> None:
         """`epochs_done` epochs of the run (all its trainings) have ended; `last`: its final."""
         if self.said or self.started is None or epochs_done < 1:
+            return
+        if epoch_state.replaying():  # restored from a stopped run, not trained: not timed
+            self.restored = max(self.restored, epochs_done)
             return
         now = self.clock()
         if self.first is None:
@@ -135,8 +141,8 @@ class EpochClock:
         if epochs_done > before and now - at >= MIN_SECONDS:
             per_epoch = (now - at) / (epochs_done - before)
             startup = max(0.0, at - self.started - before * per_epoch)
-        elif last:  # a short schedule: all of it, said at its end
-            per_epoch, startup = (now - self.started) / epochs_done, 0.0
+        elif last:  # a short schedule: all of it (that trained here), said at its end
+            per_epoch, startup = (now - self.started) / max(1, epochs_done - self.restored), 0.0
         else:
             return
         self.said = True

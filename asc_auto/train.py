@@ -221,9 +221,9 @@ def train_model(
         result.val_history = [float(a) for a in state["val_history"]]
         result.clips_seen, result.seconds_eval = int(state["clips_seen"]), state["seconds_eval"]
         t_start -= float(state["seconds_total"])
-        if on_step is not None:
-            on_step(start * steps_per_epoch, cfg.epochs * steps_per_epoch)
         with epoch_state.replay():
+            if on_step is not None:
+                on_step(start * steps_per_epoch, cfg.epochs * steps_per_epoch)
             for epoch, acc in enumerate(result.val_history if on_epoch is not None else ()):
                 on_epoch(epoch, acc)
     for epoch in range(start, cfg.epochs):

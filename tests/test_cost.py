@@ -92,6 +92,28 @@ def test_a_short_schedule_is_said_at_its_last_epoch() -> None:
                     "about 1 s; 1 trial at most 1 s; --trials, --timeout or --epochs shorten it"]
 
 
+def test_epochs_restored_from_a_stopped_run_are_not_timed() -> None:
+    """A seed resumed at epoch 8 of 10 (epoch_state.py) replays epochs 1-8 in no time; the
+    clock times the two it trains, not ten epochs in the time of two."""
+    from asc_auto.epoch_state import replay
+
+    said: list[str] = []
+    clock = FakeClock()
+    cost = EpochClock(SearchPlan(epochs=10, folds=1, trials=1, unit="seed",
+                                 shorten="--seeds or --epochs"), said.append, clock)
+    cost.start(0)
+    with replay():
+        cost.step(8 * 4, 10 * 4)
+        for epoch in range(8):
+            cost.epoch(epoch)
+    assert said == []
+    clock.now += 3.0
+    cost.epoch(8)
+    clock.now += 3.0
+    cost.epoch(9)
+    assert said and said[0].startswith("cost here: seed 0 ran 3.00 s per epoch"), said
+
+
 def test_a_retrain_says_its_seeds() -> None:
     plan = SearchPlan(epochs=325, folds=1, trials=3, unit="seed", shorten="--seeds or --epochs")
     assert plan.line(0, 5.5) == ("cost here: seed 0 ran 5.50 s per epoch, so a seed (325 epochs) "
