@@ -1,4 +1,5 @@
-"""Resume a cross-validated trial from the folds an interrupted run of it finished.
+"""Resume a trial from the folds an interrupted run of it finished (and, within the fold it was
+in, from its last saved epoch: epoch_state.py).
 
 Why: a default-budget trial on a CPU is hours of folds (fsdd int8: 4 folds of about 20 min each
 on a 2-core machine), and a killed worker, a Ctrl-C or the end of a session failed the whole
@@ -46,6 +47,10 @@ class Resumed:
         return len(self.accuracies)
 
     def text(self, trial: int) -> str:
+        if not self.folds:
+            return (f"trial {trial} resumes interrupted trial {self.trial}, the same "
+                    "configuration: no fold finished; trained from its seeds, from the last "
+                    "epoch it saved")
         accs = ", ".join(f"{a:.4f}" for a in self.accuracies)
         return (f"trial {trial} resumes interrupted trial {self.trial}, the same configuration: "
                 f"fold{'s' if self.folds > 1 else ''} 1"
@@ -61,21 +66,23 @@ def interrupted(trial: FrozenTrial) -> bool:
 def find(study: optuna.Study, number: int, params: dict[str, Any], n_folds: int
          ) -> Resumed | None:
     """The interrupted trial of `params` with the most finished folds (the latest on a tie)
-    that no other live or finished trial resumes already; None when there is none.
+    that no other live or finished trial resumes already; None when there is none. `n_folds`:
+    the search's folds, 1 for a single split. One that finished no fold is taken too: its
+    seeds let the training it was in continue from its last saved epoch (epoch_state.py).
 
     A resume of a resume carries the folds it took, so the latest holds them all."""
-    if n_folds < 2:
+    if n_folds < 1:
         return None
     trials = study.get_trials(deepcopy=False)
     taken = {TrialRecord.from_trial(t).resumed_from for t in trials
              if t.number != number and not interrupted(t)}
     best: FrozenTrial | None = None
-    most = 0
+    most = 0  # finished folds of the best so far
     for t in trials:
         if t.number == number or t.number in taken or not interrupted(t) or t.params != params:
             continue
         done = len(TrialRecord.from_trial(t).cv_accuracies or [])
-        if 0 < done < n_folds and done >= most:
+        if done < n_folds and done >= most:
             best, most = t, done
     if best is None:
         return None

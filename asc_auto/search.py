@@ -823,7 +823,8 @@ class Objective:
         TrialRecord(config=config).write(trial)
         # An interrupted trial of this configuration: its finished folds are taken over, the
         # rest trained from its seeds (fold_resume.py says why).
-        resumed = fold_resume.find(trial.study, trial.number, trial.params, len(setup.folds))
+        resumed = fold_resume.find(trial.study, trial.number, trial.params,
+                                   max(1, len(setup.folds)))
         seed_number = trial.number if resumed is None else resumed.seed_trial
         if resumed is not None:
             TrialRecord(resumed_from=resumed.trial, seed_trial=seed_number,
@@ -851,7 +852,7 @@ class Objective:
         if not feasible:  # size or MACs: recorded, never trained, no accuracy to plot
             raise optuna.TrialPruned("over the limit: not trained")
         history: list[float] = []
-        if resumed is not None:  # fold 0 ran in the interrupted trial
+        if resumed is not None and resumed.folds:  # fold 0 ran in the interrupted trial
             history.extend(resumed.val_history)
             TrialRecord(val_history=history).write(trial)
             for step, acc in resumed.reports:
@@ -907,9 +908,14 @@ class Objective:
                 if why is not None:
                     stop(why)
 
+        # A stop mid-fold: the next run of this configuration (fold_resume.find) continues
+        # the fold's training from its last finished epoch, its curve replayed (epoch_state.py).
+        epoch_key = digest({"study": [trial.study.study_name,
+                                      StudyRecord.from_study(trial.study).uid],
+                            "trial": seed_number, "seed": 0, "config": config, "what": "trial"})
         score, outcomes, details = self.score_config(
             config, seed_number, 0, candidate=candidate, on_epoch=on_epoch, on_step=on_step,
-            on_fold=on_fold, resumed=resumed)
+            on_fold=on_fold, resumed=resumed, epoch_key=epoch_key)
         final = max((o.size for o in outcomes), key=lambda s: s.size_bytes)  # zeros may drop
         if not final.fits:
             raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "

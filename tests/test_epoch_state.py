@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asc_auto.epoch_state import MARKER, resumable
+from asc_auto.epoch_state import MARKER, EpochState, resumable
 from asc_auto.models.cnn import CnnStudent, StudentConfig
 from asc_auto.train import TrainConfig, train_model
 
@@ -146,13 +146,12 @@ def test_trainings_in_one_scope_are_numbered_and_resumed_in_order(tmp_path: Path
 
 
 SPACE = Path(__file__).parent / "spaces" / "baseline.toml"
+_REAL_SAVE = EpochState.save
 
 
 def _stop_after_saves(monkeypatch: pytest.MonkeyPatch, after: int | None) -> list[int]:
     """Count epoch-state saves; raise a stop (as Ctrl-C does) right after save `after`."""
-    from asc_auto.epoch_state import EpochState
-
-    real = EpochState.save
+    real = _REAL_SAVE  # not a patched one: each call replaces the last patch
     saves: list[int] = []
 
     def save(self: EpochState, state: dict) -> None:
@@ -287,3 +286,47 @@ def test_a_lottery_ticket_stopped_in_a_later_round_rewinds_to_its_first_training
     weights, accuracy = fit()
     assert len(saves) == 2
     assert torch.equal(weights, whole[0]) and accuracy == whole[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("cv", "stop_after", "trained"), [
+    (2, 2, 1 + 3),  # in fold 1 (epoch 2 saved): its last epoch, then fold 2
+    (2, 4, 2),  # in fold 2 (fold 1 recorded, epoch 1 saved): fold 2's last two epochs
+    (0, 1, 2),  # a single split, epoch 1 saved
+])
+def test_a_search_trial_stopped_mid_fold_resumes_at_its_last_epoch(
+        cv: int, stop_after: int, trained: int, tmp_path: Path, tiny_dataset: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trial's retry (here the paper trial, enqueued again) takes the stopped trial's seeds
+    and its training continues from the saved epoch: the same value, curve and Optuna
+    intermediate values as a trial never stopped."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from asc_auto.search import SearchOptions, run_search
+
+    def opts(home: str) -> SearchOptions:
+        return SearchOptions(technique="baseline", data=tiny_dataset, space=SPACE, epochs=3,
+                             trials=1, cv=cv, confirm_seeds=0, progress=False,
+                             storage=f"sqlite:///{tmp_path / home / 'asc.db'}",
+                             home=tmp_path / home)
+
+    for home in ("a", "b"):
+        (tmp_path / home).mkdir()
+    whole = run_search(opts("a"), status=lambda m: None).trials[0]
+    assert whole.state == TrialState.COMPLETE
+    _stop_after_saves(monkeypatch, after=stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(opts("b"), status=lambda m: None)
+    stopped = optuna.load_study(study_name="baseline", storage=opts("b").storage).trials[0]
+    assert stopped.state == TrialState.FAIL
+    saves = _stop_after_saves(monkeypatch, after=None)
+    said: list[str] = []
+    resumed = run_search(opts("b"), status=said.append).trials[1]
+    assert len(saves) == trained
+    assert resumed.state == TrialState.COMPLETE and resumed.user_attrs["resumed_from"] == 0
+    assert resumed.value == whole.value  # to the last digit
+    assert resumed.user_attrs["val_history"] == whole.user_attrs["val_history"]
+    assert resumed.intermediate_values == whole.intermediate_values
+    assert resumed.user_attrs.get("cv_accuracies") == whole.user_attrs.get("cv_accuracies")
+    assert not list((tmp_path / "b").glob("**/epoch-state/*"))

@@ -40,7 +40,7 @@ def test_the_interrupted_trial_with_most_folds_is_found_and_taken_once() -> None
     assert found.reports == ()  # none reported to Optuna here
     assert "fold 1-2 as it recorded them (0.6000, 0.7000)" not in found.text(9)
     assert "folds 1-2 as it recorded them (0.6000, 0.7000)" in found.text(9)
-    assert fold_resume.find(study, 9, same, n_folds=0) is None  # a single split: no folds
+    assert fold_resume.find(study, 9, same, n_folds=0) is None
     assert fold_resume.find(study, 9, {"lr": 2.5e-3}, n_folds=4) is None
 
     # trial 1 resumed by a live trial: the next resume takes trial 0's fold instead
@@ -53,6 +53,16 @@ def test_the_interrupted_trial_with_most_folds_is_found_and_taken_once() -> None
     study.add_trial(_failed(same, [0.6, 0.7, 0.75], resumed_from=0, seed_trial=0))
     chained = fold_resume.find(study, 9, same, n_folds=4)
     assert chained is not None and (chained.trial, chained.seed_trial) == (6, 0)
+
+    # stopped in its first fold, or in a single split (n_folds=1): taken, with no fold, for its
+    # seeds (the training it was in continues from its last saved epoch: epoch_state.py)
+    lone = {"lr": 2.9e-3}
+    study.add_trial(_failed(lone, []))
+    first = fold_resume.find(study, 9, lone, n_folds=4)
+    assert first is not None and (first.trial, first.folds) == (7, 0)
+    assert "no fold finished; trained from its seeds" in first.text(9)
+    split = fold_resume.find(study, 9, lone, n_folds=1)
+    assert split is not None and split.trial == 7
 
 
 def test_combined_is_none_where_a_fold_did_not_record_the_value() -> None:
