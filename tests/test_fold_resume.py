@@ -126,20 +126,27 @@ def test_a_trial_interrupted_between_folds_resumes_and_scores_as_if_never_stoppe
         whole.user_attrs["cv_accuracies"]
 
 
-@pytest.mark.slow
-def test_a_confirmation_run_interrupted_between_folds_resumes_from_them(
-    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from asc_auto.schema import CONFIRM_FOLDS
-    from asc_auto.search import Objective, rescore, setup_study
+def _confirming(tmp_path: Path, tiny_dataset: Path, epochs: int) -> tuple[Any, Any, Any]:
+    """A 2-fold baseline study of one trial, and what confirms it: (trial, study, objective)."""
+    from asc_auto.search import Objective, setup_study
 
-    opts = SearchOptions(technique="baseline", data=tiny_dataset, space=SPACE, epochs=1,
+    opts = SearchOptions(technique="baseline", data=tiny_dataset, space=SPACE, epochs=epochs,
                          trials=1, cv=2, confirm_seeds=0, progress=False,
                          storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home")
     trial = run_search(opts, status=lambda m: None).trials[0]
     study, setup = setup_study(SearchOptions(**{**opts.__dict__, "trials": 0}),
                                status=lambda m: None)
-    objective = Objective(setup)
+    return trial, study, Objective(setup)
+
+
+@pytest.mark.slow
+def test_a_confirmation_run_interrupted_between_folds_resumes_from_them(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asc_auto.schema import CONFIRM_FOLDS
+    from asc_auto.search import rescore
+
+    trial, study, objective = _confirming(tmp_path, tiny_dataset, epochs=1)
     real_fit = DcaseBaseline.fit
     fits: list[int] = []
 
@@ -161,3 +168,38 @@ def test_a_confirmation_run_interrupted_between_folds_resumes_from_them(
     fits.clear()
     rescore(objective, trial, 2, study)
     assert len(fits) == 2
+
+
+@pytest.mark.slow
+def test_a_confirmation_fold_stopped_mid_training_resumes_at_its_last_epoch(
+        tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within a fold too (epoch_state.py): stopped after fold 2's second epoch, the run trains
+    fold 2's last epoch only and scores what the whole run did."""
+    from asc_auto.epoch_state import EpochState
+    from asc_auto.schema import CONFIRM_FOLDS
+    from asc_auto.search import rescore
+
+    trial, study, objective = _confirming(tmp_path, tiny_dataset, epochs=3)
+    whole = rescore(objective, trial, 1, study)
+    key = CONFIRM_FOLDS.format(trial=0, seed=1)
+    folds = study.user_attrs[key]
+    study.set_user_attr(key, [])
+    real = EpochState.save
+    saves: list[int] = []
+    stop_after: list[int | None] = [5]  # fold 1's 3 epochs, fold 2's first 2
+
+    def save(self: EpochState, state: dict[str, Any]) -> None:
+        real(self, state)
+        saves.append(1)
+        if len(saves) == stop_after[0]:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochState, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        rescore(objective, trial, 1, study)
+    assert study.user_attrs[key] == folds[:1]
+    saves.clear()
+    stop_after[0] = None
+    assert rescore(objective, trial, 1, study) == whole  # to the last digit
+    assert len(saves) == 1 and study.user_attrs[key] == folds  # fold 2's last epoch only
+    assert not list((tmp_path / "home").glob("**/epoch-state/*"))

@@ -106,24 +106,33 @@ def test_iterative_schedules_reach_the_target() -> None:
     assert abs((1 - keeps[0]) * (1 - keeps[1]) - 0.5) < 1e-9
 
 
-@pytest.mark.parametrize("pruning_kind", ["unstructured", "structured"])
-def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
-    pruning_kind: str, tiny_dataset, tmp_path
-) -> None:
-    """Regression: round 2 used to snapshot the pruned net as the rewind point (KeyError)."""
+def _pruning_two_rounds(tiny_dataset, tmp_path, pruning_kind: str, epochs: int,
+                        rewind_epoch: int):
+    """lt's search setup on the tiny data and a 2-round ticket configuration, under a budget
+    of 70 % of the dense size, so both rounds really prune."""
     from pathlib import Path
 
     from asc_auto.search import SearchOptions, prepare_search
 
     space = Path(__file__).parent / "spaces" / "lt.toml"
     setup = prepare_search(SearchOptions(technique="lt", data=tiny_dataset, space=space,
-                                         home=tmp_path, progress=False, epochs=2),
+                                         home=tmp_path, progress=False, epochs=epochs),
                            status=lambda m: None)
     ctx = setup.context
-    config = {**setup.space.paper, "pruning": pruning_kind, "rounds": 2, "rewind_epoch": 1}
+    config = {**setup.space.paper, "pruning": pruning_kind, "rounds": 2,
+              "rewind_epoch": rewind_epoch}
     dense = model_size(setup.technique.build(config, ctx).model, ctx.rule, "fp16")
-    # a budget of 70 % of the dense size, so both rounds really prune
     ctx.rule = dataclasses.replace(ctx.rule, limit_bytes=int(0.7 * dense.size_bytes))
+    return setup, ctx, config, dense
+
+
+@pytest.mark.parametrize("pruning_kind", ["unstructured", "structured"])
+def test_two_rounds_with_a_late_rewind_epoch_fit_and_fit_the_budget(
+    pruning_kind: str, tiny_dataset, tmp_path
+) -> None:
+    """Regression: round 2 used to snapshot the pruned net as the rewind point (KeyError)."""
+    setup, ctx, config, dense = _pruning_two_rounds(tiny_dataset, tmp_path, pruning_kind,
+                                                    epochs=2, rewind_epoch=1)
     cand = setup.technique.build(config, ctx)
     before = setup.technique.size(cand, ctx.rule)
     macs_dense = count_macs_torchinfo(cand.model, ctx.example_input())
@@ -441,3 +450,51 @@ def test_a_study_made_before_lt_s_fit_version_is_not_resumed_with_it() -> None:
     other.add_trial(optuna.trial.create_trial(value=0.5))
     _check_resume(other, {"fit_version": None}, where)
     assert other.user_attrs["fit_version"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["unstructured", "structured"])
+def test_a_ticket_stopped_in_a_later_round_rewinds_to_its_first_training(
+        kind: str, tmp_path, tiny_dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lt keeps the dense weights of epoch k of its first training to rewind to; resumed in
+    the ticket's training (epoch_state.py), the replayed first training holds its last epoch's
+    weights, so the rewind point comes from what was kept then (epoch_state.keep), and the
+    ticket ends as the uninterrupted one."""
+    from asc_auto.epoch_state import EpochState, resumable
+
+    setup, ctx, config, _ = _pruning_two_rounds(tiny_dataset, tmp_path, kind, epochs=3,
+                                                rewind_epoch=2)
+
+    def fit() -> tuple[torch.Tensor, float]:
+        torch.manual_seed(0)
+        cand = setup.technique.build(config, ctx)
+        assert setup.technique.trainings(config, cand) == 3
+        with resumable(tmp_path / "lt-state", "lt"):
+            outcome = setup.technique.fit(cand, config, ctx, on_epoch=lambda e, a: None)
+        weights = torch.cat([t.detach().flatten().float()
+                             for t in cand.model.state_dict().values()])
+        return weights, outcome.accuracy
+
+    real = EpochState.save
+    saves: list[int] = []
+    stop_after: list[int | None] = [None]
+
+    def save(self: EpochState, state: dict) -> None:
+        real(self, state)
+        saves.append(1)
+        if len(saves) == stop_after[0]:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(EpochState, "save", save)
+    whole = fit()
+    assert len(saves) == 3 * 3 + 1  # each epoch, and the rewind point once
+    saves.clear()
+    stop_after[0] = 8  # the ticket's first epoch saved
+    with pytest.raises(KeyboardInterrupt):
+        fit()
+    assert (tmp_path / "lt-state" / "kept-rewind.pt").exists()
+    saves.clear()
+    stop_after[0] = None
+    weights, accuracy = fit()
+    assert len(saves) == 2
+    assert torch.equal(weights, whole[0]) and accuracy == whole[1]
