@@ -27,9 +27,8 @@ from asc_auto.data.splits import train_val_split
 from asc_auto.data.tau import TauDataset, dataset_fingerprint, load_dataset
 from asc_auto.errors import AscError, UsageError
 from asc_auto.features.cache import FeatureSet, build_features
-from asc_auto.keys import space_digest
 from asc_auto.schema import StudyRecord
-from asc_auto.space import SearchSpace, load_space
+from asc_auto.space import SearchSpace, load_space, space_digest
 from asc_auto.train import TrainConfig, epochs_for, resolve_device, train_config
 from asc_auto.transfer import Sources, pin_space
 

@@ -38,6 +38,7 @@ from torch import nn
 
 from asc_auto.errors import AscError
 from asc_auto.io import atomic_path
+from asc_auto.keys import digest
 
 MARKER = "epoch-state.json"  # in a scope's folder: what `asc-auto clean` recognises it by
 FORMAT = 1
@@ -77,8 +78,6 @@ def resumable(folder: Path, key: str) -> Iterator[None]:
 
 def scope_folder(root: Path, key: str) -> Path:
     """Where a scope keyed `key` keeps its state, under a cache root."""
-    from asc_auto.keys import digest  # here: keys -> space -> train imports this module
-
     return Path(root) / "epoch-state" / digest(key)[:24]
 
 
@@ -120,8 +119,6 @@ class EpochState:
 def for_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  extras: Sequence[torch.Tensor], settings: Any) -> EpochState | None:
     """The state of the next training in the active scope; None outside one."""
-    from asc_auto.keys import digest  # here: keys -> space -> train imports this module
-
     scope = _SCOPE.get()
     if scope is None:
         return None

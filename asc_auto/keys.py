@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from asc_auto.errors import UsageError
-from asc_auto.space import SearchSpace
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -28,15 +27,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot key {type(value).__name__}")
-
-
-def space_digest(space: SearchSpace) -> str:
-    """Everything a space decides (features, training, tables, params, paper point), after the
-    demo profile and CLI overrides; not the file's path, comments or layout."""
-    return digest({"technique": space.technique, "features": space.features,
-                   "train": space.train, "tables": space.tables,
-                   "params": [dataclasses.asdict(p) for p in space.params],
-                   "paper": space.paper})
 
 
 def check_study_name(name: str) -> str:

@@ -31,11 +31,12 @@ from asc_auto.context import TrialContext, study_context
 from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
-from asc_auto.keys import digest, space_digest, study_folder
+from asc_auto.keys import digest, study_folder
 from asc_auto.package import RESULT_JSON, write_deployed, write_weights
 from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.space import space_digest
 from asc_auto.techniques.base import Candidate, EpochHook, StepHook, Technique, get_technique
 from asc_auto.train import resolve_device
 

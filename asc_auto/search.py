@@ -40,7 +40,7 @@ from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
 from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
 from asc_auto.errors import AscError, UsageError
-from asc_auto.keys import check_study_name, digest, space_digest
+from asc_auto.keys import check_study_name, digest
 from asc_auto.progress import progress_bar
 from asc_auto.records import ALIVE, counts_toward_budget, feasible_trials, pick_trial, tried
 from asc_auto.schema import (
@@ -60,7 +60,7 @@ from asc_auto.schema import (
 )
 from asc_auto.seeds import trial_seed
 from asc_auto.shared_budget import SharedBudget, run_trials
-from asc_auto.space import SearchSpace, default_space_file
+from asc_auto.space import SearchSpace, default_space_file, space_digest
 from asc_auto.stats import accuracy_text, trial_accuracy_text
 from asc_auto.storage import (
     default_storage,

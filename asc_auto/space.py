@@ -25,6 +25,7 @@ from typing import Any
 import optuna
 
 from asc_auto.errors import ConfigError, UsageError
+from asc_auto.keys import digest
 from asc_auto.tables import SETTINGS_TABLES, table_values
 from asc_auto.train import TrainConfig
 
@@ -431,3 +432,12 @@ def _parse_portfolio(file: Path, params: tuple[ParamSpec, ...], paper: dict[str,
         _check_point(file, params, point, f"portfolio.{name}")
         entries.append(PortfolioEntry(name, note, point))
     return tuple(entries)
+
+
+def space_digest(space: SearchSpace) -> str:
+    """Everything a space decides (features, training, tables, params, paper point), after the
+    demo profile and CLI overrides; not the file's path, comments or layout."""
+    return digest({"technique": space.technique, "features": space.features,
+                   "train": space.train, "tables": space.tables,
+                   "params": [dataclasses.asdict(p) for p in space.params],
+                   "paper": space.paper})

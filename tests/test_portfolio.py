@@ -12,11 +12,10 @@ from optuna.trial import TrialState
 
 from asc_auto import portfolio
 from asc_auto.errors import ConfigError
-from asc_auto.keys import space_digest
 from asc_auto.report import _row as trial_row
 from asc_auto.schema import TrialRecord
 from asc_auto.search import SearchOptions, run_search
-from asc_auto.space import SearchSpace, load_space
+from asc_auto.space import SearchSpace, load_space, space_digest
 from asc_auto.techniques import get_technique
 
 SPACES = Path(__file__).parent / "spaces"

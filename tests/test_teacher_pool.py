@@ -11,8 +11,8 @@ import pytest
 from asc_auto.data.audio import padding_share
 from asc_auto.data.synth import synthesize
 from asc_auto.errors import ConfigError
-from asc_auto.keys import space_digest
 from asc_auto.search import SearchOptions, prepare_search
+from asc_auto.space import space_digest
 from asc_auto.teacher import settle_crops, settle_pool, teacher_settings
 
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"  # clip_seconds = 1.0, no pool given
