@@ -12,12 +12,12 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
-from asc_auto.confirm import confirmations, reference_note
+from asc_auto.confirm import Confirmed, confirmations, reference_note
 from asc_auto.cost import duration_text
 from asc_auto.fold_resume import interrupted
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, confirm_folds, source_text
-from asc_auto.stats import trial_accuracy_text
+from asc_auto.stats import mean_se, trial_accuracy_text
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -204,6 +204,16 @@ def reference_line(study: optuna.Study) -> str | None:
     return reference_note(ranked, int(record.get("top") or 0), paper)
 
 
+def _fresh_mean(c: Confirmed, run_folds: list[float] | None) -> str:
+    """A confirmed mean ± its SE: over the fresh seeds, or with one seed over the folds of its
+    cross-validated run (the speakers' or recordings' spread, not the seeds')."""
+    if len(c.fresh) > 1:
+        return f"{c.mean:.4f} ± {c.standard_error:.3f}"
+    if run_folds and len(run_folds) > 1:
+        return f"{c.mean:.4f} ± {mean_se(run_folds):.3f} over its {len(run_folds)} folds (1 seed)"
+    return f"{c.mean:.4f} (1 seed: no SE)"
+
+
 def confirmation_table(study: optuna.Study) -> Table | None:
     """The top configurations scored again with fresh seeds (None before a confirmation)."""
     confirmed = confirmations(study)
@@ -216,11 +226,10 @@ def confirmation_table(study: optuna.Study) -> Table | None:
         table.add_column(col, justify="right")
     papers = {t.number for t in study.get_trials(deepcopy=False)
               if TrialRecord.from_trial(t).is_paper}
+    folds = confirm_folds(study.user_attrs)
     for i, c in enumerate(confirmed):
         table.add_row(f"{c.trial}" + (" paper" if c.trial in papers else "")
-                      + (" pick" if i == 0 else ""),
-                      f"{c.mean:.4f} ± {c.standard_error:.3f}" if len(c.fresh) > 1
-                      else f"{c.mean:.4f} (1 seed: no SE)",
+                      + (" pick" if i == 0 else ""), _fresh_mean(c, folds.get((c.trial, 1))),
                       ", ".join(f"{a:.4f}" for a in c.fresh), f"{c.search_value:.4f}",
                       f"{c.size_kb:.2f}")
     return table

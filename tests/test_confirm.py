@@ -30,7 +30,7 @@ from asc_auto.confirm import (
 from asc_auto.procs import HOST, _start_time, this_worker
 from asc_auto.records import feasible_trials
 from asc_auto.report import confirmation_table, reference_line
-from asc_auto.schema import StudyRecord
+from asc_auto.schema import CONFIRM_FOLDS, StudyRecord
 
 
 def _study(values: list[float]) -> optuna.Study:
@@ -194,6 +194,12 @@ def test_one_fresh_seed_is_shown_without_a_standard_error() -> None:
     console.print(confirmation_table(study))
     text = console.export_text()
     assert "0.8100 (1 seed: no SE)" in text and "nan" not in text
+    # a cross-validated run recorded its folds: their spread is its SE, said as such
+    study.set_user_attr(CONFIRM_FOLDS.format(trial=1, seed=1), [0.78, 0.84, 0.8, 0.82])
+    console = Console(width=200, record=True)
+    console.print(confirmation_table(study))
+    text = console.export_text()
+    assert "0.8100 ± 0.013 over its 4 folds (1 seed)" in text, text
 
 
 def test_runs_finishing_out_of_order_are_stored_in_seed_order() -> None:

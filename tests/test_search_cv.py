@@ -93,7 +93,7 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     assert "val acc: the mean over 2-fold cross-validation of 35 clips, ± its standard error" \
         in flat, shown.output
     assert "validation clips" not in flat  # not the single split's, which it was not scored on
-    assert "(1 seed: no SE)" in shown.output and "how often each choice was tried" in shown.output
+    assert "over its 2 folds (1 seed)" in flat and "how often each choice was tried" in flat
     assert re.search(r"│ +0 paper( pick)? │", shown.output), shown.output
     assert f"confirmed pick: trial {confirmed[0].trial}" in shown.output
     best = study.trials[confirmed[0].trial]
