@@ -553,15 +553,18 @@ def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
         if study is not None:
             study.set_user_attr(key, [round(a, 4) for a in score.accuracies])
 
-    # Each fold's training resumes at its last epoch after a stop too (epoch_state.py): keyed
-    # by the study, the run and the configuration (the data and settings are in each
-    # training's own key).
-    record = StudyRecord.from_study(study) if study is not None else None
-    epoch_key = None if record is None else digest({
-        "study": [study.study_name, record.uid], "trial": trial.number, "seed": seed_index,
-        "config": config, "what": "confirmation"})
+    # Each fold's training resumes at its last epoch after a stop too (epoch_state.py).
+    epoch_key = None if study is None else run_key(study, trial.number, seed_index, config)
     return objective.score_config(config, trial.number, seed_index, on_fold=on_fold,
                                   resumed=resumed, epoch_key=epoch_key)[0].mean
+
+
+def run_key(study: optuna.Study, number: int, seed_index: int, config: dict[str, Any]) -> str:
+    """What a run of `config` (seeded by trial `number`, seed index 0 for the trial itself, 1..
+    for confirmation) depends on beyond each training's own settings and data: the key its
+    folds' saved epochs are found by (epoch_state.py)."""
+    return digest({"study": [study.study_name, StudyRecord.from_study(study).uid],
+                   "trial": number, "seed": seed_index, "config": config})
 
 
 def finish_search(study: optuna.Study, setup: SearchSetup,
@@ -910,12 +913,10 @@ class Objective:
 
         # A stop mid-fold: the next run of this configuration (fold_resume.find) continues
         # the fold's training from its last finished epoch, its curve replayed (epoch_state.py).
-        epoch_key = digest({"study": [trial.study.study_name,
-                                      StudyRecord.from_study(trial.study).uid],
-                            "trial": seed_number, "seed": 0, "config": config, "what": "trial"})
         score, outcomes, details = self.score_config(
             config, seed_number, 0, candidate=candidate, on_epoch=on_epoch, on_step=on_step,
-            on_fold=on_fold, resumed=resumed, epoch_key=epoch_key)
+            on_fold=on_fold, resumed=resumed,
+            epoch_key=run_key(trial.study, seed_number, 0, config))
         final = max((o.size for o in outcomes), key=lambda s: s.size_bytes)  # zeros may drop
         if not final.fits:
             raise AscError(f"trial {trial.number}: the trained model is {final.size_kb:.2f} KB, "
