@@ -11,8 +11,8 @@ alone, so a user's file in studies/ survives):
 - a pretrain checkpoint whose JSON card names it and whose sha256 matches the card;
 - a stopped training's saved epochs (`epoch_state.py`: a folder with its `epoch-state.json`);
 - the remembered file hashes of datasets (`cache/file-sha256.json`, data/filehash.py);
-- temp files of dead processes (`io.remove_stale_temps`) and `build_lock`'s `.<name>.lock`
-  beside something removed;
+- temp files of dead processes (`io.remove_stale_temps`) and `build_lock`'s (or a stopped
+  training's, `epoch_state.resumable`) `.<name>.lock` beside something removed;
 - folders left empty by the removals above (a folder that was already empty is the user's).
 
 Everything else is kept and listed (e.g. predict's output CSV, whose name the user chose).

@@ -27,7 +27,8 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,24 +57,59 @@ _REPLAYING: ContextVar[bool] = ContextVar("asc_auto_epoch_replay", default=False
 
 
 @contextlib.contextmanager
-def resumable(folder: Path, key: str) -> Iterator[None]:
-    """Trainings inside save their state each epoch under `folder` and resume from it."""
+def resumable(folder: Path, key: str, status: Callable[[str], None] | None = None
+              ) -> Iterator[None]:
+    """Trainings inside save their state each epoch under `folder` and resume from it.
+
+    One process at a time owns a folder (a lock `.<name>.lock` beside it): a second process
+    running the same run at once (two `retrain`s of one seed, two workers resuming one trial)
+    would load the other's epochs and remove the folder under it when it ends; it trains
+    without saving instead, and `status` says so (stderr by default)."""
+    from filelock import FileLock, Timeout
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / MARKER
-    if not marker.exists():
-        with atomic_path(marker) as tmp:
-            tmp.write_text(json.dumps({"format": FORMAT, "key": key}))
-    token = _SCOPE.set(_Scope(folder, key))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
     try:
-        yield
-    except Exception:
-        shutil.rmtree(folder, ignore_errors=True)  # failed for good: nothing to resume
-        raise
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+        lock.acquire(timeout=0)
+    except Timeout:
+        (status or _to_stderr)(f"another process is training this same run and saving its "
+                               f"epochs in {folder}: this one trains without saving them")
+        token = _SCOPE.set(None)
+        try:
+            yield
+        finally:
+            _SCOPE.reset(token)
+        return
+    try:
+        folder.mkdir(exist_ok=True)
+        marker = folder / MARKER
+        if not marker.exists():
+            with atomic_path(marker) as tmp:
+                tmp.write_text(json.dumps({"format": FORMAT, "key": key}))
+        token = _SCOPE.set(_Scope(folder, key))
+        try:
+            yield
+        except Exception:
+            _finish(folder, lock)  # failed for good: nothing to resume
+            raise
+        else:
+            _finish(folder, lock)
+        finally:
+            _SCOPE.reset(token)
     finally:
-        _SCOPE.reset(token)
+        lock.release()
+
+
+def _finish(folder: Path, lock: Any) -> None:
+    """Remove a scope's folder and then its lock file, still holding the lock: a process that
+    opens the lock file after this makes a new one and starts a new folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def scope_folder(root: Path, key: str) -> Path:

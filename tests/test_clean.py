@@ -63,6 +63,7 @@ def _home(tmp_path: Path) -> Path:
     (stopped / "epoch-state.json").write_text(json.dumps({"format": 1, "key": "k"}))
     (stopped / "training-0.pt").write_bytes(b"state")
     (stopped / "kept-rewind.pt").write_bytes(b"state")
+    (stopped.parent / ".0123abcd.lock").write_bytes(b"")  # its owner's lock, beside it
     look_alike = home / "mine" / "runs"  # the names without the tool's marker: the user's
     look_alike.mkdir(parents=True)
     (look_alike / "training-0.pt").write_bytes(b"mine")

@@ -75,6 +75,30 @@ def test_a_stopped_training_resumes_where_it_stopped_and_ends_as_the_whole_run(
     assert not folder.exists()  # finished: nothing left to resume
 
 
+def test_a_second_process_on_the_same_run_trains_without_touching_the_owners_state(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from filelock import FileLock
+
+    whole, _, _, _ = _run(None)
+    folder = tmp_path / "state"
+    with pytest.raises(Stop):
+        _run(folder, stop_at=2)  # the owner's saved epochs 0-1
+    saved = (folder / "training-0.pt").read_bytes()
+    owner = FileLock(str(tmp_path / ".state.lock"))  # another process running the same run
+    owner.acquire(timeout=0)
+    try:
+        model, _, steps, _ = _run(folder)
+    finally:
+        owner.release()
+    assert "another process is training this same run" in capsys.readouterr().err
+    assert len(steps) == 5 * 5 and steps[0] == 1  # every epoch trained here: nothing restored
+    assert torch.equal(_weights(model), _weights(whole))
+    assert (folder / "training-0.pt").read_bytes() == saved  # neither loaded, replaced nor removed
+    model, _, _, _ = _run(folder)  # the owner's rerun still resumes from it
+    assert torch.equal(_weights(model), _weights(whole))
+    assert not folder.exists() and not (tmp_path / ".state.lock").exists()
+
+
 def test_a_state_saved_under_other_settings_is_not_loaded(tmp_path: Path) -> None:
     folder = tmp_path / "state"
     with pytest.raises(Stop):
