@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 TRIALS ?= 8
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench clean-studies
 
@@ -17,8 +18,9 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/asc-auto search --technique kd --trials $(TRIALS)
 
+# Tests in TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs them in this one.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check asc_auto tests benchmarks

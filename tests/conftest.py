@@ -61,6 +61,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
     import os
     import socket
     import subprocess
+    import tempfile
 
     bin_dir = _pg_bin()
     if bin_dir is None:
@@ -77,8 +78,9 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
         except KeyError:
             pytest.skip("running as root and there is no 'postgres' user to run the server")
         os.chmod(root, 0o777)
-        for parent in root.parents:  # the server's user must reach its data folder
-            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+        top = Path(tempfile.gettempdir()).resolve()  # pytest-of-<user> is private (0700)
+        for parent in root.resolve().parents:  # the server's user must reach its data folder
+            if top in parent.parents:  # a pytest-xdist worker's folder is one level deeper
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
         as_user = ["runuser", "-u", pw.pw_name, "--"]
     with socket.socket() as s:
@@ -95,6 +97,14 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
     finally:
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], check=False, capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist's workers set COLUMNS=80 and LINES=24; the CLI's output to a pipe is 200
+    columns wide unless COLUMNS says otherwise, so every test sees what a serial run sees."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
 
 
 @pytest.fixture(autouse=True)
