@@ -54,6 +54,11 @@ class SeedResult:
     # Accuracy per recording identifier (speaker, location) when the evaluate fold has at most
     # FEW_IDENTIFIERS: the fold's accuracy then depends on which sources it holds.
     per_identifier: dict[str, float] = field(default_factory=dict)
+    # CPU threads and kernel level (torch's "AVX2", "AVX512", ...) it trained with; None: a seed
+    # recorded before they were. Another count or CPU sums floats in another order, and a long
+    # schedule carries that far (README "Same seed, other threads").
+    threads: int | None = None
+    cpu: str | None = None
 
 
 # fsdd's evaluate fold is two speakers: one kd model classified 36.0 % of one's clips and 63.6 %
@@ -328,13 +333,17 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
 def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
                 seed_dir: Path, key: str, cand: Candidate, on_epoch: EpochHook | None,
                 on_step: StepHook | None) -> SeedResult:
+    import torch
+
     outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
     result = SeedResult(seed, round(scores.accuracy, 4), round(outcome.accuracy_fp32, 4),
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2),
-                        per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy()))
+                        per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy()),
+                        threads=torch.get_num_threads(),
+                        cpu=torch.backends.cpu.get_cpu_capability())
     example = ctx.val_xy[0][:1].float()
     # MACs of what was trained (a structured ticket has fewer than the trial's dense count), on
     # the CPU: the model may sit on the training device; export checks them against the rule.
@@ -361,6 +370,7 @@ def _load_seed(seed_dir: Path, key: str) -> SeedResult | None:
             return None
         r = doc["result"]
         return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],
-                          tuple(r["per_class"]), r["seconds"], dict(r.get("per_identifier", {})))
+                          tuple(r["per_class"]), r["seconds"], dict(r.get("per_identifier", {})),
+                          r.get("threads"), r.get("cpu"))
     except (OSError, ValueError, KeyError, TypeError):
         return None

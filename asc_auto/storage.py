@@ -249,5 +249,10 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 
 
 def mark_worker(trial: optuna.Trial) -> None:
-    """Record which process runs `trial`, so a later run can tell if it died."""
-    TrialRecord(worker=this_worker()).write(trial)
+    """Record which process runs `trial`, so a later run can tell if it died, and its CPU
+    threads and kernel level: the same trial on another count or CPU sums floats in another
+    order and ends elsewhere (retrain.SeedResult.threads)."""
+    import torch
+
+    TrialRecord(worker={**this_worker(), "threads": torch.get_num_threads(),
+                        "cpu": torch.backends.cpu.get_cpu_capability()}).write(trial)

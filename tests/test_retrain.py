@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import asc_auto.retrain as retrain_mod
@@ -53,6 +54,8 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
     seed_dir = result.folder / "seed-0"
     doc = json.loads((seed_dir / "result.json").read_text())
     assert doc["config"] == best.user_attrs["config"]
+    assert doc["result"]["threads"] == torch.get_num_threads()  # what summed its floats
+    assert doc["result"]["cpu"] == torch.backends.cpu.get_cpu_capability()
     assert (seed_dir / "weights.safetensors").stat().st_size > 0
     recorded = study.user_attrs["retrain"]
     assert recorded["seeds"] == 2 and recorded["mean"] == pytest.approx(result.mean, abs=1e-4)
@@ -121,6 +124,7 @@ def test_missing_seeds_train_side_by_side_in_processes(searched) -> None:
         doc = json.loads((folder / f"seed-{seed}" / "result.json").read_text())
         assert doc["key"] == key and doc["result"]["seed"] == seed
         assert result.seeds[seed].accuracy == finished[seed] == doc["result"]["accuracy"]
+        assert doc["result"]["threads"] == result.seeds[seed].threads == threads  # its share
         assert (folder / f"seed-{seed}" / "weights.safetensors").stat().st_size > 0
     assert sum("about" in line and "left" in line for line in said) == len(missing) - 1
     said.clear()  # all on disk now: no process is started

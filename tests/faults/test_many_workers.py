@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from asc_auto.confirm import confirmed_best
@@ -136,6 +137,10 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     # each worker's line counts the run's trials, not its own share
     assert any(line.endswith("; 4 of 4 trials") for line in said), said
     assert len({t.user_attrs["worker"]["pid"] for t in study.trials}) == 2
+    from asc_auto.procs import cpu_share  # each worker's share of the cores, recorded per trial
+    assert {t.user_attrs["worker"]["threads"] for t in study.trials} == {cpu_share(2)}
+    assert {t.user_attrs["worker"]["cpu"] for t in study.trials} == {
+        torch.backends.cpu.get_cpu_capability()}
     # the confirmation, once, after the workers: its runs side by side in 2 processes
     runs = len(study.user_attrs["confirmation"]["trials"])  # top 2 (+ the paper's), 1 seed
     assert f"confirming {runs} runs in 2 processes" in " ".join(run.stdout.split()), run.stdout
