@@ -203,3 +203,34 @@ def test_a_confirmation_fold_stopped_mid_training_resumes_at_its_last_epoch(
     assert rescore(objective, trial, 1, study) == whole  # to the last digit
     assert len(saves) == 1 and study.user_attrs[key] == folds  # fold 2's last epoch only
     assert not list((tmp_path / "home").glob("**/epoch-state/*"))
+
+
+@pytest.mark.slow
+def test_an_int8_fold_trains_the_same_after_another_fold_as_alone(
+        tmp_path: Path, tiny_dataset: Path) -> None:
+    """A resumed run trains its remaining folds in a process that did not train the folds
+    before them: nothing in int8's path (NNCF's quantization, QAT) may depend on that history,
+    or a resumed trial would not score what the uninterrupted one did."""
+    import torch
+
+    from asc_auto.search import Objective, setup_study
+
+    opts = SearchOptions(technique="int8", data=tiny_dataset,
+                         space=Path(__file__).parent / "spaces" / "int8.toml", epochs=2,
+                         trials=1, cv=2, confirm_seeds=0, progress=False,
+                         storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home")
+    trial = run_search(opts, status=lambda m: None).trials[0]
+    _, setup = setup_study(SearchOptions(**{**opts.__dict__, "trials": 0}), status=lambda m: None)
+    objective = Objective(setup)
+    config = {**trial.user_attrs["config"], "mixup_alpha": 0.3, "qat_epochs": 1}  # QAT on
+    whole, outcomes, _ = objective.score_config(config, 0, 1)  # folds 0 and 1 in this process
+    resumed = fold_resume.Resumed(trial=0, seed_trial=0, accuracies=whole.accuracies[:1],
+                                  details=(None,), val_history=(), reports=())
+    again, alone, _ = objective.score_config(config, 0, 1, resumed=resumed)  # fold 1 only
+
+    def weights(fo: Any) -> torch.Tensor:
+        return torch.cat([t.detach().flatten().float()
+                          for t in fo.candidate.model.state_dict().values()])
+
+    assert len(alone) == 1 and torch.equal(weights(outcomes[1]), weights(alone[0]))
+    assert again.accuracies == whole.accuracies
