@@ -78,9 +78,13 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
         except KeyError:
             pytest.skip("running as root and there is no 'postgres' user to run the server")
         os.chmod(root, 0o777)
-        top = Path(tempfile.gettempdir()).resolve()  # pytest-of-<user> is private (0700)
-        for parent in root.resolve().parents:  # the server's user must reach its data folder
-            if top in parent.parents:  # a pytest-xdist worker's folder is one level deeper
+        # The server's user must reach its data folder through pytest's private (0700) folders:
+        # those under the system's temp folder, or under --basetemp's parent; a pytest-xdist
+        # worker's folder is one level deeper.
+        tops = {Path(tempfile.gettempdir()).resolve(),
+                tmp_path_factory.getbasetemp().resolve().parent.parent}
+        for parent in root.resolve().parents:
+            if any(top in parent.parents for top in tops):
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
         as_user = ["runuser", "-u", pw.pw_name, "--"]
     with socket.socket() as s:
