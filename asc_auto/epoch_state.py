@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from asc_auto.errors import AscError
-from asc_auto.io import atomic_path
+from asc_auto.io import atomic_path, try_lock
 from asc_auto.keys import digest
 
 MARKER = "epoch-state.json"  # in a scope's folder: what `asc-auto clean` recognises it by
@@ -65,14 +65,10 @@ def resumable(folder: Path, key: str, status: Callable[[str], None] | None = Non
     running the same run at once (two `retrain`s of one seed, two workers resuming one trial)
     would load the other's epochs and remove the folder under it when it ends; it trains
     without saving instead, and `status` says so (stderr by default)."""
-    from filelock import FileLock, Timeout
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock = try_lock(folder.parent / f".{folder.name}.lock")
+    if lock is None:
         (status or _to_stderr)(f"another process is training this same run and saving its "
                                f"epochs in {folder}: this one trains without saving them")
         token = _SCOPE.set(None)

@@ -192,17 +192,29 @@ def build_lock(target: Path, status: Callable[[str], None] = lambda msg: None) -
     """An exclusive lock for building `target` (a cache entry): several workers that need the
     same entry at once build it once; the others wait, then load what the first one wrote.
     The lock file `.<name>.lock` stays beside the target (empty; cheap to keep)."""
-    from filelock import FileLock, Timeout
+    from filelock import FileLock
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(target.parent / f".{target.name}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    path = target.parent / f".{target.name}.lock"
+    lock = try_lock(path)
+    if lock is None:
         status(f"waiting for another worker building {target.name}")
+        lock = FileLock(str(path))
         lock.acquire()
     try:
         yield
     finally:
         lock.release()
+
+
+def try_lock(path: Path) -> Any | None:
+    """The file lock on `path`, taken now, or None while another process holds it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    return lock

@@ -141,3 +141,30 @@ def test_temps_of_a_killed_writer_are_removed_others_kept(tmp_path: Path) -> Non
     with atomic_dir(tmp_path / "other") as tmp:  # any atomic write sweeps the folder too
         (tmp / "a").write_text("x")
     assert live.exists()
+
+
+def test_a_build_lock_held_elsewhere_is_waited_for_and_said(tmp_path: Path) -> None:
+    """Two workers needing one cache entry: the second waits for the first (build_lock), and
+    says so; try_lock gives nothing while the lock is held."""
+    import threading
+
+    from asc_auto.io import build_lock, try_lock
+
+    target = tmp_path / "features" / "entry"
+    (tmp_path / "features").mkdir()
+    held = try_lock(tmp_path / "features" / ".entry.lock")  # the first worker, building
+    assert held is not None and try_lock(tmp_path / "features" / ".entry.lock") is None
+    said: list[str] = []
+    entered = threading.Event()
+
+    def second() -> None:
+        with build_lock(target, said.append):
+            entered.set()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert not entered.wait(0.5)  # still waiting while the first holds it
+    assert said == ["waiting for another worker building entry"]
+    held.release()
+    worker.join(10)
+    assert entered.is_set()
