@@ -28,7 +28,7 @@ import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,20 +57,19 @@ _REPLAYING: ContextVar[bool] = ContextVar("asc_auto_epoch_replay", default=False
 
 
 @contextlib.contextmanager
-def resumable(folder: Path, key: str, status: Callable[[str], None] | None = None
-              ) -> Iterator[None]:
+def resumable(folder: Path, key: str) -> Iterator[None]:
     """Trainings inside save their state each epoch under `folder` and resume from it.
 
     One process at a time owns a folder (a lock `.<name>.lock` beside it): a second process
     running the same run at once (two `retrain`s of one seed, two workers resuming one trial)
     would load the other's epochs and remove the folder under it when it ends; it trains
-    without saving instead, and `status` says so (stderr by default)."""
+    without saving instead, and says so on stderr."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = try_lock(folder.parent / f".{folder.name}.lock")
     if lock is None:
-        (status or _to_stderr)(f"another process is training this same run and saving its "
-                               f"epochs in {folder}: this one trains without saving them")
+        print(f"another process is training this same run and saving its epochs in {folder}: "
+              "this one trains without saving them", file=sys.stderr, flush=True)
         token = _SCOPE.set(None)
         try:
             yield
@@ -103,9 +102,6 @@ def _finish(folder: Path, lock: Any) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     Path(lock.lock_file).unlink(missing_ok=True)
 
-
-def _to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def scope_folder(root: Path, key: str) -> Path:

@@ -56,6 +56,15 @@ def worker_dead(worker: Any) -> bool:
     return start is not None and _start_time(pid) not in (None, start)  # pid reused
 
 
+def float_setting() -> dict[str, Any]:
+    """This process's CPU threads and torch's kernel level ("AVX2", "AVX512", ...): what orders
+    a training's float sums, so the same seed under another setting ends elsewhere (README
+    "Same seed, other threads"). Recorded with each trial and each retrained seed."""
+    import torch
+
+    return {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability()}
+
+
 def cpu_share(processes: int) -> int:
     """CPU threads for each of `processes` processes that split this machine's cores."""
     return max(1, (os.cpu_count() or 1) // processes)

@@ -33,6 +33,7 @@ from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, study_folder
 from asc_auto.package import RESULT_JSON, write_deployed, write_weights
+from asc_auto.procs import float_setting
 from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
@@ -333,8 +334,6 @@ def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], s
 def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
                 seed_dir: Path, key: str, cand: Candidate, on_epoch: EpochHook | None,
                 on_step: StepHook | None) -> SeedResult:
-    import torch
-
     outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
@@ -342,8 +341,7 @@ def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any],
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2),
                         per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy()),
-                        threads=torch.get_num_threads(),
-                        cpu=torch.backends.cpu.get_cpu_capability())
+                        **float_setting())
     example = ctx.val_xy[0][:1].float()
     # MACs of what was trained (a structured ticket has fewer than the trial's dense count), on
     # the CPU: the model may sit on the training device; export checks them against the rule.

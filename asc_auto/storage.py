@@ -28,7 +28,7 @@ import optuna
 from optuna.trial import TrialState
 
 from asc_auto.errors import CommandFailed, UsageError
-from asc_auto.procs import this_worker, worker_dead
+from asc_auto.procs import float_setting, this_worker, worker_dead
 from asc_auto.schema import TrialRecord
 
 WORKER_ATTR = "worker"  # the TrialRecord field: host, pid, start time of the process running it
@@ -251,8 +251,5 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 def mark_worker(trial: optuna.Trial) -> None:
     """Record which process runs `trial`, so a later run can tell if it died, and its CPU
     threads and kernel level: the same trial on another count or CPU sums floats in another
-    order and ends elsewhere (retrain.SeedResult.threads)."""
-    import torch
-
-    TrialRecord(worker={**this_worker(), "threads": torch.get_num_threads(),
-                        "cpu": torch.backends.cpu.get_cpu_capability()}).write(trial)
+    order and ends elsewhere (procs.float_setting)."""
+    TrialRecord(worker={**this_worker(), **float_setting()}).write(trial)
