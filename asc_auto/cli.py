@@ -566,17 +566,27 @@ def predict(
         exists=True, file_okay=False, metavar="DIR", help="Folder of WAV files.")] = None,
     out: Annotated[Path, typer.Option(dir_okay=False, metavar="FILE", help="Output CSV.")
                    ] = Path("output.csv"),
+    logits: Annotated[Path | None, typer.Option(
+        dir_okay=False, metavar="FILE",
+        help="Also write the model's logits as stored teacher outputs (.npz) for search "
+             "--teacher-logits; run on the dataset's folder (--data) so names match its CSVs.")
+    ] = None,
 ) -> None:
     """Classify WAV files with an exported model; write the DCASE output CSV."""
     from asc_auto.package import read_export
     from asc_auto.predict import predict as run_predict
-    from asc_auto.predict import wav_files, write_output_csv
+    from asc_auto.predict import wav_files, write_logits, write_output_csv
 
     if (data is None) == (not files):
         raise AscError("give either --data DIR or WAV files, not both and not neither")
     paths = wav_files(data) if data is not None else list(files or [])
     preds = run_predict(model, paths, root=data)
-    write_output_csv(preds, tuple(read_export(model)["labels"]), out)
+    labels = tuple(read_export(model)["labels"])
+    write_output_csv(preds, labels, out)
+    if logits is not None:
+        rows = write_logits(preds, labels, logits)
+        console.print(f"logits of {rows} files: [bold]{escape(str(logits))}[/] (search "
+                      "--teacher-logits FILE distils from them)")
     failed = [p for p in preds if p.error]
     for p in failed:
         console.print(f"[red]{escape(f'{p.file}: {p.error}')}[/]")

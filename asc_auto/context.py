@@ -83,6 +83,8 @@ class FeatureSource(Protocol):
 
     def feature_config(self, space: SearchSpace) -> Any: ...
 
+    def with_sources(self, space: SearchSpace, sources: Sources) -> SearchSpace: ...
+
     def settle(self, space: SearchSpace, dataset: TauDataset,
                status: Callable[[str], None]) -> SearchSpace: ...
 
@@ -146,6 +148,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     if s.demo:
         space = space.for_demo()
     space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)
+    space = technique.with_sources(space, s.sources)
     dataset = load_dataset(s.data)
     space = space.with_clip_seconds(lambda: longest_seconds(dataset.clip_paths()))
     space = technique.settle(space, dataset, status)

@@ -19,6 +19,7 @@ from asc_auto.features.frontends import load_waveform, make_frontend
 from asc_auto.io import write_text_atomic
 from asc_auto.ir import IR_FILE, IrModel
 from asc_auto.package import EXPORT_JSON, read_export
+from asc_auto.teacher_logits import write_teacher_logits
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Prediction:
     label: str | None
     scores: tuple[float, ...]
     error: str | None = None
+    logits: tuple[float, ...] = ()  # the model's scores before softmax (`--logits`)
 
 
 def wav_files(data: Path) -> list[Path]:
@@ -59,13 +61,28 @@ def predict(model_dir: Path, files: list[Path], root: Path | None = None) -> lis
                                  f"{shape}")
             if not torch.isfinite(feats).all():
                 raise ValueError("audio gives NaN or infinite features")
-            probs = model.probabilities(feats.numpy())[0]
+            logits = model.logits(feats.numpy())[0]
         except Exception as err:  # one bad file must not stop the others
             out.append(Prediction(file, name, None, (), f"{type(err).__name__}: {err}"))
             continue
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
         out.append(Prediction(file, name, labels[int(np.argmax(probs))],
-                              tuple(float(p) for p in probs)))
+                              tuple(float(p) for p in probs), logits=tuple(map(float, logits))))
     return out
+
+
+def write_logits(predictions: list[Prediction], labels: tuple[str, ...], out: Path) -> int:
+    """Write the classified files' logits as stored teacher outputs (teacher_logits.py), so an
+    exported model (the baseline CNN's, say) teaches another search (`--teacher-logits`);
+    returns how many rows. Names are as the output CSV writes them: run on the dataset's own
+    folder (`--data DIR`) they are the clip names of its CSVs (`audio/x.wav`)."""
+    good = [p for p in predictions if p.error is None]
+    if not good:
+        raise AscError(f"{out}: no file was classified, so there are no outputs to write")
+    write_teacher_logits(out, [p.name for p in good], np.array([p.logits for p in good]),
+                         labels=labels)
+    return len(good)
 
 
 def output_csv(predictions: list[Prediction], labels: tuple[str, ...]) -> str:

@@ -155,7 +155,7 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
         epochs=opts.epochs, seed=opts.seed, device=opts.device, progress=opts.progress,
         val_fraction=opts.val_fraction, split_seed=opts.seed if split_seed is None else split_seed,
         sources=resolve_sources(technique.name, technique.shape_params,
-                                "teacher" in technique.tables, opts.init_from, opts.teachers,
+                                technique.teacher_files, opts.init_from, opts.teachers,
                                 opts.teacher_logits),
     ), status)
     if ctx.sources.init_from is not None:  # a checkpoint that does not fit stops here, once

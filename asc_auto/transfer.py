@@ -92,13 +92,25 @@ class Sources:
                                         for t in value.get("teacher_logits") or ()))
 
 
-def resolve_sources(technique: str, shape_params: frozenset[str], uses_teacher: bool,
-                    init_from: Path | None = None, teachers: Sequence[Path] = (),
-                    teacher_logits: Sequence[Path] = ()) -> Sources:
-    """Check the files a search was given and record them; one-line errors naming the file."""
-    if (teachers or teacher_logits) and not uses_teacher:
-        raise UsageError(f"--teacher and --teacher-logits apply to a technique with a teacher "
-                         f"(kd), not {technique}; fix: drop them or use --technique kd")
+# The teacher files a technique may take (`Technique.teacher_files`): "teacher" (--teacher: VGG
+# checkpoints fine-tuned as kd's teacher) and "teacher_logits" (--teacher-logits: stored outputs).
+TEACHER_FILES = frozenset({"teacher", "teacher_logits"})
+
+
+def resolve_sources(technique: str, shape_params: frozenset[str],
+                    teacher_files: frozenset[str], init_from: Path | None = None,
+                    teachers: Sequence[Path] = (), teacher_logits: Sequence[Path] = ()
+                    ) -> Sources:
+    """Check the files a search was given and record them; one-line errors naming the file.
+    `teacher_files`: which kinds of teacher file the technique takes (TEACHER_FILES)."""
+    if teachers and "teacher" not in teacher_files:
+        also = (f"; {technique} distils from stored outputs: pass them as --teacher-logits FILE"
+                if "teacher_logits" in teacher_files else "")
+        raise UsageError(f"--teacher (a VGG checkpoint to fine-tune as the teacher) applies to "
+                         f"kd, not {technique}; fix: drop it or use --technique kd{also}")
+    if teacher_logits and "teacher_logits" not in teacher_files:
+        raise UsageError(f"--teacher-logits applies to kd, int8 and lt, not {technique}; fix: "
+                         "drop it or use one of those techniques")
     pinned: dict[str, Any] = {}
     init = None
     if init_from is not None:

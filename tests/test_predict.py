@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -72,3 +73,26 @@ def test_predict_cli_writes_the_csv_and_exits_1_on_a_bad_file(exported: Path, wa
 def test_predict_rejects_a_folder_that_is_no_export(tmp_path: Path) -> None:
     with pytest.raises(AscError, match="not an asc-auto export"):
         predict(tmp_path, [])
+
+
+def test_predict_writes_logits_another_search_can_distil_from(exported: Path, tiny_dataset: Path,
+                                                              tmp_path: Path) -> None:
+    """`--logits` on the dataset's own folder: every clip by its CSV name, the columns in
+    meta.csv's order, softmax of the logits = the CSV's scores."""
+    from asc_auto.data.tau import load_dataset
+    from asc_auto.teacher_logits import read_teacher_logits
+
+    ds = load_dataset(tiny_dataset)
+    out, npz = tmp_path / "output.csv", tmp_path / "teacher.npz"
+    result = CliRunner().invoke(app, ["predict", "--model", str(exported), "--data",
+                                      str(tiny_dataset), "--out", str(out), "--logits", str(npz)])
+    assert result.exit_code == 0, result.output
+    n = len(ds.train) + len(ds.evaluate)
+    assert f"logits of {n} files" in " ".join(result.output.split())
+    files, logits, embeds = read_teacher_logits(npz, ds.labels, [c.filename for c in ds.train])
+    assert len(files) == n and embeds is None and logits.shape == (n, len(ds.labels))
+    rows = {r.split("\t")[0]: [float(v) for v in r.split("\t")[2:]]
+            for r in out.read_text().splitlines()[1:]}
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert np.allclose(probs, [rows[f] for f in files], atol=2e-6)

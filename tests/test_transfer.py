@@ -24,7 +24,7 @@ from asc_auto.pretrain import PretrainOptions, pretrain
 from asc_auto.teacher import TeacherSettings, ensure_teachers, load_teacher_model
 from asc_auto.techniques.base import get_technique
 from asc_auto.train import evaluate
-from asc_auto.transfer import FileRef, Sources, resolve_sources, verified
+from asc_auto.transfer import TEACHER_FILES, FileRef, Sources, resolve_sources, verified
 
 SPACES = Path(__file__).parent / "spaces"
 
@@ -107,11 +107,19 @@ def test_teacher_checkpoint_is_refused_as_init_and_vice_versa(tmp_path: Path) ->
     write_checkpoint(_student(), tmp_path / "t.safetensors", {"kind": "teacher"})
     write_checkpoint(_student(), tmp_path / "m.safetensors", {"kind": "model", "technique": "kd"})
     with pytest.raises(UsageError, match=r"is a kd teacher checkpoint.*--teacher FILE"):
-        resolve_sources("kd", frozenset(), True, init_from=tmp_path / "t.safetensors")
+        resolve_sources("kd", frozenset(), TEACHER_FILES, init_from=tmp_path / "t.safetensors")
     with pytest.raises(UsageError, match=r"is a kd model checkpoint, not a kd teacher"):
-        resolve_sources("kd", frozenset(), True, teachers=[tmp_path / "m.safetensors"])
-    with pytest.raises(UsageError, match=r"apply to a technique with a teacher"):
-        resolve_sources("int8", frozenset(), False, teacher_logits=[tmp_path / "m.safetensors"])
+        resolve_sources("kd", frozenset(), TEACHER_FILES, teachers=[tmp_path / "m.safetensors"])
+    with pytest.raises(UsageError, match=r"--teacher-logits applies to kd, int8 and lt, not gcc"):
+        resolve_sources("gcc", frozenset(), frozenset(),
+                        teacher_logits=[tmp_path / "m.safetensors"])
+    int8 = get_technique("int8").teacher_files
+    with pytest.raises(UsageError, match=r"--teacher \(a VGG checkpoint.*applies to kd, not int8; "
+                                         r"fix: .*int8 distils from stored outputs: pass them as "
+                                         r"--teacher-logits FILE"):
+        resolve_sources("int8", frozenset(), int8, teachers=[tmp_path / "m.safetensors"])
+    logits = resolve_sources("int8", frozenset(), int8, teacher_logits=[tmp_path / "m.safetensors"])
+    assert logits.teacher_logits[0].path == (tmp_path / "m.safetensors").resolve()
 
 
 def _context(technique: str, data: Path, home: Path, sources: Sources = Sources(),
@@ -140,7 +148,7 @@ def test_pretrain_int8_round_trip(tmp_path: Path, tiny_dataset: Path) -> None:
     assert card["dataset"]["evaluate_clips"] == card["accuracy"]["clips"] == len(dataset.evaluate)
 
     technique = get_technique("int8")
-    sources = resolve_sources("int8", technique.shape_params, False, init_from=out)
+    sources = resolve_sources("int8", technique.shape_params, frozenset(), init_from=out)
     assert dict(sources.pinned) == card["config"]
     ctx = _context("int8", tiny_dataset, tmp_path / "home", sources, val_fraction=None)
     pinned = {p.name: p.choices for p in ctx.space.params if p.name in sources.pinned}
@@ -176,7 +184,7 @@ def test_teacher_pretrained_on_other_classes_starts_the_kd_teacher(
 
     monkeypatch.setattr(teacher_mod, "train_model", lambda *a, **k: None)  # no fine-tuning
     said: list[str] = []
-    sources = resolve_sources("kd", frozenset(), True, teachers=[out])
+    sources = resolve_sources("kd", frozenset(), TEACHER_FILES, teachers=[out])
     ctx = _context("kd", tiny_dataset, tmp_path / "home", sources)
     ctx.status = said.append
     # the checkpoint's own VGG shape is used, whatever [teacher] width says
@@ -206,7 +214,8 @@ def test_pretrain_refuses_techniques_without_it_and_bad_out(tmp_path: Path,
 
 def test_sources_round_trip_through_study_attrs(tmp_path: Path) -> None:
     write_checkpoint(_student(), tmp_path / "s.safetensors", {"config": {"c1": 4, "lr": 1.0}})
-    src = resolve_sources("kd", frozenset({"c1", "c2"}), True, init_from=tmp_path / "s.safetensors")
+    src = resolve_sources("kd", frozenset({"c1", "c2"}), TEACHER_FILES,
+                          init_from=tmp_path / "s.safetensors")
     assert dict(src.pinned) == {"c1": 4}  # shape params only, not lr
     again = Sources.from_attrs(json.loads(json.dumps(src.attrs())))
     assert again == src
@@ -250,7 +259,13 @@ def test_cli_pretrain_and_one_line_refusals(tmp_path: Path, tiny_dataset: Path) 
                                   "--out", str(tmp_path / "g.safetensors")])
     assert refused.exit_code == 2
     assert refused.output.strip().count("\n") == 0 and "has no pretraining" in refused.output
-    wrong = runner.invoke(app, ["search", "--technique", "int8", "--data", str(tiny_dataset),
+    wrong = runner.invoke(app, ["search", "--technique", "gcc", "--data", str(tiny_dataset),
                                 "--teacher-logits", str(out), "--home", str(tmp_path / "home"),
                                 "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
-    assert wrong.exit_code == 2 and "apply to a technique with a teacher" in wrong.output
+    assert wrong.exit_code == 2 and "--teacher-logits applies to kd, int8 and lt, not gcc" in (
+        wrong.output)
+    wrong = runner.invoke(app, ["search", "--technique", "int8", "--data", str(tiny_dataset),
+                                "--teacher", str(out), "--home", str(tmp_path / "home"),
+                                "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert wrong.exit_code == 2 and "pass them as --teacher-logits FILE" in wrong.output
+    assert wrong.output.strip().count("\n") == 0

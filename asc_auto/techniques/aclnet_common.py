@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from optuna.trial import FrozenTrial
 from torch import nn
 
 from asc_auto.errors import ConfigError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.features.crops import content_starts, heard_length
+from asc_auto.logit_distill import distillation, stored_teacher, with_distill_params
 from asc_auto.models.aclnet import LLF_COMPRESS, AclNet, AclNetConfig, SegmentAverage
+from asc_auto.space import SearchSpace
 from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
+from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques.base import (
     EpochHook,
     Pretrained,
@@ -29,7 +34,15 @@ from asc_auto.techniques.base import (
     TrialContext,
     checked_choice,
 )
-from asc_auto.train import TrainConfig, TrainResult, evaluate, resolve_device, train_model
+from asc_auto.train import (
+    TrainConfig,
+    TrainResult,
+    cross_entropy_loss,
+    evaluate,
+    resolve_device,
+    train_model,
+)
+from asc_auto.transfer import Sources
 
 AUGMENT_TABLE = "augment"
 
@@ -183,13 +196,40 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                  on_step: StepHook | None = None, device: str | None = None,
                  amp: bool | None = None) -> TrainResult:
     """Train in place on random crops; per-epoch validation is segment-averaged over clips.
-    `amp`: as train_model's (None: `train.default_amp`, bf16 on CUDA)."""
+    With stored teacher logits and a `distill_weight` above 0 each crop is also taught its
+    clip's teacher outputs (logit_distill.py). `amp`: as train_model's (None:
+    `train.default_amp`, bf16 on CUDA)."""
     cfg = aclnet_train_config(config, ctx, epochs, device)
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
     transform = WaveAugment(settings, segment_samples(ctx))
+    distill = distillation(config, ctx)
+    loss_fn, extras = ((cross_entropy_loss, ()) if distill is None
+                       else (distill.loss_fn(), (distill.logits,)))
     return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
-                       on_step=on_step, transform=transform, amp=amp)
+                       on_step=on_step, transform=transform, amp=amp, loss_fn=loss_fn,
+                       extras=extras)
+
+
+class StoredLogitStudent:
+    """What `int8` and `lt` share about teachers: a search given `--teacher-logits` files
+    searches `distill_weight` and `distill_temperature` (logit_distill.py) and shows the
+    teacher's accuracy beside the best student's, as kd does."""
+
+    teacher_files: ClassVar[frozenset[str]] = frozenset({"teacher_logits"})
+
+    def with_sources(self, space: SearchSpace, sources: Sources) -> SearchSpace:
+        return with_distill_params(space, sources)
+
+    def prepare(self, ctx: TrialContext) -> dict[str, Any]:
+        teacher = stored_teacher(ctx)
+        if teacher is None:
+            return {}
+        return {"teacher_val_accuracy": teacher.val_accuracy, "teacher_params": teacher.params,
+                "teacher_source": teacher.source, "teacher_members": teacher.describe()}
+
+    def study_notes(self, attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
+        return teacher_lines(attrs, best)
 
 
 # What decides AclNet's tensors, and llf_compress: it changes no tensor, but weights trained on

@@ -26,7 +26,7 @@ from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.registry import Registry
 from asc_auto.space import SearchSpace, check_choice, check_in_range
 from asc_auto.train import EvalResult, TrainResult, evaluate, resolve_device
-from asc_auto.transfer import init_model
+from asc_auto.transfer import Sources, init_model
 
 EpochHook = Callable[[int, float], None]
 StepHook = Callable[[int, int], None]
@@ -79,6 +79,9 @@ class Technique(ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     tables: ClassVar[frozenset[str]] = frozenset()  # extra tables its space file may hold
+    # The teacher files a search of it may name (transfer.TEACHER_FILES): kd distils from VGG
+    # checkpoints and stored outputs, int8 and lt from stored outputs (logit_distill.py).
+    teacher_files: ClassVar[frozenset[str]] = frozenset()
     # Searched params that decide the model's tensor shapes: --init-from fixes them to the
     # checkpoint's configuration, so every trial's model can start from it.
     shape_params: ClassVar[frozenset[str]] = frozenset()
@@ -103,6 +106,12 @@ class Technique(ABC):
         """The space with values its file leaves to the data ("auto") decided for `dataset`;
         run by the context builder before features, digests and trials see the space."""
         del dataset, status
+        return space
+
+    def with_sources(self, space: SearchSpace, sources: Sources) -> SearchSpace:
+        """The space as the search's starting points make it (e.g. distillation params when
+        there are stored teacher logits); run by the context builder before `settle`."""
+        del sources
         return space
 
     def prepare(self, ctx: TrialContext) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from asc_auto import logit_distill
 from asc_auto.compress.precision import quantize_int8
 from asc_auto.compress.size import Precision
 from asc_auto.models.aclnet import LLF_COMPRESS, SegmentAverage
@@ -19,6 +20,7 @@ from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
     CROPS,
     SHAPE_PARAMS,
+    StoredLogitStudent,
     build_aclnet,
     calibration_crops,
     pretrain_aclnet,
@@ -52,13 +54,14 @@ def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialCon
 
 
 @register_technique
-class Int8Quantization(Technique):
+class Int8Quantization(StoredLogitStudent, Technique):
     name = "int8"
     summary = "AclNet on raw audio -> NNCF INT8 post-training quantization (+ optional QAT)"
     tables = frozenset({AUGMENT_TABLE})
     shape_params = SHAPE_PARAMS
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"crops": CROPS,
                                                          "llf_compress": LLF_COMPRESS}
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = logit_distill.RANGES
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
         return pretrain_aclnet(ctx)

@@ -48,6 +48,7 @@ from asc_auto.techniques.base import (
     register_technique,
 )
 from asc_auto.train import train_model
+from asc_auto.transfer import TEACHER_FILES
 
 
 class DistillNet(nn.Module):
@@ -99,6 +100,7 @@ class KnowledgeDistillation(Technique):
     name = "kd"
     summary = "VGG teacher -> 3-layer CNN student, KD loss on embeddings + scores + CE"
     tables = frozenset({"teacher"})
+    teacher_files = TEACHER_FILES
     shape_params = frozenset({"c1", "c2", "c3", "kernel_size"})
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "pool": POOLS, "precision": PRECISIONS, "crops": CROPS}

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from asc_auto import epoch_state
+from asc_auto import epoch_state, logit_distill
 from asc_auto.compress import pruning
 from asc_auto.compress.size import (
     PRECISIONS,
@@ -35,6 +35,7 @@ from asc_auto.techniques.aclnet_common import (
     AUGMENT_TABLE,
     CROPS,
     SHAPE_PARAMS,
+    StoredLogitStudent,
     build_aclnet,
     pretrain_aclnet,
     segment_samples,
@@ -82,7 +83,7 @@ def prunes(candidate: Candidate) -> bool:
 
 
 @register_technique
-class LotteryTicket(Technique):
+class LotteryTicket(StoredLogitStudent, Technique):
     name = "lt"
     summary = "AclNet on raw audio -> lottery-ticket pruning (budget or searched sparsity), FP16"
     tables = frozenset({AUGMENT_TABLE})
@@ -90,7 +91,8 @@ class LotteryTicket(Technique):
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "crops": CROPS, "llf_compress": LLF_COMPRESS, "pruning": (UNSTRUCTURED, STRUCTURED),
         "precision": PRECISIONS}
-    ranges: ClassVar[Mapping[str, tuple[float, float]]] = {"sparsity": (0.0, 1.0)}
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = {"sparsity": (0.0, 1.0),
+                                                          **logit_distill.RANGES}
     # Since 2026-12-03 the pruner reads the first dense training (see `fit`), before the ticket's,
     # and a network that fits unpruned trains once (`trainings`): older studies mix otherwise.
     epoch_scale = "all trainings (one where nothing is pruned), the rung in the first"
