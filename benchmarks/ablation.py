@@ -5,6 +5,11 @@ Prints numbers, asserts nothing.
     .venv/bin/python benchmarks/ablation.py --technique int8 --data ../shared/datasets/office16 \
         --epochs 60 --seeds 3 --arm padding augment.skip_padding=false --arm content
 
+    # AclNet distilled from stored outputs of another model (predict --logits) vs alone
+    .venv/bin/python benchmarks/ablation.py --technique int8 --data ../shared/datasets/office16 \
+        --epochs 40 --teacher-logits baseline.npz --arm alone \
+        --arm taught distill_weight=0.5 distill_temperature=4
+
     # the kd student's global pooling: the paper's average vs max over the padded time axis
     .venv/bin/python benchmarks/ablation.py --technique kd --data ../shared/datasets/office16 \
         --arm avg --arm max pool=max
@@ -38,6 +43,7 @@ from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
 from asc_auto.stats import binomial_se, mean_se
 from asc_auto.techniques.base import get_technique
+from asc_auto.transfer import resolve_sources
 
 
 def parse_arm(words: list[str]) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any]]:
@@ -100,11 +106,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--home", type=Path, default=None, help="caches (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=None, help="results as JSON")
+    parser.add_argument("--teacher-logits", type=Path, action="append", default=[],
+                        metavar="FILE", help="stored teacher outputs every arm may distil from "
+                        "(int8, lt: arms set distill_weight / distill_temperature)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))
     technique = get_technique(args.technique)
+    sources = resolve_sources(technique.name, technique.shape_params, technique.teacher_files,
+                              teacher_logits=args.teacher_logits)
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for words in args.arm:
@@ -112,7 +123,7 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         print(f"{args.data.name}: {args.technique} arm {name} {' '.join(words[1:])}", flush=True)
-        ctx = context(technique, args.data, args, overrides=tables)
+        ctx = context(technique, args.data, args, overrides=tables, sources=sources)
         # What a search records once per study (kd: trains or loads the teacher, cached for the
         # seeds below); its evaluate accuracy is the "teacher >= baseline" target of issue 10.
         prepared = technique.prepare(ctx)
