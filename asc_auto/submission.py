@@ -248,6 +248,11 @@ def complexity_management(technique: str, precision: str, record: dict[str, Any]
                      f"rewind to epoch {record.get('rewind_epoch', 0)}; {how})")
     if technique == "kd":
         parts.append("knowledge distillation from a larger VGG teacher")
+    config = record.get("config") or {}
+    if float(config.get("distill_weight") or 0.0) > 0:  # int8, lt with --teacher-logits
+        parts.append(f"knowledge distillation from stored teacher outputs (weight "
+                     f"{float(config['distill_weight']):.2f}, temperature "
+                     f"{float(config.get('distill_temperature', 1.0)):.2f})")
     parts.append(f"widths and precision searched under the {rule.limit_kb:g} KB limit "
                  f"(rule {rule.name}, Optuna TPE)")
     return "; ".join(parts)

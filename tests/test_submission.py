@@ -264,3 +264,10 @@ def test_complexity_management_names_precision_quantization_pruning() -> None:
     q8 = complexity_management("int8", "int8", {"qat_epochs": 3}, rule)
     assert "INT8 post-training quantization" in q8 and "quantization-aware fine-tuning (3" in q8
     assert "knowledge distillation" in complexity_management("kd", "fp32", {}, rule)
+    assert "distillation" not in q8  # no teacher, or the paper trial's weight 0
+    paper = {"qat_epochs": 0, "config": {"distill_weight": 0.0, "distill_temperature": 1.0}}
+    assert "distillation" not in complexity_management("int8", "int8", paper, rule)
+    taught = complexity_management("int8", "int8", {"config": {"distill_weight": 0.456,
+                                                               "distill_temperature": 3.21}}, rule)
+    assert "knowledge distillation from stored teacher outputs (weight 0.46, temperature " \
+        "3.21)" in taught
