@@ -21,6 +21,9 @@ from asc_auto.stats import accuracy_text, binomial_se, mean_se, trial_accuracy_t
 STRONGER_TEACHER = ("a stronger teacher (a larger [teacher] budget or min_clips_seen, [teacher] "
                     "members = 3, --teacher from `asc-auto pretrain --technique kd`, or "
                     "--teacher-logits of a stronger model)")
+# int8 and lt: stored outputs are their only teacher.
+STRONGER_STORED = ("--teacher-logits of a stronger model (`asc-auto predict --logits FILE` "
+                   "writes them from any exported model)")
 
 
 def _clips(attrs: Mapping[str, Any]) -> tuple[int | None, int | None]:
@@ -61,10 +64,11 @@ def teacher_se(attrs: Mapping[str, Any]) -> float | None:
     return max(se, mean_se(per_fold)) if len(per_fold) > 1 else se
 
 
-def teacher_lines(attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
+def teacher_lines(attrs: Mapping[str, Any], best: FrozenTrial | None,
+                  fix: str = STRONGER_TEACHER) -> list[str]:
     """The teacher's line (members of an ensemble listed), each accuracy with its standard
-    error, and, when it is not better than `best` (the best feasible trial), a warning line.
-    Empty for a study without a teacher."""
+    error, and, when it is not better than `best` (the best feasible trial), a warning line
+    ending in `fix`. Empty for a study without a teacher."""
     if "teacher_params" not in attrs and "teacher_members" not in attrs:
         return []
     acc = attrs.get("teacher_val_accuracy")
@@ -88,7 +92,7 @@ def teacher_lines(attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[st
     if acc is not None and best_student is not None and acc <= best_student:
         lines.append(
             f"warning: the KD teacher ({acc:.4f}) is not better than the best student "
-            f"({best_student:.4f}), so distilling from it cannot help; fix: {STRONGER_TEACHER}")
+            f"({best_student:.4f}), so distilling from it cannot help; fix: {fix}")
     return lines
 
 

@@ -139,3 +139,20 @@ def test_an_int8_search_distils_retrains_and_shows_its_teacher(tmp_path: Path,
     seeds = retrain(study, seeds=1, home=tmp_path / "home", progress=False, status=said.append)
     assert seeds.seeds[0].accuracy is not None
     assert seeds.teacher_accuracy is not None and not math.isnan(seeds.teacher_accuracy)
+
+
+def test_a_teacher_below_the_best_student_is_flagged_with_the_fix_that_applies() -> None:
+    import optuna
+
+    from asc_auto.techniques.base import get_technique
+
+    best = optuna.trial.create_trial(value=0.9, params={}, distributions={})
+    attrs = {"teacher_val_accuracy": 0.5, "teacher_params": 0, "teacher_source": "logits",
+             "teacher_members": [{"source": "logits", "file": "/x/t.npz", "val_accuracy": 0.5,
+                                  "params": 0}]}
+    lines = get_technique("int8").study_notes(attrs, best)
+    assert lines[-1].startswith("warning: the KD teacher (0.5000) is not better than the best "
+                                "student (0.9000)")
+    assert lines[-1].endswith("fix: --teacher-logits of a stronger model (`asc-auto predict "
+                              "--logits FILE` writes them from any exported model)")
+    assert get_technique("int8").study_notes({}, best) == []  # no teacher: nothing said

@@ -26,7 +26,7 @@ from asc_auto.models.aclnet import LLF_COMPRESS, AclNet, AclNetConfig, SegmentAv
 from asc_auto.space import SearchSpace
 from asc_auto.staging import to_device
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
-from asc_auto.teacher_summary import teacher_lines
+from asc_auto.teacher_summary import STRONGER_STORED, teacher_lines
 from asc_auto.techniques.base import (
     EpochHook,
     Pretrained,
@@ -229,7 +229,7 @@ class StoredLogitStudent:
                 "teacher_source": teacher.source, "teacher_members": teacher.describe()}
 
     def study_notes(self, attrs: Mapping[str, Any], best: FrozenTrial | None) -> list[str]:
-        return teacher_lines(attrs, best)
+        return teacher_lines(attrs, best, STRONGER_STORED)
 
 
 # What decides AclNet's tensors, and llf_compress: it changes no tensor, but weights trained on
