@@ -72,7 +72,7 @@ def enqueue_portfolio(study: optuna.Study, space: SearchSpace, room: int | None,
         if not fits(dict(entry.point)):
             done.left_out.append(f"{entry.name} (over the size or MACs limit here)")
             continue
-        study.enqueue_trial(space.trial_params(entry.point), user_attrs=TrialRecord(
+        study.enqueue_trial(space.trial_params(entry.point, partial=True), user_attrs=TrialRecord(
             source=PORTFOLIO, portfolio=entry.name).to_attrs())
         done.names.append(entry.name)
     return done

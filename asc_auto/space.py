@@ -124,11 +124,15 @@ class SearchSpace:
         """Optuna params that make a trial evaluate exactly the seed paper's configuration."""
         return self.trial_params(self.paper)
 
-    def trial_params(self, point: Mapping[str, Any]) -> dict[str, Any]:
+    def trial_params(self, point: Mapping[str, Any], partial: bool = False) -> dict[str, Any]:
         """Optuna params that make a trial evaluate exactly `point` (a full configuration with
-        simplex components by name, as [paper] gives them)."""
+        simplex components by name, as [paper] gives them). `partial`: params the point does not
+        name are left out, for the sampler to choose (a portfolio entry measured before a
+        search's sources added params, e.g. int8's distillation weight)."""
         out: dict[str, Any] = {}
         for spec in self.params:
+            if partial and not all(n in point for n in (spec.names or (spec.name,))):
+                continue
             value = (
                 {n: point[n] for n in spec.names} if spec.type == "simplex"
                 else point[spec.name]

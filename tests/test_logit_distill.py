@@ -156,3 +156,38 @@ def test_a_teacher_below_the_best_student_is_flagged_with_the_fix_that_applies()
     assert lines[-1].endswith("fix: --teacher-logits of a stronger model (`asc-auto predict "
                               "--logits FILE` writes them from any exported model)")
     assert get_technique("int8").study_notes({}, best) == []  # no teacher: nothing said
+
+
+def test_a_portfolio_entry_keeps_its_values_and_leaves_distillation_to_the_sampler(
+        tmp_path: Path, tiny_dataset: Path) -> None:
+    """An entry measured without a teacher names no distillation params: enqueued with a
+    teacher, its own values are fixed and the two new params are the sampler's."""
+    from asc_auto.portfolio import PORTFOLIO
+    from asc_auto.schema import TrialRecord
+    from asc_auto.search import setup_study
+
+    space = tmp_path / "int8.toml"
+    space.write_text((SPACES / "int8.toml").read_text() + """
+[[portfolio]]
+name = "mine"
+width = 0.25
+llf1 = 5
+llf2 = 9
+depth = 3
+lr = 0.005
+mixup_alpha = 0.1
+calibration_clips = 8
+qat_epochs = 0
+""")
+    _logits_file(tiny_dataset, tmp_path / "t.npz")
+    study, _ = setup_study(SearchOptions(
+        technique="int8", data=tiny_dataset, space=space, trials=3, epochs=1,
+        storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home", progress=False,
+        cv=0, teacher_logits=(tmp_path / "t.npz",)), status=lambda m: None)
+    waiting = study.get_trials(deepcopy=False)
+    entry = [t for t in waiting if TrialRecord.from_trial(t).source == PORTFOLIO]
+    assert len(entry) == 1
+    fixed = entry[0].system_attrs["fixed_params"]
+    assert fixed["width"] == 0.25 and fixed["llf1"] == 5 and WEIGHT not in fixed
+    paper = [t for t in waiting if t.system_attrs["fixed_params"].get(WEIGHT) == 0.0]
+    assert len(paper) == 1  # the paper trial: the paper's training, fixed
