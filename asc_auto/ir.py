@@ -255,8 +255,11 @@ class IrModel:
         return np.concatenate(out)
 
     def probabilities(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Softmax of the logits, shifted by their maximum so that exp cannot overflow."""
-        logits = self.logits(x, batch_size)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        """Softmax of the logits (`softmax`)."""
+        return softmax(self.logits(x, batch_size))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the maximum so that exp cannot overflow."""
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)

@@ -87,7 +87,7 @@ class Distillation:
 
         def fn(outputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor,
                extras: Sequence[torch.Tensor]) -> torch.Tensor:
-            logits = outputs[0].float()
+            logits = outputs[0].float()  # also as the embedding: weight 0, never read
             return loss(logits, logits, extras[0].float(), None, targets)[0]
 
         return fn
@@ -102,4 +102,3 @@ def distillation(config: dict[str, Any], ctx: TrialContext) -> Distillation | No
         return None
     logits, _ = teacher.select(ctx.train_files)
     return Distillation(logits, weight, float(config.get(TEMPERATURE, 1.0)))
-

@@ -17,7 +17,7 @@ from asc_auto.errors import AscError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.features.frontends import load_waveform, make_frontend
 from asc_auto.io import write_text_atomic
-from asc_auto.ir import IR_FILE, IrModel
+from asc_auto.ir import IR_FILE, IrModel, softmax
 from asc_auto.package import EXPORT_JSON, read_export
 from asc_auto.teacher_logits import write_teacher_logits
 
@@ -65,8 +65,7 @@ def predict(model_dir: Path, files: list[Path], root: Path | None = None) -> lis
         except Exception as err:  # one bad file must not stop the others
             out.append(Prediction(file, name, None, (), f"{type(err).__name__}: {err}"))
             continue
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
+        probs = softmax(logits)
         out.append(Prediction(file, name, labels[int(np.argmax(probs))],
                               tuple(float(p) for p in probs), logits=tuple(map(float, logits))))
     return out
