@@ -596,6 +596,62 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command("teacher-logits")
+@user_errors
+def teacher_logits(
+    study: StudyOpt,
+    out: Annotated[Path, typer.Option(
+        dir_okay=False, metavar="FILE",
+        help="The .npz to write, for search --teacher-logits FILE.")],
+    folds: Annotated[int, typer.Option(
+        min=2, metavar="K", help="Grouped folds of fold1_train: K models, each trained on "
+        "K-1 of them and scoring the one it left out.")] = 5,
+    trial: Annotated[int | None, typer.Option(
+        metavar="N",
+        help="Trial to train \\[default: the confirmed winner, else the best feasible].")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="Epochs \\[default: the search's budget in clips seen over a "
+        "fold's clips].")] = None,
+    seed: Annotated[int, typer.Option(
+        min=0, metavar="N", help="Seed of the folds and of the training.")] = 0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing --out file.")] = False,
+    storage: StorageOpt = None,
+    device: DeviceOpt = "auto",
+    home: HomeOpt = DEFAULT_HOME,
+    data: MovedDataOpt = None,
+) -> None:
+    """Out-of-fold outputs of a study's configuration on every training clip, to distil from:
+    honest teacher accuracy and soft targets (a model's outputs on clips it trained on are
+    nearly one-hot)."""
+    from asc_auto.crossfit import teacher_logits as run_crossfit
+    from asc_auto.stats import binomial_se
+
+    if out.exists() and not force:
+        raise AscError(f"{out}: exists; fix: another --out, or --force to replace it")
+    table = Table(title=f"{study}: out-of-fold outputs", title_justify="left")
+    for col in ("fold", "train clips", "held out", "epochs", "held-out acc", "training"):
+        table.add_column(col, justify="right")
+
+    def row(f: Any) -> None:
+        se = binomial_se(f.accuracy, f.n_heldout)
+        table.add_row(str(f.fold + 1), str(f.n_train), str(f.n_heldout), str(f.epochs),
+                      f"{f.accuracy:.4f} ± {se:.4f}",
+                      "on disk" if f.reused else f"{f.seconds:.0f} s")
+
+    r = run_crossfit(_load(study, storage, home), out, folds=folds, seed=seed,
+                     trial_number=trial, home=home, epochs=epochs, device=device,
+                     progress=_live(), status=_say, data=data, on_fold=row)
+    console.print(table)
+    console.print(f"trial {r.trial}: out-of-fold accuracy {r.oof_accuracy:.4f} ± {r.oof_se:.4f} "
+                  f"on {r.oof_clips} training clips"
+                  + ("" if r.eval_accuracy is None else
+                     f"; the {len(r.folds)} models' mean on the evaluate fold "
+                     f"{r.eval_accuracy:.4f} ± {r.eval_se:.4f} ({r.eval_clips} clips)"))
+    console.print(f"wrote [bold]{escape(str(r.out))}[/] (search --teacher-logits FILE distils "
+                  f"from it); fold models in {escape(str(r.folder))}")
+
+
 def _study_notes(attrs: dict[str, Any], best: FrozenTrial | None) -> list[str]:
     """What the study's technique prints about it (nothing for an unknown technique)."""
     technique = TECHNIQUES.get(str(StudyRecord.from_attrs(attrs).technique))

@@ -146,7 +146,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     key = retrain_key(study, technique.name, ctx, config)
     folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
     teacher = technique.prepare(ctx).get("teacher_val_accuracy")  # kd: on the evaluate fold
-    missing = [seed for seed in range(seeds) if _load_seed(folder / f"seed-{seed}", key) is None]
+    missing = [seed for seed in range(seeds) if load_seed(folder / f"seed-{seed}", key) is None]
     if jobs > 1 and len(missing) > 1:
         if storage is None:
             raise ValueError("retrain with jobs > 1 needs the study's storage URL")
@@ -154,7 +154,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                       folder)
         seeds_side_by_side(job, missing, jobs, status)  # on disk now: the loop below loads them
     done: list[SeedResult] = []
-    todo = sum(_load_seed(folder / f"seed-{seed}", key) is None for seed in range(seeds))
+    todo = sum(load_seed(folder / f"seed-{seed}", key) is None for seed in range(seeds))
     cost = EpochClock(SearchPlan(epochs=ctx.train_cfg.epochs, folds=1, trials=todo, unit="seed",
                                  shorten="--seeds or --epochs"), status)
     # Seeds done of all, and the current seed's training steps: each with its time remaining.
@@ -184,13 +184,13 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
 
         for seed in range(seeds):
             seed_dir = folder / f"seed-{seed}"
-            cached = _load_seed(seed_dir, key)
+            cached = load_seed(seed_dir, key)
             if cached is None:
                 status(f"retraining trial {trial.number} with seed {seed} "
                        f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
                 bar.update(steps, description=f"seed {seed}", completed=0, total=None,
                            visible=True, info="")
-                cached = _run_seed(technique, ctx, config, seed, seed_dir, key,
+                cached = run_seed(technique, ctx, config, seed, seed_dir, key,
                                    on_epoch=on_epoch, on_step=on_step, on_built=built(seed))
                 bar.update(steps, visible=False)
             done.append(cached)
@@ -284,7 +284,7 @@ def _seed_init(job: SeedJob, threads: int, slots: Any) -> None:
 
 def _seed_run(seed: int) -> SeedResult:
     job: SeedJob = _SEEDING["job"]
-    return _run_seed(_SEEDING["technique"], _SEEDING["ctx"], _SEEDING["config"], seed,
+    return run_seed(_SEEDING["technique"], _SEEDING["ctx"], _SEEDING["config"], seed,
                      job.folder / f"seed-{seed}", job.key)
 
 
@@ -313,10 +313,13 @@ def retrain_key(study: optuna.Study, technique: str, ctx: TrialContext,
                    **({"fit_version": version} if version else {})})
 
 
-def _run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
+def run_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any], seed: int,
               seed_dir: Path, key: str, on_epoch: EpochHook | None = None,
               on_step: StepHook | None = None,
               on_built: Callable[[Candidate], None] | None = None) -> SeedResult:
+    """Train `config` with `seed` on `ctx`'s training clips, score its validation clips, save
+    the seed under `seed_dir` (atomically; resumable per epoch): a retrain seed, or a fold
+    model of `teacher-logits` (crossfit.py)."""
     import torch
 
     ctx.train_cfg = dataclasses.replace(ctx.train_cfg, seed=seed)
@@ -360,7 +363,7 @@ def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any],
     return result
 
 
-def _load_seed(seed_dir: Path, key: str) -> SeedResult | None:
+def load_seed(seed_dir: Path, key: str) -> SeedResult | None:
     """A finished seed made under the same key, or None."""
     try:
         doc = json.loads((seed_dir / RESULT_JSON).read_text())

@@ -77,13 +77,13 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
     assert set(recorded["per_identifier_mean"]) == set(sizes)
 
     calls: list[int] = []
-    real = retrain_mod._run_seed
+    real = retrain_mod.run_seed
 
     def counting(technique, ctx, config, seed, *rest, **hooks):  # type: ignore[no-untyped-def]
         calls.append(seed)
         return real(technique, ctx, config, seed, *rest, **hooks)
 
-    monkeypatch.setattr(retrain_mod, "_run_seed", counting)
+    monkeypatch.setattr(retrain_mod, "run_seed", counting)
     said.clear()
     again = retrain(study, seeds=3, home=home, progress=False, status=said.append)
     assert calls == [2]  # seeds 0 and 1 came from disk

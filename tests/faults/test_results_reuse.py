@@ -51,13 +51,13 @@ def test_retrain_never_reuses_a_seed_of_a_same_named_study_on_other_data(
     # Another DB, the same study name, other data, the same --home: a new study.
     second = _search(other_dataset, home, f"sqlite:///{tmp_path / 'b.db'}")
     calls: list[int] = []
-    real = retrain_mod._run_seed
+    real = retrain_mod.run_seed
 
     def counting(technique, ctx, config, seed, *rest, **hooks):  # type: ignore[no-untyped-def]
         calls.append(seed)
         return real(technique, ctx, config, seed, *rest, **hooks)
 
-    monkeypatch.setattr(retrain_mod, "_run_seed", counting)
+    monkeypatch.setattr(retrain_mod, "run_seed", counting)
     again = retrain(second, seeds=1, home=home, progress=False, status=lambda m: None)
     assert calls == [0]  # trained, not taken from the first study's folder
     assert again.folder != done.folder
@@ -179,7 +179,7 @@ def test_retrain_finds_a_moved_dataset_by_content(tiny_dataset: Path, other_data
     with pytest.raises(AscError, match=r"dataset folder does not exist"):
         retrain(study, **quiet)
     calls: list[int] = []
-    monkeypatch.setattr(retrain_mod, "_run_seed", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(retrain_mod, "run_seed", lambda *a, **k: calls.append(1))
     again = retrain(study, data=moved, **quiet)  # the same content: its seed is found, not rerun
     assert calls == [] and again.seeds[0].accuracy == first.seeds[0].accuracy
     with pytest.raises(UsageError, match=r"searched on other data than .* holds now"):

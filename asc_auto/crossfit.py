@@ -1,0 +1,156 @@
+"""`asc-auto teacher-logits`: a study's configuration trained once per fold of fold1_train, each
+copy scoring the clips it did not train on: out-of-fold outputs to distil from.
+
+Why not `predict --logits` on the training clips: a model's outputs on clips it trained on say
+little of how it errs (the office16 baseline CNN's median top probability on them was 0.99996 at
+T 1), and a search distilling from them reads the teacher's validation accuracy as 1.000 (those
+clips trained it), so it cannot warn when the teacher is no better than its students. Out of
+fold, every training clip is scored by a model that never saw it: the search's teacher accuracy
+is then a cross-validated one, shown honestly beside the students'. Evaluate-fold clips get the
+fold models' mean logits (the teacher's evaluate accuracy, which nothing trains on).
+
+What is left: a training clip's outputs come from a model that trained on the other folds, which
+hold the student's validation clips of another split (stacking's second-order leak, far smaller
+than training on them). Each fold model is saved as a retrain seed is (resumable per epoch,
+reused when nothing it depends on changed), under <home>/<study>/teacher-logits/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from asc_auto.context import TrialContext, study_context
+from asc_auto.cv import fold_contexts
+from asc_auto.errors import UsageError
+from asc_auto.ir import IR_FILE, IrModel
+from asc_auto.keys import digest, study_folder
+from asc_auto.records import pick_trial
+from asc_auto.retrain import load_seed, retrain_key, run_seed
+from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.stats import binomial_se
+from asc_auto.teacher_logits import write_teacher_logits
+from asc_auto.techniques.base import get_technique
+from asc_auto.train import epochs_for, train_config
+
+FOLDER = "teacher-logits"
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold model: its training and held-out clips and its accuracy on the held-out ones."""
+
+    fold: int
+    n_train: int
+    n_heldout: int
+    epochs: int
+    accuracy: float  # of its deployed model (IR) on the held-out clips
+    seconds: float  # of training (0 when it was on disk already)
+    reused: bool
+
+
+@dataclass(frozen=True)
+class CrossfitResult:
+    """What `teacher_logits` wrote and how good the teacher is, out of fold and on evaluate."""
+
+    study: str
+    trial: int
+    folds: tuple[FoldResult, ...]
+    oof_accuracy: float  # every fold1_train clip scored by the model that did not train on it
+    oof_clips: int
+    eval_accuracy: float | None  # the fold models' mean logits on the evaluate fold
+    eval_clips: int
+    out: Path
+    folder: Path
+
+    @property
+    def oof_se(self) -> float:
+        return binomial_se(self.oof_accuracy, self.oof_clips)
+
+    @property
+    def eval_se(self) -> float:
+        return binomial_se(self.eval_accuracy or 0.0, self.eval_clips)
+
+
+def fold_epochs(ctx: TrialContext, n_train: int, explicit: int | None) -> int:
+    """A fold model's epochs: `explicit` (--epochs, or the study's), else the space's budget in
+    clips seen over the fold's clips, as a retrain on them would get (train.epochs_for)."""
+    if explicit:
+        return explicit
+    base = train_config(ctx.space.train, str(ctx.space.file))
+    return epochs_for(base.epochs, base.min_clips_seen, n_train)
+
+
+def _ir_logits(folder: Path, x: Any) -> np.ndarray:
+    """The deployed model's logits (its IR on the CPU, as `predict` runs it)."""
+    return IrModel(folder / IR_FILE).logits(x.float().numpy())
+
+
+def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0,
+                   trial_number: int | None = None, home: Path = Path("studies"),
+                   epochs: int | None = None, device: str = "auto", progress: bool = True,
+                   status: Callable[[str], None] = print, data: Path | None = None,
+                   on_fold: Callable[[FoldResult], None] | None = None) -> CrossfitResult:
+    """Train the picked (or `trial_number`) configuration on each of `folds` grouped folds of
+    fold1_train, score the clips each left out, and write every training clip's out-of-fold
+    logits (and the evaluate clips' mean logits) to `out` in the --teacher-logits format."""
+    if folds < 2:
+        raise UsageError(f"--folds {folds}: out-of-fold outputs need at least 2 folds")
+    trial = pick_trial(study, trial_number)
+    record = StudyRecord.from_study(study)
+    technique = get_technique(str(record.technique))
+    ctx = study_context(study, technique, home, epochs, device, progress, status, data)
+    config = dict(TrialRecord.from_trial(trial).config or {})
+    explicit = epochs or (int(record.epochs) if record.epochs is not None else None)
+    contexts = fold_contexts(ctx, ctx.dataset.train, folds, seed)
+    keys = []
+    for fold_ctx in contexts:
+        fold_ctx.train_cfg = dataclasses.replace(
+            fold_ctx.train_cfg, epochs=fold_epochs(ctx, len(fold_ctx.train_files), explicit))
+        keys.append(retrain_key(study, technique.name, fold_ctx, config))
+    folder = (study_folder(home, study.study_name) / FOLDER
+              / f"trial-{trial.number}-{digest([*keys, seed])[:12]}")
+    labels = ctx.dataset.labels
+    names: dict[str, np.ndarray] = {}
+    eval_logits: list[np.ndarray] = []
+    results: list[FoldResult] = []
+    for i, (fold_ctx, key) in enumerate(zip(contexts, keys, strict=True)):
+        fold_dir = folder / f"fold-{i}"
+        cached = load_seed(fold_dir, key)
+        if cached is None:
+            status(f"teacher-logits: trial {trial.number}, fold {i + 1}/{folds}: training on "
+                   f"{len(fold_ctx.train_files)} clips ({fold_ctx.train_cfg.epochs} epochs), "
+                   f"scoring the {len(fold_ctx.val_files)} left out")
+            technique.prepare(fold_ctx)  # kd: a teacher of its own, trained on this fold's clips
+            cached = run_seed(technique, fold_ctx, config, seed, fold_dir, key)
+            took, reused = cached.seconds, False
+        else:
+            took, reused = 0.0, True
+        held_x, held_y = fold_ctx.val_xy
+        logits = _ir_logits(fold_dir, held_x)
+        names.update(zip(fold_ctx.val_files, logits, strict=True))
+        if ctx.val_files:
+            eval_logits.append(_ir_logits(fold_dir, ctx.val_xy[0]))
+        acc = float(np.mean(logits.argmax(axis=1) == held_y.numpy()))
+        result = FoldResult(i, len(fold_ctx.train_files), len(fold_ctx.val_files),
+                            fold_ctx.train_cfg.epochs, acc, took, reused)
+        results.append(result)
+        if on_fold is not None:
+            on_fold(result)
+    train_files = list(ctx.train_files)  # fold1_train, in the dataset's order
+    oof = np.stack([names[f] for f in train_files])
+    oof_acc = float(np.mean(oof.argmax(axis=1) == ctx.train_xy[1].numpy()))
+    mean_eval = (np.mean(eval_logits, axis=0) if eval_logits
+                 else np.zeros((0, len(labels)), dtype=np.float64))
+    eval_acc = (float(np.mean(mean_eval.argmax(axis=1) == ctx.val_xy[1].numpy()))
+                if eval_logits else None)
+    write_teacher_logits(out, [*train_files, *ctx.val_files],
+                         np.concatenate([oof, mean_eval]), labels=labels)
+    return CrossfitResult(study.study_name, trial.number, tuple(results), oof_acc,
+                          len(train_files), eval_acc, len(ctx.val_files), Path(out), folder)
