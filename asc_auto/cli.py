@@ -610,8 +610,8 @@ def teacher_logits(
         metavar="N",
         help="Trial to train \\[default: the confirmed winner, else the best feasible].")] = None,
     epochs: Annotated[int | None, typer.Option(
-        min=1, metavar="N", help="Epochs \\[default: the search's budget in clips seen over a "
-        "fold's clips].")] = None,
+        min=1, metavar="N",
+        help="Epochs of each fold model \\[default: the search's, as retrain's].")] = None,
     seed: Annotated[int, typer.Option(
         min=0, metavar="N", help="Seed of the folds and of the training.")] = 0,
     force: Annotated[bool, typer.Option(

@@ -17,7 +17,6 @@ reused when nothing it depends on changed), under <home>/<study>/teacher-logits/
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from asc_auto.context import TrialContext, study_context
+from asc_auto.context import study_context
 from asc_auto.cv import fold_contexts
 from asc_auto.errors import UsageError
 from asc_auto.ir import IR_FILE, IrModel
@@ -37,7 +36,6 @@ from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
 from asc_auto.techniques.base import get_technique
-from asc_auto.train import epochs_for, train_config
 
 FOLDER = "teacher-logits"
 
@@ -78,15 +76,6 @@ class CrossfitResult:
         return binomial_se(self.eval_accuracy or 0.0, self.eval_clips)
 
 
-def fold_epochs(ctx: TrialContext, n_train: int, explicit: int | None) -> int:
-    """A fold model's epochs: `explicit` (--epochs, or the study's), else the space's budget in
-    clips seen over the fold's clips, as a retrain on them would get (train.epochs_for)."""
-    if explicit:
-        return explicit
-    base = train_config(ctx.space.train, str(ctx.space.file))
-    return epochs_for(base.epochs, base.min_clips_seen, n_train)
-
-
 def _ir_logits(folder: Path, x: Any) -> np.ndarray:
     """The deployed model's logits (its IR on the CPU, as `predict` runs it)."""
     return IrModel(folder / IR_FILE).logits(x.float().numpy())
@@ -107,13 +96,9 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
     technique = get_technique(str(record.technique))
     ctx = study_context(study, technique, home, epochs, device, progress, status, data)
     config = dict(TrialRecord.from_trial(trial).config or {})
-    explicit = epochs or (int(record.epochs) if record.epochs is not None else None)
+    # Each fold model trains the epochs a retrain seed does (the search's, or `epochs`).
     contexts = fold_contexts(ctx, ctx.dataset.train, folds, seed)
-    keys = []
-    for fold_ctx in contexts:
-        fold_ctx.train_cfg = dataclasses.replace(
-            fold_ctx.train_cfg, epochs=fold_epochs(ctx, len(fold_ctx.train_files), explicit))
-        keys.append(retrain_key(study, technique.name, fold_ctx, config))
+    keys = [retrain_key(study, technique.name, fold_ctx, config) for fold_ctx in contexts]
     folder = (study_folder(home, study.study_name) / FOLDER
               / f"trial-{trial.number}-{digest([*keys, seed])[:12]}")
     labels = ctx.dataset.labels
