@@ -153,8 +153,9 @@ def test_a_teacher_below_the_best_student_is_flagged_with_the_fix_that_applies()
     lines = get_technique("int8").study_notes(attrs, best)
     assert lines[-1].startswith("warning: the KD teacher (0.5000) is not better than the best "
                                 "student (0.9000)")
-    assert lines[-1].endswith("fix: --teacher-logits of a stronger model (`asc-auto predict "
-                              "--logits FILE` writes them from any exported model)")
+    assert lines[-1].endswith("fix: --teacher-logits of a stronger model (`asc-auto "
+                              "teacher-logits` writes a study's out-of-fold outputs, `asc-auto "
+                              "predict --logits FILE` an exported model's)")
     assert get_technique("int8").study_notes({}, best) == []  # no teacher: nothing said
 
 

@@ -15,7 +15,13 @@ from asc_auto.context import ContextSettings, build_context
 from asc_auto.errors import DataError
 from asc_auto.teacher import TeacherSettings, ensure_teachers
 from asc_auto.teacher_logits import read_teacher_logits, write_teacher_logits
-from asc_auto.teacher_summary import retrain_teacher_lines, teacher_lines, teacher_se
+from asc_auto.teacher_summary import (
+    SEEN_NOTE,
+    STRONGER_STORED,
+    retrain_teacher_lines,
+    teacher_lines,
+    teacher_se,
+)
 from asc_auto.techniques.base import get_technique
 from asc_auto.techniques.kd import loss_weights
 from asc_auto.transfer import FileRef, Sources
@@ -184,6 +190,24 @@ def test_teacher_lines_warn_when_the_teacher_is_no_better() -> None:
         in lines[2]
     assert len(lines) == 3  # unknown accuracy: no warning
     assert teacher_lines({}, _trial(0.9)) == []
+
+
+def test_stored_outputs_that_score_every_validation_clip_are_called_suspect() -> None:
+    # office16's baseline CNN, its outputs written on the clips it trained on: 1.000 over the
+    # 154 clips of 3 folds, which measures nothing
+    member = {"source": "logits", "file": "/x/b.npz", "val_accuracy": 1.0, "params": 0}
+    attrs = {"teacher_val_accuracy": 1.0, "teacher_params": 0, "val_clips": 51,
+             "train_clips": 103, "cv_folds": 3, "teacher_members": [member]}
+    lines = teacher_lines(attrs, _trial(0.8), STRONGER_STORED)
+    assert lines[0].startswith("KD teacher (logits b.npz): validation accuracy 1.0000")
+    assert lines[1] == SEEN_NOTE and "asc-auto teacher-logits" in lines[1] and len(lines) == 2
+    honest = {**attrs, "teacher_val_accuracy": 0.87, "teacher_members": [
+        {**member, "val_accuracy": 0.87}]}  # out of fold: no note, and no warning above 0.8
+    assert len(teacher_lines(honest, _trial(0.8), STRONGER_STORED)) == 1
+    trained = {**attrs, "teacher_members": [{**member, "source": "trained"}]}
+    assert SEEN_NOTE not in teacher_lines(trained, _trial(0.8))  # kd's own: trained apart
+    weaker = teacher_lines({**honest, "teacher_val_accuracy": 0.7}, _trial(0.8), STRONGER_STORED)
+    assert weaker[1].endswith("fix: " + STRONGER_STORED) and "teacher-logits`" in weaker[1]
 
 
 def test_a_cross_validated_teacher_shows_the_folds_uncertainty() -> None:
