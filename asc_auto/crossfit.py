@@ -26,16 +26,18 @@ import numpy as np
 import optuna
 
 from asc_auto.context import study_context
+from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.cv import fold_contexts
 from asc_auto.errors import UsageError
 from asc_auto.ir import IR_FILE, IrModel
 from asc_auto.keys import digest, study_folder
+from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.retrain import load_seed, retrain_key, run_seed
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
-from asc_auto.techniques.base import get_technique
+from asc_auto.techniques.base import Candidate, get_technique
 
 FOLDER = "teacher-logits"
 
@@ -105,29 +107,54 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
     names: dict[str, np.ndarray] = {}
     eval_logits: list[np.ndarray] = []
     results: list[FoldResult] = []
-    for i, (fold_ctx, key) in enumerate(zip(contexts, keys, strict=True)):
-        fold_dir = folder / f"fold-{i}"
-        cached = load_seed(fold_dir, key)
-        if cached is None:
-            status(f"teacher-logits: trial {trial.number}, fold {i + 1}/{folds}: training on "
-                   f"{len(fold_ctx.train_files)} clips ({fold_ctx.train_cfg.epochs} epochs), "
-                   f"scoring the {len(fold_ctx.val_files)} left out")
-            technique.prepare(fold_ctx)  # kd: a teacher of its own, trained on this fold's clips
-            cached = run_seed(technique, fold_ctx, config, seed, fold_dir, key)
-            took, reused = cached.seconds, False
-        else:
-            took, reused = 0.0, True
-        held_x, held_y = fold_ctx.val_xy
-        logits = _ir_logits(fold_dir, held_x)
-        names.update(zip(fold_ctx.val_files, logits, strict=True))
-        if ctx.val_files:
-            eval_logits.append(_ir_logits(fold_dir, ctx.val_xy[0]))
-        acc = float(np.mean(logits.argmax(axis=1) == held_y.numpy()))
-        result = FoldResult(i, len(fold_ctx.train_files), len(fold_ctx.val_files),
-                            fold_ctx.train_cfg.epochs, acc, took, reused)
-        results.append(result)
-        if on_fold is not None:
-            on_fold(result)
+    todo = sum(load_seed(folder / f"fold-{i}", k) is None for i, k in enumerate(keys))
+    cost = EpochClock(SearchPlan(epochs=ctx.train_cfg.epochs, folds=1, trials=todo,
+                                 unit="fold model", shorten="--folds or --epochs"), status)
+    with progress_bar(progress, info=True, elapsed=True, remaining=True) as bar:
+        folds_task = bar.add_task("fold models", total=folds, info="")
+        steps = bar.add_task("training", total=None, info="", visible=False)
+
+        def on_step(done: int, total: int) -> None:
+            bar.update(steps, completed=done, total=total)
+            cost.step(done, total)
+
+        def on_epoch(epoch: int, acc: float) -> None:
+            cost.epoch(epoch)
+            bar.update(steps, info=f"epoch {epoch + 1} held-out acc {acc:.3f}")
+
+        for i, (fold_ctx, key) in enumerate(zip(contexts, keys, strict=True)):
+            fold_dir = folder / f"fold-{i}"
+            cached = load_seed(fold_dir, key)
+            if cached is None:
+                status(f"teacher-logits: trial {trial.number}, fold {i + 1}/{folds}: training on "
+                       f"{len(fold_ctx.train_files)} clips ({fold_ctx.train_cfg.epochs} epochs), "
+                       f"scoring the {len(fold_ctx.val_files)} left out")
+                technique.prepare(fold_ctx)  # kd: a teacher of its own, on this fold's clips
+                bar.update(steps, description=f"fold {i + 1}", completed=0, total=None,
+                           visible=True, info="")
+
+                def built(cand: Candidate, number: int = i + 1) -> None:
+                    cost.start(number, technique.trainings(config, cand),
+                               technique.fine_tune_epochs(config))
+
+                cached = run_seed(technique, fold_ctx, config, seed, fold_dir, key,
+                                  on_epoch=on_epoch, on_step=on_step, on_built=built)
+                bar.update(steps, visible=False)
+                took, reused = cached.seconds, False
+            else:
+                took, reused = 0.0, True
+            held_x, held_y = fold_ctx.val_xy
+            logits = _ir_logits(fold_dir, held_x)
+            names.update(zip(fold_ctx.val_files, logits, strict=True))
+            if ctx.val_files:
+                eval_logits.append(_ir_logits(fold_dir, ctx.val_xy[0]))
+            acc = float(np.mean(logits.argmax(axis=1) == held_y.numpy()))
+            bar.update(folds_task, advance=1, info=f"fold {i + 1} held out: {acc:.4f}")
+            result = FoldResult(i, len(fold_ctx.train_files), len(fold_ctx.val_files),
+                                fold_ctx.train_cfg.epochs, acc, took, reused)
+            results.append(result)
+            if on_fold is not None:
+                on_fold(result)
     train_files = list(ctx.train_files)  # fold1_train, in the dataset's order
     oof = np.stack([names[f] for f in train_files])
     oof_acc = float(np.mean(oof.argmax(axis=1) == ctx.train_xy[1].numpy()))

@@ -77,9 +77,13 @@ def test_a_second_run_reuses_the_fold_models_and_never_replaces_a_file_unasked(
         searched, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     study, home, url = searched
     out = tmp_path / "oof.npz"
-    first = teacher_logits(study, out, folds=2, home=home, progress=False,
-                           status=lambda m: None)
+    said: list[str] = []
+    first = teacher_logits(study, out, folds=2, home=home, progress=False, status=said.append)
     assert [f.reused for f in first.folds] == [False, False]
+    # what the two fold models will cost, from the first one's timed epoch, said once
+    cost = [line for line in said if line.startswith("cost here:")]
+    assert len(cost) == 1 and cost[0].startswith("cost here: fold model 1 ran "), said
+    assert "2 fold models at most" in cost[0]
     before = out.read_bytes()
     monkeypatch.setattr(crossfit_mod, "run_seed",
                         lambda *a, **k: pytest.fail("a fold model on disk was trained again"))
