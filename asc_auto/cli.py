@@ -616,6 +616,10 @@ def teacher_logits(
         min=0, metavar="N", help="Seed of the folds and of the training.")] = 0,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an existing --out file.")] = False,
+    jobs: Annotated[int, typer.Option(
+        min=1, metavar="N",
+        help="Train N fold models side by side in processes, each with its share of the CPU "
+        "cores or, on CUDA, the GPUs round robin.")] = 1,
     storage: StorageOpt = None,
     device: DeviceOpt = "auto",
     home: HomeOpt = DEFAULT_HOME,
@@ -641,7 +645,8 @@ def teacher_logits(
 
     r = run_crossfit(_load(study, storage, home), out, folds=folds, seed=seed,
                      trial_number=trial, home=home, epochs=epochs, device=device,
-                     progress=_live(), status=_say, data=data, on_fold=row)
+                     progress=_live(), status=_say, data=data, on_fold=row, jobs=jobs,
+                     storage=storage or default_storage(home))
     console.print(table)
     console.print(f"trial {r.trial}: out-of-fold accuracy {r.oof_accuracy:.4f} ± {r.oof_se:.4f} "
                   f"on {r.oof_clips} training clips"

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from asc_auto.context import study_context
+from asc_auto.context import TrialContext, study_context
 from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.cv import fold_contexts
 from asc_auto.errors import UsageError
@@ -33,11 +33,11 @@ from asc_auto.ir import IR_FILE, IrModel
 from asc_auto.keys import digest, study_folder
 from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
-from asc_auto.retrain import load_seed, retrain_key, run_seed
+from asc_auto.retrain import SeedResult, load_seed, retrain_key, run_seed
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
-from asc_auto.techniques.base import Candidate, get_technique
+from asc_auto.techniques.base import Candidate, Technique, get_technique
 
 FOLDER = "teacher-logits"
 
@@ -83,26 +83,62 @@ def _ir_logits(folder: Path, x: Any) -> np.ndarray:
     return IrModel(folder / IR_FILE).logits(x.float().numpy())
 
 
-def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0,
-                   trial_number: int | None = None, home: Path = Path("studies"),
-                   epochs: int | None = None, device: str = "auto", progress: bool = True,
-                   status: Callable[[str], None] = print, data: Path | None = None,
-                   on_fold: Callable[[FoldResult], None] | None = None) -> CrossfitResult:
-    """Train the picked (or `trial_number`) configuration on each of `folds` grouped folds of
-    fold1_train, score the clips each left out, and write every training clip's out-of-fold
-    logits (and the evaluate clips' mean logits) to `out` in the --teacher-logits format."""
+@dataclass
+class FoldPlan:
+    """What the fold models are: the technique, the retrain context (all of fold1_train, the
+    evaluate fold), the configuration, one context and key per fold, their folder."""
+
+    technique: Technique
+    ctx: TrialContext
+    trial: int
+    config: dict[str, Any]
+    contexts: tuple[TrialContext, ...]
+    keys: tuple[str, ...]
+    folder: Path
+
+
+def fold_plan(study: optuna.Study, folds: int, seed: int, trial_number: int | None,
+              home: Path, epochs: int | None, device: str, progress: bool,
+              status: Callable[[str], None], data: Path | None) -> FoldPlan:
+    """The study's fold models, as the parent and each side-by-side process rebuild them."""
     if folds < 2:
         raise UsageError(f"--folds {folds}: out-of-fold outputs need at least 2 folds")
     trial = pick_trial(study, trial_number)
-    record = StudyRecord.from_study(study)
-    technique = get_technique(str(record.technique))
+    technique = get_technique(str(StudyRecord.from_study(study).technique))
     ctx = study_context(study, technique, home, epochs, device, progress, status, data)
     config = dict(TrialRecord.from_trial(trial).config or {})
     # Each fold model trains the epochs a retrain seed does (the search's, or `epochs`).
     contexts = fold_contexts(ctx, ctx.dataset.train, folds, seed)
-    keys = [retrain_key(study, technique.name, fold_ctx, config) for fold_ctx in contexts]
+    keys = tuple(retrain_key(study, technique.name, fold_ctx, config) for fold_ctx in contexts)
     folder = (study_folder(home, study.study_name) / FOLDER
               / f"trial-{trial.number}-{digest([*keys, seed])[:12]}")
+    return FoldPlan(technique, ctx, trial.number, config, contexts, keys, folder)
+
+
+def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0,
+                   trial_number: int | None = None, home: Path = Path("studies"),
+                   epochs: int | None = None, device: str = "auto", progress: bool = True,
+                   status: Callable[[str], None] = print, data: Path | None = None,
+                   on_fold: Callable[[FoldResult], None] | None = None, jobs: int = 1,
+                   storage: str | None = None) -> CrossfitResult:
+    """Train the picked (or `trial_number`) configuration on each of `folds` grouped folds of
+    fold1_train, score the clips each left out, and write every training clip's out-of-fold
+    logits (and the evaluate clips' mean logits) to `out` in the --teacher-logits format.
+    `jobs` > 1: the missing fold models train side by side in that many processes (`storage`:
+    the study's URL, which they open), each with its share of the cores or its own GPU."""
+    plan = fold_plan(study, folds, seed, trial_number, home, epochs, device, progress, status,
+                     data)
+    technique, ctx, config, contexts, keys, folder = (plan.technique, plan.ctx, plan.config,
+                                                      plan.contexts, plan.keys, plan.folder)
+    trial_no = plan.trial
+    missing = [i for i, k in enumerate(keys) if load_seed(folder / f"fold-{i}", k) is None]
+    trained_now: dict[int, float] = {}
+    if jobs > 1 and len(missing) > 1:
+        if storage is None:
+            raise ValueError("teacher-logits with jobs > 1 needs the study's storage URL")
+        job = FoldJob(study.study_name, storage, trial_no, folds, seed, epochs, home, device,
+                      data, keys)
+        trained_now = folds_side_by_side(job, missing, jobs, status)
     labels = ctx.dataset.labels
     names: dict[str, np.ndarray] = {}
     eval_logits: list[np.ndarray] = []
@@ -126,7 +162,7 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
             fold_dir = folder / f"fold-{i}"
             cached = load_seed(fold_dir, key)
             if cached is None:
-                status(f"teacher-logits: trial {trial.number}, fold {i + 1}/{folds}: training on "
+                status(f"teacher-logits: trial {trial_no}, fold {i + 1}/{folds}: training on "
                        f"{len(fold_ctx.train_files)} clips ({fold_ctx.train_cfg.epochs} epochs), "
                        f"scoring the {len(fold_ctx.val_files)} left out")
                 technique.prepare(fold_ctx)  # kd: a teacher of its own, on this fold's clips
@@ -142,7 +178,7 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
                 bar.update(steps, visible=False)
                 took, reused = cached.seconds, False
             else:
-                took, reused = 0.0, True
+                took, reused = trained_now.get(i, 0.0), i not in trained_now
             held_x, held_y = fold_ctx.val_xy
             logits = _ir_logits(fold_dir, held_x)
             names.update(zip(fold_ctx.val_files, logits, strict=True))
@@ -164,5 +200,83 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
                 if eval_logits else None)
     write_teacher_logits(out, [*train_files, *ctx.val_files],
                          np.concatenate([oof, mean_eval]), labels=labels)
-    return CrossfitResult(study.study_name, trial.number, tuple(results), oof_acc,
+    return CrossfitResult(study.study_name, trial_no, tuple(results), oof_acc,
                           len(train_files), eval_acc, len(ctx.val_files), Path(out), folder)
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """What a fold-model process needs to rebuild the plan from the storage and the cache."""
+
+    study: str
+    storage: str
+    trial: int
+    folds: int
+    seed: int
+    epochs: int | None
+    home: Path
+    device: str
+    data: Path | None
+    keys: tuple[str, ...]  # the parent's: a process that would train under others refuses
+
+
+def folds_side_by_side(job: FoldJob, folds: list[int], jobs: int,
+                       status: Callable[[str], None] = print) -> dict[int, float]:
+    """Train fold models `folds` in up to `jobs` spawned processes (as retrain's seeds: each
+    written atomically as it ends, so Ctrl-C keeps those done); their training seconds."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from asc_auto.cost import duration_text
+    from asc_auto.procs import cpu_share
+
+    n = min(jobs, len(folds))
+    threads = cpu_share(n)
+    status(f"training fold models {', '.join(str(i + 1) for i in folds)} in {n} processes, "
+           f"{threads} CPU thread{'s' if threads > 1 else ''} each")
+    mp = multiprocessing.get_context("spawn")
+    slots = mp.Value("i", 0)
+    took: dict[int, float] = {}
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp, initializer=_fold_init,
+                               initargs=(job, threads, slots))
+    try:
+        futures = {pool.submit(_fold_run, i): i for i in folds}
+        for done, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            took[futures[future]] = result.seconds
+            left = len(folds) - done
+            eta = (f"; about {duration_text(-(-left // n) * sum(took.values()) / len(took))} "
+                   "left" if left else "")
+            status(f"fold model {futures[future] + 1}: held-out accuracy {result.accuracy:.4f} "
+                   f"({duration_text(result.seconds)} of training); {done} of {len(folds)}{eta}")
+    finally:  # Ctrl-C or a failed fold: no new one starts; finished ones are on disk
+        pool.shutdown(wait=True, cancel_futures=True)
+    return took
+
+
+_FOLDING: dict[str, Any] = {}  # in a fold-model process: its plan
+
+
+def _fold_init(job: FoldJob, threads: int, slots: Any) -> None:
+    import torch
+
+    from asc_auto.procs import take_slot
+    from asc_auto.storage import open_storage
+    from asc_auto.train import worker_device
+
+    torch.set_num_threads(threads)
+    index = take_slot(slots)
+    study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage))
+    plan = fold_plan(study, job.folds, job.seed, job.trial, job.home, job.epochs,
+                     worker_device(job.device, index), False, lambda message: None, job.data)
+    if plan.keys != job.keys:
+        raise RuntimeError(f"fold-model process {index}: the study {job.study} changed under "
+                           "teacher-logits (its keys differ); run it again")
+    _FOLDING.update(plan=plan, seed=job.seed)
+
+
+def _fold_run(i: int) -> SeedResult:
+    plan: FoldPlan = _FOLDING["plan"]
+    plan.technique.prepare(plan.contexts[i])  # kd: a teacher of its own, on this fold's clips
+    return run_seed(plan.technique, plan.contexts[i], plan.config, _FOLDING["seed"],
+                    plan.folder / f"fold-{i}", plan.keys[i])

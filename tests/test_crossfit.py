@@ -99,3 +99,18 @@ def test_a_second_run_reuses_the_fold_models_and_never_replaces_a_file_unasked(
                                       "--folds", "2"])
     assert result.exit_code != 0 and "exists" in result.output and "--force" in result.output
     assert out.read_bytes() == before
+
+
+def test_fold_models_train_side_by_side_under_the_parents_keys(searched, tmp_path: Path) -> None:
+    study, home, url = searched
+    said: list[str] = []
+    side = teacher_logits(study, tmp_path / "side.npz", folds=2, seed=1, home=home,
+                          progress=False, status=said.append, jobs=2, storage=url)
+    assert [f.reused for f in side.folds] == [False, False]
+    assert any("in 2 processes" in line for line in said), said
+    assert sum(line.startswith("fold model ") for line in said) == 2, said
+    # the processes trained under the parent's keys: a plain run finds both on disk
+    again = teacher_logits(study, tmp_path / "again.npz", folds=2, seed=1, home=home,
+                           progress=False, status=lambda m: None)
+    assert [f.reused for f in again.folds] == [True, True]
+    assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "side.npz").read_bytes()
