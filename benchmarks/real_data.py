@@ -57,7 +57,7 @@ from asc_auto.workers import unprefixed
 #: the time left, each confirmation run, each retrained seed), so a row that takes hours says
 #: so, and where it stands, in the benchmark's own log.
 SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed: ", "retraining trial ",
-        "the paper configuration (")
+        "the paper configuration (", "teacher-logits: ", "fold model ")
 
 
 def said(line: str) -> bool:
@@ -120,7 +120,9 @@ def budget_of(args: argparse.Namespace) -> dict[str, Any]:
     under another budget is never reused for this one."""
     return {"trials": args.trials, "timeout": args.timeout, "seeds": args.seeds,
             "space_dir": str(args.space_dir) if args.space_dir else None,
-            "search_args": list(args.search_args)}
+            "search_args": list(args.search_args),
+            **({"distil_from": args.distil_from, "distil_folds": args.distil_folds}
+               if getattr(args, "distil_from", None) else {})}
 
 
 def retrain_jobs(args: argparse.Namespace) -> int:
@@ -172,18 +174,60 @@ def results_figure(rows: list[dict[str, Any]]) -> Figure:
                                 "evaluate fold: mean ± std over seeds, dots: seeds")
 
 
-def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    """Search, then retrain the paper configuration and the pick; the numbers and wall times."""
-    budget = budget_of(args)
-    tag = hashlib.sha256(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:8]
-    study = f"bench-{data.name}-{technique}-{tag}"  # a new budget: a new study, not more trials
+def study_name(data: Path, technique: str, args: argparse.Namespace) -> str:
+    """A row's study: a new budget is a new study, not more trials."""
+    tag = hashlib.sha256(json.dumps(budget_of(args), sort_keys=True).encode()).hexdigest()[:8]
+    return f"bench-{data.name}-{technique}-{tag}"
+
+
+def distils(technique: str) -> bool:
+    """Whether `technique` learns from stored teacher outputs alone (int8, lt): the rows
+    `--distil-from` teaches. kd keeps its own VGG teacher."""
+    from asc_auto.techniques.base import get_technique
+
+    return get_technique(technique).teacher_files == frozenset({"teacher_logits"})
+
+
+def row_order(techniques: list[str], teacher: str | None) -> list[str]:
+    """The rows in the order given, the teacher's row first when the others distil from it."""
+    if teacher is None:
+        return list(techniques)
+    return [teacher, *(t for t in techniques if t != teacher)]
+
+
+def oof_teacher(data: Path, args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    """The --distil-from row's pick, trained once per fold (`asc-auto teacher-logits`): its
+    out-of-fold outputs, the file the distilling rows' searches are given, and its accuracy."""
+    from asc_auto.crossfit import teacher_logits
+
+    study = study_name(data, args.distil_from, args)
+    out = home / f"{study}-oof.npz"
+    r = teacher_logits(optuna.load_study(study_name=study, storage=default_storage(home)), out,
+                       folds=args.distil_folds, home=home, progress=False,
+                       status=lambda line: print(f"  {line}", flush=True) if said(line) else None,
+                       jobs=retrain_jobs(args), storage=default_storage(home))
+    print(f"  {args.distil_from} out of fold ({args.distil_folds} folds): "
+          f"{100 * r.oof_accuracy:.1f} ± {100 * r.oof_se:.1f} % on fold1_train, "
+          f"{_percent(r.eval_accuracy)} % evaluate; {out}", flush=True)
+    return {"technique": args.distil_from, "trial": r.trial, "folds": args.distil_folds,
+            "file": str(out), "oof_accuracy": round(r.oof_accuracy, 4),
+            "oof_se": round(r.oof_se, 4),
+            "eval_accuracy": None if r.eval_accuracy is None else round(r.eval_accuracy, 4)}
+
+
+def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
+            teacher: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Search, then retrain the paper configuration and the pick; the numbers and wall times.
+    `teacher`: out-of-fold outputs the search distils from (`--teacher-logits`)."""
+    study = study_name(data, technique, args)
+    taught = ["--teacher-logits", teacher["file"]] if teacher else []
     space = ["--space", str(args.space_dir / f"{technique}.toml")] if args.space_dir else []
     left = args.trials - _trials_run(study, home)  # a stopped row resumes, not adds a budget
     limits = ["--trials", str(max(0, left))] + (["--timeout", str(args.timeout)]
                                                 if args.timeout else [])
     t0 = time.perf_counter()
     _cli("search", "--technique", technique, "--data", str(data), *space, *limits,
-         "--study", study, "--home", str(home), *args.search_args)
+         "--study", study, "--home", str(home), *args.search_args, *taught)
     search_s = time.perf_counter() - t0
     loaded = optuna.load_study(study_name=study, storage=default_storage(home))
     attrs = loaded.user_attrs
@@ -193,10 +237,11 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path) ->
     best = _retrain(study, home, args.seeds, None, jobs)
     picked = pick_trial(loaded, best["trial"])  # the retrained trial, as retrain found it
     return {
-        "dataset": data.name, "technique": technique, "budget": budget,
+        "dataset": data.name, "technique": technique, "budget": budget_of(args),
         "trials": len(loaded.trials),
         "over_limit": sum(not counts_toward_budget(t) for t in loaded.trials),
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
+        **({"distilled_from": teacher} if teacher else {}),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
         "teacher_val_se": teacher_se(attrs),
         # the teacher the pick's seeds distilled from, on the evaluate fold beside them
@@ -230,6 +275,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("real_data_results.json"))
     parser.add_argument("--plot", type=Path, default=None,
                         help="PNG of this budget's rows [default: --out with .png]")
+    parser.add_argument("--distil-from", default=None, metavar="TECHNIQUE",
+                        help="int8 and lt rows distil from this row's pick's out-of-fold "
+                             "outputs (`asc-auto teacher-logits`), e.g. baseline; its row runs "
+                             "first")
+    parser.add_argument("--distil-folds", type=int, default=5, metavar="K",
+                        help="folds of --distil-from's out-of-fold outputs [default: 5]")
     parser.add_argument("search_args", nargs="*", help="after --: more `search` options")
     args = parser.parse_args()
     if args.replot:
@@ -246,12 +297,19 @@ def main() -> None:
         results = json.loads(args.out.read_text())
     budget = budget_of(args)
     done = {(r["dataset"], r["technique"]) for r in results if r.get("budget") == budget}
+    if args.distil_from and args.distil_from not in args.techniques:
+        parser.error(f"--distil-from {args.distil_from}: add it to --techniques (its row is "
+                     "the teacher)")
     for data in args.data:
-        for technique in args.techniques:
+        teacher = None
+        for technique in row_order(args.techniques, args.distil_from):
             if (data.name, technique) in done:
                 continue
+            if args.distil_from and distils(technique) and teacher is None:
+                teacher = oof_teacher(data, args, home)
             print(f"{data.name} / {technique}: search + retrain ...", flush=True)
-            results.append(run_one(data, technique, args, home))
+            results.append(run_one(data, technique, args, home,
+                                   teacher if distils(technique) else None))
             with atomic_path(args.out) as tmp:
                 tmp.write_text(json.dumps(results, indent=1))
             r = results[-1]

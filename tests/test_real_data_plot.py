@@ -122,3 +122,44 @@ def test_the_row_retrains_as_many_seeds_side_by_side_as_its_search_had_workers(
                          search_args=["--jobs", "2"], retrain_jobs=4)
     same = SimpleNamespace(**{**vars(ns), "retrain_jobs": None})
     assert real_data.budget_of(ns) == real_data.budget_of(same)
+
+
+def test_distil_from_runs_the_teacher_row_first_and_teaches_only_int8_and_lt(
+        load_benchmark: Callable[[str], ModuleType], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--distil-from baseline`: the baseline row first, its out-of-fold outputs made once per
+    dataset, given to the int8 and lt searches (not kd's, which has its own teacher), and a
+    budget of its own (another study than the same rows without a teacher)."""
+    real_data = load_benchmark("real_data")
+    calls: list[tuple[str, str, Any]] = []
+    made: list[str] = []
+
+    def run_one(data: Path, technique: str, args: Any, home: Path, teacher: Any = None) -> Any:
+        calls.append((data.name, technique, teacher and teacher["file"]))
+        return {"dataset": data.name, "technique": technique, "budget": real_data.budget_of(args),
+                "trials": 1, "cv_folds": 0, "paper": _retrain(0, [0.5, 0.5, 0.5]),
+                "best": _retrain(0, [0.5, 0.5, 0.5]), "best_config": {},
+                "search_seconds": 1.0, "retrain_seconds": 1.0}
+
+    def oof_teacher(data: Path, args: Any, home: Path) -> dict[str, Any]:
+        made.append(data.name)
+        return {"file": f"{data.name}-oof.npz"}
+
+    monkeypatch.setattr(real_data, "run_one", run_one)
+    monkeypatch.setattr(real_data, "oof_teacher", oof_teacher)
+    monkeypatch.setattr(real_data, "report", lambda *a, **k: None)
+    a, b = tmp_path / "a", tmp_path / "b"
+    argv = ["real_data.py", "--data", str(a), str(b), "--techniques", "int8", "kd", "baseline",
+            "lt", "--home", str(tmp_path / "home"), "--out", str(tmp_path / "r.json")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--distil-from", "baseline"])
+    real_data.main()
+    assert calls == [("a", "baseline", None), ("a", "int8", "a-oof.npz"), ("a", "kd", None),
+                     ("a", "lt", "a-oof.npz"), ("b", "baseline", None),
+                     ("b", "int8", "b-oof.npz"), ("b", "kd", None), ("b", "lt", "b-oof.npz")]
+    assert made == ["a", "b"]  # once per dataset
+    args = SimpleNamespace(trials=12, timeout=None, seeds=3, space_dir=None, search_args=[])
+    taught = SimpleNamespace(**vars(args), distil_from="baseline", distil_folds=5)
+    assert real_data.study_name(a, "int8", args) != real_data.study_name(a, "int8", taught)
+    monkeypatch.setattr(sys, "argv", [*argv[:5], "int8", "--distil-from", "baseline"])
+    with pytest.raises(SystemExit):  # its row is the teacher: it must be among the rows
+        real_data.main()
