@@ -26,18 +26,17 @@ import numpy as np
 import optuna
 
 from asc_auto.context import TrialContext, study_context
-from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.cv import fold_contexts
 from asc_auto.errors import UsageError
 from asc_auto.ir import IR_FILE, IrModel
 from asc_auto.keys import digest, study_folder
-from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.retrain import SeedResult, load_seed, retrain_key, run_seed
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.series import series_progress
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
-from asc_auto.techniques.base import Candidate, Technique, get_technique
+from asc_auto.techniques.base import Technique, get_technique
 
 FOLDER = "teacher-logits"
 
@@ -144,20 +143,8 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
     eval_logits: list[np.ndarray] = []
     results: list[FoldResult] = []
     todo = sum(load_seed(folder / f"fold-{i}", k) is None for i, k in enumerate(keys))
-    cost = EpochClock(SearchPlan(epochs=ctx.train_cfg.epochs, folds=1, trials=todo,
-                                 unit="fold model", shorten="--folds or --epochs"), status)
-    with progress_bar(progress, info=True, elapsed=True, remaining=True) as bar:
-        folds_task = bar.add_task("fold models", total=folds, info="")
-        steps = bar.add_task("training", total=None, info="", visible=False)
-
-        def on_step(done: int, total: int) -> None:
-            bar.update(steps, completed=done, total=total)
-            cost.step(done, total)
-
-        def on_epoch(epoch: int, acc: float) -> None:
-            cost.epoch(epoch)
-            bar.update(steps, info=f"epoch {epoch + 1} held-out acc {acc:.3f}")
-
+    with series_progress(progress, "fold models", folds, todo, ctx.train_cfg.epochs,
+                         "fold model", "--folds or --epochs", "held-out", status) as series:
         for i, (fold_ctx, key) in enumerate(zip(contexts, keys, strict=True)):
             fold_dir = folder / f"fold-{i}"
             cached = load_seed(fold_dir, key)
@@ -166,16 +153,10 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
                        f"{len(fold_ctx.train_files)} clips ({fold_ctx.train_cfg.epochs} epochs), "
                        f"scoring the {len(fold_ctx.val_files)} left out")
                 technique.prepare(fold_ctx)  # kd: a teacher of its own, on this fold's clips
-                bar.update(steps, description=f"fold {i + 1}", completed=0, total=None,
-                           visible=True, info="")
-
-                def built(cand: Candidate, number: int = i + 1) -> None:
-                    cost.start(number, technique.trainings(config, cand),
-                               technique.fine_tune_epochs(config))
-
+                hooks = series.start(f"fold {i + 1}", i + 1, technique, config)
                 cached = run_seed(technique, fold_ctx, config, seed, fold_dir, key,
-                                  on_epoch=on_epoch, on_step=on_step, on_built=built)
-                bar.update(steps, visible=False)
+                                  on_epoch=hooks.on_epoch, on_step=hooks.on_step,
+                                  on_built=hooks.on_built)
                 took, reused = cached.seconds, False
             else:
                 took, reused = trained_now.get(i, 0.0), i not in trained_now
@@ -185,7 +166,7 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
             if ctx.val_files:
                 eval_logits.append(_ir_logits(fold_dir, ctx.val_xy[0]))
             acc = float(np.mean(logits.argmax(axis=1) == held_y.numpy()))
-            bar.update(folds_task, advance=1, info=f"fold {i + 1} held out: {acc:.4f}")
+            series.finished(f"fold {i + 1} held out: {acc:.4f}")
             result = FoldResult(i, len(fold_ctx.train_files), len(fold_ctx.val_files),
                                 fold_ctx.train_cfg.epochs, acc, took, reused)
             results.append(result)
@@ -222,36 +203,16 @@ class FoldJob:
 
 def folds_side_by_side(job: FoldJob, folds: list[int], jobs: int,
                        status: Callable[[str], None] = print) -> dict[int, float]:
-    """Train fold models `folds` in up to `jobs` spawned processes (as retrain's seeds: each
-    written atomically as it ends, so Ctrl-C keeps those done); their training seconds."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from asc_auto.cost import duration_text
-    from asc_auto.procs import cpu_share
+    """Train fold models `folds` in up to `jobs` spawned processes, as retrain's seeds
+    (`procs.runs_in_processes`); their training seconds."""
+    from asc_auto.procs import cpu_share, runs_in_processes
 
     n = min(jobs, len(folds))
-    threads = cpu_share(n)
     status(f"training fold models {', '.join(str(i + 1) for i in folds)} in {n} processes, "
-           f"{threads} CPU thread{'s' if threads > 1 else ''} each")
-    mp = multiprocessing.get_context("spawn")
-    slots = mp.Value("i", 0)
-    took: dict[int, float] = {}
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp, initializer=_fold_init,
-                               initargs=(job, threads, slots))
-    try:
-        futures = {pool.submit(_fold_run, i): i for i in folds}
-        for done, future in enumerate(as_completed(futures), 1):
-            result = future.result()
-            took[futures[future]] = result.seconds
-            left = len(folds) - done
-            eta = (f"; about {duration_text(-(-left // n) * sum(took.values()) / len(took))} "
-                   "left" if left else "")
-            status(f"fold model {futures[future] + 1}: held-out accuracy {result.accuracy:.4f} "
-                   f"({duration_text(result.seconds)} of training); {done} of {len(folds)}{eta}")
-    finally:  # Ctrl-C or a failed fold: no new one starts; finished ones are on disk
-        pool.shutdown(wait=True, cancel_futures=True)
-    return took
+           f"{cpu_share(n)} CPU thread{'s' if cpu_share(n) > 1 else ''} each")
+    results = runs_in_processes(job, folds, jobs, _fold_init, _fold_run, lambda i, r: (
+        f"fold model {i + 1}: held-out accuracy {r.accuracy:.4f}"), status)
+    return {i: r.seconds for i, r in results.items()}
 
 
 _FOLDING: dict[str, Any] = {}  # in a fold-model process: its plan

@@ -28,15 +28,14 @@ import optuna
 from asc_auto import epoch_state
 from asc_auto.compress.macs import rule_macs
 from asc_auto.context import TrialContext, study_context
-from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, study_folder
 from asc_auto.package import RESULT_JSON, write_deployed, write_weights
 from asc_auto.procs import float_setting
-from asc_auto.progress import progress_bar
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
+from asc_auto.series import series_progress
 from asc_auto.space import space_digest
 from asc_auto.techniques.base import Candidate, EpochHook, StepHook, Technique, get_technique
 from asc_auto.train import resolve_device
@@ -155,46 +154,21 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
         seeds_side_by_side(job, missing, jobs, status)  # on disk now: the loop below loads them
     done: list[SeedResult] = []
     todo = sum(load_seed(folder / f"seed-{seed}", key) is None for seed in range(seeds))
-    cost = EpochClock(SearchPlan(epochs=ctx.train_cfg.epochs, folds=1, trials=todo, unit="seed",
-                                 shorten="--seeds or --epochs"), status)
     # Seeds done of all, and the current seed's training steps: each with its time remaining.
-    with progress_bar(progress, info=True, elapsed=True, remaining=True) as bar:
-        seeds_task = bar.add_task("seeds", total=seeds, info="")
-        steps = bar.add_task("training", total=None, info="", visible=False)
-
-        def on_step(done_steps: int, total: int) -> None:
-            bar.update(steps, completed=done_steps, total=total)
-            cost.step(done_steps, total)
-
-        all_epochs = [ctx.train_cfg.epochs]  # of the running seed's fit, once it is built
-
-        def built(seed: int) -> Callable[[Candidate], None]:
-            def hook(cand: Candidate) -> None:  # lt: how often it trains depends on the model
-                trainings = technique.trainings(config, cand)
-                all_epochs[0] = ctx.train_cfg.epochs * trainings
-                cost.start(seed, trainings, technique.fine_tune_epochs(config))
-            return hook
-
-        def on_epoch(epoch: int, acc: float) -> None:  # over all the fit's trainings
-            cost.epoch(epoch)
-            last = epoch + 1 == all_epochs[0]
-            bar.update(steps, info=f"epoch {epoch + 1}/{all_epochs[0]} evaluate acc "
-                                   f"{acc:.3f}" + ("; deploying (quantizing, pruning as the "
-                                                   "trial did)" if last else ""))
-
+    with series_progress(progress, "seeds", seeds, todo, ctx.train_cfg.epochs, "seed",
+                         "--seeds or --epochs", "evaluate", status) as series:
         for seed in range(seeds):
             seed_dir = folder / f"seed-{seed}"
             cached = load_seed(seed_dir, key)
             if cached is None:
                 status(f"retraining trial {trial.number} with seed {seed} "
                        f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
-                bar.update(steps, description=f"seed {seed}", completed=0, total=None,
-                           visible=True, info="")
+                hooks = series.start(f"seed {seed}", seed, technique, config)
                 cached = run_seed(technique, ctx, config, seed, seed_dir, key,
-                                   on_epoch=on_epoch, on_step=on_step, on_built=built(seed))
-                bar.update(steps, visible=False)
+                                  on_epoch=hooks.on_epoch, on_step=hooks.on_step,
+                                  on_built=hooks.on_built)
             done.append(cached)
-            bar.update(seeds_task, advance=1, info=f"seed {seed}: {cached.accuracy:.4f}")
+            series.finished(f"seed {seed}: {cached.accuracy:.4f}")
             if on_seed is not None:
                 on_seed(cached)
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder,
@@ -222,39 +196,16 @@ class SeedJob:
 
 def seeds_side_by_side(job: SeedJob, seeds: list[int], jobs: int,
                        status: Callable[[str], None] = print) -> None:
-    """Train `seeds` in up to `jobs` spawned processes (no forked CUDA or OpenMP state), each
-    with its share of the cores and, on CUDA, the GPUs round robin. Each seed
-    is written atomically as it finishes, so Ctrl-C or a failed seed keeps those already done;
-    a line per finished seed says how long the rest will take."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from asc_auto.cost import duration_text
-    from asc_auto.procs import cpu_share
+    """Train `seeds` in up to `jobs` spawned processes (`procs.runs_in_processes`), each
+    with its share of the cores and, on CUDA, the GPUs round robin; each seed is on disk as it
+    finishes."""
+    from asc_auto.procs import cpu_share, runs_in_processes
 
     n = min(jobs, len(seeds))
-    threads = cpu_share(n)
     status(f"retraining trial {job.trial} with seeds {', '.join(map(str, seeds))} in {n} "
-           f"processes, {threads} CPU thread{'s' if threads > 1 else ''} each")
-    ctx = multiprocessing.get_context("spawn")
-    slots = ctx.Value("i", 0)
-    took: list[float] = []  # training seconds of the seeds finished
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_seed_init,
-                               initargs=(job, threads, slots))
-    try:
-        futures = {pool.submit(_seed_run, seed): seed for seed in seeds}
-        for done, future in enumerate(as_completed(futures), 1):
-            result = future.result()
-            took.append(result.seconds)
-            left = len(seeds) - done
-            waves = -(-left // n)  # the seeds still running or to start, n at a time
-            eta = (f"; about {duration_text(waves * sum(took) / len(took))} left" if left
-                   else "")
-            status(f"retrained trial {job.trial} seed {result.seed}: evaluate accuracy "
-                   f"{result.accuracy:.4f} ({duration_text(result.seconds)} of training); "
-                   f"{done} of {len(seeds)} seeds{eta}")
-    finally:  # Ctrl-C or a failed seed: no new one starts; finished ones are on disk
-        pool.shutdown(wait=True, cancel_futures=True)
+           f"processes, {cpu_share(n)} CPU thread{'s' if cpu_share(n) > 1 else ''} each")
+    runs_in_processes(job, seeds, jobs, _seed_init, _seed_run, lambda seed, r: (
+        f"retrained trial {job.trial} seed {seed}: evaluate accuracy {r.accuracy:.4f}"), status)
 
 
 _SEEDING: dict[str, Any] = {}  # in a retrain process: its technique, context and configuration
