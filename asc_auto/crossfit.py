@@ -2,8 +2,8 @@
 copy scoring the clips it did not train on: out-of-fold outputs to distil from.
 
 Why not `predict --logits` on the training clips: a model's outputs on clips it trained on say
-little of how it errs (the office16 baseline CNN's median top probability on them was 0.99996 at
-T 1), and a search distilling from them reads the teacher's validation accuracy as 1.000 (those
+little of how it errs (the office16 baseline CNN's median top probability on its 154 training
+clips: 0.99998 at T 1, 0.842 at T 4; out of fold 0.9987 and 0.676), and a search distilling from them reads the teacher's validation accuracy as 1.000 (those
 clips trained it), so it cannot warn when the teacher is no better than its students. Out of
 fold, every training clip is scored by a model that never saw it: the search's teacher accuracy
 is then a cross-validated one, shown honestly beside the students'. Evaluate-fold clips get the
