@@ -614,6 +614,11 @@ def teacher_logits(
         help="Epochs of each fold model \\[default: the search's, as retrain's].")] = None,
     seed: Annotated[int, typer.Option(
         min=0, metavar="N", help="Seed of the folds and of the training.")] = 0,
+    targets: Annotated[str, typer.Option(
+        metavar="all|oof", help="What students learn from: the outputs of the model trained on "
+        "all of fold1_train (the retrain seed; measured to teach more) or the out-of-fold ones. "
+        "The out-of-fold ones are written either way, for the teacher's honest accuracy.")
+    ] = "all",
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an existing --out file.")] = False,
     jobs: Annotated[int, typer.Option(
@@ -625,9 +630,9 @@ def teacher_logits(
     home: HomeOpt = DEFAULT_HOME,
     data: MovedDataOpt = None,
 ) -> None:
-    """Out-of-fold outputs of a study's configuration on every training clip, to distil from:
-    honest teacher accuracy and soft targets (a model's outputs on clips it trained on are
-    nearly one-hot)."""
+    """A study's configuration as a teacher for search --teacher-logits: its outputs to learn
+    from, and out-of-fold ones (K fold models, each scoring the clips it left out) for an
+    honest teacher accuracy."""
     from asc_auto.crossfit import teacher_logits as run_crossfit
     from asc_auto.stats import binomial_se
 
@@ -646,12 +651,14 @@ def teacher_logits(
     r = run_crossfit(_load(study, storage, home), out, folds=folds, seed=seed,
                      trial_number=trial, home=home, epochs=epochs, device=device,
                      progress=_live(), status=_say, data=data, on_fold=row, jobs=jobs,
-                     storage=storage or default_storage(home))
+                     storage=storage or default_storage(home), targets=targets)
     console.print(table)
+    whose = ("the model trained on all of fold1_train" if r.targets == "all"
+             else f"the {len(r.folds)} fold models' mean")
     console.print(f"trial {r.trial}: out-of-fold accuracy {r.oof_accuracy:.4f} ± {r.oof_se:.4f} "
-                  f"on {r.oof_clips} training clips"
+                  f"on {r.oof_clips} training clips (what a search shows as the teacher's)"
                   + ("" if r.eval_accuracy is None else
-                     f"; the {len(r.folds)} models' mean on the evaluate fold "
+                     f"; targets from {whose}, on the evaluate fold "
                      f"{r.eval_accuracy:.4f} ± {r.eval_se:.4f} ({r.eval_clips} clips)"))
     console.print(f"wrote [bold]{escape(str(r.out))}[/] (search --teacher-logits FILE distils "
                   f"from it); fold models in {escape(str(r.folder))}")

@@ -143,7 +143,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     ctx = study_context(study, technique, home, epochs, device, progress, status, data)
     config = dict(TrialRecord.from_trial(trial).config or {})
     key = retrain_key(study, technique.name, ctx, config)
-    folder = study_folder(home, study.study_name) / "retrain" / f"trial-{trial.number}-{key[:12]}"
+    folder = retrain_folder(home, study.study_name, trial.number, key)
     teacher = technique.prepare(ctx).get("teacher_val_accuracy")  # kd: on the evaluate fold
     missing = [seed for seed in range(seeds) if load_seed(folder / f"seed-{seed}", key) is None]
     if jobs > 1 and len(missing) > 1:
@@ -237,6 +237,12 @@ def _seed_run(seed: int) -> SeedResult:
     job: SeedJob = _SEEDING["job"]
     return run_seed(_SEEDING["technique"], _SEEDING["ctx"], _SEEDING["config"], seed,
                      job.folder / f"seed-{seed}", job.key)
+
+
+def retrain_folder(home: Path, study: str, trial: int, key: str) -> Path:
+    """Where a trial's retrained seeds live (seed-<s>/ inside), for retrain and for
+    teacher-logits, whose model on all of fold1_train is the retrain seed."""
+    return study_folder(home, study) / "retrain" / f"trial-{trial}-{key[:12]}"
 
 
 def study_uid(study: optuna.Study) -> str:

@@ -42,7 +42,7 @@ from asc_auto.models.vgg import VggConfig, VggTeacher
 from asc_auto.progress import progress_bar
 from asc_auto.space import SearchSpace
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
-from asc_auto.teacher_logits import read_teacher_logits
+from asc_auto.teacher_logits import read_heldout_logits, read_teacher_logits
 from asc_auto.train import (
     TrainConfig,
     TrainResult,
@@ -228,6 +228,10 @@ class TeacherOutputs:
     source: str = "trained"
     members: tuple[TeacherOutputs, ...] = ()
     file: str | None = None  # the checkpoint or logits file it came from
+    # Outputs of models that did not train on these clips (a stored file's held-out arrays):
+    # what its validation accuracy is measured on, when they cover the validation clips.
+    heldout_files: tuple[str, ...] = ()
+    heldout_logits: np.ndarray | None = None
 
     def rows(self, filenames: Sequence[str]) -> np.ndarray:
         index = {f: i for i, f in enumerate(self.filenames)}
@@ -426,8 +430,11 @@ def logits_teacher(ctx: TrialContext, ref: FileRef) -> TeacherOutputs:
     verified(ref, "--teacher-logits file")
     files, logits, embeds = read_teacher_logits(
         ref.path, ctx.dataset.labels, [c.filename for c in ctx.dataset.train])
+    heldout = read_heldout_logits(ref.path, len(ctx.dataset.labels))
     out = TeacherOutputs(digest({"logits": ref.sha256}), files, logits, embeds, None, 0, None,
-                         source="logits", file=str(ref.path))
+                         source="logits", file=str(ref.path),
+                         heldout_files=heldout[0] if heldout else (),
+                         heldout_logits=heldout[1] if heldout else None)
     return dataclasses.replace(out, val_accuracy=_val_accuracy(out, ctx))
 
 
@@ -441,19 +448,39 @@ def average_teachers(members: Sequence[TeacherOutputs], ctx: TrialContext) -> Te
     if all(m.embeddings is not None for m in members):
         embeds = np.concatenate([m.embeddings[m.rows(files)] for m in members  # type: ignore[index]
                                  ], axis=1)
+    held: tuple[str, ...] = ()
+    held_logits = None
+    if all(m.heldout_logits is not None for m in members):  # then averaged as the logits are
+        common = set(members[0].heldout_files).intersection(
+            *(m.heldout_files for m in members[1:]))
+        held = tuple(f for f in members[0].heldout_files if f in common)
+        held_logits = np.mean([m.heldout_logits[_rows(m.heldout_files, held)]  # type: ignore[index]
+                               for m in members], axis=0).astype(np.float32)
     out = TeacherOutputs(digest([m.key for m in members]), files, logits.astype(np.float32),
                          embeds, None, sum(m.params for m in members), None,
-                         source="ensemble", members=tuple(members))
+                         source="ensemble", members=tuple(members), heldout_files=held,
+                         heldout_logits=held_logits)
     return dataclasses.replace(out, val_accuracy=_val_accuracy(out, ctx))
 
 
+def _rows(filenames: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
+    index = {f: i for i, f in enumerate(filenames)}
+    return np.array([index[f] for f in wanted], dtype=np.int64)
+
+
 def _val_accuracy(teacher: TeacherOutputs, ctx: TrialContext) -> float | None:
-    """Accuracy of the teacher's logits on `ctx`'s validation clips (None if any is missing)."""
-    have = set(teacher.filenames)
-    if not ctx.val_files or any(f not in have for f in ctx.val_files):
+    """Accuracy of the teacher on `ctx`'s validation clips: of its held-out outputs when they
+    cover them (a stored file's, from models that did not train on them), else of its logits;
+    None if a clip is missing from both."""
+    if not ctx.val_files:
         return None
-    predicted = teacher.logits[teacher.rows(ctx.val_files)].argmax(axis=1)
-    return float(np.mean(predicted == ctx.val_xy[1].numpy()))
+    if teacher.heldout_logits is not None and set(ctx.val_files) <= set(teacher.heldout_files):
+        logits = teacher.heldout_logits[_rows(teacher.heldout_files, ctx.val_files)]
+    elif set(ctx.val_files) <= set(teacher.filenames):
+        logits = teacher.logits[teacher.rows(ctx.val_files)]
+    else:
+        return None
+    return float(np.mean(logits.argmax(axis=1) == ctx.val_xy[1].numpy()))
 
 
 def load_teacher_model(outputs: TeacherOutputs) -> VggTeacher:

@@ -6,6 +6,10 @@ The format is a NumPy .npz archive, read with `np.load(allow_pickle=False)` (nev
 - `logits` (N, C), float: the teacher's scores before softmax, C = the dataset's classes
 - `embeddings` (N, D), float, optional: each clip's teacher embedding (the KD loss's alpha term)
 - `labels` (C,), str, optional: class names in column order; when given they must be meta.csv's
+- `heldout_filenames` (M,) str and `heldout_logits` (M, C) float, optional: each clip's outputs
+  from a model that did not train on it (`asc-auto teacher-logits`); when they cover a search's
+  validation clips, the teacher's validation accuracy is theirs (honest), while the students
+  still learn from `logits`
 
 Columns follow meta.csv's class order (`asc-auto data check` prints it). Every clip of
 fold1_train must be there (the training clips of both search and retrain); evaluate-fold clips are
@@ -27,8 +31,10 @@ FIX = "write the npz as the README's 'Stored teacher outputs' says"
 
 def write_teacher_logits(path: Path, filenames: Sequence[str], logits: np.ndarray,
                          embeddings: np.ndarray | None = None,
-                         labels: Sequence[str] | None = None) -> None:
-    """Write a file in the format above (atomically); a helper for users and tests."""
+                         labels: Sequence[str] | None = None,
+                         heldout: tuple[Sequence[str], np.ndarray] | None = None) -> None:
+    """Write a file in the format above (atomically); a helper for users and tests.
+    `heldout`: (filenames, logits) of outputs from models that did not train on those clips."""
     from asc_auto.io import atomic_path
 
     arrays: dict[str, np.ndarray] = {"filenames": np.asarray(list(filenames), dtype=str),
@@ -37,6 +43,9 @@ def write_teacher_logits(path: Path, filenames: Sequence[str], logits: np.ndarra
         arrays["embeddings"] = np.asarray(embeddings, dtype=np.float32)
     if labels is not None:
         arrays["labels"] = np.asarray(list(labels), dtype=str)
+    if heldout is not None:
+        arrays["heldout_filenames"] = np.asarray(list(heldout[0]), dtype=str)
+        arrays["heldout_logits"] = np.asarray(heldout[1], dtype=np.float32)
     with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
 
@@ -108,3 +117,28 @@ def _matrix(path: Path, value: np.ndarray, name: str, files: tuple[str, ...]) ->
         raise DataError(path, f"'{name}' of clip {files[int(np.argmax(bad))]} is NaN or "
                         "infinite", "write finite values")
     return value
+
+
+def read_heldout_logits(path: Path, n_classes: int
+                        ) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """The file's held-out outputs (`heldout_filenames`, `heldout_logits`), checked as the main
+    ones are; None when it has none. Read after `read_teacher_logits` accepted the file."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        if "heldout_logits" not in z.files and "heldout_filenames" not in z.files:
+            return None
+        if "heldout_logits" not in z.files or "heldout_filenames" not in z.files:
+            raise DataError(path, "has one of 'heldout_filenames' and 'heldout_logits' without "
+                            "the other", "write both or neither")
+        names, value = z["heldout_filenames"], z["heldout_logits"]
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise DataError(path, f"'heldout_filenames' must be a 1-D string array, got "
+                        f"{names.dtype} {names.shape}", "save it with np.asarray(names, dtype=str)")
+    files = tuple(str(n) for n in names)
+    if len(set(files)) != len(files):
+        raise DataError(path, "'heldout_filenames' lists a clip twice", "keep one row per clip")
+    logits = _matrix(path, value, "heldout_logits", files)
+    if logits.shape[1] != n_classes:
+        raise DataError(path, f"heldout_logits have {logits.shape[1]} classes, the dataset "
+                        f"{n_classes}", "one column per class, in meta.csv's order")
+    return files, logits

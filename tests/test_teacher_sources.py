@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -242,3 +243,46 @@ def test_retrain_shows_its_teacher_beside_the_students_and_warns_when_it_is_no_b
     one = retrain_teacher_lines(0.5, 0, [0.4])
     assert one == ["KD teacher (trained on all of fold1_train): evaluate accuracy 0.5000; its "
                    "student 0.4000 (1 seed)"]
+
+
+def test_held_out_outputs_measure_the_teacher_while_the_logits_teach(tmp_path: Path) -> None:
+    """A file from `teacher-logits`: the search scores the teacher on its held-out rows (models
+    that did not train on those clips), never on the targets of a model that did."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from asc_auto.teacher import TeacherOutputs, _val_accuracy, average_teachers
+    from asc_auto.teacher_logits import read_heldout_logits
+
+    labels, names = ["a", "b", "c"], [f"audio/{i}.wav" for i in range(4)]
+    y = np.array([0, 1, 2, 0])
+    right = np.eye(3)[y] * 5.0  # the all-clips model: every clip right (it trained on them)
+    wrong = right.copy()
+    wrong[[1, 3]] = np.eye(3)[[0, 1]] * 5.0  # out of fold: two of the four wrong
+    f = tmp_path / "t.npz"
+    write_teacher_logits(f, names, right, labels=labels, heldout=(names, wrong))
+    held = read_heldout_logits(f, 3)
+    assert held is not None and held[0] == tuple(names)
+    ctx = SimpleNamespace(val_files=tuple(names[1:]), val_xy=(None, torch.from_numpy(y[1:])))
+    teacher = TeacherOutputs("k", tuple(names), right.astype(np.float32), None, None, 0, None,
+                             source="logits", heldout_files=held[0], heldout_logits=held[1])
+    assert _val_accuracy(teacher, ctx) == pytest.approx(1 / 3)  # clips 1-3: only 2 right
+    plain = dataclasses.replace(teacher, heldout_files=(), heldout_logits=None)
+    assert _val_accuracy(plain, ctx) == 1.0  # without them: the (flattering) targets
+    partial = dataclasses.replace(teacher, heldout_files=held[0][:2],
+                                  heldout_logits=held[1][:2])
+    assert _val_accuracy(partial, ctx) == 1.0  # not covering the split: the targets again
+    both = average_teachers([teacher, teacher], ctx)  # an ensemble averages them too
+    assert both.heldout_files == tuple(names) and _val_accuracy(both, ctx) == pytest.approx(1 / 3)
+    plain_file = tmp_path / "plain.npz"
+    write_teacher_logits(plain_file, names, right)
+    assert read_heldout_logits(plain_file, 3) is None  # a file without them: none
+    np.savez(f, filenames=np.array(names), logits=right, heldout_logits=wrong)
+    with pytest.raises(DataError, match="one of 'heldout_filenames' and 'heldout_logits'"):
+        read_heldout_logits(f, 3)
+    np.savez(f, filenames=np.array(names), logits=right, heldout_filenames=np.array(names),
+             heldout_logits=wrong[:, :2])
+    with pytest.raises(DataError, match="heldout_logits have 2 classes, the dataset 3"):
+        read_heldout_logits(f, 3)
+
