@@ -23,15 +23,15 @@ STRONGER_TEACHER = ("a stronger teacher (a larger [teacher] budget or min_clips_
                     "--teacher-logits of a stronger model)")
 # int8 and lt: stored outputs are their only teacher.
 STRONGER_STORED = ("--teacher-logits of a stronger model (`asc-auto teacher-logits` writes a "
-                   "study's out-of-fold outputs, `asc-auto predict --logits FILE` an exported "
-                   "model's)")
+                   "study's, with out-of-fold outputs that measure it; `asc-auto predict --logits "
+                   "FILE` an exported model's)")
 # Stored outputs that classify every validation clip right most likely came from a model that
 # trained on them (`predict --logits` on the training clips; the office16 baseline CNN's read
 # 1.000 with 3 folds): said, since that accuracy then measures nothing.
 SEEN_NOTE = ("note: the stored teacher outputs classify every validation clip right: if the "
              "model that wrote them trained on these clips, that accuracy measures nothing "
-             "and their targets are near one-hot; `asc-auto teacher-logits` writes out-of-fold "
-             "outputs instead")
+             "and their targets are near one-hot; `asc-auto teacher-logits` adds out-of-fold "
+             "outputs that measure it honestly")
 
 
 def _clips(attrs: Mapping[str, Any]) -> tuple[int | None, int | None]:

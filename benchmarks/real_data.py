@@ -196,19 +196,20 @@ def row_order(techniques: list[str], teacher: str | None) -> list[str]:
 
 
 def oof_teacher(data: Path, args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    """The --distil-from row's pick, trained once per fold (`asc-auto teacher-logits`): its
-    out-of-fold outputs, the file the distilling rows' searches are given, and its accuracy."""
+    """The --distil-from row's pick as a teacher (`asc-auto teacher-logits`: the all-clips
+    model's outputs to learn from, out-of-fold ones to measure it): the file the distilling
+    rows' searches are given, and its accuracy out of fold and on the evaluate fold."""
     from asc_auto.crossfit import teacher_logits
 
     study = study_name(data, args.distil_from, args)
-    out = home / f"{study}-oof.npz"
+    out = home / f"{study}-teacher.npz"
     r = teacher_logits(optuna.load_study(study_name=study, storage=default_storage(home)), out,
                        folds=args.distil_folds, home=home, progress=False,
                        status=lambda line: print(f"  {line}", flush=True) if said(line) else None,
                        jobs=retrain_jobs(args), storage=default_storage(home))
     print(f"  {args.distil_from} out of fold ({args.distil_folds} folds): "
           f"{100 * r.oof_accuracy:.1f} ± {100 * r.oof_se:.1f} % on fold1_train, "
-          f"{_percent(r.eval_accuracy)} % evaluate; {out}", flush=True)
+          f"{_percent(r.eval_accuracy)} % evaluate (the all-clips model); {out}", flush=True)
     return {"technique": args.distil_from, "trial": r.trial, "folds": args.distil_folds,
             "file": str(out), "oof_accuracy": round(r.oof_accuracy, 4),
             "oof_se": round(r.oof_se, 4),
@@ -276,11 +277,11 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None,
                         help="PNG of this budget's rows [default: --out with .png]")
     parser.add_argument("--distil-from", default=None, metavar="TECHNIQUE",
-                        help="int8 and lt rows distil from this row's pick's out-of-fold "
-                             "outputs (`asc-auto teacher-logits`), e.g. baseline; its row runs "
-                             "first")
+                        help="int8 and lt rows distil from this row's pick (`asc-auto "
+                             "teacher-logits`: learnt from its all-clips model, measured out of "
+                             "fold), e.g. baseline; its row runs first")
     parser.add_argument("--distil-folds", type=int, default=5, metavar="K",
-                        help="folds of --distil-from's out-of-fold outputs [default: 5]")
+                        help="folds measuring --distil-from's teacher [default: 5]")
     parser.add_argument("search_args", nargs="*", help="after --: more `search` options")
     args = parser.parse_args()
     if args.replot:

@@ -154,8 +154,8 @@ def test_a_teacher_below_the_best_student_is_flagged_with_the_fix_that_applies()
     assert lines[-1].startswith("warning: the KD teacher (0.5000) is not better than the best "
                                 "student (0.9000)")
     assert lines[-1].endswith("fix: --teacher-logits of a stronger model (`asc-auto "
-                              "teacher-logits` writes a study's out-of-fold outputs, `asc-auto "
-                              "predict --logits FILE` an exported model's)")
+                              "teacher-logits` writes a study's, with out-of-fold outputs that "
+                              "measure it; `asc-auto predict --logits FILE` an exported model's)")
     assert get_technique("int8").study_notes({}, best) == []  # no teacher: nothing said
 
 
