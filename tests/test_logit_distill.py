@@ -159,10 +159,10 @@ def test_a_teacher_below_the_best_student_is_flagged_with_the_fix_that_applies()
     assert get_technique("int8").study_notes({}, best) == []  # no teacher: nothing said
 
 
-def test_a_portfolio_entry_keeps_its_values_and_leaves_distillation_to_the_sampler(
+def test_a_portfolio_entry_keeps_its_values_and_starts_distilling_at_the_usual_setting(
         tmp_path: Path, tiny_dataset: Path) -> None:
     """An entry measured without a teacher names no distillation params: enqueued with a
-    teacher, its own values are fixed and the two new params are the sampler's."""
+    teacher, its own values are fixed and it distils at weight 0.5, T 4 (not a random draw)."""
     from asc_auto.portfolio import PORTFOLIO
     from asc_auto.schema import TrialRecord
     from asc_auto.search import setup_study
@@ -189,6 +189,7 @@ qat_epochs = 0
     entry = [t for t in waiting if TrialRecord.from_trial(t).source == PORTFOLIO]
     assert len(entry) == 1
     fixed = entry[0].system_attrs["fixed_params"]
-    assert fixed["width"] == 0.25 and fixed["llf1"] == 5 and WEIGHT not in fixed
+    assert fixed["width"] == 0.25 and fixed["llf1"] == 5
+    assert fixed[WEIGHT] == 0.5 and fixed[TEMPERATURE] == 4.0
     paper = [t for t in waiting if t.system_attrs["fixed_params"].get(WEIGHT) == 0.0]
     assert len(paper) == 1  # the paper trial: the paper's training, fixed
