@@ -39,10 +39,11 @@ from asc_auto.cv import fold_contexts
 from asc_auto.errors import UsageError
 from asc_auto.ir import IR_FILE, IrModel
 from asc_auto.keys import digest, study_folder
+from asc_auto.procs import cpu_share
 from asc_auto.records import pick_trial
 from asc_auto.retrain import SeedResult, load_seed, retrain_folder, retrain_key, run_seed
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.series import series_progress
+from asc_auto.series import runs_in_processes, series_progress
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
 from asc_auto.techniques.base import Technique, get_technique
@@ -241,9 +242,7 @@ class FoldJob:
 def folds_side_by_side(job: FoldJob, folds: list[int], jobs: int,
                        status: Callable[[str], None] = print) -> dict[int, float]:
     """Train fold models `folds` in up to `jobs` spawned processes, as retrain's seeds
-    (`procs.runs_in_processes`); their training seconds."""
-    from asc_auto.procs import cpu_share, runs_in_processes
-
+    (`series.runs_in_processes`); their training seconds."""
     n = min(jobs, len(folds))
     status(f"training fold models {', '.join(str(i + 1) for i in folds)} in {n} processes, "
            f"{cpu_share(n)} CPU thread{'s' if cpu_share(n) > 1 else ''} each")

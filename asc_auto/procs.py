@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 
@@ -79,50 +78,3 @@ def take_slot(slots: Any) -> int:
         slots.value += 1
     return index
 
-
-class Timed(Protocol):
-    """A run's result: how long it trained."""
-
-    @property
-    def seconds(self) -> float: ...
-
-
-R = TypeVar("R", bound=Timed)
-
-
-def runs_in_processes(job: object, items: list[int], jobs: int,
-                      init: Callable[[Any, int, Any], None], run: Callable[[int], R],
-                      done_line: Callable[[int, R], str],
-                      status: Callable[[str], None] = print) -> dict[int, R]:
-    """`run(item)` for each of `items` (seeds, fold numbers) in up to `jobs` spawned processes
-    (no forked CUDA or OpenMP state), each set up once by `init(job, threads, slots)` with its
-    share of the cores (and, by its slot, its GPU); results by item. Each run saves its own
-    work atomically, so Ctrl-C or a failed run keeps those already done; a line per finished
-    run (`done_line(item, result)`) says how long the rest will take. A result has `seconds`."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from asc_auto.cost import duration_text
-
-    n = min(jobs, len(items))
-    threads = cpu_share(n)
-    mp = multiprocessing.get_context("spawn")
-    slots = mp.Value("i", 0)
-    results: dict[int, R] = {}
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp, initializer=init,
-                               initargs=(job, threads, slots))
-    try:
-        futures = {pool.submit(run, item): item for item in items}
-        for done, future in enumerate(as_completed(futures), 1):
-            item = futures[future]
-            results[item] = result = future.result()
-            left = len(items) - done
-            waves = -(-left // n)  # the runs still going or to start, n at a time
-            took = [r.seconds for r in results.values()]
-            eta = (f"; about {duration_text(waves * sum(took) / len(took))} left" if left
-                   else "")
-            status(f"{done_line(item, result)} ({duration_text(result.seconds)} of training); "
-                   f"{done} of {len(items)}{eta}")
-    finally:  # Ctrl-C or a failed run: no new one starts; finished ones are on disk
-        pool.shutdown(wait=True, cancel_futures=True)
-    return results

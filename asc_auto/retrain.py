@@ -32,10 +32,10 @@ from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, study_folder
 from asc_auto.package import RESULT_JSON, write_deployed, write_weights
-from asc_auto.procs import float_setting
+from asc_auto.procs import cpu_share, float_setting
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.series import series_progress
+from asc_auto.series import runs_in_processes, series_progress
 from asc_auto.space import space_digest
 from asc_auto.techniques.base import Candidate, EpochHook, StepHook, Technique, get_technique
 from asc_auto.train import resolve_device
@@ -196,11 +196,9 @@ class SeedJob:
 
 def seeds_side_by_side(job: SeedJob, seeds: list[int], jobs: int,
                        status: Callable[[str], None] = print) -> None:
-    """Train `seeds` in up to `jobs` spawned processes (`procs.runs_in_processes`), each
+    """Train `seeds` in up to `jobs` spawned processes (`series.runs_in_processes`), each
     with its share of the cores and, on CUDA, the GPUs round robin; each seed is on disk as it
     finishes."""
-    from asc_auto.procs import cpu_share, runs_in_processes
-
     n = min(jobs, len(seeds))
     status(f"retraining trial {job.trial} with seeds {', '.join(map(str, seeds))} in {n} "
            f"processes, {cpu_share(n)} CPU thread{'s' if cpu_share(n) > 1 else ''} each")

@@ -1,17 +1,19 @@
-"""Progress of a series of trainings of one configuration: retrain's seeds, teacher-logits' fold
-models. One bar counts the runs, another the running one's training steps, each with its time
-remaining, and the first run's timed epoch says once what the series will cost (cost.py)."""
+"""A series of trainings of one configuration: retrain's seeds, teacher-logits' fold models.
+`series_progress`: one bar counts the runs, another the running one's training steps, each with
+its time remaining, and the first run's timed epoch says once what the series will cost
+(cost.py). `runs_in_processes`: the runs side by side in spawned processes (`--jobs N`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from rich.progress import Progress, TaskID
 
-from asc_auto.cost import EpochClock, SearchPlan
+from asc_auto.cost import EpochClock, SearchPlan, duration_text
+from asc_auto.procs import cpu_share
 from asc_auto.progress import progress_bar
 from asc_auto.techniques.base import Candidate, EpochHook, StepHook, Technique
 
@@ -75,3 +77,49 @@ def series_progress(enabled: bool, what: str, total: int, todo: int, epochs: int
         runs = bar.add_task(what, total=total, info="")
         steps = bar.add_task("training", total=None, info="", visible=False)
         yield Series(bar, cost, runs, steps, epochs, scored)
+
+
+class Timed(Protocol):
+    """A run's result: how long it trained."""
+
+    @property
+    def seconds(self) -> float: ...
+
+
+R = TypeVar("R", bound=Timed)
+
+
+def runs_in_processes(job: object, items: list[int], jobs: int,
+                      init: Callable[[Any, int, Any], None], run: Callable[[int], R],
+                      done_line: Callable[[int, R], str],
+                      status: Callable[[str], None] = print) -> dict[int, R]:
+    """`run(item)` for each of `items` (seeds, fold numbers) in up to `jobs` spawned processes
+    (no forked CUDA or OpenMP state), each set up once by `init(job, threads, slots)` with its
+    share of the cores (and, by its slot, its GPU); results by item. Each run saves its own
+    work atomically, so Ctrl-C or a failed run keeps those already done; a line per finished
+    run (`done_line(item, result)`) says how long the rest will take. A result has `seconds`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = min(jobs, len(items))
+    threads = cpu_share(n)
+    mp = multiprocessing.get_context("spawn")
+    slots = mp.Value("i", 0)
+    results: dict[int, R] = {}
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=mp, initializer=init,
+                               initargs=(job, threads, slots))
+    try:
+        futures = {pool.submit(run, item): item for item in items}
+        for done, future in enumerate(as_completed(futures), 1):
+            item = futures[future]
+            results[item] = result = future.result()
+            left = len(items) - done
+            waves = -(-left // n)  # the runs still going or to start, n at a time
+            took = [r.seconds for r in results.values()]
+            eta = (f"; about {duration_text(waves * sum(took) / len(took))} left" if left
+                   else "")
+            status(f"{done_line(item, result)} ({duration_text(result.seconds)} of training); "
+                   f"{done} of {len(items)}{eta}")
+    finally:  # Ctrl-C or a failed run: no new one starts; finished ones are on disk
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
