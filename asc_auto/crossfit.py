@@ -39,7 +39,6 @@ from asc_auto.cv import fold_contexts
 from asc_auto.errors import UsageError
 from asc_auto.ir import IR_FILE, IrModel
 from asc_auto.keys import digest, study_folder
-from asc_auto.procs import cpu_share
 from asc_auto.records import pick_trial
 from asc_auto.retrain import SeedResult, load_seed, retrain_folder, retrain_key, run_seed
 from asc_auto.schema import StudyRecord, TrialRecord
@@ -161,8 +160,7 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
     full_key = retrain_key(study, technique.name, ctx, config)
     full_dir = retrain_folder(home, study.study_name, trial_no, full_key) / f"seed-{seed}"
     full = targets == "all"
-    todo = (sum(load_seed(folder / f"fold-{i}", k) is None for i, k in enumerate(keys))
-            + (full and load_seed(full_dir, full_key) is None))
+    todo = len(missing) - len(trained_now) + (full and load_seed(full_dir, full_key) is None)
     with series_progress(progress, "models", folds + full, todo, ctx.train_cfg.epochs,
                          "model", "--folds or --epochs", "held-out", status) as series:
         for i, (fold_ctx, key) in enumerate(zip(contexts, keys, strict=True)):
@@ -243,11 +241,10 @@ def folds_side_by_side(job: FoldJob, folds: list[int], jobs: int,
                        status: Callable[[str], None] = print) -> dict[int, float]:
     """Train fold models `folds` in up to `jobs` spawned processes, as retrain's seeds
     (`series.runs_in_processes`); their training seconds."""
-    n = min(jobs, len(folds))
-    status(f"training fold models {', '.join(str(i + 1) for i in folds)} in {n} processes, "
-           f"{cpu_share(n)} CPU thread{'s' if cpu_share(n) > 1 else ''} each")
-    results = runs_in_processes(job, folds, jobs, _fold_init, _fold_run, lambda i, r: (
-        f"fold model {i + 1}: held-out accuracy {r.accuracy:.4f}"), status)
+    results = runs_in_processes(
+        job, folds, jobs, _fold_init, _fold_run,
+        f"training fold models {', '.join(str(i + 1) for i in folds)}",
+        lambda i, r: f"fold model {i + 1}: held-out accuracy {r.accuracy:.4f}", status)
     return {i: r.seconds for i, r in results.items()}
 
 

@@ -32,7 +32,7 @@ from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, study_folder
 from asc_auto.package import RESULT_JSON, write_deployed, write_weights
-from asc_auto.procs import cpu_share, float_setting
+from asc_auto.procs import float_setting
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.series import runs_in_processes, series_progress
@@ -199,11 +199,11 @@ def seeds_side_by_side(job: SeedJob, seeds: list[int], jobs: int,
     """Train `seeds` in up to `jobs` spawned processes (`series.runs_in_processes`), each
     with its share of the cores and, on CUDA, the GPUs round robin; each seed is on disk as it
     finishes."""
-    n = min(jobs, len(seeds))
-    status(f"retraining trial {job.trial} with seeds {', '.join(map(str, seeds))} in {n} "
-           f"processes, {cpu_share(n)} CPU thread{'s' if cpu_share(n) > 1 else ''} each")
-    runs_in_processes(job, seeds, jobs, _seed_init, _seed_run, lambda seed, r: (
-        f"retrained trial {job.trial} seed {seed}: evaluate accuracy {r.accuracy:.4f}"), status)
+    runs_in_processes(
+        job, seeds, jobs, _seed_init, _seed_run,
+        f"retraining trial {job.trial} with seeds {', '.join(map(str, seeds))}",
+        lambda seed, r: f"retrained trial {job.trial} seed {seed}: evaluate accuracy "
+                        f"{r.accuracy:.4f}", status)
 
 
 _SEEDING: dict[str, Any] = {}  # in a retrain process: its technique, context and configuration

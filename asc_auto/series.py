@@ -91,18 +91,21 @@ R = TypeVar("R", bound=Timed)
 
 def runs_in_processes(job: object, items: list[int], jobs: int,
                       init: Callable[[Any, int, Any], None], run: Callable[[int], R],
-                      done_line: Callable[[int, R], str],
+                      intro: str, done_line: Callable[[int, R], str],
                       status: Callable[[str], None] = print) -> dict[int, R]:
     """`run(item)` for each of `items` (seeds, fold numbers) in up to `jobs` spawned processes
     (no forked CUDA or OpenMP state), each set up once by `init(job, threads, slots)` with its
     share of the cores (and, by its slot, its GPU); results by item. Each run saves its own
     work atomically, so Ctrl-C or a failed run keeps those already done; a line per finished
-    run (`done_line(item, result)`) says how long the rest will take. A result has `seconds`."""
+    run (`done_line(item, result)`) says how long the rest will take, after a first line
+    (`intro`, e.g. "retraining trial 3 with seeds 0, 1") saying how they are split. A result
+    has `seconds`."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     n = min(jobs, len(items))
     threads = cpu_share(n)
+    status(f"{intro} in {n} processes, {threads} CPU thread{'s' if threads > 1 else ''} each")
     mp = multiprocessing.get_context("spawn")
     slots = mp.Value("i", 0)
     results: dict[int, R] = {}
