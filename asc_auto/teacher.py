@@ -234,8 +234,7 @@ class TeacherOutputs:
     heldout_logits: np.ndarray | None = None
 
     def rows(self, filenames: Sequence[str]) -> np.ndarray:
-        index = {f: i for i, f in enumerate(self.filenames)}
-        return np.array([index[f] for f in filenames], dtype=np.int64)
+        return _rows(self.filenames, filenames)
 
     def select(self, filenames: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher logits and embeddings (None without any) for `filenames`, in that order."""

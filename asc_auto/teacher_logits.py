@@ -66,16 +66,7 @@ def read_teacher_logits(path: Path, labels: Sequence[str], required: Sequence[st
         if name not in arrays:
             raise DataError(path, f"has no '{name}' array (it has {', '.join(arrays) or 'none'})",
                             FIX)
-    names = arrays["filenames"]
-    if names.ndim != 1 or names.dtype.kind != "U":
-        raise DataError(path, f"'filenames' must be a 1-D string array, got {names.dtype} "
-                        f"{names.shape}", "save it with np.asarray(names, dtype=str)")
-    files = tuple(str(n) for n in names)
-    seen: set[str] = set()
-    for name in files:
-        if name in seen:
-            raise DataError(path, f"clip {name!r} appears twice", "keep one row per clip")
-        seen.add(name)
+    files = _names(path, arrays["filenames"], "filenames")
     logits = _matrix(path, arrays["logits"], "logits", files)
     if "labels" in arrays and tuple(str(x) for x in arrays["labels"]) != tuple(labels):
         raise DataError(path, f"columns are {', '.join(map(str, arrays['labels']))}, the dataset "
@@ -95,6 +86,21 @@ def read_teacher_logits(path: Path, labels: Sequence[str], required: Sequence[st
                         f"{len(required)} fold1_train clips missing)",
                         "give every fold1_train clip a row (names as in the dataset's CSVs)")
     return files, logits, embeds
+
+
+def _names(path: Path, names: np.ndarray, field: str) -> tuple[str, ...]:
+    """A 1-D string array of clip names, each once, or a DataError naming the first repeat."""
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise DataError(path, f"'{field}' must be a 1-D string array, got {names.dtype} "
+                        f"{names.shape}", "save it with np.asarray(names, dtype=str)")
+    files = tuple(str(n) for n in names)
+    seen: set[str] = set()
+    for name in files:
+        if name in seen:
+            raise DataError(path, f"clip {name!r} appears twice in '{field}'",
+                            "keep one row per clip")
+        seen.add(name)
+    return files
 
 
 def _matrix(path: Path, value: np.ndarray, name: str, files: tuple[str, ...]) -> np.ndarray:
@@ -131,12 +137,7 @@ def read_heldout_logits(path: Path, n_classes: int
             raise DataError(path, "has one of 'heldout_filenames' and 'heldout_logits' without "
                             "the other", "write both or neither")
         names, value = z["heldout_filenames"], z["heldout_logits"]
-    if names.ndim != 1 or names.dtype.kind != "U":
-        raise DataError(path, f"'heldout_filenames' must be a 1-D string array, got "
-                        f"{names.dtype} {names.shape}", "save it with np.asarray(names, dtype=str)")
-    files = tuple(str(n) for n in names)
-    if len(set(files)) != len(files):
-        raise DataError(path, "'heldout_filenames' lists a clip twice", "keep one row per clip")
+    files = _names(path, names, "heldout_filenames")
     logits = _matrix(path, value, "heldout_logits", files)
     if logits.shape[1] != n_classes:
         raise DataError(path, f"heldout_logits have {logits.shape[1]} classes, the dataset "

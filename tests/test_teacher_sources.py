@@ -285,4 +285,8 @@ def test_held_out_outputs_measure_the_teacher_while_the_logits_teach(tmp_path: P
              heldout_logits=wrong[:, :2])
     with pytest.raises(DataError, match="heldout_logits have 2 classes, the dataset 3"):
         read_heldout_logits(f, 3)
+    np.savez(f, filenames=np.array(names), logits=right,
+             heldout_filenames=np.array([names[0], *names[:3]]), heldout_logits=wrong)
+    with pytest.raises(DataError, match=r"clip 'audio/0.wav' appears twice in 'heldout_filen"):
+        read_heldout_logits(f, 3)
 
