@@ -343,7 +343,8 @@ def retrain(
     storage: StorageOpt = None,
     seeds: Annotated[int, typer.Option(min=1, metavar="N", help="Seeds to retrain with.")] = 3,
     epochs: Annotated[int | None, typer.Option(
-        min=1, metavar="N", help="Epochs \\[default: the search's].")] = None,
+        min=1, metavar="N", help="Epochs \\[default: those that see the clips each search "
+        "training saw].")] = None,
     trial: Annotated[int | None, typer.Option(
         metavar="N",
         help="Trial to retrain \\[default: the confirmed winner, else the best feasible].")] = None,
@@ -611,7 +612,8 @@ def teacher_logits(
         help="Trial to train \\[default: the confirmed winner, else the best feasible].")] = None,
     epochs: Annotated[int | None, typer.Option(
         min=1, metavar="N",
-        help="Epochs of each fold model \\[default: the search's, as retrain's].")] = None,
+        help="Epochs of each fold model \\[default: those that see the clips each search "
+        "training saw, as retrain's].")] = None,
     seed: Annotated[int, typer.Option(
         min=0, metavar="N", help="Seed of the folds and of the training.")] = 0,
     targets: Annotated[str, typer.Option(

@@ -29,7 +29,7 @@ from asc_auto.errors import AscError, UsageError
 from asc_auto.features.cache import FeatureSet, build_features
 from asc_auto.schema import StudyRecord
 from asc_auto.space import SearchSpace, load_space, space_digest
-from asc_auto.train import TrainConfig, epochs_for, resolve_device, train_config
+from asc_auto.train import TrainConfig, epochs_for, epochs_to_see, resolve_device, train_config
 from asc_auto.transfer import Sources, pin_space
 
 
@@ -101,7 +101,10 @@ class ContextSettings:
     max_mmacs: float | None = None  # MACs limit in millions; None: the rule's own (or none)
     demo: bool = False  # apply the space file's [demo.*] tables
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # table values
-    epochs: int | None = None  # None: [train] epochs (raised by min_clips_seen)
+    epochs: int | None = None  # None: [train] epochs (raised by min_clips_seen), or clips_seen
+    # Retrain, export: the clips each search training saw (StudyRecord.clips_seen); with epochs
+    # None the epochs are those that see as many on these training clips.
+    clips_seen: int | None = None
     seed: int | None = None  # the training seed; None keeps [train] seed
     device: str = "auto"
     progress: bool = True
@@ -162,7 +165,8 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
     else:
         train, val = train_val_split(dataset.train, s.val_fraction, seed=s.split_seed)
     tcfg = train_config(space.train, str(space.file))
-    epochs = s.epochs or epochs_for(tcfg.epochs, tcfg.min_clips_seen, len(train))
+    epochs = s.epochs or (epochs_to_see(s.clips_seen, len(train)) if s.clips_seen
+                          else epochs_for(tcfg.epochs, tcfg.min_clips_seen, len(train)))
     tcfg = dataclasses.replace(tcfg, epochs=epochs, device=s.device)
     if s.seed is not None:
         tcfg = dataclasses.replace(tcfg, seed=s.seed)
@@ -178,9 +182,10 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
                   epochs: int | None, device: str, progress: bool,
                   status: Callable[[str], None], data: Path | None = None) -> TrialContext:
     """Whole fold1_train for training, the evaluate fold for scoring; the study's own settings
-    (data, space, demo profile, table overrides, rule, budget, MACs limit, epochs). `data`:
-    the study's dataset at another place (moved, or staged to a job's disk), accepted when its
-    content is the study's."""
+    (data, space, demo profile, table overrides, rule, budget, MACs limit). `epochs` None: those
+    that see the clips each search training saw (`clips_seen`; a study made before it was
+    recorded: the search's epochs). `data`: the study's dataset at another place (moved, or
+    staged to a job's disk), accepted when its content is the study's."""
     record = StudyRecord.from_study(study)
     for key in ("data", "space_file", "rule", "budget_kb"):
         if getattr(record, key) is None:
@@ -196,7 +201,9 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
         rule=str(record.rule), budget_kb=float(record.budget_kb or 0.0),
         max_mmacs=record.max_mmacs, home=home, demo=bool(record.demo),
         overrides=record.overrides or {},
-        epochs=epochs or (int(record.epochs) if record.epochs is not None else None),
+        epochs=epochs or (int(record.epochs) if record.epochs is not None and not record.clips_seen
+                          else None),
+        clips_seen=record.clips_seen,
         device=device, progress=progress, val_fraction=None,
         sources=Sources.from_attrs(record.sources), study=record,
         study_name=study.study_name), status)

@@ -26,6 +26,7 @@ trial's retrain seed, which `retrain` then reuses.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from asc_auto.series import runs_in_processes, series_progress
 from asc_auto.stats import binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
 from asc_auto.techniques.base import Technique, get_technique
+from asc_auto.train import epochs_to_see
 
 FOLDER = "teacher-logits"
 
@@ -116,8 +118,13 @@ def fold_plan(study: optuna.Study, folds: int, seed: int, trial_number: int | No
     technique = get_technique(str(StudyRecord.from_study(study).technique))
     ctx = study_context(study, technique, home, epochs, device, progress, status, data)
     config = dict(TrialRecord.from_trial(trial).config or {})
-    # Each fold model trains the epochs a retrain seed does (the search's, or `epochs`).
+    # Each fold model sees the clips a retrain seed does (the search's trainings', or `epochs`
+    # of its own clips; a study made before clips_seen was recorded: the retrain's epochs).
     contexts = fold_contexts(ctx, ctx.dataset.train, folds, seed)
+    seen = StudyRecord.from_study(study).clips_seen
+    if epochs is None and seen:
+        contexts = tuple(dataclasses.replace(f, train_cfg=dataclasses.replace(
+            f.train_cfg, epochs=epochs_to_see(seen, len(f.train_files)))) for f in contexts)
     keys = tuple(retrain_key(study, technique.name, fold_ctx, config) for fold_ctx in contexts)
     folder = (study_folder(home, study.study_name) / FOLDER
               / f"trial-{trial.number}-{digest([*keys, seed])[:12]}")

@@ -162,7 +162,8 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             cached = load_seed(seed_dir, key)
             if cached is None:
                 status(f"retraining trial {trial.number} with seed {seed} "
-                       f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs)")
+                       f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs = "
+                       f"{len(ctx.train_files) * ctx.train_cfg.epochs:,} clips seen)")
                 hooks = series.start(f"seed {seed}", seed, technique, config)
                 cached = run_seed(technique, ctx, config, seed, seed_dir, key,
                                   on_epoch=hooks.on_epoch, on_step=hooks.on_step,

@@ -156,6 +156,10 @@ class StudyRecord:
     val_fraction: float | None = None
     overrides: dict[str, dict[str, Any]] | None = None
     epochs: int | None = None
+    # Clips one search training sees (its epochs x the clips of its fold or split): what retrain
+    # and teacher-logits train, epochs derived (train.epochs_to_see). None: a study made before
+    # it was recorded, retrained with its `epochs`.
+    clips_seen: int | None = None
     data_sha256: str | None = None  # the dataset's CSVs and files' content (data/tau.py)
     data_fingerprint: str | None = None  # what studies before content hashing recorded (times)
     space_sha256: str | None = None

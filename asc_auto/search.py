@@ -79,7 +79,7 @@ from asc_auto.techniques.base import (
     TrialContext,
     get_technique,
 )
-from asc_auto.train import TrainConfig
+from asc_auto.train import TrainConfig, epochs_to_see
 from asc_auto.transfer import feature_notes, resolve_sources
 from asc_auto.verbosity import optuna_level
 
@@ -421,6 +421,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                     space_file=str(setup.space.file), demo=setup.demo,
                     train_clips=len(ctx.train_files), val_clips=len(ctx.val_files),
                     cv_folds=n_folds, sources=ctx.sources.attrs()).write(study)  # sources: paths
+        status(_retrain_plan(study, setup))
     for key, value in _prepare(setup, status).items():  # the teacher(s): their own lock
         study.set_user_attr(key, value)
     with storage_lock(url):
@@ -505,6 +506,29 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
     per, first = (" per training", " of its first training") if several else ("", "")
     return (f"each trial trains {_n_epochs(epochs)}{per} ({why}) of {seen}; "
             f"{pruning.describe(pruner, epochs, first)}{between}")
+
+
+def clips_per_training(ctx: TrialContext, folds: Sequence[TrialContext]) -> int:
+    """Clips one search training sees: its epochs x its training clips (the folds' mean)."""
+    sizes = [len(f.train_files) for f in folds] or [len(ctx.train_files)]
+    return round(ctx.train_cfg.epochs * sum(sizes) / len(sizes))
+
+
+def _retrain_plan(study: optuna.Study, setup: SearchSetup) -> str:
+    """Record the clips each training sees in a new study (retrain trains as many) and say what
+    retrain will train; a study made before that was recorded keeps retraining its epochs."""
+    record = StudyRecord.from_study(study)
+    n_all = len(setup.dataset.train)
+    if record.clips_seen is None and study.get_trials(deepcopy=False):
+        return (f"retrain trains this study's {_n_epochs(int(record.epochs or 0))} on all "
+                f"{n_all:,} clips of fold1_train (it was made before searches recorded the "
+                "clips each training sees, which retrain now trains)")
+    seen = record.clips_seen or clips_per_training(setup.context, setup.folds)
+    if record.clips_seen is None:
+        StudyRecord(clips_seen=seen).write(study, ["clips_seen"])
+    return (f"retrain trains {_n_epochs(epochs_to_see(seen, n_all))} of all {n_all:,} clips of "
+            f"fold1_train: the {seen:,} clips each search training sees (--epochs of retrain "
+            "sets others)")
 
 
 def _n_epochs(n: int) -> str:

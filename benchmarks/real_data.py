@@ -216,6 +216,15 @@ def oof_teacher(data: Path, args: argparse.Namespace, home: Path) -> dict[str, A
             "eval_accuracy": None if r.eval_accuracy is None else round(r.eval_accuracy, 4)}
 
 
+def _seed_epochs(summary: dict[str, Any]) -> int | None:
+    """The epochs a retrain summary's seeds trained (seed 0's result.json), None if unreadable."""
+    try:
+        return int(json.loads((Path(summary["folder"]) / "seed-0" / "result.json")
+                              .read_text())["epochs"])
+    except (KeyError, OSError, TypeError, ValueError):
+        return None
+
+
 def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
             teacher: dict[str, Any] | None = None) -> dict[str, Any]:
     """Search, then retrain the paper configuration and the pick; the numbers and wall times.
@@ -242,6 +251,9 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
         "trials": len(loaded.trials),
         "over_limit": sum(not counts_toward_budget(t) for t in loaded.trials),
         "cv_folds": attrs.get("cv_folds", 0), "epochs": attrs.get("epochs"),
+        # what each search training saw, and the epochs retrain trained to see as many (a
+        # study made before clips_seen was recorded: None, and its retrain trained `epochs`)
+        "clips_seen": attrs.get("clips_seen"), "retrain_epochs": _seed_epochs(best),
         **({"distilled_from": teacher} if teacher else {}),
         "teacher_val_accuracy": attrs.get("teacher_val_accuracy"),
         "teacher_val_se": teacher_se(attrs),
