@@ -145,7 +145,7 @@ def test_a_benchmark_script_with_a_wrong_data_path_says_so_in_one_line(tmp_path:
                 "[default: the shipped <t>.toml]", "[default: searched]",
                 "[default: sqlite:///<home>/asc.db]", "[default: the rule's limit]",
                 "[default: the rule's limit, if any]"]),
-    ("retrain", ["[default: the search's]",
+    ("retrain", ["[default: those that see the clips each search training saw]",
                  "[default: the confirmed winner, else the best feasible]"]),
     ("export", ["[default: from the corresponding author, else asc-auto_<study>_task1b_1]"]),
     ("show", ["[default: sqlite:///<home>/asc.db]"]),
