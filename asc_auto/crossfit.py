@@ -115,13 +115,14 @@ def fold_plan(study: optuna.Study, folds: int, seed: int, trial_number: int | No
     if folds < 2:
         raise UsageError(f"--folds {folds}: out-of-fold outputs need at least 2 folds")
     trial = pick_trial(study, trial_number)
-    technique = get_technique(str(StudyRecord.from_study(study).technique))
+    record = StudyRecord.from_study(study)
+    technique = get_technique(str(record.technique))
     ctx = study_context(study, technique, home, epochs, device, progress, status, data)
     config = dict(TrialRecord.from_trial(trial).config or {})
     # Each fold model sees the clips a retrain seed does (the search's trainings', or `epochs`
     # of its own clips; a study made before clips_seen was recorded: the retrain's epochs).
     contexts = fold_contexts(ctx, ctx.dataset.train, folds, seed)
-    seen = StudyRecord.from_study(study).clips_seen
+    seen = record.clips_seen
     if epochs is None and seen:
         contexts = tuple(dataclasses.replace(f, train_cfg=dataclasses.replace(
             f.train_cfg, epochs=epochs_to_see(seen, len(f.train_files)))) for f in contexts)
