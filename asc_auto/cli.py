@@ -206,6 +206,11 @@ def search(
         help="... with this many fresh seeds each; retrain and export take the best "
                     "mean (0 = the single best trial) \\[default: 2; 1 on the built-in "
                     "demo].")] = None,
+    confirm_max_seeds: Annotated[int | None, typer.Option(
+        min=0, metavar="N",
+        help="... and the best two, while their means are under 2 standard errors apart, one "
+             "more seed each up to N \\[default: twice --confirm-seeds; none on the built-in "
+             "demo].")] = None,
     init_from: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, metavar="FILE",
         help="Start every trial's model from this safetensors checkpoint (asc-auto pretrain); "
@@ -249,6 +254,7 @@ def search(
         study=study, space=resolve_space(space),
         seed=seed, epochs=epochs, home=home, device=device, overrides=overrides,
         retry_failed=retry_failed, cv=cv, confirm_top=confirm_top, confirm_seeds=confirm_seeds,
+        confirm_max_seeds=confirm_max_seeds,
         init_from=init_from, teachers=tuple(teacher or ()),
         teacher_logits=tuple(teacher_logits or ()), progress=_live(),
         initial_design=initial_design.value, pruner=pruner.value,

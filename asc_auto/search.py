@@ -112,6 +112,8 @@ class SearchOptions:
     confirm_top: int | None = None  # after the trials, the best few configurations ...
     confirm_seeds: int | None = None  # ... scored again with this many fresh seeds (0: none;
     # None: confirm.default_top and default_seeds, read when the search starts)
+    confirm_max_seeds: int | None = None  # the best two, while close, up to this many (None:
+    # confirm.default_max_seeds)
     init_from: Path | None = None  # --init-from: every trial's model starts from it (transfer.py)
     teachers: tuple[Path, ...] = ()  # --teacher: kd teacher checkpoints (several: an ensemble)
     teacher_logits: tuple[Path, ...] = ()  # --teacher-logits: stored teacher outputs
@@ -133,6 +135,7 @@ class SearchSetup:
     folds: tuple[TrialContext, ...] = ()  # cross-validation: one context per fold, else none
     confirm_top: int = 0  # finish_search confirms this many top configurations ...
     confirm_seeds: int = 0  # ... with this many fresh seeds each
+    confirm_max_seeds: int = 0  # ... the best two, while close, up to this many (confirm.undecided)
     stop_hopeless: bool = False  # stop a trial between folds once it cannot enter keep_top
 
     @property
@@ -321,7 +324,10 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         epochs=setup.context.train_cfg.epochs, folds=max(1, len(setup.folds)),
         trials=opts.trials, timeout=opts.timeout,
         # the top few and the paper point as their reference, each with fresh seeds
-        confirmations=(setup.confirm_top + 1) * setup.confirm_seeds if finish else 0,
+        # and the best two, while close, more up to confirm_max_seeds
+        confirmations=((setup.confirm_top + 1) * setup.confirm_seeds
+                       + 2 * max(0, setup.confirm_max_seeds - setup.confirm_seeds)
+                       if finish and setup.confirm_seeds else 0),
         workers=opts.workers,
         rung=pruning.first_rung(opts.pruner, setup.context.train_cfg.epochs)), status)
     shared = (SharedBudget(opts.storage or default_storage(opts.home), opts.run, opts.trials)
@@ -377,6 +383,9 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
                          else opts.confirm_top)
     setup.confirm_seeds = (confirm.default_seeds(setup.demo) if opts.confirm_seeds is None
                            else opts.confirm_seeds)
+    setup.confirm_max_seeds = max(setup.confirm_seeds, (
+        confirm.default_max_seeds(setup.confirm_seeds, setup.demo)
+        if opts.confirm_max_seeds is None else opts.confirm_max_seeds))
     setup.stop_hopeless = opts.pruner != "none"
     ctx = setup.context
     val_files = set(ctx.val_files)
@@ -646,7 +655,7 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
             confirmed = confirm.confirm_top(
                 study, ranked, lambda trial, seed: rescore(objective, trial, seed, study),
                 setup.confirm_top, setup.confirm_seeds, status, reference=paper,
-                score_many=score_many)
+                score_many=score_many, max_seeds=setup.confirm_max_seeds)
         if confirmed:
             status("confirmed: " + "; ".join(
                 f"trial {c.trial} {c.mean:.4f}"

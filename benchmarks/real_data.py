@@ -57,7 +57,7 @@ from asc_auto.workers import unprefixed
 #: the time left, each confirmation run, each retrained seed), so a row that takes hours says
 #: so, and where it stands, in the benchmark's own log.
 SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed: ", "retraining trial ",
-        "the paper configuration (", "teacher-logits: ", "fold model ")
+        "the paper configuration (", "teacher-logits: ", "fold model ", "the best two ")
 
 
 def said(line: str) -> bool:

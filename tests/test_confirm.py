@@ -17,6 +17,7 @@ from asc_auto.confirm import (
     CONFIRMATION,
     SETTLE_SECONDS,
     STALE_SECONDS,
+    Confirmed,
     chosen_trials,
     claim,
     confirm_top,
@@ -26,6 +27,7 @@ from asc_auto.confirm import (
     live_claim,
     reference_note,
     settled,
+    undecided,
 )
 from asc_auto.procs import HOST, _start_time, this_worker
 from asc_auto.records import feasible_trials
@@ -349,3 +351,128 @@ def test_a_stamp_that_fails_is_tried_again_not_raised(monkeypatch: pytest.Monkey
         time.sleep(0.3)
         stamped = study.user_attrs["confirming"]["beat"]
     assert failed and not errors and stamped > first
+
+
+def _confirmed(trial: int, *fresh: float) -> Confirmed:
+    return Confirmed(trial, (0.9, *fresh), 100.0)
+
+
+def test_the_best_two_get_another_seed_while_under_two_standard_errors_apart() -> None:
+    close = [_confirmed(3, 0.766, 0.727), _confirmed(7, 0.708, 0.734), _confirmed(1, 0.5, 0.5)]
+    # 0.7465 ± 0.0195 against 0.721 ± 0.013: 1.1 SE of the difference apart
+    assert undecided(close, max_seeds=4) == [3, 7]  # the third is out of the running
+    assert undecided(close, max_seeds=2) == []  # nothing more allowed
+    apart = [_confirmed(3, 0.80, 0.81), _confirmed(7, 0.70, 0.71)]  # 0.1 apart, SE 0.007
+    assert undecided(apart, max_seeds=4) == []
+    one_seed = [_confirmed(3, 0.80), _confirmed(7, 0.70)]  # no SE: a second seed each
+    assert undecided(one_seed, max_seeds=2) == [3, 7]
+    at_most = [_confirmed(3, 0.766, 0.727, 0.630), _confirmed(7, 0.708, 0.734)]
+    assert undecided(at_most, max_seeds=3) == [7]  # trial 3 has its 3: only trial 7 runs
+    # unequal seeds (a run killed mid-round): the one with fewer first, whatever the gap
+    uneven = [_confirmed(7, 0.90, 0.91), _confirmed(3, 0.60, 0.61, 0.62)]
+    assert undecided(uneven, max_seeds=4) == [7]
+    assert undecided([_confirmed(7, 0.90, 0.91, 0.9), _confirmed(3, 0.60, 0.61, 0.62)],
+                     max_seeds=4) == []  # as many each, far apart
+    same = [_confirmed(3, 0.75, 0.75), _confirmed(7, 0.75, 0.75)]  # a tie, no spread
+    assert undecided(same, max_seeds=3) == [3, 7]
+    assert undecided(close[:1], max_seeds=4) == []
+
+
+# office16's 6-trial distilled int8 search, 3-fold confirmation runs (docs/BENCHMARKS.md): two
+# seeds ranked trial 3 first, a third turned the pick to the portfolio entry (here trial 7).
+OFFICE16 = {3: [0.766, 0.727, 0.630, 0.700], 7: [0.708, 0.734, 0.721, 0.715],
+            1: [0.60, 0.61, 0.62, 0.63]}
+
+
+def _office16(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+    return OFFICE16[trial.number][seed - 1]
+
+
+def _office16_study() -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for number, value in ((0, 0.5), (1, 0.70), (2, 0.4), (3, 0.78), (4, 0.3), (5, 0.2),
+                          (6, 0.1), (7, 0.73)):
+        study.add_trial(create_trial(
+            value=value, params={"x": float(number)},
+            distributions={"x": FloatDistribution(0, 100)},
+            user_attrs={"feasible": True, "size_kb": 100.0 + number}))
+    return study
+
+
+def test_close_best_two_get_more_seeds_and_the_pick_turns() -> None:
+    study = _office16_study()
+    runs: list[tuple[int, int]] = []
+    said: list[str] = []
+
+    def score(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        runs.append((trial.number, seed))
+        return _office16(trial, seed)
+
+    ranked = confirm_top(study, feasible_trials(study), score, top=3, seeds=2,
+                         status=said.append, max_seeds=4)
+    # two seeds each, then seed 3 and seed 4 of the two that stay close; trial 1 keeps its two
+    assert runs == [(3, 1), (3, 2), (7, 1), (7, 2), (1, 1), (1, 2), (3, 3), (7, 3), (7, 4),
+                    (3, 4)], runs
+    assert [c.trial for c in ranked] == [7, 3, 1] and confirmed_best(study) == 7
+    assert [len(c.fresh) for c in ranked] == [4, 4, 2]
+    notes = [line for line in said if line.startswith("the best two are close")]
+    assert notes[0] == ("the best two are close: trial 3 0.7465 ± 0.020 (2 seeds) against trial "
+                        "7 0.7210 ± 0.013 (2 seeds), under 2 standard errors of their "
+                        "difference apart: one more fresh seed for trials 3 and 7 (at most 4 "
+                        "seeds)"), notes
+    assert len(notes) == 2
+    record = study.user_attrs[CONFIRMATION]
+    assert record["seeds"] == 2 and record["max_seeds"] == 4
+    runs.clear()  # run again: everything is recorded, the same decisions, nothing runs
+    confirm_top(study, feasible_trials(study), score, top=3, seeds=2, status=said.append,
+                max_seeds=4)
+    assert runs == []
+    # without room for more (the default), two seeds pick trial 3
+    plain = _office16_study()
+    two = confirm_top(plain, feasible_trials(plain), _office16, top=3, seeds=2,
+                      status=lambda m: None)
+    assert [c.trial for c in two] == [3, 7, 1] and len(two[0].fresh) == 2
+
+
+def test_best_two_far_apart_get_no_more_seeds() -> None:
+    study = _study([0.95, 0.82, 0.81, 0.40])
+    runs: list[tuple[int, int]] = []
+
+    def score(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        runs.append((trial.number, seed))
+        return _score(trial, seed)
+
+    confirm_top(study, feasible_trials(study), score, top=2, seeds=2, status=lambda m: None,
+                max_seeds=4)
+    # trial 1 0.815 ± 0.005 against trial 0 0.715 ± 0.005: far apart
+    assert sorted(runs) == [(0, 1), (0, 2), (1, 1), (1, 2)] and confirmed_best(study) == 1
+
+
+def test_an_extension_killed_midway_resumes_with_the_same_decisions() -> None:
+    study = _office16_study()
+    runs: list[tuple[int, int]] = []
+    killed: list[bool] = []
+
+    def flaky(trial: optuna.trial.FrozenTrial, seed: int) -> float:
+        if (trial.number, seed) == (7, 3) and not killed:
+            killed.append(True)
+            raise _Killed
+        runs.append((trial.number, seed))
+        return _office16(trial, seed)
+
+    with pytest.raises(_Killed):
+        confirm_top(study, feasible_trials(study), flaky, top=3, seeds=2,
+                    status=lambda m: None, max_seeds=4)
+    assert study.user_attrs[CONFIRMATION]["trials"]["3"] == [0.78, 0.766, 0.727, 0.63]
+    # the base confirmation is complete: the best mean so far is the pick until the end
+    assert confirmed_best(study) == 7
+    runs.clear()
+    said: list[str] = []
+    confirm_top(study, feasible_trials(study), flaky, top=3, seeds=2, status=said.append,
+                max_seeds=4)
+    # trial 7's seed 3 first (as many seeds each before comparing), then the round the
+    # uninterrupted confirmation ran: exactly its runs
+    assert runs == [(7, 3), (7, 4), (3, 4)] and confirmed_best(study) == 7
+    assert said[0] == ("the best two: trial 7 0.7210 ± 0.013 (2 seeds) against trial 3 0.7077 ± "
+                       "0.040 (3 seeds): one more fresh seed for trial 7, so that they are "
+                       "compared on as many seeds (at most 4)"), said

@@ -35,7 +35,7 @@ def _opts(tmp_path: Path, data: Path, **kw: object) -> SearchOptions:
 def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_dataset: Path) -> None:
     said: list[str] = []
     study = run_search(_opts(tmp_path, tiny_dataset, trials=3, cv=2, confirm_top=2,
-                             confirm_seeds=1), status=said.append)
+                             confirm_seeds=1, confirm_max_seeds=1), status=said.append)
     assert study.user_attrs["cv_folds"] == 2
     assert any("2-fold cross-validation over 35 clips" in line for line in said), said
     plan = [line for line in said if line.startswith("each trial trains")]
@@ -169,24 +169,28 @@ def test_the_demo_confirms_its_best_two_with_one_seed_user_data_three_with_two_u
     tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The built-in demo is a tour kept under 10 minutes: its best two configurations (and the
-    paper's) with one fresh seed each; a user's data gets the best three with two seeds;
-    --confirm-top and --confirm-seeds always win."""
+    paper's) with one fresh seed each; a user's data gets the best three with two seeds, and
+    the best two up to four while close; --confirm-top, --confirm-seeds and
+    --confirm-max-seeds always win."""
     from asc_auto.data import demo
     from asc_auto.search import setup_study
 
     monkeypatch.setattr(demo, "DEMO_SETTINGS", demo.DemoSettings(n_clips=30, clip_seconds=0.5))
 
-    def confirms(name: str, data: Path | None, **kw: object) -> tuple[int, int]:
+    def confirms(name: str, data: Path | None, **kw: object) -> tuple[int, int, int]:
         opts = SearchOptions(technique="baseline", data=data, epochs=1, trials=1, cv=0,
                              study=name, storage=f"sqlite:///{tmp_path / 'asc.db'}",
                              home=tmp_path / "home", progress=False, **kw)  # type: ignore[arg-type]
         setup = setup_study(opts, status=lambda m: None)[1]
-        return setup.confirm_top, setup.confirm_seeds
+        return setup.confirm_top, setup.confirm_seeds, setup.confirm_max_seeds
 
-    assert confirms("demo", None) == (2, 1)
-    assert confirms("user", tiny_dataset) == (3, 2)
-    assert confirms("demo3", None, confirm_top=4, confirm_seeds=3) == (4, 3)
-    assert confirms("user0", tiny_dataset, confirm_top=1, confirm_seeds=0) == (1, 0)
+    # (top, seeds, the best two's seeds at most while close: none more on the demo)
+    assert confirms("demo", None) == (2, 1, 1)
+    assert confirms("user", tiny_dataset) == (3, 2, 4)
+    assert confirms("demo3", None, confirm_top=4, confirm_seeds=3) == (4, 3, 3)
+    assert confirms("user0", tiny_dataset, confirm_top=1, confirm_seeds=0) == (1, 0, 0)
+    assert confirms("user3", tiny_dataset, confirm_seeds=3, confirm_max_seeds=5) == (3, 3, 5)
+    assert confirms("user1", tiny_dataset, confirm_max_seeds=1) == (3, 2, 2)  # never below
 
 
 def test_trials_0_finishes_an_existing_study_without_adding_trials(
@@ -203,8 +207,15 @@ def test_trials_0_finishes_an_existing_study_without_adding_trials(
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)
     assert [(t.number, t.state) for t in study.trials] == before
-    assert len(study.user_attrs[CONFIRMATION]["trials"]) == 2
-    assert any(line.startswith("confirmed: ") for line in said), said
+    record = study.user_attrs[CONFIRMATION]
+    assert len(record["trials"]) == 2 and record["max_seeds"] == 2
+    # one fresh seed has no standard error: the best two get a second (the default: twice
+    # --confirm-seeds), and are ranked on both
+    assert all(len(accs) == 3 for accs in record["trials"].values()), record
+    assert any(line.startswith("the best two are close: ") and "one seed has no standard "
+               "error" in line for line in said), said
+    assert any(line.startswith("confirmed: ") and "over 2 fresh seeds" in line
+               for line in said), said
     storage = f"sqlite:///{tmp_path / 'asc.db'}"
     out = CliRunner().invoke(app, ["search", "--technique", "kd", "--study", "nope",
                                    "--trials", "0", "--storage", storage,
@@ -367,8 +378,8 @@ def test_a_worker_finishing_while_another_confirms_leaves_it_the_new_trials(
 
     monkeypatch.setattr("asc_auto.search.rescore", rescore)
     said.clear()
-    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
-                       status=said.append)
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1,
+                             confirm_max_seeds=1), status=said.append)
     new = study.trials[-1].number
     assert "trials another worker finished during the confirmation entered the top: " \
            "confirming the new top configurations" in said, said
