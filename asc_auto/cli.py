@@ -37,6 +37,7 @@ from asc_auto.report import (
     running_table,
     studies_table,
     summary_line,
+    unfinished_line,
     untested_choices,
 )
 from asc_auto.schema import StudyRecord
@@ -720,7 +721,7 @@ def _print_study(study: optuna.Study) -> None:
     confirmed = confirmation_table(study)
     if confirmed is not None:
         console.print(confirmed)
-    for line in (reference_line(study), confirming_line(study)):
+    for line in (reference_line(study), confirming_line(study), unfinished_line(study)):
         if line is not None:
             console.print(escape(line))
     if ranked:

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from asc_auto.against_baseline import Gap, Retrained, compare, gap_cell
-from asc_auto.confirm import Confirmed, confirmations, reference_note
+from asc_auto.confirm import Confirmed, confirmations, reference_note, separation_note
 from asc_auto.cost import duration_text
 from asc_auto.fold_resume import interrupted
 from asc_auto.records import feasible_trials, pick_trial
@@ -190,6 +190,17 @@ def confirming_line(study: optuna.Study) -> str | None:
             + ", ".join(f"{a:.3f}" for a in accs) + ")"
             for trial, seed, accs in confirming_runs(study)]
     return "confirmation runs under way: " + "; ".join(runs) if runs else None
+
+
+def unfinished_line(study: optuna.Study) -> str | None:
+    """A confirmation stopped while adding seeds to its close best two (confirm.undecided):
+    what it still wants, and the command that finishes it (None when nothing is missing)."""
+    record = StudyRecord.from_study(study).confirmation or {}
+    if not record.get("trials") or "max_seeds" not in record or confirming_runs(study):
+        return None  # none, one from before the extension, or one under way (confirming_line)
+    note = separation_note(confirmations(study), int(record["max_seeds"]))
+    return (None if note is None else f"confirmation unfinished: {note}; `asc-auto search "
+            "--trials 0` with the same --confirm-* options runs them")
 
 
 def reference_line(study: optuna.Study) -> str | None:

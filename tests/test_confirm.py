@@ -31,7 +31,7 @@ from asc_auto.confirm import (
 )
 from asc_auto.procs import HOST, _start_time, this_worker
 from asc_auto.records import feasible_trials
-from asc_auto.report import confirmation_table, reference_line
+from asc_auto.report import confirmation_table, reference_line, unfinished_line
 from asc_auto.schema import CONFIRM_FOLDS, StudyRecord
 
 
@@ -466,6 +466,11 @@ def test_an_extension_killed_midway_resumes_with_the_same_decisions() -> None:
     assert study.user_attrs[CONFIRMATION]["trials"]["3"] == [0.78, 0.766, 0.727, 0.63]
     # the base confirmation is complete: the best mean so far is the pick until the end
     assert confirmed_best(study) == 7
+    assert unfinished_line(study) == (
+        "confirmation unfinished: the best two: trial 7 0.7210 ± 0.013 (2 seeds) against trial "
+        "3 0.7077 ± 0.040 (3 seeds): one more fresh seed for trial 7, so that they are compared "
+        "on as many seeds (at most 4); `asc-auto search --trials 0` with the same --confirm-* "
+        "options runs them")
     runs.clear()
     said: list[str] = []
     confirm_top(study, feasible_trials(study), flaky, top=3, seeds=2, status=said.append,
@@ -473,6 +478,7 @@ def test_an_extension_killed_midway_resumes_with_the_same_decisions() -> None:
     # trial 7's seed 3 first (as many seeds each before comparing), then the round the
     # uninterrupted confirmation ran: exactly its runs
     assert runs == [(7, 3), (7, 4), (3, 4)] and confirmed_best(study) == 7
+    assert unfinished_line(study) is None
     assert said[0] == ("the best two: trial 7 0.7210 ± 0.013 (2 seeds) against trial 3 0.7077 ± "
                        "0.040 (3 seeds): one more fresh seed for trial 7, so that they are "
                        "compared on as many seeds (at most 4)"), said
