@@ -261,6 +261,9 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
         "teacher_eval_accuracy": best.get("teacher_accuracy"),
         "paper": paper, "best": best,
         "best_config": dict(TrialRecord.from_trial(picked).config or {}),  # what the search chose
+        # the confirmation's scores per trial (its search value, then each fresh seed) and the
+        # seeds it asked for: how the pick was made, and how close it was
+        "confirmation": attrs.get("confirmation"),
         # how often the search tried each categorical choice (a choice one trial finished has
         # not been compared: `asc-auto show` says the same)
         "choices": [{"param": c.param, "choice": c.choice, "trials": c.tried,
