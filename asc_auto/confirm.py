@@ -390,9 +390,8 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | N
         score_many = one_by_one(score)
     _run_all(study, record, runs, score_many, status, parallel)
     by_number = {t.number: t for t in chosen}
-    while note := separation_note(confirmations(study), most):
-        status(note)
-        more = undecided(confirmations(study), most)
+    while more := undecided(confirmed := confirmations(study), most):
+        status(separation_note(confirmed, most) or "")
         had = sum(len(accs) for accs in record["trials"].values())
         _run_all(study, record, [(by_number[n], len(record["trials"][str(n)])) for n in more],
                  score_many, status, parallel)
