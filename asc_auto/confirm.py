@@ -392,21 +392,20 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | N
     by_number = {t.number: t for t in chosen}
     while more := undecided(confirmed := confirmations(study), most):
         status(separation_note(confirmed, most) or "")
-        had = sum(len(accs) for accs in record["trials"].values())
-        _run_all(study, record, [(by_number[n], len(record["trials"][str(n)])) for n in more],
-                 score_many, status, parallel)
-        if sum(len(accs) for accs in record["trials"].values()) == had:
+        if not _run_all(study, record, [(by_number[n], len(record["trials"][str(n)]))
+                                        for n in more], score_many, status, parallel):
             break  # nothing came back (cannot loop on a scorer that returns nothing)
     return confirmations(study)
 
 
 def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score_many: ScoreMany,
-             status: Callable[[str], None], parallel: bool) -> None:
+             status: Callable[[str], None], parallel: bool) -> int:
     """Run `runs`, appending each score to its trial's list in `record` in seed order and
-    writing the record after each (a later seed held back until the earlier ones are in)."""
+    writing the record after each (a later seed held back until the earlier ones are in);
+    return how many runs came back."""
     total = len(runs)
     if not total:
-        return
+        return 0
     if not parallel:  # announced before each run: it takes minutes
         numbered = {(trial.number, seed): i for i, (trial, seed) in enumerate(runs, 1)}
         plain = score_many
@@ -420,6 +419,7 @@ def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score
 
         score_many = announced
     held: dict[tuple[int, int], float] = {}  # finished out of order: waiting for seed - 1
+    done = 0
     for done, (trial, seed, acc) in enumerate(score_many(runs), 1):
         if parallel:
             status(f"confirmed trial {trial.number} with seed {seed}: {acc:.4f} (run {done} of "
@@ -429,3 +429,4 @@ def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score
         while (trial.number, len(accs)) in held:
             accs.append(held.pop((trial.number, len(accs))))
         StudyRecord(confirmation=record).write(study)
+    return done
