@@ -232,7 +232,8 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
     study = study_name(data, technique, args)
     taught = ["--teacher-logits", teacher["file"]] if teacher else []
     space = ["--space", str(args.space_dir / f"{technique}.toml")] if args.space_dir else []
-    left = args.trials - _trials_run(study, home)  # a stopped row resumes, not adds a budget
+    before = _trials_run(study, home)
+    left = args.trials - before  # a stopped row resumes, not adds a budget
     limits = ["--trials", str(max(0, left))] + (["--timeout", str(args.timeout)]
                                                 if args.timeout else [])
     t0 = time.perf_counter()
@@ -271,6 +272,9 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
                     for c in choice_counts(loaded)],
         "search_seconds": round(search_s, 1),
         "retrain_seconds": round(time.perf_counter() - t1, 1),
+        # trials an earlier, stopped run of this row had finished: its wall time is not in the
+        # seconds above, which are this run's only
+        "resumed_after_trials": before,
     }
 
 
@@ -376,8 +380,16 @@ def results_table(rows: list[dict[str, Any]], title: str) -> Table:
                       "-" if not teacher else f"{100 * teacher:.1f}" + (
                           f" ± {100 * teacher_err:.1f}" if teacher_err else ""),
                       _percent(r.get("teacher_eval_accuracy")),
-                      f"{r['search_seconds'] + r['retrain_seconds']:.0f}")
+                      wall_text(r))
     return table
+
+
+def wall_text(row: dict[str, Any]) -> str:
+    """This run's search + retrain seconds, said to be a part where an earlier run of the row
+    did some of its trials."""
+    wall = f"{row['search_seconds'] + row['retrain_seconds']:.0f}"
+    before = row.get("resumed_after_trials")
+    return f"{wall} (resumed after {before} trials)" if before else wall
 
 
 def report(rows: list[dict[str, Any]], title: str, plot: Path) -> None:

@@ -163,3 +163,14 @@ def test_distil_from_runs_the_teacher_row_first_and_teaches_only_int8_and_lt(
     monkeypatch.setattr(sys, "argv", [*argv[:5], "int8", "--distil-from", "baseline"])
     with pytest.raises(SystemExit):  # its row is the teacher: it must be among the rows
         real_data.main()
+
+
+def test_a_resumed_row_s_wall_time_says_it_is_a_part(load_benchmark) -> None:
+    """A row whose study an earlier, stopped run began times only the rest: the table says so
+    rather than show a part as the whole."""
+    real_data = load_benchmark("real_data")
+    row = {"search_seconds": 1308.7, "retrain_seconds": 687.5}
+    assert real_data.wall_text(row) == "1996"
+    assert real_data.wall_text({**row, "resumed_after_trials": 0}) == "1996"
+    assert real_data.wall_text({**row, "resumed_after_trials": 6}) == (
+        "1996 (resumed after 6 trials)")
