@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import statistics
 import time
 import uuid
@@ -34,19 +33,17 @@ from asc_auto import confirm, design, epoch_state, fold_resume, portfolio, pruni
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
-from asc_auto.cost import EpochClock, SearchPlan, duration_text
+from asc_auto.cost import EpochClock, SearchPlan
 from asc_auto.cv import CvScore, few_sources, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
-from asc_auto.data.tau import TauDataset, dataset_fingerprint, stat_fingerprint
+from asc_auto.data.tau import TauDataset, dataset_fingerprint
 from asc_auto.errors import AscError, UsageError
 from asc_auto.keys import check_study_name, digest
-from asc_auto.progress import progress_bar
-from asc_auto.records import ALIVE, counts_toward_budget, feasible_trials, pick_trial, tried
+from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import (
     CONFIRM_FOLDS,
     DESIGN,
-    ENQUEUED,
     MACS_CONSTRAINT,
     PAPER,
     PORTFOLIO,
@@ -56,12 +53,11 @@ from asc_auto.schema import (
     TRAINED,
     StudyRecord,
     TrialRecord,
-    source_text,
 )
+from asc_auto.search_progress import SearchProgress, TrialBudget, fold_text, trial_line
 from asc_auto.seeds import trial_seed
-from asc_auto.shared_budget import SharedBudget, run_trials
+from asc_auto.shared_budget import SharedBudget
 from asc_auto.space import SearchSpace, default_space_file, space_digest
-from asc_auto.stats import accuracy_text, trial_accuracy_text
 from asc_auto.storage import (
     default_storage,
     fail_dead_trials,
@@ -69,6 +65,13 @@ from asc_auto.storage import (
     open_storage,
     redacted,
     storage_lock,
+)
+from asc_auto.study_resume import (
+    RESUME_KEYS,
+    check_resume,
+    legacy_data,
+    lost_design_rows,
+    paper_pending,
 )
 from asc_auto.techniques.base import (
     Candidate,
@@ -170,99 +173,6 @@ def prepare_search(opts: SearchOptions, status: Callable[[str], None] = print,
 
 
 
-# What a study fixes at creation: a resumed run that differs in any of these would mix trials
-# that cannot be compared. Attribute -> how the refusal names it.
-RESUME_KEYS = {
-    "technique": "technique (--technique)", "rule": "size rule (--rule)",
-    "budget_kb": "budget (--budget-kb)", "max_mmacs": "MACs limit (--max-mmacs)",
-    "split_seed": "split seed (--seed)",
-    "val_fraction": "validation fraction", "overrides": "table overrides (--gcc/--no-gcc)",
-    "epochs": "epochs per trial (--epochs or [train] epochs)",
-    "data_sha256": "dataset (--data: its CSV files and the content of its audio files)",
-    "space_sha256": "search space (--space: its settings, params and paper point)",
-    "cv_folds": "cross-validation folds (--cv)",
-    "sources_sha256": "starting points (--init-from, --teacher, --teacher-logits: their sha256)",
-    "epoch_scale": "epoch scale (what Hyperband's rung compares; lt's moved from the ticket's "
-                   "training to its first dense one on 2026-12-03)",
-    "fit_version": "training procedure (the technique's fit_version; lt 2: searched sparsity, "
-                   "the classifier left unpruned)",
-}
-
-# Keys that a study made before they existed must not take silently once it has trials: their
-# trials were measured the other way (lt's rung on the ticket's epochs, its classifier pruned),
-# so results would mix.
-STRICT_NEW_KEYS = frozenset({"epoch_scale", "fit_version"})
-
-
-# Studies made before content hashing recorded their data by file sizes and times; they are
-# checked that way once more, then record the content hash and are checked by it from then on.
-LEGACY_DATA_KEY = "data_fingerprint"
-
-
-def _legacy_data(study: optuna.Study, dataset: TauDataset) -> dict[str, Any]:
-    attrs = study.user_attrs
-    if LEGACY_DATA_KEY in attrs and "data_sha256" not in attrs:
-        return {LEGACY_DATA_KEY: stat_fingerprint(dataset)}
-    return {}
-
-
-def _check_resume(study: optuna.Study, attrs: dict[str, Any], where: dict[str, str]) -> None:
-    """A resumed study must keep everything its trials depend on; else results mix.
-
-    `where` has this run's data folder and space file, named in the refusal beside the study's.
-    """
-    trials = bool(study.get_trials(deepcopy=False))
-    for key, value in attrs.items():
-        strict = key in STRICT_NEW_KEYS and value is not None and trials
-        if key not in study.user_attrs and not strict:  # new study, key older studies lack
-            study.set_user_attr(key, value)
-            continue
-        old = study.user_attrs.get(key)  # None is a value too: "no MACs limit"
-        if old != value:
-            what = RESUME_KEYS.get(key) or (
-                "dataset (--data: its CSV files, file sizes and times, as studies recorded it "
-                "before content hashing)" if key == LEGACY_DATA_KEY else key)
-            record = StudyRecord.from_study(study)
-            if key in ("data_sha256", LEGACY_DATA_KEY):
-                old, value = (f"{record.data} ({old[:12]})", f"{where['data']} ({value[:12]})")
-            elif key == "space_sha256":
-                old, value = (f"{record.space_file} ({old[:12]})",
-                              f"{where['space_file']} ({value[:12]})")
-            raise UsageError(
-                f"study '{study.study_name}' was created with another {what}: {old!r}, this run "
-                f"has {value!r}; fix: run with the study's original settings, or start a new "
-                "study with --study NEW_NAME")
-
-
-def _paper_pending(study: optuna.Study) -> bool:
-    """True when the paper's trial completed, runs or waits; a failed one is enqueued again.
-
-    Call after `fail_dead_trials`: a RUNNING paper trial of a killed worker must not count.
-    """
-    return any(TrialRecord.from_trial(t).is_paper and t.state in ALIVE
-               for t in study.get_trials(deepcopy=False))
-
-
-def _lost_design_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The initial design's rows that were stopped, not tried: every trial of the row failed
-    without an error of its own (Ctrl-C, a killed worker). Enqueued again on resume, as the
-    paper trial is, so an interrupted search still covers what its design set out to cover
-    instead of leaving the row to chance. A row whose trial raised an error was tried (its
-    `fail_reason` is the result) and would fail again: it is not repeated.
-
-    Call after `fail_dead_trials`. A row is its enqueued params (Optuna's `fixed_params`).
-    """
-    rows: dict[str, tuple[dict[str, Any], bool]] = {}
-    for t in study.get_trials(deepcopy=False):
-        record = TrialRecord.from_trial(t)
-        if record.source != DESIGN:
-            continue
-        params = dict(t.system_attrs.get("fixed_params") or t.params)
-        key = repr(sorted(params.items()))
-        rows[key] = (params, rows.get(key, (params, False))[1] or tried(t))
-    return [params for params, tried in rows.values() if not tried]
-
-
 class _DropInterruptTraceback(logging.Filter):
     """Optuna logs a KeyboardInterrupt inside a trial with its traceback (and a second line,
     "failed with value None") before re-raising it; the CLI says 'interrupted' in one line
@@ -337,7 +247,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
     with SearchProgress(opts.trials, enabled=opts.progress) as progress:
         objective.progress = progress
         objective.fold_line = None if opts.progress else status
-        line = progress.on_trial_end if opts.progress else _trial_line(status, budget)
+        line = progress.on_trial_end if opts.progress else trial_line(status, budget)
         callbacks = [budget, line]  # the line says the count the budget has just taken
         if shared is not None:
             callbacks.append(shared)  # last: it holds the lock until the next trial starts
@@ -411,7 +321,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         study = optuna.create_study(storage=storage, study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
                                     load_if_exists=True)
-        _check_resume(study, StudyRecord(
+        check_resume(study, StudyRecord(
             technique=opts.technique, rule=opts.rule,
             budget_kb=ctx.rule.limit_kb if opts.budget_kb is None else opts.budget_kb,
             max_mmacs=ctx.rule.max_mmacs, split_seed=split_seed, val_fraction=opts.val_fraction,
@@ -421,7 +331,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
             sources_sha256=ctx.sources.digests(), cv_folds=n_folds,
             epoch_scale=setup.technique.epoch_scale,
             fit_version=setup.technique.fit_version or None,
-        ).to_attrs(RESUME_KEYS) | _legacy_data(study, setup.dataset),
+        ).to_attrs(RESUME_KEYS) | legacy_data(study, setup.dataset),
             where={"data": str(setup.dataset.root), "space_file": str(setup.space.file)})
         if StudyRecord.from_study(study).uid is None:  # tells it from another of that name
             StudyRecord(uid=uuid.uuid4().hex).write(study)
@@ -438,7 +348,7 @@ def setup_study(opts: SearchOptions, status: Callable[[str], None] = print
         if dead:
             status(f"trials {', '.join(map(str, dead))} of a stopped run marked FAIL")
         fresh = not study.get_trials(deepcopy=False)
-        if not _paper_pending(study) and opts.trials != 0:  # 0: no trial may be left waiting
+        if not paper_pending(study) and opts.trials != 0:  # 0: no trial may be left waiting
             study.enqueue_trial(setup.space.paper_trial_params(),
                                 user_attrs=TrialRecord(source=PAPER).to_attrs())
         if opts.trials != 0:  # the entries it has not tried, on every run (portfolio.py)
@@ -480,9 +390,9 @@ def _room(study: optuna.Study, trials: int | None) -> int | None:
 
 def _enqueue_lost_design(study: optuna.Study, trials: int | None,
                          status: Callable[[str], None]) -> None:
-    """Enqueue the design rows a stopped run lost (`_lost_design_rows`), as many as this run's
+    """Enqueue the design rows a stopped run lost (`lost_design_rows`), as many as this run's
     `trials` leave room for: a trial left waiting after the run would stop the confirmation."""
-    lost = _lost_design_rows(study)
+    lost = lost_design_rows(study)
     room = _room(study, trials)
     if room is not None:
         lost = lost[:room]
@@ -675,124 +585,6 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
 
 # A fold of a cross-validated trial ended: (fold from 0, the score so far, each fold's details).
 FoldHook = Callable[[int, CvScore, list[dict[str, Any] | None]], None]
-
-OVER_LIMIT_CAP = 20  # proposals over the limit per trial asked for before the search gives up
-
-
-class TrialBudget:
-    """study.optimize's stop: `trials` trials that count (`counts_toward_budget`), so a TPE
-    proposal over the size limit does not take a trained trial's place (the demo's 8-trial
-    search proposed 3 of them after its start-up trials). A space whose proposals keep missing
-    the limit stops after OVER_LIMIT_CAP of them per trial asked for, with a line saying so."""
-
-    def __init__(self, trials: int | None, status: Callable[[str], None],
-                 timeout: float | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 shared: SharedBudget | None = None, workers: int = 1) -> None:
-        self.trials, self.status, self.timeout, self.clock = trials, status, timeout, clock
-        self.shared = shared  # a --jobs worker: the run's count, and the run's stop (its gate)
-        self.workers = max(1, workers)  # training side by side, drawing from these trials
-        self.counted = self.over = 0
-        self.started = clock()
-        # Seconds the folds resumed trials took over would have cost this run (fold_resume.py):
-        # a trial resumed with 3 of 4 folds done ends in a quarter of a trial's time, and a pace
-        # read from it said 13.9 min left where about an hour was (fsdd int8, 2026-12-04).
-        self.reused_seconds = 0.0
-
-    def progress_text(self) -> str:
-        """Where a search without a progress bar stands (a log, another worker): `3 of 24
-        trials, about 4.1 h left at this run's pace` (capped by --timeout); empty before the
-        first counted trial or with --timeout alone. The pace is this run's wall time per
-        counted trial, proposals over the limit and pruned trials included, so it is what the
-        remaining trials will cost if they run like the first ones. Until as many trials have
-        ended as there are workers, the others are still on their first: the time so far is
-        one trial's, for each worker (fsdd int8, 2 workers, 6 trials: the first trial's line
-        said 8.1 h left, where the two workers had about 4 h of trials left)."""
-        if self.trials is None or self.counted == 0:
-            return ""
-        text = f"{self.counted} of {self.trials} trials"
-        left = self.trials - self.counted
-        if left <= 0:
-            return text
-        elapsed = self.clock() - self.started
-        paced = elapsed + self.reused_seconds  # as if every counted trial trained every fold
-        if self.counted >= self.workers:
-            eta = paced / self.counted * left
-        else:  # every worker is on its first trial, about `elapsed` long
-            eta = paced * math.ceil(left / self.workers)
-        if self.timeout is not None and self.timeout - elapsed < eta:
-            if self.timeout <= elapsed:
-                return f"{text}, --timeout has passed: no further trial starts"
-            return f"{text}, --timeout stops it in about {duration_text(self.timeout - elapsed)}"
-        return f"{text}, about {duration_text(eta)} left at this run's pace"
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if counts_toward_budget(trial):
-            self.counted += 1
-            record = TrialRecord.from_trial(trial)
-            reused, folds = record.folds_reused or 0, len(record.cv_accuracies or ())
-            if reused and folds > reused and trial.duration is not None:
-                self.reused_seconds += trial.duration.total_seconds() * reused / (folds - reused)
-        else:
-            self.over += 1
-        if self.trials is None:
-            return  # --timeout alone
-        if self.shared is not None:  # every worker's trials: the gate stops this one
-            self.counted = run_trials(study.get_trials(deepcopy=False), self.shared.run)[0]
-        elif self.counted >= self.trials:
-            study.stop()
-            return
-        if self.over >= OVER_LIMIT_CAP * max(1, self.trials):
-            self.status(f"stopped after {self.over} proposals over the limit and {self.counted} "
-                        f"of {self.trials} trials: the space's ranges mostly exceed the budget; "
-                        "fix: narrow them in the space file, or raise --budget-kb")
-            study.stop()
-
-
-def _trial_line(status: Callable[[str], None], budget: TrialBudget
-                ) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Without a progress display (a log, another worker): one line per finished trial, with
-    how many of this run's trials are done and the time left (`budget`, called before it)."""
-
-    def on_trial_end(study: optuna.Study, trial: FrozenTrial) -> None:
-        n_val = StudyRecord.from_study(study).val_clip_count  # the value's SE, as the tables
-        record = TrialRecord.from_trial(trial)
-        stopped = record.stop_reason if trial.state == TrialState.PRUNED else None
-        # A stopped trial's value is Optuna's last intermediate one (fold 0's last epoch after a
-        # stop between folds): its reason says what it scored instead.
-        said = trial.value is not None and not stopped
-        value = f" val acc {trial_accuracy_text(trial, n_val)}" if said else ""
-        size = record.size_kb
-        size_text = f" at {size} KB" if size is not None else ""
-        seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        reason = record.fail_reason
-        why = f": {reason}" if reason and trial.state == TrialState.FAIL else ""
-        if stopped:
-            why = f": {stopped}"
-        why = ": over the limit, not trained" if record.feasible is False else why
-        tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
-        done = budget.progress_text()
-        status(f"trial {trial.number}{tag} {trial.state.name}{value}{size_text} "
-               f"({seconds:.1f} s){why}" + (f"; {done}" if done else ""))
-
-    return on_trial_end
-
-
-def fold_text(trial: optuna.Trial, fold: int, folds: int, score: CvScore, elapsed: float,
-              reused: int = 0) -> str:
-    """`trial N: fold k/K val acc a ± se, mean m ± se so far; T in, about T' left`: fold `fold`
-    (from 0) of `folds` has ended `elapsed` seconds into the trial, whose first `reused` folds
-    an interrupted run finished (fold_resume.py); the rest at the pace of those trained here."""
-    record = TrialRecord.from_trial(trial)
-    tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
-    done = fold + 1
-    left = elapsed / max(1, done - reused) * (folds - done)
-    acc = accuracy_text(score.accuracies[-1], score.n_val[-1])
-    mean = (f", mean {accuracy_text(score.mean, None, score.standard_error)} so far"
-            if done > 1 else "")
-    return (f"trial {trial.number}{tag}: fold {done}/{folds} val acc {acc}{mean}; "
-            f"{duration_text(elapsed)} in, about {duration_text(left)} left in this trial")
-
 
 def sized(setup: SearchSetup, candidate: Candidate, macs: bool = True
           ) -> tuple[SizeReport, int | None, bool]:
@@ -1050,53 +842,3 @@ class FoldOutcome:
     candidate: Candidate
     outcome: Outcome
     size: SizeReport  # of the trained candidate, under the context's rule
-
-
-class SearchProgress:
-    """Two rich bars: trials of the search, steps of the current trial's training."""
-
-    def __init__(self, n_trials: int | None, enabled: bool = True) -> None:
-        self.bar = progress_bar(enabled, info=True, elapsed=True, remaining=True,
-                                transient=False)  # remaining: of the search, of the trial
-        self.trials = self.bar.add_task("trials", total=n_trials, info="")
-        self.steps = self.bar.add_task("training", total=None, info="", visible=False)
-        self.best: str = ""
-        self.over = 0  # proposals over the limit: shown, not advanced
-
-    def __enter__(self) -> SearchProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def start_trial(self, number: int, record: TrialRecord, size_kb: float, fits: bool) -> None:
-        tag = f" ({source_text(record)})" if record.source in ENQUEUED else ""
-        fit = "" if fits else " over budget: not trained"
-        self.bar.update(self.steps, description=f"trial {number}{tag}", completed=0, total=None,
-                        visible=fits, info=f"{size_kb:.1f} KB{fit}")
-
-    def step(self, done: int, total: int) -> None:
-        self.bar.update(self.steps, completed=done, total=total)
-
-    def fold(self, fold: int, folds: int, mean: float) -> None:
-        """A cross-validation fold finished: the trial's running mean over its folds."""
-        self.bar.update(self.steps, info=f"fold {fold}/{folds} done, mean val acc {mean:.3f}")
-
-    def epoch(self, epoch: int, epochs: int, acc: float) -> None:
-        # After the last epoch the model is deployed (INT8 quantization, FP16, pruning), which
-        # can take a while with no steps to count: say so instead of a frozen bar.
-        last = "; deploying at its precision" if epoch == epochs else ""
-        self.bar.update(self.steps, info=f"epoch {epoch}/{epochs} val acc {acc:.3f}{last}")
-
-    def on_trial_end(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        ranked = feasible_trials(study)  # best first; a tie goes to the smaller model
-        if ranked:
-            best = ranked[0]
-            size = TrialRecord.from_trial(best).size_kb
-            self.best = f"best #{best.number}: {best.value:.3f} at {size} KB"
-        counted = counts_toward_budget(trial)
-        self.over += not counted
-        over = f"; {self.over} over the limit, not counted" if self.over else ""
-        self.bar.update(self.trials, advance=int(counted), info=self.best + over)
-        self.bar.update(self.steps, visible=False)

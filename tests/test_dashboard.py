@@ -185,12 +185,12 @@ def test_dashboard_page_in_a_real_browser(dashboard, tmp_path: Path) -> None:
 
 def test_a_paper_trial_over_the_limit_is_not_enqueued_again() -> None:
     """The paper's trial is never pruned by Hyperband, so PRUNED means over a limit: done."""
-    from asc_auto.search import _paper_pending
+    from asc_auto.study_resume import paper_pending
 
     study = optuna.create_study(direction="maximize")
-    assert not _paper_pending(study)
+    assert not paper_pending(study)
     study.enqueue_trial({}, user_attrs=TrialRecord(source="paper").to_attrs())
     trial = study.ask()
     record_constraints(trial, {SIZE_CONSTRAINT: 1.0})
     study.tell(trial, state=TrialState.PRUNED)
-    assert _paper_pending(study)
+    assert paper_pending(study)

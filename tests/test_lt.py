@@ -231,24 +231,24 @@ def test_a_study_made_before_a_technique_s_epoch_scale_is_not_resumed_with_it() 
     import optuna
 
     from asc_auto.errors import UsageError
-    from asc_auto.search import _check_resume
+    from asc_auto.study_resume import check_resume
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     where = {"data": "d", "space_file": "s"}
     fresh = optuna.create_study()
-    _check_resume(fresh, {"epoch_scale": "all trainings"}, where)  # a new study takes it
+    check_resume(fresh, {"epoch_scale": "all trainings"}, where)  # a new study takes it
     assert fresh.user_attrs["epoch_scale"] == "all trainings"
-    _check_resume(fresh, {"epoch_scale": "all trainings"}, where)  # and keeps it
+    check_resume(fresh, {"epoch_scale": "all trainings"}, where)  # and keeps it
 
     old = optuna.create_study()
     old.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values={1: 0.4}))
-    _check_resume(old, {"epoch_scale": None}, where)  # one training per fit: nothing changed
+    check_resume(old, {"epoch_scale": None}, where)  # one training per fit: nothing changed
     assert old.user_attrs["epoch_scale"] is None
     old_lt = optuna.create_study()
     old_lt.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values={1: 0.4}))
     with pytest.raises(UsageError, match=r"another epoch scale .*: None, this run has 'all "
                                          r"trainings'; fix: .*--study NEW_NAME"):
-        _check_resume(old_lt, {"epoch_scale": "all trainings"}, where)
+        check_resume(old_lt, {"epoch_scale": "all trainings"}, where)
     assert "epoch_scale" not in old_lt.user_attrs
 
 
@@ -437,7 +437,7 @@ def test_a_study_made_before_lt_s_fit_version_is_not_resumed_with_it() -> None:
     import optuna
 
     from asc_auto.errors import UsageError
-    from asc_auto.search import _check_resume
+    from asc_auto.study_resume import check_resume
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     where = {"data": "d", "space_file": "s"}
@@ -445,10 +445,10 @@ def test_a_study_made_before_lt_s_fit_version_is_not_resumed_with_it() -> None:
     old_lt.add_trial(optuna.trial.create_trial(value=0.5))
     with pytest.raises(UsageError, match=r"another training procedure .*: None, this run has "
                                          r"2; fix"):
-        _check_resume(old_lt, {"fit_version": 2}, where)
+        check_resume(old_lt, {"fit_version": 2}, where)
     other = optuna.create_study()  # techniques without a version: nothing changed for them
     other.add_trial(optuna.trial.create_trial(value=0.5))
-    _check_resume(other, {"fit_version": None}, where)
+    check_resume(other, {"fit_version": None}, where)
     assert other.user_attrs["fit_version"] is None
 
 

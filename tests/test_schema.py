@@ -15,7 +15,7 @@ from asc_auto.schema import (
     StudyRecord,
     TrialRecord,
 )
-from asc_auto.search import RESUME_KEYS
+from asc_auto.study_resume import RESUME_KEYS
 
 # A trial as earlier versions stored it: the names are a contract with every existing study.
 STORED_TRIAL = {

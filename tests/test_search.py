@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 from asc_auto.errors import AscError
 from asc_auto.records import feasible_trials
 from asc_auto.report import pareto_front, state_counts
-from asc_auto.search import SearchOptions, TrialBudget, run_search
+from asc_auto.search import SearchOptions, run_search
+from asc_auto.search_progress import TrialBudget
 
 pytestmark = pytest.mark.slow
 
