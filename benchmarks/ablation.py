@@ -14,6 +14,11 @@ Prints numbers, asserts nothing.
     .venv/bin/python benchmarks/ablation.py --technique kd --data ../shared/datasets/office16 \
         --arm avg --arm max pool=max
 
+    # earlier runs' arms as one table (an arm's seeds split over runs pooled, another thread
+    # count another row), each against the reference with the SE of the difference
+    .venv/bin/python benchmarks/ablation.py --show docs/results/office16-27ep-retrain-matched.json \
+        --reference "baseline paper (1 thread)"
+
 An arm is a name and `table.key=value` (a space table value) or `param=value` (the paper
 configuration's value) settings; values are read as TOML, a bare word as a string. Every arm
 trains what `retrain` trains for one seed (all of fold1_train, the space's settings, compress,
@@ -31,6 +36,7 @@ import statistics
 import tempfile
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,7 @@ from rich.console import Console
 from rich.table import Table
 from transfer import context, run_seeds  # benchmarks/ is on sys.path when run as a script
 
+from asc_auto.against_baseline import difference, points_text
 from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
 from asc_auto.stats import binomial_se, mean_se
@@ -71,32 +78,93 @@ def pm(values: list[float]) -> str:
     return f"{mean} ± {100 * mean_se(values):.1f}" if len(values) > 1 else mean
 
 
-def show(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
-    table = Table(title=f"{args.technique} paper configuration on {args.data.name}: evaluate "
-                  f"accuracy % (mean ± SE over seeds; one run's binomial SE in brackets), "
-                  f"{platform.machine()}, {os.cpu_count()} CPUs", title_justify="left")
-    teachers = any("teacher_accuracy" in r for r in results.values())
-    for col in ("arm", "settings", "epochs", "seeds", "deployed", "fp32", "s per seed",
+@dataclass
+class ArmRow:
+    """One arm's runs, as a table row: the arm of one run, or one arm pooled over runs."""
+
+    label: str
+    settings: list[str]
+    epochs: int
+    evaluate_clips: int
+    runs: list[dict[str, Any]]
+    teacher: float | None = None
+
+
+def run_rows(results: dict[str, dict[str, Any]]) -> list[ArmRow]:
+    """This run's arms as rows."""
+    return [ArmRow(name, r["settings"], r["epochs"], r["evaluate_clips"], r["runs"],
+                   r.get("teacher_accuracy")) for name, r in results.items()]
+
+
+def ablation_outputs(doc: Any) -> list[dict[str, Any]]:
+    """The ablation outputs in a JSON document: an --out file, or a dict holding several of
+    them (docs/results/office16-27ep-retrain-matched.json); anything else in it is left out."""
+    def is_output(value: Any) -> bool:
+        return isinstance(value, dict) and "args" in value and "results" in value
+    if is_output(doc):
+        return [doc]
+    return [v for v in doc.values() if is_output(v)] if isinstance(doc, dict) else []
+
+
+def merged_rows(docs: list[dict[str, Any]]) -> list[ArmRow]:
+    """Arms of earlier runs, one row per technique, arm, settings, epochs and thread count: the
+    seeds of one arm split over runs (`--first-seed`) are pooled, a seed twice kept once (the
+    first). Another thread count is another row: the same seed trains another draw there
+    (README "Same seed, other threads")."""
+    rows: dict[tuple[Any, ...], ArmRow] = {}
+    for doc in docs:
+        technique, threads = doc["args"]["technique"], doc["args"].get("threads", "None")
+        for name, r in doc["results"].items():
+            key = (technique, name, tuple(r["settings"]), r["epochs"], threads)
+            plural = "" if threads == "1" else "s"
+            count = "" if threads == "None" else f" ({threads} thread{plural})"
+            label = f"{technique} {name}{count}"
+            row = rows.setdefault(key, ArmRow(label, r["settings"], r["epochs"],
+                                              r["evaluate_clips"], [], r.get("teacher_accuracy")))
+            seen = {run["seed"] for run in row.runs}
+            row.runs.extend(run for run in r["runs"] if run["seed"] not in seen)
+    for row in rows.values():
+        row.runs.sort(key=lambda run: run["seed"])
+    return list(rows.values())
+
+
+def show(title: str, rows: list[ArmRow], reference: str | None = None,
+         here: bool = True) -> None:
+    """The rows' accuracies, and each one's difference from the `reference` row (default: the
+    first) in points ± its standard error over independent seeds. `here`: trained on this
+    machine (its name in the title); rows read from files were not, or not all."""
+    machine = f", {platform.machine()}, {os.cpu_count()} CPUs" if here else ""
+    table = Table(title=f"{title}: evaluate accuracy % (mean ± SE over seeds; one run's binomial "
+                  f"SE in brackets){machine}", title_justify="left")
+    ref = next((r for r in rows if r.label == reference), None) if reference else (
+        rows[0] if rows else None)
+    if reference and ref is None:
+        raise SystemExit(f"--reference {reference!r}: no such row; the rows are "
+                         + ", ".join(repr(r.label) for r in rows))
+    teachers = any(r.teacher is not None for r in rows)
+    vs = f"vs {ref.label}" if ref else "vs"
+    for col in ("arm", "settings", "epochs", "seeds", "deployed", "fp32", vs, "s per seed",
                 *(("teacher",) if teachers else ())):
         table.add_column(col, justify="right")
-    for name, r in results.items():
-        accs = [x["accuracy"] for x in r["runs"]]
-        fp32 = [x["accuracy_fp32"] for x in r["runs"]]
-        one = binomial_se(statistics.fmean(accs), r["evaluate_clips"])
-        teacher = r.get("teacher_accuracy")
-        table.add_row(name, " ".join(r["settings"]) or "-", str(r["epochs"]), str(len(accs)),
-                      f"{pm(accs)} (±{100 * one:.1f})", pm(fp32),
-                      f"{statistics.fmean(x['seconds'] for x in r['runs']):.0f}",
-                      *((("-" if teacher is None else pm([teacher])),) if teachers else ()))
-    Console(width=160).print(table)
+    ref_accs = [x["accuracy"] for x in ref.runs] if ref else []
+    for r in rows:
+        accs = [x["accuracy"] for x in r.runs]
+        fp32 = [x["accuracy_fp32"] for x in r.runs]
+        one = binomial_se(statistics.fmean(accs), r.evaluate_clips)
+        points, se = difference(accs, ref_accs) if ref_accs else (0.0, None)
+        gap = "-" if r is ref else points_text(100 * points, None if se is None else 100 * se)
+        table.add_row(r.label, " ".join(r.settings) or "-", str(r.epochs), str(len(accs)),
+                      f"{pm(accs)} (±{100 * one:.1f})", pm(fp32), gap,
+                      f"{statistics.fmean(x['seconds'] for x in r.runs):.0f}",
+                      *((("-" if r.teacher is None else pm([r.teacher])),) if teachers else ()))
+    Console(width=200).print(table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--technique", required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--arm", nargs="+", action="append", required=True,
-                        metavar="NAME [KEY=VALUE ...]")
+    parser.add_argument("--technique")
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--arm", nargs="+", action="append", metavar="NAME [KEY=VALUE ...]")
     parser.add_argument("--only", default=None, help="run only the arm of this name")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the space's budget)")
@@ -109,7 +177,29 @@ def main() -> None:
     parser.add_argument("--teacher-logits", type=Path, action="append", default=[],
                         metavar="FILE", help="stored teacher outputs every arm may distil from "
                         "(int8, lt: arms set distill_weight / distill_temperature)")
+    parser.add_argument("--show", type=Path, nargs="+", metavar="JSON",
+                        help="train nothing: the arms of earlier --out files (or files holding "
+                             "several), one arm's seeds from several runs pooled")
+    parser.add_argument("--reference", default=None, metavar="ROW",
+                        help="the row the others are compared with [default: the first]")
     args = parser.parse_args()
+    if args.show:
+        docs = []
+        for file in args.show:
+            try:
+                found = ablation_outputs(json.loads(file.read_text()))
+            except (OSError, ValueError) as err:
+                raise SystemExit(f"{file}: not readable as JSON ({err}); fix: pass --out files "
+                                 "of earlier ablation.py runs") from err
+            if not found:
+                raise SystemExit(f"{file}: holds no ablation.py output; fix: pass --out files "
+                                 "of earlier ablation.py runs")
+            docs += found
+        show(", ".join(str(f) for f in args.show), merged_rows(docs), args.reference,
+             here=False)
+        return
+    if not (args.technique and args.data and args.arm):
+        parser.error("--technique, --data and --arm are required (or --show)")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))
@@ -137,7 +227,7 @@ def main() -> None:
                 {"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
                  "wall_seconds": time.perf_counter() - t0}, indent=1))
     wall = time.perf_counter() - t0
-    show(args, results)
+    show(f"{args.technique} on {args.data.name}", run_rows(results), args.reference)
     print(f"wall time {wall / 60:.1f} min")
 
 
