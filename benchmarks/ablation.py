@@ -22,7 +22,8 @@ Prints numbers, asserts nothing.
 An arm is a name and `table.key=value` (a space table value) or `param=value` (the paper
 configuration's value) settings; values are read as TOML, a bare word as a string. Every arm
 trains what `retrain` trains for one seed (all of fold1_train, the space's settings, compress,
-evaluate fold), with the same seeds; `--epochs` replaces the space's budget in every arm. Arms
+evaluate fold), with the same seeds (bit-identical weights at one thread count:
+tests/test_benchmark_arms.py); `--epochs` replaces the space's budget in every arm. Arms
 run one after the other; give each its own process (`--only`) to use more cores.
 """
 
