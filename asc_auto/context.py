@@ -28,7 +28,13 @@ from asc_auto.data.tau import TauDataset, dataset_fingerprint, load_dataset
 from asc_auto.errors import AscError, UsageError
 from asc_auto.features.cache import FeatureSet, build_features
 from asc_auto.schema import StudyRecord
-from asc_auto.space import SearchSpace, load_space, space_digest
+from asc_auto.space import (
+    SearchSpace,
+    default_space_file,
+    load_space,
+    shipped_spaces,
+    space_digest,
+)
 from asc_auto.train import TrainConfig, epochs_for, epochs_to_see, resolve_device, train_config
 from asc_auto.transfer import Sources, pin_space
 
@@ -116,6 +122,10 @@ class ContextSettings:
     # A study's recorded digests (retrain, export): the space and data must still give them.
     study: StudyRecord | None = None
     study_name: str = ""
+    # The study's space file where it is gone (another checkout, a GPU machine running from
+    # source elsewhere, an upgrade): `space_file` is then the shipped space of its technique,
+    # accepted when it is the same space by digest (`study_space_file`).
+    space_gone: Path | None = None
 
 
 def _check_study(s: ContextSettings, space: SearchSpace, dataset: TauDataset,
@@ -128,6 +138,15 @@ def _check_study(s: ContextSettings, space: SearchSpace, dataset: TauDataset,
     fix = "; fix: restore it as the search had it, or search again under a new --study"
     recorded = s.study.space_sha256
     now = space_digest(space)
+    if s.space_gone is not None:
+        if not recorded or recorded != now:
+            raise UsageError(
+                f"study '{s.study_name}': its search space file {s.space_gone} is gone, and the "
+                f"shipped {s.space_file} is not that space (digest "
+                f"{(recorded or 'not recorded')[:12]}, shipped {now[:12]}); fix: restore "
+                f"{s.space_gone} as the search had it, or search again under a new --study")
+        status(f"the study's search space file {s.space_gone} is gone: using the shipped "
+               f"{s.space_file}, the same space (digest {now[:12]})")
     if recorded and recorded != now:
         raise UsageError(
             f"study '{s.study_name}' was searched with another search space than {s.space_file} "
@@ -195,9 +214,14 @@ def study_context(study: optuna.Study, technique: FeatureSource, home: Path,
         raise UsageError(f"study '{study.study_name}' was made before datasets were recorded by "
                          f"content, so {data} cannot be checked against it; fix: leave out "
                          f"--data (the study's dataset is {record.data})")
+    space_file = Path(str(record.space_file))
+    gone = not space_file.exists()
     return build_context(technique, ContextSettings(
         data=Path(str(record.data)) if data is None else Path(data),
-        space_file=Path(str(record.space_file)),
+        # a shipped space of that name (kd-small.toml), else the technique's own
+        space_file=default_space_file(space_file.stem if space_file.stem in shipped_spaces()
+                                      else technique.name) if gone else space_file,
+        space_gone=space_file if gone else None,
         rule=str(record.rule), budget_kb=float(record.budget_kb or 0.0),
         max_mmacs=record.max_mmacs, home=home, demo=bool(record.demo),
         overrides=record.overrides or {},
