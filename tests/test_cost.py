@@ -20,17 +20,18 @@ def test_a_laptop_search_on_small_data_is_said_to_take_a_day() -> None:
     assert line == (
         "cost here: trial 0 ran 0.74 s per epoch, so a trial (414 epochs x 5 folds) takes "
         "about 25.5 min; "
-        "50 trials at most 21.3 h (less where the pruner stops a trial at epoch 207), then "
-        "confirming the pick: up to 8 more runs of a trial's cost, about 3.4 h; --trials, "
-        "--timeout or --epochs shorten it")
+        "50 trials about 21.3 h at this trial's pace (less where the pruner stops a trial at "
+        "epoch 207), then confirming the pick: up to 8 more runs of a trial's cost, about "
+        "3.4 h; --trials, --timeout or --epochs shorten it")
 
 
 def test_workers_drawing_from_one_budget_divide_the_search_time() -> None:
     """`--jobs 2 --trials 24`: each worker says the run's cost, its trials side by side."""
     line = SearchPlan(epochs=414, folds=5, trials=24, rung=207, workers=2).line(1, 0.5)
-    assert "24 trials over 2 workers at most 3.5 h (less where" in line  # 12 x 17.2 min
+    # 12 x 17.2 min
+    assert "24 trials over 2 workers about 3.5 h at this trial's pace (less where" in line
     odd = SearchPlan(epochs=100, folds=1, trials=5, workers=2).line(0, 1.0)
-    assert "5 trials over 2 workers at most 5.0 min;" in odd  # 3 rounds of 100 s
+    assert "5 trials over 2 workers about 5.0 min at this trial's pace;" in odd  # 3 x 100 s
 
 
 def test_a_timeout_caps_the_estimate_or_sizes_the_trials() -> None:
@@ -42,7 +43,7 @@ def test_a_timeout_caps_the_estimate_or_sizes_the_trials() -> None:
     assert "--timeout 60.0 min leaves room for about 18 trials;" in alone
     slow = SearchPlan(epochs=30, folds=1, trials=2).line(0, 180.0)
     assert slow.startswith("cost here: trial 0 ran 3.0 min per epoch, so a trial (30 epochs) takes "
-                           "about 1.5 h; 2 trials at most 3.0 h;")
+                           "about 1.5 h; 2 trials about 3.0 h at this trial's pace;")
     assert "pruner" not in slow and "confirming" not in slow
 
 
@@ -89,7 +90,8 @@ def test_a_short_schedule_is_said_at_its_last_epoch() -> None:
     clock.now += 0.5
     cost.epoch(1)
     assert said == ["cost here: trial 7 ran 0.50 s per epoch, so a trial (2 epochs) takes "
-                    "about 1 s; 1 trial at most 1 s; --trials, --timeout or --epochs shorten it"]
+                    "about 1 s; 1 trial about 1 s at this trial's pace; --trials, --timeout or "
+                    "--epochs shorten it"]
 
 
 def test_epochs_restored_from_a_stopped_run_are_not_timed() -> None:
@@ -134,7 +136,7 @@ def test_a_run_that_trains_twice_is_timed_over_both_and_speaks_during_the_first(
     plan = SearchPlan(epochs=40, folds=3, trials=6)
     assert plan.line(0, 1.4, trainings=2).startswith(
         "cost here: trial 0 ran 1.40 s per epoch, so a trial (2 trainings of 40 epochs x 3 "
-        "folds) takes about 5.6 min; 6 trials at most 33.6 min;")
+        "folds) takes about 5.6 min; 6 trials about 33.6 min at this trial's pace;")
     said: list[str] = []
     clock = FakeClock()
     cost = EpochClock(plan, said.append, clock)
@@ -149,7 +151,7 @@ def test_a_run_that_trains_twice_is_timed_over_both_and_speaks_during_the_first(
     clock.now += 3.5
     cost.step(45, total)  # in epoch 5: three epochs in 7.5 s after the first
     assert said == [plan.line(0, 2.5, trainings=2, startup=0.5)]
-    assert "takes about 10.0 min; 6 trials at most 60.1 min" in said[0]  # (2.5 x 80 + 0.5) x 3 x 6
+    assert "takes about 10.0 min; 6 trials about 60.1 min" in said[0]  # (2.5 x 80 + 0.5) x 3 x 6
     cost.step(51, total)
     assert len(said) == 1
 
@@ -176,7 +178,7 @@ def test_fine_tuning_epochs_after_the_training_are_counted_and_named() -> None:
     plan = SearchPlan(epochs=40, folds=3, trials=6)
     assert plan.line(0, 1.5, extra=3).startswith(
         "cost here: trial 0 ran 1.50 s per epoch, so a trial (40 epochs + 3 fine-tuning epochs "
-        "x 3 folds) takes about 3.2 min; 6 trials at most 19.4 min;")  # 1.5 x 43 x 3 = 193.5 s
+        "x 3 folds) takes about 3.2 min; 6 trials about 19.4 min")  # 1.5 x 43 x 3 = 193.5 s
     assert "(40 epochs + 1 fine-tuning epoch x 3 folds)" in plan.line(0, 1.5, extra=1)
     said: list[str] = []
     clock = FakeClock()

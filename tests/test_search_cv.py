@@ -50,9 +50,9 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     # each fold's teacher (trained before the trials) says its own cost
     assert sum(line.startswith("cost here: the teacher ran ") for line in said) == 2, said
     assert re.fullmatch(r"cost here: trial 0 ran \d\.\d\d s per epoch, so a trial \(1 epoch x 2 "
-                        r"folds\) takes about \d+ s; 3 trials at most \d+ s, then confirming the "
-                        r"pick: up to 3 more runs of a trial's cost, about \d+ s; --trials, "
-                        r"--timeout or --epochs shorten it", cost[0]), cost
+                        r"folds\) takes about \d+ s; 3 trials about \d+ s at this trial's pace, "
+                        r"then confirming the pick: up to 3 more runs of a trial's cost, "
+                        r"about \d+ s; --trials, --timeout or --epochs shorten it", cost[0]), cost
     # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
     # a log (no progress display) hears of each fold that ends before its trial does, with the
