@@ -71,9 +71,9 @@ class SearchPlan:
             total = trial * -(-self.trials // self.workers)  # workers train side by side
             by = f" over {self.workers} workers" if self.workers > 1 else ""
             capped = self.timeout is not None and self.timeout < total
-            # Seeds and teachers train one configuration; trials others, larger ones longer
-            # (office16 lt, 40 epochs, 3 folds: the paper trial 9.2 min, the portfolio's
-            # wide-shallow 24.6 min), so a trial count's cost is said at this trial's pace.
+            # Seeds and teachers train one configuration; trials train others, faster or
+            # slower (kd's first layer spans 8 to 64 channels), so a trial count's cost is said at
+            # this trial's pace, not as a bound.
             bound = "at most" if self.unit != "trial" else "about"
             pace = " at this trial's pace" if self.unit == "trial" else ""
             text += (f"; {_count(self.trials, self.unit)}{by} {bound} {duration_text(total)}"
