@@ -123,8 +123,8 @@ class ContextSettings:
     study: StudyRecord | None = None
     study_name: str = ""
     # The study's space file where it is gone (another checkout, a GPU machine running from
-    # source elsewhere, an upgrade): `space_file` is then the shipped space of its technique,
-    # accepted when it is the same space by digest (`study_space_file`).
+    # source elsewhere, an upgrade): `space_file` is then the shipped space of its name or
+    # technique (`study_context`), accepted when it is the same space by digest (`_check_study`).
     space_gone: Path | None = None
 
 

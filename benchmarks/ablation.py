@@ -201,6 +201,9 @@ def main() -> None:
         return
     if not (args.technique and args.data and args.arm):
         parser.error("--technique, --data and --arm are required (or --show)")
+    names = [words[0] for words in args.arm]
+    if args.reference and args.reference not in names:  # said before hours of training
+        parser.error(f"--reference {args.reference}: not one of the arms ({', '.join(names)})")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))

@@ -63,3 +63,12 @@ def test_show_reads_a_file_of_several_outputs_and_compares_with_the_reference(
     none = subprocess.run([sys.executable, str(SCRIPT), "--show", str(empty)],
                           capture_output=True, text=True, timeout=300)
     assert none.returncode != 0 and "holds no ablation.py output" in none.stderr
+
+
+def test_a_reference_that_is_no_arm_is_refused_before_any_training(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--technique", "kd", "--data",
+                           str(tmp_path / "none"), "--arm", "paper", "--arm", "pick", "c1=16",
+                           "--reference", "baseline"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert "--reference baseline: not one of the arms (paper, pick)" in proc.stderr
