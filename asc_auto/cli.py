@@ -43,7 +43,7 @@ from asc_auto.report import (
 from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
-from asc_auto.stats import accuracy_text
+from asc_auto.stats import accuracy_text, seeds_text
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.teacher_summary import retrain_teacher_lines
 from asc_auto.techniques import TECHNIQUES
@@ -379,8 +379,8 @@ def retrain(
         table.add_row(str(s.seed), f"{s.accuracy:.4f}", f"{s.accuracy_fp32:.4f}",
                       f"{s.log_loss:.4f}", *(f"{p:.4f}" for p in s.per_class))
     console.print(table)
-    console.print(f"evaluate accuracy {result.mean:.4f} ± {result.std:.4f} over "
-                  f"{len(result.seeds)} seeds; checkpoints in {result.folder}")
+    console.print(f"evaluate accuracy {seeds_text([s.accuracy for s in result.seeds])}; "
+                  f"checkpoints in {result.folder}")
     for line in retrain_teacher_lines(result.teacher_accuracy, result.eval_clips or 0,
                                       [s.accuracy for s in result.seeds]):
         console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))
