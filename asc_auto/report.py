@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -443,12 +445,19 @@ def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
 
 
 def retrained_text(retrain: dict, pick: int | None) -> str:
-    """'#2: 0.8100 ± 0.0200 (3 seeds)', with ', not the pick' when retrain and export would now
-    take another trial (a later search or confirmation moved the pick)."""
+    """'#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds)': the mean's standard error, then the
+    seeds' spread; ', not the pick' when retrain and export would now take another trial (a
+    later search or confirmation moved the pick)."""
     trial = retrain.get("trial")
     stale = ", not the pick" if trial is not None and pick is not None and trial != pick else ""
-    return (f"#{trial}: {retrain['mean']:.4f} ± {retrain['std']:.4f} "
-            f"({retrain.get('seeds', '?')} seeds{stale})")
+    accs = [float(x["accuracy"]) for x in retrain.get("per_seed") or []]
+    seeds = len(accs) or retrain.get("seeds")
+    if not isinstance(seeds, int) or seeds < 2:
+        return f"#{trial}: {retrain['mean']:.4f} ({seeds or '?'} seed{stale})"
+    # the seeds' own values where kept; else the recorded std (sample form)
+    std = statistics.stdev(accs) if accs else float(retrain.get("std") or 0.0)
+    return (f"#{trial}: {retrain['mean']:.4f} ± {std / math.sqrt(seeds):.4f} "
+            f"(SE; std {std:.4f}, {seeds} seeds{stale})")
 
 
 def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:

@@ -238,12 +238,13 @@ def test_studies_table_says_which_trial_was_retrained(tmp_path: Path) -> None:
     console = Console(width=250, record=True)
     console.print(studies_table(rows))
     flat = " ".join(console.export_text().split())
-    assert "#3 │ 0.7200" in flat and "#2: 0.8100 ± 0.0200 (3 seeds, not the pick)" in flat
+    assert "#3 │ 0.7200" in flat
+    assert "#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds, not the pick)" in flat
     summary, _ = write_report(open_storage(url), tmp_path / "out")
-    assert "| #3 | 0.7200 | 450.00 | 115,200 | fp16 | #2: 0.8100 ± 0.0200 (3 seeds, not the " \
-           "pick) |" in summary.read_text()
+    assert "| #3 | 0.7200 | 450.00 | 115,200 | fp16 | #2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 " \
+           "seeds, not the pick) |" in summary.read_text()
     study.set_user_attr("retrain", {"trial": 3, "seeds": 1, "mean": 0.8, "std": 0.0})
-    assert "#3: 0.8000 ± 0.0000 (1 seeds) |" in write_report(
+    assert "#3: 0.8000 (1 seed) |" in write_report(
         open_storage(url), tmp_path / "out")[0].read_text()
 
 
@@ -422,8 +423,9 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     assert rows["baseline"].reference and rows["kd-digits"].vs_baseline is None
     summary, _ = write_report(open_storage(url), tmp_path / "out")
     text = summary.read_text()
-    assert "| #0: 0.8080 ± 0.0000 (3 seeds) | -7.6 ± 1.7 |" in text
-    assert "| reference |" in text and text.count("(3 seeds) | - |") == 1  # kd-digits
+    # 0.833, 0.788, 0.803: std 0.0229, SE 0.0229 / sqrt(3) = 0.0132
+    assert "| #0: 0.8080 ± 0.0132 (SE; std 0.0229, 3 seeds) | -7.6 ± 1.7 |" in text
+    assert "| reference |" in text and text.count("3 seeds) | - |") == 1  # kd-digits
     assert "- warning: int8: its retrained model is 7.6 ± 1.7 points below the baseline" in text
     png = tmp_path / "out" / "against-baseline.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and "(against-baseline.png)" in text
