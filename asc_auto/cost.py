@@ -74,10 +74,10 @@ class SearchPlan:
             # Seeds and teachers train one configuration; trials train others, faster or
             # slower (kd's first layer spans 8 to 64 channels), so a trial count's cost is said at
             # this trial's pace, not as a bound.
-            bound = "at most" if self.unit != "trial" else "about"
-            pace = " at this trial's pace" if self.unit == "trial" else ""
-            text += (f"; {_count(self.trials, self.unit)}{by} {bound} {duration_text(total)}"
-                     f"{pace}" if not capped else f"; --timeout stops starting trials after "
+            cost = (f"about {duration_text(total)} at this trial's pace" if self.unit == "trial"
+                    else f"at most {duration_text(total)}")
+            text += (f"; {_count(self.trials, self.unit)}{by} {cost}"
+                     if not capped else f"; --timeout stops starting trials after "
                      f"{duration_text(float(self.timeout))}")
         elif self.timeout is not None:
             text += (f"; --timeout {duration_text(self.timeout)} leaves room for about "
