@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from asc_auto.cost import duration_text
 from asc_auto.procs import HOST, this_worker, worker_dead
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import mean_se
@@ -398,6 +399,24 @@ def confirm_top(study: optuna.Study, ranked: list[FrozenTrial], score: Score | N
     return confirmations(study)
 
 
+def _time_left(trials: list[FrozenTrial], expected_done: float, took: float) -> str:
+    """`; about 50 min for these 2 runs, as long as their trials took`, or once runs have
+    ended `; about 24 min left at this confirmation's pace` (their trials' recorded seconds
+    scaled by how long the runs so far took against theirs): the confirmation of a CPU search
+    is an hour of runs, each announced with what is left. Empty where a trial's time is not
+    recorded (a study from before trials recorded it)."""
+    seconds = [TrialRecord.from_trial(t).trial_seconds for t in trials]
+    if not seconds or any(s is None or s <= 0 for s in seconds):
+        return ""
+    left = sum(float(s) for s in seconds if s is not None)
+    if expected_done > 0 and took > 0:
+        return f"; about {duration_text(left * took / expected_done)} left at this " \
+               "confirmation's pace"
+    these = "this run, as long as its trial took" if len(trials) == 1 else \
+        f"these {len(trials)} runs, as long as their trials took"
+    return f"; about {duration_text(left)} for {these}"
+
+
 def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score_many: ScoreMany,
              status: Callable[[str], None], parallel: bool) -> int:
     """Run `runs`, appending each score to its trial's list in `record` in seed order and
@@ -411,11 +430,15 @@ def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score
         plain = score_many
 
         def announced(batch: list[Run]) -> Iterator[tuple[FrozenTrial, int, float]]:
-            for trial, seed in batch:
+            t0, expected_done = time.perf_counter(), 0.0
+            for i, (trial, seed) in enumerate(batch):
+                when = _time_left([t for t, _ in batch[i:]], expected_done,
+                                  time.perf_counter() - t0)
                 status(f"confirming trial {trial.number} with seed {seed} (run "
                        f"{numbered[(trial.number, seed)]} of {total}; its search value "
-                       f"{trial.value:.4f})")
+                       f"{trial.value:.4f}{when})")
                 yield from plain([(trial, seed)])
+                expected_done += TrialRecord.from_trial(trial).trial_seconds or 0.0
 
         score_many = announced
     held: dict[tuple[int, int], float] = {}  # finished out of order: waiting for seed - 1

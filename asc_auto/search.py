@@ -54,10 +54,18 @@ from asc_auto.schema import (
     StudyRecord,
     TrialRecord,
 )
-from asc_auto.search_progress import SearchProgress, TrialBudget, fold_text, trial_line
+from asc_auto.search_progress import (
+    SearchProgress,
+    TrialBudget,
+    fold_text,
+    run_end_text,
+    trial_label,
+    trial_line,
+)
 from asc_auto.seeds import trial_seed
 from asc_auto.shared_budget import SharedBudget
 from asc_auto.space import SearchSpace, default_space_file, space_digest
+from asc_auto.stats import accuracy_text
 from asc_auto.storage import (
     default_storage,
     fail_dead_trials,
@@ -260,7 +268,7 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         status(f"{budget.over} proposals over the limit were sized, recorded and not trained; "
                f"they do not count toward --trials")
     if finish:
-        finish_search(study, setup, status, score_many=score_many)
+        finish_search(study, setup, status, score_many=score_many, progress=opts.progress)
     return study
 
 
@@ -473,14 +481,17 @@ def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any
 
 
 def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
-            study: optuna.Study | None = None) -> float:
+            study: optuna.Study | None = None, say: Callable[[str], None] | None = None
+            ) -> float:
     """A finished trial's configuration trained again with seed index >= 1 (confirmation).
 
     With `study`, a cross-validated run records each fold as it ends (CONFIRM_FOLDS, one
     attribute per run, so processes confirming side by side never write the same one) and a
     run interrupted between folds resumes from them: a fold's seeds depend only on (trial,
     fold, seed index), so the resumed run scores what the whole one would have. A fsdd int8
-    confirmation run is four folds of about 20 min on a 2-core CPU."""
+    confirmation run is four folds of about 20 min on a 2-core CPU, so `say` (a log, no
+    progress display) hears of each fold as it ends and of the run's score, and
+    `objective.progress` (a terminal) shows the run's training steps."""
     config = dict(TrialRecord.from_trial(trial).config or {})
     key = CONFIRM_FOLDS.format(trial=trial.number, seed=seed_index)
     folds = len(objective.setup.folds)
@@ -491,15 +502,32 @@ def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
             resumed = fold_resume.Resumed(
                 trial=trial.number, seed_trial=trial.number, accuracies=tuple(done),
                 details=(None,) * len(done), val_history=(), reports=())
+    label = f"confirming trial {trial.number} with seed {seed_index}"
+    reused, t0 = (0 if resumed is None else resumed.folds), time.perf_counter()
+    bar = objective.progress
+    short = f"trial {trial.number} seed {seed_index}"  # the bar's: a terminal line is short
+    if bar is not None:
+        bar.start_run(short)
 
     def on_fold(fold: int, score: CvScore, details: list[dict[str, Any] | None]) -> None:
         if study is not None:
             study.set_user_attr(key, [round(a, 4) for a in score.accuracies])
+        if say is not None and reused <= fold < folds - 1:
+            say(fold_text(label, fold, folds, score, time.perf_counter() - t0, reused, "run"))
+        if bar is not None:
+            bar.fold(fold + 1, folds, score.mean)
 
     # Each fold's training resumes at its last epoch after a stop too (epoch_state.py).
     epoch_key = None if study is None else run_key(study, trial.number, seed_index, config)
-    return objective.score_config(config, trial.number, seed_index, on_fold=on_fold,
-                                  resumed=resumed, epoch_key=epoch_key)[0].mean
+    score = objective.score_config(config, trial.number, seed_index, on_fold=on_fold,
+                                   on_step=None if bar is None else bar.step,
+                                   resumed=resumed, epoch_key=epoch_key)[0]
+    end = run_end_text(label, score, trial.value, time.perf_counter() - t0)
+    if say is not None:
+        say(end)
+    if bar is not None:
+        bar.end_run(f"last: {short} {accuracy_text(score.mean, None, score.standard_error)}")
+    return score.mean
 
 
 def run_key(study: optuna.Study, number: int, seed_index: int, config: dict[str, Any]) -> str:
@@ -512,10 +540,11 @@ def run_key(study: optuna.Study, number: int, seed_index: int, config: dict[str,
 
 def finish_search(study: optuna.Study, setup: SearchSetup,
                   status: Callable[[str], None] = print,
-                  score_many: confirm.ScoreMany | None = None) -> None:
+                  score_many: confirm.ScoreMany | None = None, progress: bool = False) -> None:
     """After a search's trials: confirm the top few configurations with fresh seeds (the pick
     that retrain and export take), then the technique's own step (e.g. the gcc ablation).
-    `score_many`: `--jobs N` runs the confirmation in N processes (workers.confirm_pool)."""
+    `score_many`: `--jobs N` runs the confirmation in N processes (workers.confirm_pool);
+    `progress`: a bar for the confirmation's runs, else a line per fold and run."""
     ranked = feasible_trials(study)
     others = _others_running(study)
     confirming = bool(setup.confirm_seeds) and len(ranked) >= 2
@@ -532,7 +561,7 @@ def finish_search(study: optuna.Study, setup: SearchSetup,
                "confirms the top configurations and runs what follows")
         return  # it also runs the technique's step below, on the pick it confirms
     elif confirming:
-        _confirm_until_settled(study, setup, status, score_many)
+        _confirm_until_settled(study, setup, status, score_many, progress)
     ranked = feasible_trials(study)
     best = pick_trial(study) if ranked else None
     for key, value in setup.technique.after_search(best, setup.context, setup.folds).items():
@@ -550,7 +579,7 @@ def _paper(ranked: list[FrozenTrial]) -> FrozenTrial | None:
 
 def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
                            status: Callable[[str], None],
-                           score_many: confirm.ScoreMany | None) -> None:
+                           score_many: confirm.ScoreMany | None, progress: bool = False) -> None:
     """Confirm the top few under this worker's claim, then look again with the claim released:
     a worker that finished meanwhile left its trials to this one (`confirm.live_claim`), so new
     top trials are confirmed too (the runs of those still there are kept), until none came in,
@@ -560,10 +589,24 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
     paper = _paper(ranked)
     if note := confirm.reference_note(ranked, setup.confirm_top, paper):
         status(note)
+    bar_on = progress and score_many is None  # runs in other processes: a line each instead
+    say = None if bar_on else status  # in a terminal the bar says it
+    with SearchProgress(None, enabled=bar_on, unit="confirmation runs") as bar:
+        objective.progress = bar if bar_on else None
+        _confirm_rounds(study, objective, ranked, paper, status,
+                        lambda trial, seed: rescore(objective, trial, seed, study, say),
+                        score_many)
+
+
+def _confirm_rounds(study: optuna.Study, objective: Objective, ranked: list[FrozenTrial],
+                    paper: FrozenTrial | None, status: Callable[[str], None],
+                    score: confirm.Score, score_many: confirm.ScoreMany | None) -> None:
+    """`_confirm_until_settled`'s rounds: confirm, look again, until settled."""
+    setup = objective.setup
     while True:
         with confirm.holding(study):
             confirmed = confirm.confirm_top(
-                study, ranked, lambda trial, seed: rescore(objective, trial, seed, study),
+                study, ranked, score,
                 setup.confirm_top, setup.confirm_seeds, status, reference=paper,
                 score_many=score_many, max_seeds=setup.confirm_max_seeds)
         if confirmed:
@@ -725,7 +768,7 @@ class Objective:
             TrialRecord(cv_accuracies=[round(a, 4) for a in score.accuracies],
                         cv_details=details).write(trial)
             if self.fold_line is not None and reused <= fold < len(setup.folds) - 1:
-                self.fold_line(fold_text(trial, fold, len(setup.folds), score,
+                self.fold_line(fold_text(trial_label(trial), fold, len(setup.folds), score,
                                          time.perf_counter() - t0, reused))
             if self.progress is not None:
                 self.progress.fold(fold + 1, len(setup.folds), score.mean)

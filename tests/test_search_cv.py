@@ -85,6 +85,28 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     assert confirmed[0].mean >= confirmed[1].mean
     line = next(line for line in said if line.startswith("confirmed: "))
     assert "on 1 fresh seed" in line and "nan" not in line, line
+    # a log hears of each confirmation run as of a trial: each fold that ends before the run
+    # does (the accuracy it recorded) and the run's score with its standard error, and each
+    # run is announced with the time left (its trials' recorded time, then this pace)
+    runs = sorted(record["trials"], key=int)
+    for number in runs:
+        first = study.user_attrs[f"confirmation_folds_{number}_1"][0]
+        fold = [m for line in said if (m := re.fullmatch(
+            rf"confirming trial {number} with seed 1: fold 1/2 val acc (\d\.\d{{4}}) ± "
+            r"0\.\d{3}; \d+ s in, about \d+ s left in this run", line))]
+        assert len(fold) == 1 and float(fold[0][1]) == pytest.approx(first, abs=1e-4), said
+        end = [m for line in said if (m := re.fullmatch(
+            rf"confirming trial {number} with seed 1: val acc (\d\.\d{{4}}) ± 0\.\d{{3}} over 2 "
+            rf"folds \(its search value {study.trials[int(number)].value:.4f}; \d+ s\)", line))]
+        assert len(end) == 1, said
+        assert float(end[0][1]) == pytest.approx(record["trials"][number][1], abs=1e-4)
+    announced = [line for line in said if line.startswith("confirming trial")
+                 and "(run " in line]
+    assert len(announced) == len(runs), said
+    assert re.search(rf"\(run 1 of {len(runs)}; its search value \d\.\d{{4}}; about \d+ s for "
+                     rf"these {len(runs)} runs, as long as their trials took\)$", announced[0])
+    assert all(re.search(r"; about \d+ s left at this confirmation's pace\)$", line)
+               for line in announced[1:]), announced
     shown = CliRunner().invoke(app, ["show", "--study", "kd", "--storage",
                                      f"sqlite:///{tmp_path / 'asc.db'}"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
