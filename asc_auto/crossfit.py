@@ -44,7 +44,7 @@ from asc_auto.records import pick_trial
 from asc_auto.retrain import SeedResult, load_seed, retrain_folder, retrain_key, run_seed
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.series import runs_in_processes, series_progress
-from asc_auto.stats import binomial_se
+from asc_auto.stats import accuracy_text, binomial_se
 from asc_auto.teacher_logits import write_teacher_logits
 from asc_auto.techniques.base import Technique, get_technique
 from asc_auto.train import epochs_to_see
@@ -192,7 +192,8 @@ def teacher_logits(study: optuna.Study, out: Path, folds: int = 5, seed: int = 0
             if ctx.val_files and not full:
                 eval_logits.append(_ir_logits(fold_dir, ctx.val_xy[0]))
             acc = float(np.mean(logits.argmax(axis=1) == held_y.numpy()))
-            series.finished(f"fold {i + 1} held out: {acc:.4f}")
+            series.finished(f"fold {i + 1} held out: "
+                            f"{accuracy_text(acc, len(fold_ctx.val_files))}")
             result = FoldResult(i, len(fold_ctx.train_files), len(fold_ctx.val_files),
                                 fold_ctx.train_cfg.epochs, acc, took, reused)
             results.append(result)

@@ -37,6 +37,7 @@ from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.series import runs_in_processes, series_progress
 from asc_auto.space import space_digest
+from asc_auto.stats import accuracy_text
 from asc_auto.techniques.base import Candidate, EpochHook, StepHook, Technique, get_technique
 from asc_auto.train import resolve_device
 
@@ -162,14 +163,16 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             cached = load_seed(seed_dir, key)
             if cached is None:
                 status(f"retraining trial {trial.number} with seed {seed} "
-                       f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} epochs = "
+                       f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} "
+                       f"epoch{'s' if ctx.train_cfg.epochs != 1 else ''} = "
                        f"{len(ctx.train_files) * ctx.train_cfg.epochs:,} clips seen)")
                 hooks = series.start(f"seed {seed}", seed, technique, config)
                 cached = run_seed(technique, ctx, config, seed, seed_dir, key,
                                   on_epoch=hooks.on_epoch, on_step=hooks.on_step,
                                   on_built=hooks.on_built)
             done.append(cached)
-            series.finished(f"seed {seed}: {cached.accuracy:.4f}")
+            series.finished(f"seed {seed}: evaluate accuracy "
+                            f"{accuracy_text(cached.accuracy, len(ctx.val_files))}")
             if on_seed is not None:
                 on_seed(cached)
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder,

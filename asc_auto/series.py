@@ -5,6 +5,7 @@ its time remaining, and the first run's timed epoch says once what the series wi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,15 +32,23 @@ class Series:
     """The bars and the cost clock of a series (`series_progress`)."""
 
     def __init__(self, bar: Progress, cost: EpochClock, runs: TaskID, steps: TaskID,
-                 epochs: int, scored: str) -> None:
+                 epochs: int, scored: str, log: Callable[[str], None] | None = None,
+                 what: str = "runs", total: int = 0, todo: int = 0) -> None:
         self.bar, self.cost, self.runs, self.steps = bar, cost, runs, steps
         self.epochs, self.scored = epochs, scored
+        # Without a bar (a log): a line per finished run, since a default-budget retrain seed
+        # on a CPU is an hour (office16 kd: 325 epochs) and a log would say nothing meanwhile.
+        self.log, self.what, self.total, self.todo = log, what, total, todo
+        self.done = 0
+        self.took: list[float] = []  # seconds of each run trained here
+        self.t0: float | None = None  # when the running one started
 
     def start(self, label: str, number: int, technique: Technique, config: dict[str, Any]
               ) -> RunHooks:
         """Run `number` (`label` on its bar) begins training: its hooks."""
         self.bar.update(self.steps, description=label, completed=0, total=None, visible=True,
                         info="")
+        self.t0 = time.perf_counter()
         all_epochs = [self.epochs]  # of the run's fit (lt: how often depends on the model)
 
         def on_built(cand: Candidate) -> None:
@@ -61,9 +70,22 @@ class Series:
         return RunHooks(on_epoch, on_step, on_built)
 
     def finished(self, info: str) -> None:
-        """A run is done (trained now or found on disk)."""
+        """A run is done (trained now, after `start`, or found on disk). In a log: `seed 1:
+        evaluate accuracy 0.8333 ± 0.046 (2.7 min); 2 of 3 seeds, about 2.7 min left at this
+        pace` (the runs still to train at the mean time of those trained here)."""
         self.bar.update(self.steps, visible=False)
         self.bar.update(self.runs, advance=1, info=info)
+        self.done += 1
+        trained, self.t0 = self.t0, None
+        if trained is not None:
+            self.took.append(time.perf_counter() - trained)
+        if self.log is None:
+            return
+        left = self.todo - len(self.took)
+        eta = (f", about {duration_text(left * sum(self.took) / len(self.took))} left at this "
+               "pace" if left > 0 and self.took else "")
+        how = "on disk" if trained is None else duration_text(self.took[-1])
+        self.log(f"{info} ({how}); {self.done} of {self.total} {self.what}{eta}")
 
 
 @contextmanager
@@ -76,7 +98,8 @@ def series_progress(enabled: bool, what: str, total: int, todo: int, epochs: int
     with progress_bar(enabled, info=True, elapsed=True, remaining=True) as bar:
         runs = bar.add_task(what, total=total, info="")
         steps = bar.add_task("training", total=None, info="", visible=False)
-        yield Series(bar, cost, runs, steps, epochs, scored)
+        yield Series(bar, cost, runs, steps, epochs, scored, None if enabled else status,
+                     what, total, todo)
 
 
 class Timed(Protocol):

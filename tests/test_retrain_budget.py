@@ -5,6 +5,7 @@ epochs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -14,6 +15,7 @@ from asc_auto.crossfit import fold_plan
 from asc_auto.retrain import retrain
 from asc_auto.schema import StudyRecord
 from asc_auto.search import SearchOptions, run_search
+from asc_auto.stats import binomial_se
 from asc_auto.train import epochs_to_see
 
 pytestmark = pytest.mark.slow
@@ -43,6 +45,17 @@ def test_retrain_and_fold_models_see_the_searchs_clips(tmp_path: Path,
     doc = json.loads((result.folder / "seed-0" / "result.json").read_text())
     assert doc["epochs"] == 3  # not the search's 6 epochs of 17-18 clips: 105 clips seen
     assert "retraining trial 0 with seed 0 (35 clips, 3 epochs = 105 clips seen)" in said, said
+    # a log hears of each seed as it ends: its evaluate accuracy ± SE (13 clips), how long it
+    # took, how many are done and the time the rest take at the pace of those trained here
+    said.clear()
+    three = retrain(study, seeds=3, home=home, progress=False, status=said.append)
+    acc = [f"{s.accuracy:.4f} ± {binomial_se(s.accuracy, 13):.3f}" for s in three.seeds]
+    lines = [line for line in said if line.startswith("seed ")]
+    assert lines[0] == f"seed 0: evaluate accuracy {acc[0]} (on disk); 1 of 3 seeds", said
+    assert re.fullmatch(rf"seed 1: evaluate accuracy {re.escape(acc[1])} \((\d+) s\); 2 of 3 "
+                        r"seeds, about \1 s left at this pace", lines[1]), lines
+    assert re.fullmatch(rf"seed 2: evaluate accuracy {re.escape(acc[2])} \(\d+ s\); 3 of 3 "
+                        r"seeds", lines[2]), lines
     # teacher-logits' fold models see as many, each in epochs of its own clips
     plan = fold_plan(study, 2, 0, None, home, None, "cpu", False, lambda m: None, None)
     assert plan.ctx.train_cfg.epochs == 3

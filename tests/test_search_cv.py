@@ -260,7 +260,8 @@ def test_a_worker_finishing_beside_another_leaves_it_the_confirmation(
         StudyRecord(confirming={"host": "gpu-2", "pid": 4242, "token": "x"}).write(study)
 
     monkeypatch.setattr("asc_auto.confirm.time",
-                        SimpleNamespace(sleep=another_worker_claims, time=time.time))
+                        SimpleNamespace(sleep=another_worker_claims, time=time.time,
+                                        perf_counter=time.perf_counter))
     said: list[str] = []
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)
@@ -269,7 +270,8 @@ def test_a_worker_finishing_beside_another_leaves_it_the_confirmation(
     assert CONFIRMATION not in study.user_attrs
     assert not any(line.startswith("confirming trial") for line in said)
     monkeypatch.setattr("asc_auto.confirm.time",
-                        SimpleNamespace(sleep=lambda s: None, time=time.time))
+                        SimpleNamespace(sleep=lambda s: None, time=time.time,
+                                        perf_counter=time.perf_counter))
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)
     assert len(study.user_attrs[CONFIRMATION]["trials"]) == 2
@@ -390,7 +392,7 @@ def test_a_worker_finishing_while_another_confirms_leaves_it_the_new_trials(
     runs: list[tuple[int, int]] = []
 
     def rescore(objective: object, trial: optuna.trial.FrozenTrial, seed: int,
-                study: object = None) -> float:
+                study: object = None, say: object = None) -> float:
         if not runs:
             study.add_trial(optuna.trial.create_trial(
                 params=best.params, distributions=best.distributions, value=1.0,
