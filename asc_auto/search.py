@@ -468,8 +468,10 @@ def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any
     if not setup.folds:
         return setup.technique.prepare(setup.context)
     per_fold = []
+    own = type(setup.technique).prepare is not Technique.prepare  # else nothing to say
     for k, fctx in enumerate(setup.folds):
-        status(f"fold {k + 1} of {len(setup.folds)}: preparing {setup.technique.name}")
+        if own:
+            status(f"fold {k + 1} of {len(setup.folds)}: preparing {setup.technique.name}")
         per_fold.append(setup.technique.prepare(fctx))
     out: dict[str, Any] = dict(per_fold[0])
     for key in per_fold[0]:

@@ -37,6 +37,7 @@ def test_retrain_and_fold_models_see_the_searchs_clips(tmp_path: Path,
                                      home=home, progress=False), status=said.append)
     # 2 folds of the 35 training clips (17 and 18): each training sees 6 x 17.5 = 105 clips
     assert study.user_attrs["clips_seen"] == 105 and study.user_attrs["epochs"] == 6
+    assert not any("preparing" in line for line in said), said  # baseline: nothing to prepare
     assert ("retrain trains 3 epochs of all 35 clips of fold1_train: the 105 clips each search "
             "training sees (--epochs of retrain sets others)") in said, said
 

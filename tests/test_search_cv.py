@@ -55,6 +55,8 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
                         r"about \d+ s; --trials, --timeout or --epochs shorten it", cost[0]), cost
     # one teacher per fold, its accuracy averaged (each never saw its fold's validation clips)
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
+    assert [line for line in said if "preparing" in line] == [
+        "fold 1 of 2: preparing kd", "fold 2 of 2: preparing kd"], said
     # a log (no progress display) hears of each fold that ends before its trial does, with the
     # accuracy the trial recorded for it and the time the trial's other fold will take
     fold_line = re.compile(r"trial (\d+)(?: \([a-z0-9 -]+\))?: fold 1/2 val acc (\d\.\d{4}) ± "
