@@ -161,7 +161,8 @@ class SearchProgress:
     def __init__(self, n_trials: int | None, enabled: bool = True, unit: str = "trials") -> None:
         self.bar = progress_bar(enabled, info=True, elapsed=True, remaining=True,
                                 transient=False)  # remaining: of the search, of the trial
-        self.trials = self.bar.add_task(unit, total=n_trials, info="")
+        # the confirmation's bar shows from its first run: none to run, no empty bar
+        self.trials = self.bar.add_task(unit, total=n_trials, info="", visible=unit == "trials")
         self.steps = self.bar.add_task("training", total=None, info="", visible=False)
         self.best: str = ""
         self.over = 0  # proposals over the limit: shown, not advanced
@@ -181,6 +182,7 @@ class SearchProgress:
 
     def start_run(self, label: str) -> None:
         """A confirmation run starts: its training's steps under its own label."""
+        self.bar.update(self.trials, visible=True)
         self.bar.update(self.steps, description=label, completed=0, total=None, visible=True,
                         info="")
 

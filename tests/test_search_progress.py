@@ -9,9 +9,9 @@ def test_the_confirmation_bar_counts_runs_and_shows_the_last_runs_score() -> Non
     with SearchProgress(None, enabled=False, unit="confirmation runs") as progress:
         runs, steps = (progress.bar.tasks[i] for i in (progress.trials, progress.steps))
         assert runs.description == "confirmation runs" and runs.total is None
-        assert not steps.visible  # no run yet
+        assert not steps.visible and not runs.visible  # no run yet: no empty bar
         progress.start_run("trial 3 seed 1")
-        assert steps.description == "trial 3 seed 1" and steps.visible
+        assert steps.description == "trial 3 seed 1" and steps.visible and runs.visible
         progress.step(5, 20)
         assert (steps.completed, steps.total) == (5, 20)
         progress.fold(1, 2, 0.625)
@@ -22,3 +22,9 @@ def test_the_confirmation_bar_counts_runs_and_shows_the_last_runs_score() -> Non
         progress.start_run("trial 0 seed 1")  # the next run starts its steps from nothing
         assert steps.description == "trial 0 seed 1" and steps.completed == 0
         assert steps.fields["info"] == "" and steps.visible
+
+
+def test_the_search_bar_shows_its_trials_from_the_start() -> None:
+    with SearchProgress(8, enabled=False) as progress:
+        trials = progress.bar.tasks[progress.trials]
+        assert trials.description == "trials" and trials.total == 8 and trials.visible
