@@ -56,8 +56,9 @@ from asc_auto.workers import unprefixed
 #: will cost (the teacher's, a trial's, a seed's) and how far it is (each finished trial with
 #: the time left, each confirmation run, each retrained seed), so a row that takes hours says
 #: so, and where it stands, in the benchmark's own log.
-SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed: ", "retraining trial ",
-        "the paper configuration (", "teacher-logits: ", "fold model ", "the best two ")
+SAID = ("cost here: ", "trial ", "confirming trial ", "confirmed: ", "confirmed trial ",
+        "retraining trial ", "retrained trial ", "seed ", "the paper configuration (",
+        "teacher-logits: ", "fold model ", "the best two ")
 
 
 def said(line: str) -> bool:

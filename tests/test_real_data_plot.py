@@ -174,3 +174,19 @@ def test_a_resumed_row_s_wall_time_says_it_is_a_part(load_benchmark) -> None:
     assert real_data.wall_text({**row, "resumed_after_trials": 0}) == "1996"
     assert real_data.wall_text({**row, "resumed_after_trials": 6}) == (
         "1996 (resumed after 6 trials)")
+
+
+def test_the_log_passes_each_run_s_progress_and_score(
+        load_benchmark: Callable[[str], ModuleType]) -> None:
+    """A row that takes hours says where it stands: each confirmation run (sequential or side
+    by side) and each retrained seed, with its score; not the tables."""
+    real_data = load_benchmark("real_data")
+    for line in ("confirming trial 1 with seed 1: fold 1/3 val acc 0.6667 ± 0.066; 5.8 min in, "
+                 "about 11.6 min left in this run",
+                 "confirmed trial 3 with seed 1: 0.7532 (run 1 of 3; its search value 0.7403)",
+                 "seed 1: evaluate accuracy 0.8333 ± 0.046 (2.7 min); 2 of 3 seeds",
+                 "retrained trial 3 seed 1: evaluate accuracy 0.8333 (2.7 min of training)",
+                 "[worker 1] trial 4 COMPLETE val acc 0.7000 ± 0.040"):
+        assert real_data.said(line), line
+    for line in ("│    0 │   0.3333 │", "kd: trial 0 retrained, evaluate fold", ""):
+        assert not real_data.said(line), line
