@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from asc_auto.checkpoint import load_into
 from asc_auto.context import TrialContext
-from asc_auto.cost import EpochClock, SearchPlan
+from asc_auto.cost import EpochClock, SearchPlan, duration_text
 from asc_auto.data.audio import durations, padding_share
 from asc_auto.data.tau import TauDataset
 from asc_auto.errors import ConfigError
@@ -41,6 +41,7 @@ from asc_auto.models.base import POOLS
 from asc_auto.models.vgg import VggConfig, VggTeacher
 from asc_auto.progress import progress_bar
 from asc_auto.space import SearchSpace
+from asc_auto.stats import accuracy_text
 from asc_auto.tables import dataclass_from_table, ranged, settings_table
 from asc_auto.teacher_logits import read_heldout_logits, read_teacher_logits
 from asc_auto.train import (
@@ -363,6 +364,11 @@ def train_teacher(ctx: TrialContext, settings: TeacherSettings, train_cfg: Train
                              on_epoch=on_epoch, on_step=on_step, transform=crop)
     device = resolve_device(train_cfg.device)
     accuracy = evaluate(model, *ctx.val_xy, ctx.n_classes, device=device).accuracy
+    # Said as it ends (a default-budget teacher is an hour on a CPU, one per fold): whether it
+    # is worth distilling is known here, not only in the tables after the search.
+    held = len(ctx.val_files)
+    ctx.status(f"KD teacher trained: {accuracy_text(accuracy, held)} on its {held} held-out "
+               f"clips ({duration_text(result.seconds_total)})")
     return model, vgg_cfg, accuracy, result
 
 

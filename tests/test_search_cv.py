@@ -57,6 +57,12 @@ def test_cross_validated_trials_and_a_confirmed_pick(tmp_path: Path, tiny_datase
     assert len(study.user_attrs["teacher_val_accuracy_per_fold"]) == 2
     assert [line for line in said if "preparing" in line] == [
         "fold 1 of 2: preparing kd", "fold 2 of 2: preparing kd"], said
+    # each teacher says what it scored on its fold's held-out clips as it ends
+    trained = [m for line in said if (m := re.fullmatch(
+        r"KD teacher trained: (\d\.\d{4}) ± 0\.\d{3} on its (17|18) held-out clips \(\d+ s\)",
+        line))]
+    assert [float(m[1]) for m in trained] == pytest.approx(
+        study.user_attrs["teacher_val_accuracy_per_fold"], abs=1e-4), said
     # a log (no progress display) hears of each fold that ends before its trial does, with the
     # accuracy the trial recorded for it and the time the trial's other fold will take
     fold_line = re.compile(r"trial (\d+)(?: \([a-z0-9 -]+\))?: fold 1/2 val acc (\d\.\d{4}) ± "
