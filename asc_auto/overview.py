@@ -217,7 +217,7 @@ def studies_overview_table(studies: Sequence[dict[str, Any]]) -> Table:
                   title_justify="left")
     for col, just in (("study", "left"), ("technique", "left"), ("trials", "right"),
                       ("best", "right"), ("val ± SE", "right"), ("pick", "left"),
-                      ("retrained: evaluate ± std", "left"), ("vs baseline, pts", "right")):
+                      ("retrained: evaluate ± SE", "left"), ("vs baseline, pts", "right")):
         table.add_column(col, justify=just)
     for s in studies:
         c = s["trials"]

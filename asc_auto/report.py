@@ -411,9 +411,9 @@ def studies_table(rows: Sequence[StudyRow]) -> Table:
     table = Table(title="studies (trials: complete/pruned/infeasible/failed)",
                   title_justify="left")
     for col in ("study", "technique", "trials", "best", "val ± SE", "KB", "params", "prec",
-                "retrained: evaluate ± std", "vs baseline, pts"):
+                "retrained: evaluate ± SE", "vs baseline, pts"):
         table.add_column(col, justify="left" if col in ("study", "technique", "prec",
-                                                        "retrained: evaluate ± std")
+                                                        "retrained: evaluate ± SE")
                          else "right")
     for r in rows:
         c = study_cells(r)

@@ -50,7 +50,7 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
     lines = ["# asc-auto report", "", "## Studies", "",
              "| study | technique | complete | pruned | infeasible | failed | best trial "
              "| best val acc ± SE | size KB | params | precision "
-             "| retrained trial: evaluate acc ± std | vs baseline, points ± SE |",
+             "| retrained trial: evaluate acc ± SE | vs baseline, points ± SE |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     plots: list[str] = []
     teachers: list[str] = []

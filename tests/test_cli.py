@@ -261,6 +261,7 @@ def test_studies_lists_best_pick_and_what_was_retrained(tmp_path: Path) -> None:
     assert "4/0/1/0/0" in flat and "0.7200 ± 0.058" in flat  # sqrt(.72 * .28 / 60) = 0.058
     assert "#3 (best)" in flat
     assert "#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds, not the pick)" in flat
+    assert "retrained: evaluate ± SE" in flat  # the header says what the cell's ± is
     assert "not retrained" in flat  # the empty lt study
 
     listed = runner.invoke(app, ["studies", "--json"], env={"ASC_AUTO_STORAGE": url})

@@ -240,7 +240,9 @@ def test_studies_table_says_which_trial_was_retrained(tmp_path: Path) -> None:
     flat = " ".join(console.export_text().split())
     assert "#3 │ 0.7200" in flat
     assert "#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds, not the pick)" in flat
+    assert "retrained: evaluate ± SE" in flat  # the header says what the cell's ± is
     summary, _ = write_report(open_storage(url), tmp_path / "out")
+    assert "| retrained trial: evaluate acc ± SE |" in summary.read_text()
     assert "| #3 | 0.7200 | 450.00 | 115,200 | fp16 | #2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 " \
            "seeds, not the pick) |" in summary.read_text()
     study.set_user_attr("retrain", {"trial": 3, "seeds": 1, "mean": 0.8, "std": 0.0})
