@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asc_auto.errors import AscError
+from asc_auto.errors import AscError, DataError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.features.frontends import load_waveform, make_frontend
 from asc_auto.io import write_text_atomic
@@ -32,6 +32,11 @@ class Prediction:
     scores: tuple[float, ...]
     error: str | None = None
     logits: tuple[float, ...] = ()  # the model's scores before softmax (`--logits`)
+
+
+# What a user does about an unreadable file among those classified (the dataset's fix, "remove
+# its rows from the CSV files", has no CSV here).
+PREDICT_FIX = "re-copy this file, or leave it out (the other files are classified)"
 
 
 def wav_files(data: Path) -> list[Path]:
@@ -62,6 +67,9 @@ def predict(model_dir: Path, files: list[Path], root: Path | None = None) -> lis
             if not torch.isfinite(feats).all():
                 raise ValueError("audio gives NaN or infinite features")
             logits = model.logits(feats.numpy())[0]
+        except DataError as err:  # the file is named beside it; its fix here is not a CSV's
+            out.append(Prediction(file, name, None, (), f"{err.problem}; fix: {PREDICT_FIX}"))
+            continue
         except Exception as err:  # one bad file must not stop the others
             out.append(Prediction(file, name, None, (), f"{type(err).__name__}: {err}"))
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -58,9 +59,15 @@ def test_predict_cli_writes_the_csv_and_exits_1_on_a_bad_file(exported: Path, wa
                                                                tmp_path: Path) -> None:
     out = tmp_path / "output.csv"
     result = CliRunner().invoke(app, ["predict", "--model", str(exported), "--data", str(wavs),
-                                      "--out", str(out)])
+                                      "--out", str(out)], env={"COLUMNS": "400"})
     assert result.exit_code == 1, result.output
     assert "broken.wav" in result.output and "3 of 4 files classified" in result.output
+    flat = " ".join(result.output.split())
+    broken = next(wavs.rglob("broken.wav"))
+    # one line: the file once, what is wrong, what to do here (no dataset CSV to edit)
+    assert re.search(rf"{re.escape(str(broken))}: unreadable audio \(.+\); fix: re-copy this "
+                     r"file, or leave it out \(the other files are classified\)", flat), flat
+    assert "CSV files" not in flat and "DataError" not in flat
     rows = out.read_text().splitlines()
     assert rows[0].split("\t")[:2] == ["filename", "scene_label"] and len(rows) == 4
     good = sorted(wavs.glob("*-a.wav"))[0]
