@@ -58,14 +58,18 @@ def trial_data(t: FrozenTrial, val_clips: int | None) -> dict[str, Any]:
 
 
 def retrain_data(record: StudyRecord, pick: int | None) -> dict[str, Any] | None:
-    """The recorded retrain: which trial, evaluate accuracy mean ± std over its seeds, and
-    whether it retrained today's pick (a later search or confirmation may have moved it)."""
+    """The recorded retrain: which trial, evaluate accuracy mean ± std over its seeds, each
+    seed's accuracy (the mean's SE from them, as `report` computes it, not from the rounded
+    std), and whether it retrained today's pick (a later search or confirmation may have
+    moved it)."""
     done = record.retrain
     if not done:
         return None
     trial = int(done["trial"]) if done.get("trial") is not None else None
     return {"trial": trial, "seeds": done.get("seeds"), "mean": _num(done.get("mean")),
             "std": _num(done.get("std")), "folder": done.get("folder"),
+            "per_seed": [{"seed": s.get("seed"), "accuracy": _num(s.get("accuracy"))}
+                         for s in done.get("per_seed") or []],
             "is_pick": trial is not None and trial == pick}
 
 

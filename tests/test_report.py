@@ -526,3 +526,22 @@ def test_a_retrain_s_seeds_are_said_with_the_mean_s_se_and_their_spread() -> Non
     assert said == ("0.8333 ± 0.0231 over 3 seeds (SE of the mean; std 0.0401, seeds "
                     "0.7879-0.8636)")
     assert seeds_text([0.75]) == "0.7500 on 1 seed (no spread to say)"
+
+
+def test_studies_and_report_show_one_retrained_cell_for_one_retrain() -> None:
+    """`studies` (through the overview's JSON) and `report` write the same SE: both from the
+    kept seeds, not one of them from the std rounded to 4 decimals (0.0682 against 0.0681)."""
+    from asc_auto.overview import retrain_data
+    from asc_auto.report import retrained_text
+    from asc_auto.schema import StudyRecord
+
+    record = {"trial": 2, "seeds": 2, "mean": 0.2652, "std": 0.0964, "folder": "x",
+              "per_seed": [{"seed": 0, "accuracy": 0.3333, "log_loss": 2.3},
+                           {"seed": 1, "accuracy": 0.197, "log_loss": 2.3}]}
+    shown = retrain_data(StudyRecord(retrain=record), 2)
+    assert shown is not None and [s["accuracy"] for s in shown["per_seed"]] == [0.3333, 0.197]
+    assert retrained_text(shown, 2) == retrained_text(record, 2) == \
+        "#2: 0.2652 ± 0.0681 (SE; std 0.0964, 2 seeds)"
+    without = {k: v for k, v in record.items() if k != "per_seed"}  # a record from before
+    assert retrained_text(retrain_data(StudyRecord(retrain=without), 2), 2) == \
+        "#2: 0.2652 ± 0.0682 (SE; std 0.0964, 2 seeds)"
