@@ -168,6 +168,14 @@ def test_retrain_cli_prints_the_seed_table(searched, tiny_dataset: Path) -> None
     points = 100 * (mine["mean"] - 0.25)
     assert ("against the baseline CNN retrained on the same data (study 'bl'): "
             f"{points:+.1f} points") in " ".join(again.output.split())  # one seed each: no SE
+    # `show` says what the retrain measured and where it stands, as retrain did
+    shown = CliRunner().invoke(app, ["show", "--study", study.study_name, "--storage", url,
+                                     "--home", str(home)], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    flat = " ".join(shown.output.split())
+    assert (f"retrained, evaluate fold: #{mine['trial']}: {mine['mean']:.4f} (1 seed); "
+            f"checkpoints in {mine['folder']}") in flat, shown.output
+    assert f"(study 'bl'): {points:+.1f} points" in flat
 
 
 def test_per_identifier_scores_each_source_and_stays_quiet_for_many(monkeypatch) -> None:
