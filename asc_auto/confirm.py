@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from asc_auto.cost import duration_text
 from asc_auto.procs import HOST, this_worker, worker_dead
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.stats import mean_se
+from asc_auto.stats import accuracy_text, mean_se
 
 CONFIRMATION = "confirmation"  # the StudyRecord field it is stored in
 DEFAULT_SEEDS = 2  # fresh seeds per confirmed configuration when a search is not told
@@ -331,9 +331,11 @@ def confirmed_best(study: optuna.Study) -> int | None:
 
 Score = Callable[[FrozenTrial, int], float]  # (trial, seed index >= 1) -> validation accuracy
 Run = tuple[FrozenTrial, int]  # one confirmation run: a trial's configuration, a seed index
-# Scores many runs, yielding each (trial, seed, accuracy) as it finishes, in any order: the
-# process pool of `search --jobs N` (workers.confirm_pool) runs them side by side.
-ScoreMany = Callable[[list[Run]], Iterable[tuple[FrozenTrial, int, float]]]
+# One finished run: (trial, seed, accuracy), or with the accuracy's standard error after it.
+Scored = tuple[FrozenTrial, int, float] | tuple[FrozenTrial, int, float, float]
+# Scores many runs, yielding each as it finishes, in any order: the process pool of `search
+# --jobs N` (workers.confirm_pool) runs them side by side.
+ScoreMany = Callable[[list[Run]], Iterable[Scored]]
 
 
 def one_by_one(score: Score) -> ScoreMany:
@@ -429,7 +431,7 @@ def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score
         numbered = {(trial.number, seed): i for i, (trial, seed) in enumerate(runs, 1)}
         plain = score_many
 
-        def announced(batch: list[Run]) -> Iterator[tuple[FrozenTrial, int, float]]:
+        def announced(batch: list[Run]) -> Iterator[Scored]:
             t0, expected_done = time.perf_counter(), 0.0
             for i, (trial, seed) in enumerate(batch):
                 when = _time_left([t for t, _ in batch[i:]], expected_done,
@@ -443,9 +445,10 @@ def _run_all(study: optuna.Study, record: dict[str, Any], runs: list[Run], score
         score_many = announced
     held: dict[tuple[int, int], float] = {}  # finished out of order: waiting for seed - 1
     done = 0
-    for done, (trial, seed, acc) in enumerate(score_many(runs), 1):
+    for done, (trial, seed, acc, *se) in enumerate(score_many(runs), 1):
         if parallel:
-            status(f"confirmed trial {trial.number} with seed {seed}: {acc:.4f} (run {done} of "
+            status(f"confirmed trial {trial.number} with seed {seed}: "
+                   f"{accuracy_text(acc, None, se[0] if se else None)} (run {done} of "
                    f"{total}; its search value {trial.value:.4f})")
         held[(trial.number, seed)] = round(float(acc), 4)
         accs = record["trials"][str(trial.number)]

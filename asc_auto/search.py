@@ -484,7 +484,7 @@ def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any
 
 def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
             study: optuna.Study | None = None, say: Callable[[str], None] | None = None
-            ) -> float:
+            ) -> CvScore:
     """A finished trial's configuration trained again with seed index >= 1 (confirmation).
 
     With `study`, a cross-validated run records each fold as it ends (CONFIRM_FOLDS, one
@@ -493,7 +493,8 @@ def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
     fold, seed index), so the resumed run scores what the whole one would have. A fsdd int8
     confirmation run is four folds of about 20 min on a 2-core CPU, so `say` (a log, no
     progress display) hears of each fold as it ends and of the run's score, and
-    `objective.progress` (a terminal) shows the run's training steps."""
+    `objective.progress` (a terminal) shows the run's training steps. The score: its mean is
+    the run's value, its standard error said beside it."""
     config = dict(TrialRecord.from_trial(trial).config or {})
     key = CONFIRM_FOLDS.format(trial=trial.number, seed=seed_index)
     folds = len(objective.setup.folds)
@@ -529,7 +530,7 @@ def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
         say(end)
     if bar is not None:
         bar.end_run(f"last: {short} {accuracy_text(score.mean, None, score.standard_error)}")
-    return score.mean
+    return score
 
 
 def run_key(study: optuna.Study, number: int, seed_index: int, config: dict[str, Any]) -> str:
@@ -596,7 +597,7 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
     with SearchProgress(None, enabled=bar_on, unit="confirmation runs") as bar:
         objective.progress = bar if bar_on else None
         _confirm_rounds(study, objective, ranked, paper, status,
-                        lambda trial, seed: rescore(objective, trial, seed, study, say),
+                        lambda trial, seed: rescore(objective, trial, seed, study, say).mean,
                         score_many)
 
 

@@ -31,7 +31,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from asc_auto.confirm import Run, ScoreMany
+from asc_auto.confirm import Run, Scored, ScoreMany
 from asc_auto.errors import AscError, CommandFailed
 from asc_auto.procs import cpu_share, take_slot
 from asc_auto.progress import progress_bar
@@ -141,7 +141,7 @@ def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
     each set up once like a worker (its share of the cores, its GPU) and then handed runs: the
     top few configurations x seeds are as many trainings as a few trials, and one process would
     leave the other workers' cores or GPUs idle for all of them."""
-    def many(runs: list[Run]) -> Iterator[tuple[optuna.trial.FrozenTrial, int, float]]:
+    def many(runs: list[Run]) -> Iterator[Scored]:
         if not runs:
             return
         n = min(jobs, len(runs))
@@ -156,7 +156,7 @@ def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
                        for trial, seed in runs}
             for future in as_completed(futures):
                 trial, seed = futures[future]
-                yield trial, seed, future.result()
+                yield trial, seed, *future.result()
         finally:  # a failed run or Ctrl-C: the others are not started; finished ones are kept
             pool.shutdown(wait=True, cancel_futures=True)
     return many
@@ -176,8 +176,10 @@ def _confirm_init(opts: SearchOptions, threads: int, slots: Any) -> None:
     _CONFIRMING["study"] = study  # where each run records its folds (search.rescore)
 
 
-def _confirm_run(trial: optuna.trial.FrozenTrial, seed: int) -> float:
-    return rescore(_CONFIRMING["objective"], trial, seed, _CONFIRMING["study"])
+def _confirm_run(trial: optuna.trial.FrozenTrial, seed: int) -> tuple[float, float]:
+    """One confirmation run in this process: its value and that value's standard error."""
+    score = rescore(_CONFIRMING["objective"], trial, seed, _CONFIRMING["study"])
+    return score.mean, score.standard_error
 
 
 def resolve_cpu(device: str) -> bool:

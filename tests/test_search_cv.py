@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from asc_auto.cli import app
 from asc_auto.confirm import CONFIRMATION, confirmations
+from asc_auto.cv import CvScore
 from asc_auto.errors import UsageError
 from asc_auto.records import pick_trial
 from asc_auto.schema import StudyRecord
@@ -400,13 +401,13 @@ def test_a_worker_finishing_while_another_confirms_leaves_it_the_new_trials(
     runs: list[tuple[int, int]] = []
 
     def rescore(objective: object, trial: optuna.trial.FrozenTrial, seed: int,
-                study: object = None, say: object = None) -> float:
+                study: object = None, say: object = None) -> CvScore:
         if not runs:
             study.add_trial(optuna.trial.create_trial(
                 params=best.params, distributions=best.distributions, value=1.0,
                 user_attrs={**best.user_attrs, "source": "search"}))
         runs.append((trial.number, seed))
-        return 0.5 + trial.number / 100
+        return CvScore((0.5 + trial.number / 100,), (10,))
 
     monkeypatch.setattr("asc_auto.search.rescore", rescore)
     said.clear()

@@ -8,6 +8,7 @@ and ran the paper trial twice. Each case here starts real processes at the same 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,12 @@ def test_search_jobs_runs_workers_and_finishes_once(tiny_dataset: Path, tmp_path
     assert "confirming 2 runs in 2 processes" in flat and "the best two are close" in flat
     fresh = sum(len(accs) - 1 for accs in record.values())
     assert run.stdout.count("confirmed trial") == fresh >= runs + 2
+    # each side-by-side run's value with its standard error, as a sequential run's
+    lines = re.findall(r"confirmed trial (\d+) with seed (\d+): (\d\.\d{4}) ± 0\.\d{3} \(run ",
+                       flat)
+    assert len(lines) == fresh, run.stdout
+    for trial, seed, acc in lines:
+        assert record[trial][int(seed)] == pytest.approx(float(acc), abs=1e-4)
     assert confirmed_best(study) is not None  # every run recorded: a verdict
     assert all(len(record[str(c.trial)]) == 3 for c in confirmations(study)[:2])
 
