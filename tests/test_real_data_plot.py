@@ -183,7 +183,8 @@ def test_the_log_passes_each_run_s_progress_and_score(
     real_data = load_benchmark("real_data")
     for line in ("confirming trial 1 with seed 1: fold 1/3 val acc 0.6667 ± 0.066; 5.8 min in, "
                  "about 11.6 min left in this run",
-                 "confirmed trial 3 with seed 1: 0.7532 ± 0.040 (run 1 of 3; its search value 0.7403)",
+                 "confirmed trial 3 with seed 1: 0.7532 ± 0.040 (run 1 of 3; its search value "
+                 "0.7403)",
                  "seed 1: evaluate accuracy 0.8333 ± 0.046 (2.7 min); 2 of 3 seeds",
                  "retrained trial 3 seed 1: evaluate accuracy 0.8333 (2.7 min of training)",
                  "[worker 1] trial 4 COMPLETE val acc 0.7000 ± 0.040"):
