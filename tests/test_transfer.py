@@ -23,7 +23,7 @@ from asc_auto.models.cnn import CnnStudent, StudentConfig
 from asc_auto.pretrain import PretrainOptions, pretrain
 from asc_auto.teacher import TeacherSettings, ensure_teachers, load_teacher_model
 from asc_auto.techniques.base import get_technique
-from asc_auto.train import evaluate
+from asc_auto.train import TrainResult, evaluate
 from asc_auto.transfer import TEACHER_FILES, FileRef, Sources, resolve_sources, verified
 
 SPACES = Path(__file__).parent / "spaces"
@@ -182,7 +182,7 @@ def test_teacher_pretrained_on_other_classes_starts_the_kd_teacher(
     assert card["kind"] == "teacher" and len(card["classes"]) == 2
     assert card["settings"]["train"]["epochs"] == 1
 
-    monkeypatch.setattr(teacher_mod, "train_model", lambda *a, **k: None)  # no fine-tuning
+    monkeypatch.setattr(teacher_mod, "train_model", lambda *a, **k: TrainResult())  # no fine-tuning
     said: list[str] = []
     sources = resolve_sources("kd", frozenset(), TEACHER_FILES, teachers=[out])
     ctx = _context("kd", tiny_dataset, tmp_path / "home", sources)
