@@ -407,10 +407,10 @@ def _time_left(trials: list[FrozenTrial], expected_done: float, took: float) -> 
     scaled by how long the runs so far took against theirs): the confirmation of a CPU search
     is an hour of runs, each announced with what is left. Empty where a trial's time is not
     recorded (a study from before trials recorded it)."""
-    seconds = [TrialRecord.from_trial(t).trial_seconds for t in trials]
-    if not seconds or any(s is None or s <= 0 for s in seconds):
+    seconds = [TrialRecord.from_trial(t).trial_seconds or 0.0 for t in trials]
+    if not seconds or min(seconds) <= 0:
         return ""
-    left = sum(float(s) for s in seconds if s is not None)
+    left = sum(seconds)
     if expected_done > 0 and took > 0:
         return f"; about {duration_text(left * took / expected_done)} left at this " \
                "confirmation's pace"

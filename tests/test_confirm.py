@@ -482,3 +482,32 @@ def test_an_extension_killed_midway_resumes_with_the_same_decisions() -> None:
     assert said[0] == ("the best two: trial 7 0.7210 ± 0.013 (2 seeds) against trial 3 0.7077 ± "
                        "0.040 (3 seeds): one more fresh seed for trial 7, so that they are "
                        "compared on as many seeds (at most 4)"), said
+
+
+def test_each_run_is_announced_with_the_time_left_when_the_trials_recorded_theirs() -> None:
+    """Before each run: its trials' recorded seconds for the runs left, then the same scaled by
+    how long the runs so far took against theirs; nothing for trials that recorded no time (a
+    study from before they did), rather than a made-up estimate."""
+    plain = _study([0.9, 0.8, 0.7])
+    said: list[str] = []
+    confirm_top(plain, feasible_trials(plain), _score, top=2, seeds=1, max_seeds=1,
+                status=said.append)
+    runs = [line for line in said if line.startswith("confirming trial")]
+    assert len(runs) == 2 and all(line.endswith(f"{v})") for line, v in
+                                  zip(runs, ("0.9000", "0.8000"), strict=True)), runs
+
+    timed = optuna.create_study(direction="maximize")
+    for i, (v, seconds) in enumerate(((0.9, 600.0), (0.8, 1200.0))):
+        timed.add_trial(create_trial(
+            value=v, params={"x": float(i)}, distributions={"x": FloatDistribution(0, 100)},
+            user_attrs={"feasible": True, "size_kb": 100.0, "trial_seconds": seconds}))
+    said.clear()
+    confirm_top(timed, feasible_trials(timed), _score, top=2, seeds=1, max_seeds=1,
+                status=said.append)
+    runs = [line for line in said if line.startswith("confirming trial")]
+    assert runs[0] == ("confirming trial 0 with seed 1 (run 1 of 2; its search value 0.9000; "
+                       "about 30.0 min for these 2 runs, as long as their trials took)"), runs
+    # the first run took far less than its trial's 600 s: the rest is scaled down to match
+    assert runs[1].startswith("confirming trial 1 with seed 1 (run 2 of 2; its search value "
+                              "0.8000; about ") and runs[1].endswith(
+        " s left at this confirmation's pace)"), runs
