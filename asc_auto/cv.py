@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from asc_auto.context import TrialContext
 from asc_auto.data.splits import grouped_folds
 from asc_auto.data.tau import Clip
-from asc_auto.stats import binomial_se, mean_se
+from asc_auto.stats import accuracy_text, binomial_se, mean_se
 
 # Under this many validation clips a single split cannot rank configurations (SE of a score near
 # 75 % accuracy is 2.5 points at 300 clips, 7.5 points at 33): cross-validation is switched on.
@@ -82,3 +82,8 @@ class CvScore:
         if len(self.accuracies) < 2:
             return binomial
         return max(binomial, mean_se(self.accuracies))
+
+    @property
+    def text(self) -> str:
+        """`0.7532 ± 0.040`: the mean with its standard error, as every line shows a score."""
+        return accuracy_text(self.mean, None, self.standard_error)

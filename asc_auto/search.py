@@ -65,7 +65,6 @@ from asc_auto.search_progress import (
 from asc_auto.seeds import trial_seed
 from asc_auto.shared_budget import SharedBudget
 from asc_auto.space import SearchSpace, default_space_file, space_digest
-from asc_auto.stats import accuracy_text
 from asc_auto.storage import (
     default_storage,
     fail_dead_trials,
@@ -529,7 +528,7 @@ def rescore(objective: Objective, trial: FrozenTrial, seed_index: int,
     if say is not None:
         say(end)
     if bar is not None:
-        bar.end_run(f"last: {short} {accuracy_text(score.mean, None, score.standard_error)}")
+        bar.end_run(f"last: {short} {score.text}")
     return score
 
 

@@ -136,7 +136,7 @@ def fold_text(label: str, fold: int, folds: int, score: CvScore, elapsed: float,
     done = fold + 1
     left = elapsed / max(1, done - reused) * (folds - done)
     acc = accuracy_text(score.accuracies[-1], score.n_val[-1])
-    mean = (f", mean {accuracy_text(score.mean, None, score.standard_error)} so far"
+    mean = (f", mean {score.text} so far"
             if done > 1 else "")
     return (f"{label}: fold {done}/{folds} val acc {acc}{mean}; "
             f"{duration_text(elapsed)} in, about {duration_text(left)} left in this {unit}")
@@ -150,7 +150,7 @@ def run_end_text(label: str, score: CvScore, search_value: float | None,
     folds = len(score.accuracies)
     over = f" over {folds} folds" if folds > 1 else ""
     value = "" if search_value is None else f"its search value {search_value:.4f}; "
-    return (f"{label}: val acc {accuracy_text(score.mean, None, score.standard_error)}{over} "
+    return (f"{label}: val acc {score.text}{over} "
             f"({value}{duration_text(elapsed)})")
 
 
