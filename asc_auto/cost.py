@@ -30,7 +30,8 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _count(n: int, noun: str) -> str:
+def count_text(n: int, noun: str) -> str:
+    """`1 epoch`, `27 epochs`: a count with its noun, for every line that says one."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -61,11 +62,11 @@ class SearchPlan:
         trial = (epoch_seconds * epochs + startup) * self.folds
         folds = f" x {self.folds} folds" if self.folds > 1 else ""
         times = f"{trainings} trainings of " if trainings > 1 else ""
-        tuned = f" + {_count(extra, 'fine-tuning epoch')}" if extra else ""
+        tuned = f" + {count_text(extra, 'fine-tuning epoch')}" if extra else ""
         per = f"{epoch_seconds:.2f} s" if epoch_seconds < 10 else duration_text(epoch_seconds)
         who = f"the {self.unit}" if number is None else f"{self.unit} {number}"
         text = (f"cost here: {who} ran {per} per epoch, so a {self.unit} "
-                f"({times}{_count(self.epochs, 'epoch')}{tuned}{folds}) takes about "
+                f"({times}{count_text(self.epochs, 'epoch')}{tuned}{folds}) takes about "
                 f"{duration_text(trial)}")
         if self.trials:
             total = trial * -(-self.trials // self.workers)  # workers train side by side
@@ -76,12 +77,12 @@ class SearchPlan:
             # this trial's pace, not as a bound.
             cost = (f"about {duration_text(total)} at this trial's pace" if self.unit == "trial"
                     else f"at most {duration_text(total)}")
-            text += (f"; {_count(self.trials, self.unit)}{by} {cost}"
+            text += (f"; {count_text(self.trials, self.unit)}{by} {cost}"
                      if not capped else f"; --timeout stops starting trials after "
                      f"{duration_text(float(self.timeout))}")
         elif self.timeout is not None:
             text += (f"; --timeout {duration_text(self.timeout)} leaves room for about "
-                     f"{_count(max(1, round(self.timeout / trial)), self.unit)}")
+                     f"{count_text(max(1, round(self.timeout / trial)), self.unit)}")
         if self.rung is not None and self.rung < self.epochs:
             text += f" (less where the pruner stops a trial at epoch {self.rung})"
         if self.confirmations:

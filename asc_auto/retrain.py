@@ -28,6 +28,7 @@ import optuna
 from asc_auto import epoch_state
 from asc_auto.compress.macs import rule_macs
 from asc_auto.context import TrialContext, study_context
+from asc_auto.cost import count_text
 from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, study_folder
@@ -162,9 +163,9 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
             seed_dir = folder / f"seed-{seed}"
             cached = load_seed(seed_dir, key)
             if cached is None:
+                length = count_text(ctx.train_cfg.epochs, "epoch")
                 status(f"retraining trial {trial.number} with seed {seed} "
-                       f"({len(ctx.train_files)} clips, {ctx.train_cfg.epochs} "
-                       f"epoch{'s' if ctx.train_cfg.epochs != 1 else ''} = "
+                       f"({len(ctx.train_files)} clips, {length} = "
                        f"{len(ctx.train_files) * ctx.train_cfg.epochs:,} clips seen)")
                 hooks = series.start(f"seed {seed}", seed, technique, config)
                 cached = run_seed(technique, ctx, config, seed, seed_dir, key,

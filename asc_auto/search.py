@@ -33,7 +33,7 @@ from asc_auto import confirm, design, epoch_state, fold_resume, portfolio, pruni
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
-from asc_auto.cost import EpochClock, SearchPlan
+from asc_auto.cost import EpochClock, SearchPlan, count_text
 from asc_auto.cv import CvScore, few_sources, fold_contexts, folds_for
 from asc_auto.dashboard import name_objective, record_constraints
 from asc_auto.data.demo import ensure_demo_dataset
@@ -430,7 +430,7 @@ def training_plan(ctx: TrialContext, folds: Sequence[TrialContext], fixed: bool,
     between = (", and between folds once it can no longer enter the top few"
                if folds and pruner != "none" else "")
     per, first = (" per training", " of its first training") if several else ("", "")
-    return (f"each trial trains {_n_epochs(epochs)}{per} ({why}) of {seen}; "
+    return (f"each trial trains {count_text(epochs, 'epoch')}{per} ({why}) of {seen}; "
             f"{pruning.describe(pruner, epochs, first)}{between}")
 
 
@@ -446,19 +446,17 @@ def _retrain_plan(study: optuna.Study, setup: SearchSetup) -> str:
     record = StudyRecord.from_study(study)
     n_all = len(setup.dataset.train)
     if record.clips_seen is None and study.get_trials(deepcopy=False):
-        return (f"retrain trains this study's {_n_epochs(int(record.epochs or 0))} on all "
+        trained = count_text(int(record.epochs or 0), "epoch")
+        return (f"retrain trains this study's {trained} on all "
                 f"{n_all:,} clips of fold1_train (it was made before searches recorded the "
                 "clips each training sees, which retrain now trains)")
     seen = record.clips_seen or clips_per_training(setup.context, setup.folds)
     if record.clips_seen is None:
         StudyRecord(clips_seen=seen).write(study, ["clips_seen"])
-    return (f"retrain trains {_n_epochs(epochs_to_see(seen, n_all))} of all {n_all:,} clips of "
+    epochs = count_text(epochs_to_see(seen, n_all), "epoch")
+    return (f"retrain trains {epochs} of all {n_all:,} clips of "
             f"fold1_train: the {seen:,} clips each search training sees (--epochs of retrain "
             "sets others)")
-
-
-def _n_epochs(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def _prepare(setup: SearchSetup, status: Callable[[str], None]) -> dict[str, Any]:
