@@ -300,7 +300,9 @@ def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any],
     outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
-    result = SeedResult(seed, round(scores.accuracy, 4), round(outcome.accuracy_fp32, 4),
+    # Accuracies unrounded: a mean of seeds rounded to 4 decimals can round the other way when
+    # shown (56/66 on three seeds: 0.8485 each, shown 84.9 % for 84.8 %).
+    result = SeedResult(seed, scores.accuracy, outcome.accuracy_fp32,
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2),
                         per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy()),
