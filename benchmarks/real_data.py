@@ -13,6 +13,7 @@ paper configuration is the published baseline system, so its row is the referenc
 Results are written to `--out` (JSON) as they arrive, so a stopped run keeps what it measured;
 run it again with the same `--home` and a stopped row resumes: its search adds only the trials
 still missing (or just finishes its confirmation), retrain reuses the seeds already trained.
+More `--seeds` later (6 after 3) use the same studies and train only the seeds they lack.
 The table is printed and drawn (`--plot`, default: `--out` with .png): per dataset the paper
 configuration and the pick of each technique, their seeds as dots, the `baseline` row as a line.
 `--replot A.json B.json` trains nothing and shows the rows of earlier runs together (a later
@@ -95,9 +96,7 @@ def _trials_run(study: str, home: Path) -> int:
     an earlier, stopped run of this row's study: the rerun adds only the rest (`--trials 0`
     finishes its confirmation), so a row never holds more trials than its budget says."""
     storage = default_storage(home)
-    file = storage_file(storage)
-    if file is None or not file.exists() or study not in {
-            s.study_name for s in optuna.get_all_study_summaries(storage)}:
+    if not _exists(study, home):
         return 0
     ended = (TrialState.COMPLETE, TrialState.PRUNED)  # a failed one is run again
     return sum(map(counts_toward_budget, optuna.load_study(
@@ -175,10 +174,46 @@ def results_figure(rows: list[dict[str, Any]]) -> Figure:
                                 "evaluate fold: mean ± std over seeds, dots: seeds")
 
 
-def study_name(data: Path, technique: str, args: argparse.Namespace) -> str:
-    """A row's study: a new budget is a new study, not more trials."""
-    tag = hashlib.sha256(json.dumps(budget_of(args), sort_keys=True).encode()).hexdigest()[:8]
+def search_budget(args: argparse.Namespace) -> dict[str, Any]:
+    """What a row's search depends on: its budget without the seeds, which only retrain uses."""
+    return {k: v for k, v in budget_of(args).items() if k != "seeds"}
+
+
+def _tagged(data: Path, technique: str, budget: dict[str, Any]) -> str:
+    tag = hashlib.sha256(json.dumps(budget, sort_keys=True).encode()).hexdigest()[:8]
     return f"bench-{data.name}-{technique}-{tag}"
+
+
+# Studies made before 2026-12-05 hashed the retrain seeds into their name too; they are found
+# under that name when they ran with at most this many seeds.
+LEGACY_SEEDS = 32
+
+
+def study_name(data: Path, technique: str, args: argparse.Namespace,
+               home: Path | None = None) -> str:
+    """A row's study: a new search budget is a new study, not more trials; more seeds (--seeds
+    6 after 3) retrain the same study's trials, and retrain trains only the seeds it lacks. With
+    `home`, a study of this search budget named the old way (seeds in the name) is that one."""
+    name = _tagged(data, technique, search_budget(args))
+    if home is None or _exists(name, home):
+        return name
+    legacy = {_tagged(data, technique, {**budget_of(args), "seeds": n})
+              for n in range(1, LEGACY_SEEDS + 1)}
+    found = sorted(legacy & _studies(home))
+    return found[0] if found else name
+
+
+def _studies(home: Path) -> set[str]:
+    """The study names in `home`'s default storage (none when it has no database yet)."""
+    storage = default_storage(home)
+    file = storage_file(storage)
+    if file is None or not file.exists():
+        return set()
+    return {s.study_name for s in optuna.get_all_study_summaries(storage)}
+
+
+def _exists(study: str, home: Path) -> bool:
+    return study in _studies(home)
 
 
 def distils(technique: str) -> bool:
@@ -202,7 +237,7 @@ def oof_teacher(data: Path, args: argparse.Namespace, home: Path) -> dict[str, A
     rows' searches are given, and its accuracy out of fold and on the evaluate fold."""
     from asc_auto.crossfit import teacher_logits
 
-    study = study_name(data, args.distil_from, args)
+    study = study_name(data, args.distil_from, args, home)
     out = home / f"{study}-teacher.npz"
     r = teacher_logits(optuna.load_study(study_name=study, storage=default_storage(home)), out,
                        folds=args.distil_folds, home=home, progress=False,
@@ -230,7 +265,7 @@ def run_one(data: Path, technique: str, args: argparse.Namespace, home: Path,
             teacher: dict[str, Any] | None = None) -> dict[str, Any]:
     """Search, then retrain the paper configuration and the pick; the numbers and wall times.
     `teacher`: out-of-fold outputs the search distils from (`--teacher-logits`)."""
-    study = study_name(data, technique, args)
+    study = study_name(data, technique, args, home)
     taught = ["--teacher-logits", teacher["file"]] if teacher else []
     space = ["--space", str(args.space_dir / f"{technique}.toml")] if args.space_dir else []
     before = _trials_run(study, home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import optuna
 import pytest
 from matplotlib.patches import Rectangle
 
@@ -122,6 +124,36 @@ def test_the_row_retrains_as_many_seeds_side_by_side_as_its_search_had_workers(
                          search_args=["--jobs", "2"], retrain_jobs=4)
     same = SimpleNamespace(**{**vars(ns), "retrain_jobs": None})
     assert real_data.budget_of(ns) == real_data.budget_of(same)
+
+
+def test_more_seeds_retrain_the_row_s_study_and_a_study_named_with_its_seeds_is_found(
+        load_benchmark: Callable[[str], ModuleType], tmp_path: Path) -> None:
+    real_data = load_benchmark("real_data")
+    data = Path("/data/office16")
+    three = SimpleNamespace(trials=6, timeout=None, seeds=3, space_dir=None,
+                            search_args=["--epochs", "40", "--cv", "3"])
+    six = SimpleNamespace(**{**vars(three), "seeds": 6})
+    twelve = SimpleNamespace(**{**vars(three), "trials": 12})
+    name = real_data.study_name(data, "int8", three)
+    assert name.startswith("bench-office16-int8-")
+    assert real_data.study_name(data, "int8", six) == name  # seeds: retrain's, not the search's
+    assert real_data.study_name(data, "int8", twelve) != name
+    assert real_data.study_name(data, "lt", three) != name
+    assert real_data.budget_of(six)["seeds"] == 6  # the row still records them
+    home = tmp_path / "home"
+    home.mkdir()
+    assert real_data.study_name(data, "int8", six, home) == name  # no database yet
+    # a study made before: its name hashed the seeds it was retrained with (3)
+    tag = hashlib.sha256(json.dumps(real_data.budget_of(three), sort_keys=True).encode())
+    old = f"bench-office16-int8-{tag.hexdigest()[:8]}"
+    optuna.create_study(study_name=old, storage=real_data.default_storage(home))
+    assert real_data.study_name(data, "int8", six, home) == old  # its trials, three more seeds
+    assert real_data.study_name(data, "int8", three, home) == old
+    assert real_data.study_name(data, "int8", twelve, home) != old  # another search budget
+    assert real_data.study_name(data, "lt", six, home) != old
+    # once a study of the new name exists, it is the one
+    optuna.create_study(study_name=name, storage=real_data.default_storage(home))
+    assert real_data.study_name(data, "int8", six, home) == name
 
 
 def test_distil_from_runs_the_teacher_row_first_and_teaches_only_int8_and_lt(
