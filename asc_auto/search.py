@@ -587,7 +587,10 @@ def _confirm_until_settled(study: optuna.Study, setup: SearchSetup,
     objective = Objective(setup)
     ranked = feasible_trials(study)
     paper = _paper(ranked)
-    if note := confirm.reference_note(ranked, setup.confirm_top, paper):
+    # Said before runs that leave the paper out; once the record covers today's top few (a
+    # resumed `--trials 0`) the confirmation table's footnote says it, and nothing is run.
+    if (not confirm.settled(study, ranked, setup.confirm_top, paper)
+            and (note := confirm.reference_note(ranked, setup.confirm_top, paper))):
         status(note)
     bar_on = progress and score_many is None  # runs in other processes: a line each instead
     say = None if bar_on else status  # in a terminal the bar says it

@@ -225,7 +225,7 @@ def test_the_demo_confirms_its_best_two_with_one_seed_user_data_three_with_two_u
 
 
 def test_trials_0_finishes_an_existing_study_without_adding_trials(
-    tmp_path: Path, tiny_dataset: Path
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A search stopped during its confirmation (or run without one) is finished by `--trials
     0`: the top configurations are confirmed, no trial is added or left waiting. A study that
@@ -235,8 +235,12 @@ def test_trials_0_finishes_an_existing_study_without_adding_trials(
     assert CONFIRMATION not in study.user_attrs
     before = [(t.number, t.state) for t in study.trials]
     said: list[str] = []
+    # as if the paper were far below the top two: why it is left out is said before the runs
+    note = "the paper configuration (trial 0, ...) is not confirmed"
+    monkeypatch.setattr("asc_auto.confirm.reference_note", lambda ranked, top, paper: note)
     study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
                        status=said.append)
+    assert said.count(note) == 1, said
     assert [(t.number, t.state) for t in study.trials] == before
     record = study.user_attrs[CONFIRMATION]
     assert len(record["trials"]) == 2 and record["max_seeds"] == 2
@@ -247,6 +251,13 @@ def test_trials_0_finishes_an_existing_study_without_adding_trials(
                "error" in line for line in said), said
     assert any(line.startswith("confirmed: ") and "over 2 fresh seeds" in line
                for line in said), said
+    # run again with everything confirmed: no run, the pick said again, the note left to the
+    # confirmation table's footnote (it was said twice on every resumed search)
+    said.clear()
+    study = run_search(_opts(tmp_path, tiny_dataset, trials=0, confirm_top=2, confirm_seeds=1),
+                       status=said.append)
+    assert note not in said and not any(line.startswith("confirming trial") for line in said)
+    assert any(line.startswith("confirmed: ") for line in said), said
     storage = f"sqlite:///{tmp_path / 'asc.db'}"
     out = CliRunner().invoke(app, ["search", "--technique", "kd", "--study", "nope",
                                    "--trials", "0", "--storage", storage,
