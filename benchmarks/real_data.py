@@ -195,11 +195,12 @@ def study_name(data: Path, technique: str, args: argparse.Namespace,
     6 after 3) retrain the same study's trials, and retrain trains only the seeds it lacks. With
     `home`, a study of this search budget named the old way (seeds in the name) is that one."""
     name = _tagged(data, technique, search_budget(args))
-    if home is None or _exists(name, home):
+    present = set() if home is None else _studies(home)
+    if name in present:
         return name
     legacy = {_tagged(data, technique, {**budget_of(args), "seeds": n})
               for n in range(1, LEGACY_SEEDS + 1)}
-    found = sorted(legacy & _studies(home))
+    found = sorted(legacy & present)
     return found[0] if found else name
 
 
