@@ -545,6 +545,9 @@ def export(
         metavar="TEXT", help="System abbreviation, at most 10 characters "
         "\\[default: e.g. AA-KD-F16].")] = None,
     seed: Annotated[int, typer.Option(min=0, metavar="N", help="Retrain seed to export.")] = 0,
+    trial: Annotated[int | None, typer.Option(
+        min=0, metavar="N", help="Retrained trial to export \\[default: the pick, as retrain's].")
+    ] = None,
     eval_data: Annotated[Path | None, typer.Option(
         exists=True, file_okay=False, metavar="DIR",
         help="Evaluation WAVs for <label>.output.csv.")] = None,
@@ -563,7 +566,8 @@ def export(
     who = merged(read_info(info) if info else SubmissionInfo(),
                  info_from_options(list(author or []), affiliation), name, abbreviation)
     r = export_study(_load(study, storage, home), out, label=label, seed=seed, home=home,
-                     eval_data=eval_data, force=force, status=_say, info=who, data=data)
+                     eval_data=eval_data, force=force, status=_say, info=who, data=data,
+                     trial=trial)
     console.print(f"exported trial {r.trial} seed {r.seed} ({r.precision}) to [bold]{r.folder}[/]"
                   f": reloaded IR accuracy {r.accuracy_text} (retrain {r.accuracy_retrain:.4f}), "
                   f"{r.size.size_kb:.2f} KB of {r.size.limit_kb:.0f} KB")

@@ -34,6 +34,7 @@ from asc_auto.io import MANIFEST, atomic_dir, foreign_files
 from asc_auto.ir import IR_FILE, IrModel, IrSize, ir_size
 from asc_auto.package import EXPORT_JSON, FILES, MODEL_CARD, RESULT_JSON, SAFETENSORS, WEIGHTS
 from asc_auto.predict import predict, wav_files, write_output_csv
+from asc_auto.records import retrained_summary
 from asc_auto.schema import StudyRecord, TrialRecord
 from asc_auto.stats import accuracy_text
 from asc_auto.submission import (
@@ -120,20 +121,18 @@ def export_study(study: optuna.Study, out: Path, label: str | None = None, seed:
                  home: Path = Path("studies"), eval_data: Path | None = None,
                  tolerance: float = DEFAULT_TOLERANCE, force: bool = False,
                  status: Callable[[str], None] = print,
-                 info: SubmissionInfo | None = None, data: Path | None = None) -> ExportResult:
-    """Export retrain seed `seed` of `study` (seed 0 by default: the seed is not picked by its
-    evaluate score, which would flatter the figure); raise AscError and write nothing if a check
-    fails. An existing package at `out` is replaced only with `force`. `info`: who submits and
-    what the system is called (submission.py), for the meta.yaml. `data`: the study's dataset at
-    another place (checked by content)."""
+                 info: SubmissionInfo | None = None, data: Path | None = None,
+                 trial: int | None = None) -> ExportResult:
+    """Export retrain seed `seed` of `study`'s pick, or of retrained `trial` (seed 0 by default:
+    the seed is not picked by its evaluate score, which would flatter the figure); raise AscError
+    and write nothing if a check fails. An existing package at `out` is replaced only with
+    `force`. `info`: who submits and what the system is called (submission.py), for the
+    meta.yaml. `data`: the study's dataset at another place (checked by content)."""
     check_out_folder(out, force)
     info = info or SubmissionInfo()
     label = check_label(label or default_label(info, study.study_name))
     record = StudyRecord.from_study(study)
-    summary = record.retrain
-    if not summary:
-        raise AscError(f"study '{study.study_name}' has no retrain; fix: run "
-                       f"`asc-auto retrain --study {study.study_name}` first")
+    summary = retrained_summary(study, trial)
     seed_dir = Path(summary["folder"]) / f"seed-{seed}"
     try:
         doc = json.loads((seed_dir / RESULT_JSON).read_text())

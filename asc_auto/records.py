@@ -6,12 +6,14 @@ techniques' after-search steps pick trials without importing the search driver o
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from asc_auto.confirm import confirmed_best
 from asc_auto.errors import AscError
-from asc_auto.schema import TrialRecord
+from asc_auto.schema import StudyRecord, TrialRecord
 
 #: A trial in these states ran, runs or will run: an enqueued point (the paper's, a portfolio
 #: entry, a design row) in one of them is not enqueued again. PRUNED: over the limit or stopped
@@ -59,3 +61,27 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> FrozenTrial:
         raise AscError(f"trial {number} of study '{study.study_name}' is not a complete trial "
                        "within the budget; fix: pick one listed by `asc-auto show`")
     return t
+
+
+def retrained_summary(study: optuna.Study, trial: int | None = None) -> dict[str, Any]:
+    """Retrain's summary of `trial`, else of the pick (what `retrain` takes by default).
+
+    Why not the latest retrain: comparing the pick with the paper configuration means retraining
+    both, and `retrain --trial 0` after the pick's would otherwise make the paper configuration
+    what is exported. A study retrained before summaries were kept per trial has its latest."""
+    record = StudyRecord.from_study(study)
+    fix = f"`asc-auto retrain --study {study.study_name}"
+    by_trial = dict(record.retrains or {})
+    if record.retrain and str(record.retrain.get("trial")) not in by_trial:
+        by_trial[str(record.retrain.get("trial"))] = record.retrain
+    if not by_trial:
+        raise AscError(f"study '{study.study_name}' has no retrain; fix: run {fix}` first")
+    number = pick_trial(study).number if trial is None else trial
+    found = by_trial.get(str(number))
+    if found is not None:
+        return dict(found)
+    done = ", ".join(sorted(by_trial, key=int))
+    what = f"trial {trial}" if trial is not None else f"its pick (trial {number})"
+    raise AscError(f"study '{study.study_name}': {what} is not retrained (retrained: trial "
+                   f"{done}); fix: run {fix} --trial {number}`, or export a retrained one with "
+                   "--trial N")

@@ -179,7 +179,9 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder,
                            teacher_accuracy=None if teacher is None else float(teacher),
                            eval_clips=len(ctx.val_files))
-    StudyRecord(retrain=result.summary()).write(study)
+    summary = result.summary()
+    earlier = StudyRecord.from_study(study).retrains or {}
+    StudyRecord(retrain=summary, retrains={**earlier, str(trial.number): summary}).write(study)
     return result
 
 

@@ -175,7 +175,10 @@ class StudyRecord:
     train_clips: int | None = None
     val_clips: int | None = None
     sources: dict[str, Any] | None = None  # --init-from / --teacher files, by path and sha256
-    retrain: dict[str, Any] | None = None  # retrain's summary (RetrainResult.summary)
+    retrain: dict[str, Any] | None = None  # the latest retrain's summary (RetrainResult.summary)
+    # Each retrained trial's latest summary, by trial number ("3"): export takes the pick's, not
+    # whichever trial was retrained last (`retrain --trial 0` after the pick's, to compare).
+    retrains: dict[str, Any] | None = None
     confirmation: dict[str, Any] | None = None  # confirm.py's record
     confirming: dict[str, Any] | None = None  # confirm.claim: which worker confirms
     initial_design: dict[str, Any] | None = None  # design.py: kind, rows, rows left out

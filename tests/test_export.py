@@ -200,3 +200,38 @@ def test_export_cli(retrained, tmp_path: Path) -> None:
                                    "--label", "Test_task1b_1"])
     assert bad.exit_code == 2 and "not a DCASE submission label" in bad.output
     assert not (tmp_path / "pkg2").exists()
+
+
+def test_export_takes_the_pick_s_retrain_whichever_trial_was_retrained_last(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    """The pick and the paper configuration retrained to compare them, the paper's last: export
+    packages the pick (before: the latest retrain, the paper configuration), `--trial N`
+    another retrained trial, and a trial not retrained is refused by name."""
+    home = tmp_path / "home"
+    url = f"sqlite:///{home / 'asc.db'}"
+    study = run_search(SearchOptions(technique="baseline", data=tiny_dataset,
+                                     space=SPACES / "baseline.toml", trials=3, epochs=1,
+                                     storage=url, home=home, progress=False, confirm_seeds=0),
+                       status=lambda m: None)
+    pick = retrain(study, seeds=1, home=home, progress=False, status=lambda m: None).trial
+    other = next(t.number for t in study.trials if t.number != pick and t.value is not None)
+    retrain(study, seeds=1, trial_number=other, home=home, progress=False,
+            status=lambda m: None)
+    assert study.user_attrs["retrain"]["trial"] == other  # the latest, as `show` says
+    assert sorted(study.user_attrs["retrains"], key=int) == sorted(map(str, {pick, other}),
+                                                                     key=int)
+    r = export_study(study, tmp_path / "pick", home=home, status=lambda m: None)
+    assert r.trial == pick
+    assert json.loads((tmp_path / "pick" / "export.json").read_text())["trial"] == pick
+    out = CliRunner().invoke(app, ["export", "--study", study.study_name, "--storage", url,
+                                   "--home", str(home), "--out", str(tmp_path / "other"),
+                                   "--trial", str(other)])
+    assert out.exit_code == 0, out.output
+    assert f"exported trial {other} seed 0" in " ".join(out.output.split())
+    never = next(t.number for t in study.trials if t.number not in (pick, other))
+    with pytest.raises(AscError, match=rf"trial {never} is not retrained \(retrained: trial "
+                                       rf"{min(pick, other)}, {max(pick, other)}\); fix: run "
+                                       rf"`asc-auto retrain --study {study.study_name} --trial "
+                                       rf"{never}`"):
+        export_study(study, tmp_path / "never", home=home, trial=never, status=lambda m: None)
+    assert not (tmp_path / "never").exists()
