@@ -301,11 +301,11 @@ def show(
                      "reference": row["reference"]})
     else:
         _print_study(loaded)
-        retrained = StudyRecord.from_study(loaded).retrain
+        picked = pick_trial(loaded).number if feasible_trials(loaded) else None
+        retrained = StudyRecord.from_study(loaded).retrain_of(picked)
         if retrained:  # what retrain measured, and where its model stands
             from asc_auto.report import retrained_text
 
-            picked = pick_trial(loaded).number if feasible_trials(loaded) else None
             console.print(escape(f"retrained, evaluate fold: {retrained_text(retrained, picked)}; "
                                  f"checkpoints in {retrained.get('folder', '?')}"))
             _print_baseline_line(storage or default_storage(home), study, _where(storage, home))

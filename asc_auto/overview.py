@@ -62,7 +62,7 @@ def retrain_data(record: StudyRecord, pick: int | None) -> dict[str, Any] | None
     seed's accuracy (the mean's SE from them, as `report` computes it, not from the rounded
     std), and whether it retrained today's pick (a later search or confirmation may have
     moved it)."""
-    done = record.retrain
+    done = record.retrain_of(pick)
     if not done:
         return None
     trial = int(done["trial"]) if done.get("trial") is not None else None
@@ -105,9 +105,10 @@ def studies_data(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         record = StudyRecord.from_study(study)
         rows.append(study_data(study))
+        pick = rows[-1]["pick"]
         retrained.append(Retrained(study.study_name, str(record.technique or "?"),
                                    record.data_key,
-                                   record.retrain))
+                                   record.retrain_of(pick["trial"] if pick else None)))
     gaps, refs = compare(retrained)
     for row in rows:
         gap = gaps.get(row["study"])

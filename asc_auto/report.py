@@ -396,10 +396,10 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         ranked = feasible_trials(study)
         record = StudyRecord.from_study(study)
+        pick = pick_trial(study).number if ranked else None
         rows.append(StudyRow(summary.study_name, str(record.technique or "?"),
                              state_counts(study), ranked[0] if ranked else None,
-                             record.retrain, record.val_clip_count,
-                             pick_trial(study).number if ranked else None,
+                             record.retrain_of(pick), record.val_clip_count, pick,
                              record.data_key,
                              Path(record.data).name if record.data else None))
     gaps, refs = compare([Retrained(r.study, r.technique, r.data_key, r.retrain) for r in rows])

@@ -201,6 +201,13 @@ class StudyRecord:
         for key, value in self.to_attrs(names).items():
             study.set_user_attr(key, value)
 
+    def retrain_of(self, trial: int | None) -> dict[str, Any] | None:
+        """`trial`'s retrain summary when it was retrained, else the latest (None: none). Why:
+        tables show the pick's retrain, not whichever trial was retrained last (the paper
+        configuration, retrained after the pick to compare them)."""
+        found = (self.retrains or {}).get(str(trial)) if trial is not None else None
+        return found or self.retrain
+
     @property
     def data_key(self) -> str | None:
         """What tells one dataset from another: its content hash (older studies: fingerprint)."""

@@ -217,7 +217,15 @@ def test_export_takes_the_pick_s_retrain_whichever_trial_was_retrained_last(
     other = next(t.number for t in study.trials if t.number != pick and t.value is not None)
     retrain(study, seeds=1, trial_number=other, home=home, progress=False,
             status=lambda m: None)
-    assert study.user_attrs["retrain"]["trial"] == other  # the latest, as `show` says
+    assert study.user_attrs["retrain"]["trial"] == other  # the latest
+    # the tables show the pick's retrain too, not the paper configuration's that came after it
+    shown = CliRunner().invoke(app, ["show", "--study", study.study_name, "--storage", url,
+                                     "--home", str(home), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["retrain"]["trial"] == pick
+    assert json.loads(shown.output)["retrain"]["is_pick"] is True
+    listed = CliRunner().invoke(app, ["studies", "--storage", url, "--home", str(home)])
+    assert f"#{pick}: " in listed.output and f"#{other}: " not in listed.output, listed.output
     assert sorted(study.user_attrs["retrains"], key=int) == sorted(map(str, {pick, other}),
                                                                      key=int)
     r = export_study(study, tmp_path / "pick", home=home, status=lambda m: None)
