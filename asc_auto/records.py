@@ -71,16 +71,14 @@ def retrained_summary(study: optuna.Study, trial: int | None = None) -> dict[str
     what is exported. A study retrained before summaries were kept per trial has its latest."""
     record = StudyRecord.from_study(study)
     fix = f"`asc-auto retrain --study {study.study_name}"
-    by_trial = dict(record.retrains or {})
-    if record.retrain and str(record.retrain.get("trial")) not in by_trial:
-        by_trial[str(record.retrain.get("trial"))] = record.retrain
-    if not by_trial:
+    if not record.retrain:
         raise AscError(f"study '{study.study_name}' has no retrain; fix: run {fix}` first")
     number = pick_trial(study).number if trial is None else trial
-    found = by_trial.get(str(number))
-    if found is not None:
+    found = record.retrain_of(number)
+    if found is not None and found.get("trial") == number:
         return dict(found)
-    done = ", ".join(sorted(by_trial, key=int))
+    done = ", ".join(map(str, sorted({int(k) for k in record.retrains or {}}
+                                     | {int(record.retrain["trial"])})))
     what = f"trial {trial}" if trial is not None else f"its pick (trial {number})"
     raise AscError(f"study '{study.study_name}': {what} is not retrained (retrained: trial "
                    f"{done}); fix: run {fix} --trial {number}`, or export a retrained one with "

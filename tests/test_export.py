@@ -243,3 +243,29 @@ def test_export_takes_the_pick_s_retrain_whichever_trial_was_retrained_last(
                                        rf"{never}`"):
         export_study(study, tmp_path / "never", home=home, trial=never, status=lambda m: None)
     assert not (tmp_path / "never").exists()
+
+
+def test_a_study_retrained_before_retrains_were_kept_per_trial_exports_its_latest() -> None:
+    """Before 2026-12-05 a study kept only its latest retrain: that one is its pick's when the
+    trials agree, and a pick retrained since (or never) is said by name."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from asc_auto.records import retrained_summary
+
+    study = optuna.create_study(direction="maximize", study_name="old")
+    for value in (0.5, 0.7):
+        study.add_trial(create_trial(value=value, params={"x": value},
+                                     distributions={"x": FloatDistribution(0, 1)},
+                                     user_attrs={"feasible": True, "size_kb": 10.0}))
+    study.set_user_attr("retrain", {"trial": 1, "folder": "/x/trial-1", "seeds": 3})
+    assert retrained_summary(study)["folder"] == "/x/trial-1"  # trial 1 is the pick
+    assert retrained_summary(study, 1)["folder"] == "/x/trial-1"
+    with pytest.raises(AscError, match=r"'old': trial 0 is not retrained \(retrained: trial 1\)"):
+        retrained_summary(study, 0)
+    study.set_user_attr("retrain", {"trial": 0, "folder": "/x/trial-0", "seeds": 3})
+    with pytest.raises(AscError, match=r"its pick \(trial 1\) is not retrained \(retrained: "
+                                       r"trial 0\); fix: run `asc-auto retrain --study old "
+                                       r"--trial 1`"):
+        retrained_summary(study)
