@@ -3,7 +3,8 @@
 A compressed model is worth its search only if it is not worse than the DCASE baseline CNN on
 the user's own recordings (issue 10), so `report` and `studies` put the difference beside every
 retrained study: the seed means' difference in points, ± its standard error (independent seeds,
-each side's sample variance over its count), against the `baseline` study retrained on the same
+each side's sample variance over its count; with each seed's per-clip results, also which clips
+the evaluate fold holds, paired clip by clip), against the `baseline` study retrained on the same
 data (by the dataset's content hash; with several, the one with the most seeds, then the first
 by name). Studies on other data, or without a retrained baseline there, get none: nothing is
 compared across datasets.
@@ -17,17 +18,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from asc_auto.stats import paired_clip_se
+
 BASELINE = "baseline"  # the technique every other is measured against
 
 
 @dataclass(frozen=True)
 class Gap:
     """A study's retrained mean minus the baseline's, in points, ± the SE of the difference
-    (None when either side has one seed: no spread to say)."""
+    (None when either side has one seed: no spread to say). `se_includes_clips`: whether the SE
+    counts which
+    clips the evaluate fold holds (paired clip by clip, `stats.paired_clip_se`) besides the
+    seeds; False for a retrain recorded before each seed's per-clip results were kept."""
 
     baseline_study: str
     points: float
     se: float | None
+    se_includes_clips: bool = False
 
     def text(self) -> str:
         return points_text(self.points, self.se)
@@ -109,8 +116,24 @@ def baseline_gaps(studies: Sequence[Retrained]) -> dict[str, Gap]:
         mine, theirs = seed_accuracies(s.retrain), seed_accuracies(ref.retrain or {})
         if mine and theirs:
             points, se = difference([100 * a for a in mine], [100 * a for a in theirs])
-            gaps[s.study] = Gap(ref.study, points, se)
+            clips = clip_part(s.retrain, ref.retrain or {})
+            if se is not None and clips is not None:
+                gaps[s.study] = Gap(ref.study, points, math.hypot(se, 100 * clips),
+                                     se_includes_clips=True)
+            else:
+                gaps[s.study] = Gap(ref.study, points, se)
     return gaps
+
+
+def clip_part(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> float | None:
+    """The difference's SE from which clips the fold holds, when both retrains scored the same
+    clips in the same order and kept every seed's per-clip results; else None. Without it the
+    gap's SE is the seeds' alone: what another set of seeds would change, not another draw of
+    recordings (on office16's 66 clips the larger part)."""
+    if not mine.get("eval_files") or mine.get("eval_files") != theirs.get("eval_files"):
+        return None
+    return paired_clip_se([str(s.get("correct") or "") for s in mine.get("per_seed") or []],
+                          [str(s.get("correct") or "") for s in theirs.get("per_seed") or []])
 
 
 def compare(studies: Sequence[Retrained]) -> tuple[dict[str, Gap], set[str]]:

@@ -385,7 +385,9 @@ def retrain(
         table.add_row(str(s.seed), f"{s.accuracy:.4f}", f"{s.accuracy_fp32:.4f}",
                       f"{s.log_loss:.4f}", *(f"{p:.4f}" for p in s.per_class))
     console.print(table)
-    console.print(f"evaluate accuracy {seeds_text([s.accuracy for s in result.seeds])}; "
+    said = seeds_text([s.accuracy for s in result.seeds], result.eval_clips,
+                      [s.correct for s in result.seeds])
+    console.print(f"evaluate accuracy {said}; "
                   f"checkpoints in {result.folder}")
     for line in retrain_teacher_lines(result.teacher_accuracy, result.eval_clips or 0,
                                       [s.accuracy for s in result.seeds]):

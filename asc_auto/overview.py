@@ -32,7 +32,7 @@ from asc_auto.report import (
     state_counts,
 )
 from asc_auto.schema import StudyRecord, TrialRecord
-from asc_auto.stats import binomial_se
+from asc_auto.stats import binomial_se, evaluate_se
 from asc_auto.teacher_summary import teacher_se
 
 
@@ -60,16 +60,26 @@ def trial_data(t: FrozenTrial, val_clips: int | None) -> dict[str, Any]:
 def retrain_data(record: StudyRecord, pick: int | None) -> dict[str, Any] | None:
     """The recorded retrain: which trial, evaluate accuracy mean ± std over its seeds, each
     seed's accuracy (the mean's SE from them, as `report` computes it, not from the rounded
-    std), and whether it retrained today's pick (a later search or confirmation may have
-    moved it)."""
+    std) and, where kept, its per-clip results ('1'/'0' per evaluate clip, for paired
+    comparisons across studies), the mean's SE in its parts (`stats.EvaluateSE`: seeds, the
+    fold's clips, total), and whether it retrained today's pick (a later search or
+    confirmation may have moved it)."""
     done = record.retrain_of(pick)
     if not done:
         return None
     trial = int(done["trial"]) if done.get("trial") is not None else None
+    per_seed = done.get("per_seed") or []
+    accs = [float(s["accuracy"]) for s in per_seed if s.get("accuracy") is not None]
+    se = evaluate_se(accs, done.get("eval_clips"),
+                     [str(s.get("correct") or "") for s in per_seed]) if accs else None
     return {"trial": trial, "seeds": done.get("seeds"), "mean": _num(done.get("mean")),
             "std": _num(done.get("std")), "folder": done.get("folder"),
-            "per_seed": [{"seed": s.get("seed"), "accuracy": _num(s.get("accuracy"))}
-                         for s in done.get("per_seed") or []],
+            "eval_clips": done.get("eval_clips"), "eval_files": done.get("eval_files"),
+            "se": None if se is None else {"seeds": _num(se.seeds), "clips": _num(se.clips),
+                                           "total": _num(se.total)},
+            "per_seed": [{"seed": s.get("seed"), "accuracy": _num(s.get("accuracy")),
+                          **({"correct": s["correct"]} if s.get("correct") else {})}
+                         for s in per_seed],
             "is_pick": trial is not None and trial == pick}
 
 
@@ -114,7 +124,8 @@ def studies_data(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
         gap = gaps.get(row["study"])
         row["vs_baseline"] = None if gap is None else {
             "baseline_study": gap.baseline_study, "points": round(gap.points, 2),
-            "se": None if gap.se is None else round(gap.se, 2)}
+            "se": None if gap.se is None else round(gap.se, 2),
+            "se_includes_clips": gap.se_includes_clips}
         row["reference"] = row["study"] in refs
     return rows
 

@@ -19,7 +19,7 @@ from asc_auto.cost import duration_text
 from asc_auto.fold_resume import interrupted
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, confirm_folds, source_text
-from asc_auto.stats import mean_se, trial_accuracy_text
+from asc_auto.stats import evaluate_se, mean_se, trial_accuracy_text
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -445,19 +445,33 @@ def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
 
 
 def retrained_text(retrain: dict, pick: int | None) -> str:
-    """'#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds)': the mean's standard error, then the
-    seeds' spread; ', not the pick' when retrain and export would now take another trial (a
-    later search or confirmation moved the pick)."""
+    """'#2: 0.8100 ± 0.0470 (SE of seeds and 66 clips; std 0.0200, 3 seeds)': the mean's
+    standard error from the seeds and from which clips the evaluate fold holds
+    (`stats.evaluate_se`), then the seeds' spread; a retrain recorded before the fold's size was
+    kept shows the seeds' part alone ('SE of seeds'). ', not the pick' when retrain and export
+    would now take another trial (a later search or confirmation moved the pick)."""
     trial = retrain.get("trial")
     stale = ", not the pick" if trial is not None and pick is not None and trial != pick else ""
-    accs = [float(x["accuracy"]) for x in retrain.get("per_seed") or []]
+    per_seed = retrain.get("per_seed") or []
+    accs = [float(x["accuracy"]) for x in per_seed]
     seeds = len(accs) or retrain.get("seeds")
+    n_clips = retrain.get("eval_clips")
+    se = evaluate_se(accs or [float(retrain["mean"])], n_clips,
+                     [str(x.get("correct") or "") for x in per_seed])
     if not isinstance(seeds, int) or seeds < 2:
-        return f"#{trial}: {retrain['mean']:.4f} ({seeds or '?'} seed{stale})"
+        if se.clips is None:
+            return f"#{trial}: {retrain['mean']:.4f} ({seeds or '?'} seed{stale})"
+        return (f"#{trial}: {retrain['mean']:.4f} ± {se.clips:.4f} "
+                f"(1 seed; SE of {n_clips} clips{stale})")
     # the seeds' own values where kept; else the recorded std (sample form)
     std = statistics.stdev(accs) if accs else float(retrain.get("std") or 0.0)
-    return (f"#{trial}: {retrain['mean']:.4f} ± {std / math.sqrt(seeds):.4f} "
-            f"(SE; std {std:.4f}, {seeds} seeds{stale})")
+    seeds_se = std / math.sqrt(seeds)
+    if se.clips is None:
+        return (f"#{trial}: {retrain['mean']:.4f} ± {seeds_se:.4f} "
+                f"(SE of seeds; std {std:.4f}, {seeds} seeds{stale})")
+    total = math.sqrt(seeds_se ** 2 + se.clips ** 2)
+    return (f"#{trial}: {retrain['mean']:.4f} ± {total:.4f} "
+            f"(SE of seeds and {n_clips} clips; std {std:.4f}, {seeds} seeds{stale})")
 
 
 def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:

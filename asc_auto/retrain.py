@@ -17,7 +17,7 @@ import dataclasses
 import json
 import statistics
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,10 @@ class SeedResult:
     # schedule carries that far (README "Same seed, other threads").
     threads: int | None = None
     cpu: str | None = None
+    # '1'/'0' per evaluate clip in the fold's order (right or wrong): the seeds' shares per clip
+    # give the mean's SE from which clips the fold holds, and, against the baseline retrained on
+    # the same clips, the difference's (stats.evaluate_se, paired_clip_se). "": recorded before.
+    correct: str = ""
 
 
 # fsdd's evaluate fold is two speakers: one kd model classified 36.0 % of one's clips and 63.6 %
@@ -93,6 +97,9 @@ class RetrainResult:
     # at 29.8 % (docs/BENCHMARKS.md), which one validation number per fold did not show.
     teacher_accuracy: float | None = None
     eval_clips: int | None = None  # the evaluate fold's clips (the accuracies' binomial SE)
+    # digest of the evaluate fold's file names in order: two retrains' `correct` strings are
+    # compared clip by clip only when theirs are the same
+    eval_files: str | None = None
 
     @property
     def mean(self) -> float:
@@ -125,6 +132,8 @@ class RetrainResult:
             "per_identifier_mean": self.per_identifier_mean(),
             "per_seed": [dataclasses.asdict(s) for s in self.seeds],
             "folder": str(self.folder),
+            **({} if self.eval_clips is None else {"eval_clips": self.eval_clips}),
+            **({} if self.eval_files is None else {"eval_files": self.eval_files}),
             **({} if self.teacher_accuracy is None
                else {"teacher_accuracy": round(self.teacher_accuracy, 4)}),
         }
@@ -178,7 +187,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                 on_seed(cached)
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder,
                            teacher_accuracy=None if teacher is None else float(teacher),
-                           eval_clips=len(ctx.val_files))
+                           eval_clips=len(ctx.val_files), eval_files=files_digest(ctx.val_files))
     summary = result.summary()
     earlier = StudyRecord.from_study(study).retrains or {}
     StudyRecord(retrain=summary, retrains={**earlier, str(trial.number): summary}).write(study)
@@ -244,6 +253,11 @@ def _seed_run(seed: int) -> SeedResult:
                      job.folder / f"seed-{seed}", job.key)
 
 
+def files_digest(files: Sequence[str]) -> str:
+    """Short digest of an evaluate fold's clip names in order (`RetrainResult.eval_files`)."""
+    return digest(list(files))[:16]
+
+
 def retrain_folder(home: Path, study: str, trial: int, key: str) -> Path:
     """Where a trial's retrained seeds live (seed-<s>/ inside), for retrain and for
     teacher-logits, whose model on all of fold1_train is the retrain seed."""
@@ -302,13 +316,15 @@ def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any],
     outcome = technique.fit(cand, config, ctx, on_epoch=on_epoch, on_step=on_step)
     device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
     scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
+    labels = ctx.val_xy[1].cpu().numpy()
     # Accuracies unrounded: a mean of seeds rounded to 4 decimals can round the other way when
     # shown (56/66 on three seeds: 0.8485 each, shown 84.9 % for 84.8 %).
     result = SeedResult(seed, scores.accuracy, outcome.accuracy_fp32,
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2),
-                        per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy()),
-                        **float_setting())
+                        per_identifier(ctx, scores.probs, labels), **float_setting(),
+                        correct="".join("1" if ok else "0"
+                                        for ok in scores.probs.argmax(axis=1) == labels))
     example = ctx.val_xy[0][:1].float()
     # MACs of what was trained (a structured ticket has fewer than the trial's dense count), on
     # the CPU: the model may sit on the training device; export checks them against the rule.
@@ -336,6 +352,6 @@ def load_seed(seed_dir: Path, key: str) -> SeedResult | None:
         r = doc["result"]
         return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],
                           tuple(r["per_class"]), r["seconds"], dict(r.get("per_identifier", {})),
-                          r.get("threads"), r.get("cpu"))
+                          r.get("threads"), r.get("cpu"), str(r.get("correct") or ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -260,7 +260,7 @@ def test_studies_lists_best_pick_and_what_was_retrained(tmp_path: Path) -> None:
     flat = " ".join(table.output.split())
     assert "4/0/1/0/0" in flat and "0.7200 ± 0.058" in flat  # sqrt(.72 * .28 / 60) = 0.058
     assert "#3 (best)" in flat
-    assert "#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds, not the pick)" in flat
+    assert "#2: 0.8100 ± 0.0115 (SE of seeds; std 0.0200, 3 seeds, not the pick)" in flat
     assert "retrained: evaluate ± SE" in flat  # the header says what the cell's ± is
     assert "not retrained" in flat  # the empty lt study
 
@@ -330,7 +330,8 @@ def test_without_a_terminal_tables_are_whole_and_bars_are_lines(monkeypatch,
     monkeypatch.delenv("COLUMNS", raising=False)
     out = runner.invoke(app, ["studies", "--storage", url]).output
     assert max(len(line) for line in out.splitlines()) > 80
-    assert "#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds, not the pick)" in out  # one line, uncut
+    # one line, uncut
+    assert "#2: 0.8100 ± 0.0115 (SE of seeds; std 0.0200, 3 seeds, not the pick)" in out
 
     seen = []
 

@@ -239,12 +239,12 @@ def test_studies_table_says_which_trial_was_retrained(tmp_path: Path) -> None:
     console.print(studies_table(rows))
     flat = " ".join(console.export_text().split())
     assert "#3 │ 0.7200" in flat
-    assert "#2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 seeds, not the pick)" in flat
+    assert "#2: 0.8100 ± 0.0115 (SE of seeds; std 0.0200, 3 seeds, not the pick)" in flat
     assert "retrained: evaluate ± SE" in flat  # the header says what the cell's ± is
     summary, _ = write_report(open_storage(url), tmp_path / "out")
     assert "| retrained trial: evaluate acc ± SE |" in summary.read_text()
-    assert "| #3 | 0.7200 | 450.00 | 115,200 | fp16 | #2: 0.8100 ± 0.0115 (SE; std 0.0200, 3 " \
-           "seeds, not the pick) |" in summary.read_text()
+    assert "| #3 | 0.7200 | 450.00 | 115,200 | fp16 | #2: 0.8100 ± 0.0115 (SE of seeds; std " \
+           "0.0200, 3 seeds, not the pick) |" in summary.read_text()
     study.set_user_attr("retrain", {"trial": 3, "seeds": 1, "mean": 0.8, "std": 0.0})
     assert "#3: 0.8000 (1 seed) |" in write_report(
         open_storage(url), tmp_path / "out")[0].read_text()
@@ -426,7 +426,7 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     summary, _ = write_report(open_storage(url), tmp_path / "out")
     text = summary.read_text()
     # 0.833, 0.788, 0.803: std 0.0229, SE 0.0229 / sqrt(3) = 0.0132
-    assert "| #0: 0.8080 ± 0.0132 (SE; std 0.0229, 3 seeds) | -7.6 ± 1.7 |" in text
+    assert "| #0: 0.8080 ± 0.0132 (SE of seeds; std 0.0229, 3 seeds) | -7.6 ± 1.7 |" in text
     assert "| reference |" in text and text.count("3 seeds) | - |") == 1  # kd-digits
     assert "- warning: int8: its retrained model is 7.6 ± 1.7 points below the baseline" in text
     png = tmp_path / "out" / "against-baseline.png"
@@ -438,7 +438,7 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     as_json = runner.invoke(app, ["studies", "--storage", url, "--json"])
     by_name = {s["study"]: s for s in json.loads(as_json.output)}
     assert by_name["int8"]["vs_baseline"] == {"baseline_study": "baseline", "points": -7.6,
-                                              "se": 1.66}
+                                              "se": 1.66, "se_includes_clips": False}
     assert by_name["baseline"]["reference"] and by_name["kd-digits"]["vs_baseline"] is None
     assert by_name["int8"]["data"] == {"sha256": "office", "name": "office",
                                        "path": "/recordings/office"}
@@ -541,7 +541,7 @@ def test_studies_and_report_show_one_retrained_cell_for_one_retrain() -> None:
     shown = retrain_data(StudyRecord(retrain=record), 2)
     assert shown is not None and [s["accuracy"] for s in shown["per_seed"]] == [0.3333, 0.197]
     assert retrained_text(shown, 2) == retrained_text(record, 2) == \
-        "#2: 0.2652 ± 0.0681 (SE; std 0.0964, 2 seeds)"
+        "#2: 0.2652 ± 0.0681 (SE of seeds; std 0.0964, 2 seeds)"
     without = {k: v for k, v in record.items() if k != "per_seed"}  # a record from before
     assert retrained_text(retrain_data(StudyRecord(retrain=without), 2), 2) == \
-        "#2: 0.2652 ± 0.0682 (SE; std 0.0964, 2 seeds)"
+        "#2: 0.2652 ± 0.0682 (SE of seeds; std 0.0964, 2 seeds)"

@@ -21,6 +21,7 @@ from asc_auto.records import pick_trial
 from asc_auto.retrain import per_identifier, retrain
 from asc_auto.schema import StudyRecord
 from asc_auto.search import SearchOptions, run_search
+from asc_auto.stats import binomial_se
 
 pytestmark = pytest.mark.slow
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"
@@ -71,6 +72,17 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
         # stored as scored, a whole number of the 13 clips, not rounded to 4 decimals (a mean of
         # rounded seeds can show the wrong last digit: 3 x 0.8485 for 56/66 showed 84.9 %)
         assert s.accuracy == round(13 * s.accuracy) / 13
+        # each clip right or wrong, in the fold's order: as many right as the accuracy says,
+        # and per identifier too (the clips' part of the mean's SE, stats.evaluate_se)
+        assert len(s.correct) == 13 and set(s.correct) <= {"0", "1"}
+        assert s.correct.count("1") == round(13 * s.accuracy)
+        for name, n in sizes.items():
+            right = sum(ch == "1" for ch, c in zip(s.correct, clips, strict=True)
+                        if c.identifier == name)
+            assert right / n == pytest.approx(s.per_identifier[name], abs=1e-4)
+    assert recorded["eval_clips"] == 13
+    assert recorded["eval_files"] == retrain_mod.files_digest([c.filename for c in clips])
+    assert [p["correct"] for p in recorded["per_seed"]] == [s.correct for s in result.seeds]
     assert recorded["per_identifier_mean"] == result.per_identifier_mean()
     # the kd teacher the seeds distilled from, scored on the same 13 evaluate clips
     assert result.eval_clips == 13 and result.teacher_accuracy is not None
@@ -177,8 +189,9 @@ def test_retrain_cli_prints_the_seed_table(searched, tiny_dataset: Path) -> None
                                      "--home", str(home)], env={"COLUMNS": "300"})
     assert shown.exit_code == 0, shown.output
     flat = " ".join(shown.output.split())
-    assert (f"retrained, evaluate fold: #{mine['trial']}: {mine['mean']:.4f} (1 seed); "
-            f"checkpoints in {mine['folder']}") in flat, shown.output
+    se = binomial_se(mine["mean"], 13)  # one seed: the SE of the 13 clips it was scored on
+    assert (f"retrained, evaluate fold: #{mine['trial']}: {mine['mean']:.4f} ± {se:.4f} (1 "
+            f"seed; SE of 13 clips); checkpoints in {mine['folder']}") in flat, shown.output
     assert f"(study 'bl'): {points:+.1f} points" in flat
 
 
