@@ -445,7 +445,7 @@ def study_cells(r: StudyRow, not_retrained: str = "-") -> dict[str, str]:
 
 
 def retrained_text(retrain: dict, pick: int | None) -> str:
-    """'#2: 0.8100 ± 0.0470 (SE of seeds and 66 clips; std 0.0200, 3 seeds)': the mean's
+    """'#2: 0.8100 ± 0.0497 (SE of seeds and 66 clips; std 0.0200, 3 seeds)': the mean's
     standard error from the seeds and from which clips the evaluate fold holds
     (`stats.evaluate_se`), then the seeds' spread; a retrain recorded before the fold's size was
     kept shows the seeds' part alone ('SE of seeds'). ', not the pick' when retrain and export

@@ -100,7 +100,7 @@ def paired_clip_se(mine: Sequence[str], theirs: Sequence[str]) -> float | None:
 
 def seeds_text(accuracies: Sequence[float], n_clips: int | None = None,
                correct: Sequence[str] = ()) -> str:
-    """`0.8333 ± 0.0513 over 3 seeds and 66 clips (SE: seeds 0.0231, clips 0.0459; std 0.0401,
+    """`0.8333 ± 0.0514 over 3 seeds and 66 clips (SE: seeds 0.0231, clips 0.0459; std 0.0401,
     seeds 0.7879-0.8636)`: the mean's uncertainty in its two parts (`EvaluateSE`), then the
     spread a single model may land anywhere in (office16's kd pick: seeds 68-94 % around an 81 %
     mean). Without the number of clips, the seeds' part alone, as before it was known."""

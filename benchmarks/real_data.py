@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -42,7 +43,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from asc_auto.against_baseline import difference, points_text, seed_accuracies
+from asc_auto.against_baseline import clip_part, difference, points_text, seed_accuracies
 from asc_auto.console import run_script
 from asc_auto.io import atomic_path
 from asc_auto.plots import Panel, accuracy_bars_figure, save_png
@@ -142,8 +143,15 @@ def retrain_jobs(args: argparse.Namespace) -> int:
 
 def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
     """Difference of two retrains' seed means, points, ± the standard error of the difference
-    (independent seeds): the targets of issue 10 read off these columns."""
-    return points_text(*difference(_seed_accuracies(a), _seed_accuracies(b)))
+    (independent seeds): the targets of issue 10 read off these columns, which are about this
+    evaluate fold. Where both retrains kept each seed's per-clip results, the SE that also
+    counts which clips the fold holds follows in brackets (paired clip by clip): how far
+    another draw of recordings could move the difference."""
+    points, se = difference(_seed_accuracies(a), _seed_accuracies(b))
+    clips = clip_part(a, b)
+    if se is None or clips is None:
+        return points_text(points, se)
+    return f"{points_text(points, se)} (with clips ± {math.hypot(se, 100 * clips):.1f})"
 
 
 COLOURS = {"paper configuration": "0.65", "search pick": "tab:blue"}

@@ -223,3 +223,23 @@ def test_the_log_passes_each_run_s_progress_and_score(
         assert real_data.said(line), line
     for line in ("│    0 │   0.3333 │", "kd: trial 0 retrained, evaluate fold", ""):
         assert not real_data.said(line), line
+
+
+def test_a_gap_says_the_clips_part_where_both_retrains_kept_their_clips(
+        load_benchmark: Callable[[str], ModuleType]) -> None:
+    """The targets' columns are about this evaluate fold (seeds' SE); where both retrains kept
+    each seed's per-clip results, the SE that also counts which clips the fold holds follows."""
+    real_data = load_benchmark("real_data")
+
+    def kept(accs: list[float], correct: list[str], files: str = "fold") -> dict[str, Any]:
+        return {**_retrain(1, accs), "eval_files": files,
+                "per_seed": [{"seed": i, "accuracy": a, "correct": c}
+                             for i, (a, c) in enumerate(zip(accs, correct, strict=True))]}
+
+    pick = kept([0.75, 0.5], ["1110", "1100"])  # shares 1 1 .5 0
+    base = kept([0.5, 0.5], ["1100", "0011"])  # shares .5 .5 .5 .5
+    # seeds: pick var 0.03125 / 2, base 0: SE 12.5 points; clips: differences .5 .5 0 -.5,
+    # population sd sqrt(0.171875) over sqrt(4): 20.7 points; together 24.2
+    assert real_data._gap(pick, base) == "+12.5 ± 12.5 (with clips ± 24.2)"
+    assert real_data._gap(pick, {**base, "eval_files": "another fold"}) == "+12.5 ± 12.5"
+    assert real_data._gap(_retrain(1, [0.75, 0.5]), base) == "+12.5 ± 12.5"  # kept before
