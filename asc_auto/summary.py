@@ -75,7 +75,11 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
               "recording location); the evaluate fold is only used by retrain. \"vs baseline\": "
               "the retrained mean minus that of the `baseline` study (the DCASE2020 Task 1b CNN) "
-              "retrained on the same data, ± the standard error of the difference over seeds.",
+              "retrained on the same data, ± the standard error of the difference over seeds "
+              "and, where both retrains kept which evaluate clips each seed got right, over "
+              "those clips too (paired clip by clip). A retrained accuracy's ± counts the seeds "
+              "and the evaluate clips alike (\"SE of seeds\": retrained before its clips were "
+              "kept).",
               "",
               *([f"![retrained studies against the baseline CNN]({BASELINE_PNG})", ""]
                 if panels else []),

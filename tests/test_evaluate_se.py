@@ -25,6 +25,8 @@ from asc_auto.stats import (
     paired_clip_se,
     seeds_text,
 )
+from asc_auto.storage import open_storage
+from asc_auto.summary import write_report
 
 runner = CliRunner()
 
@@ -132,3 +134,9 @@ def test_studies_json_gives_the_parts_and_whether_the_gap_counts_clips(tmp_path:
     assert kd["retrain"]["se"]["seeds"] == 0.0
     assert kd["retrain"]["se"]["clips"] == pytest.approx(0.25 / 2)  # shares .5 .5 1 1
     assert [s["correct"] for s in kd["retrain"]["per_seed"]] == ["0111", "1011"]
+    # report's table shows the same cells, and its notes say what the ± counts
+    summary, _ = write_report(open_storage(url), tmp_path / "report")
+    text = summary.read_text()
+    assert f"#0: 0.7500 ± {0.125:.4f} (SE of seeds and 4 clips; std 0.0000, 2 seeds) | +0.0 ± " \
+           "25.0 |" in text
+    assert "paired clip by clip" in text
