@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -49,7 +50,7 @@ from transfer import context, run_seeds  # benchmarks/ is on sys.path when run a
 from asc_auto.against_baseline import difference, points_text
 from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
-from asc_auto.stats import binomial_se, mean_se
+from asc_auto.stats import binomial_se, mean_se, paired_clip_se
 from asc_auto.techniques.base import get_technique
 from asc_auto.transfer import resolve_sources
 
@@ -132,8 +133,9 @@ def merged_rows(docs: list[dict[str, Any]]) -> list[ArmRow]:
 def show(title: str, rows: list[ArmRow], reference: str | None = None,
          here: bool = True) -> None:
     """The rows' accuracies, and each one's difference from the `reference` row (default: the
-    first) in points ± its standard error over independent seeds. `here`: trained on this
-    machine (its name in the title); rows read from files were not, or not all."""
+    first) in points ± its standard error over independent seeds (and, where both rows' runs
+    kept which evaluate clips they got right, with the clips too, paired clip by clip).
+    `here`: trained on this machine (its name in the title); rows read from files were not."""
     machine = f", {platform.machine()}, {os.cpu_count()} CPUs" if here else ""
     table = Table(title=f"{title}: evaluate accuracy % (mean ± SE over seeds; one run's binomial "
                   f"SE in brackets){machine}", title_justify="left")
@@ -154,6 +156,10 @@ def show(title: str, rows: list[ArmRow], reference: str | None = None,
         one = binomial_se(statistics.fmean(accs), r.evaluate_clips)
         points, se = difference(accs, ref_accs) if ref_accs else (0.0, None)
         gap = "-" if r is ref else points_text(100 * points, None if se is None else 100 * se)
+        clips = None if r is ref or ref is None else paired_clip_se(
+            [x.get("correct", "") for x in r.runs], [x.get("correct", "") for x in ref.runs])
+        if se is not None and clips is not None:  # runs that kept their clips (2026-12-05 on)
+            gap += f" (with clips ± {100 * math.hypot(se, clips):.1f})"
         table.add_row(r.label, " ".join(r.settings) or "-", str(r.epochs), str(len(accs)),
                       f"{pm(accs)} (±{100 * one:.1f})", pm(fp32), gap,
                       f"{statistics.fmean(x['seconds'] for x in r.runs):.0f}",

@@ -76,9 +76,13 @@ def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: i
         device = "cpu" if cand.precision.value == "int8" else resolve_device(ctx.train_cfg.device)
         scores = technique.evaluate(outcome.deployed, *ctx.val_xy, ctx, device=device)
         acc = scores.accuracy
-        by_source = per_identifier(ctx, scores.probs, ctx.val_xy[1].cpu().numpy())
+        labels = ctx.val_xy[1].cpu().numpy()
+        by_source = per_identifier(ctx, scores.probs, labels)
         runs.append({"seed": seed, "accuracy": acc, "accuracy_fp32": outcome.accuracy_fp32,
                      "precision": cand.precision.value, "per_identifier": by_source,
+                     # each evaluate clip right or wrong: arms compared clip by clip (ablation)
+                     "correct": "".join("1" if ok else "0"
+                                        for ok in scores.probs.argmax(axis=1) == labels),
                      # which classes a seed got wrong: office16's kd seeds spanned 68-94 %
                      "per_class": [round(p, 4) for p in scores.per_class],
                      "seconds": round(time.perf_counter() - t0, 1)})

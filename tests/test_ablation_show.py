@@ -55,6 +55,21 @@ def test_show_reads_a_file_of_several_outputs_and_compares_with_the_reference(
     assert "81.7 ± 7.5" in row and "+0.0 ± 7.7" in row, proc.stdout
     assert "x86_64" not in proc.stdout and "CPUs" not in proc.stdout  # not trained here
 
+    # runs that kept which clips they got right: the difference's SE with the clips follows
+    kept = {"kd": _output("kd", "1", {"pick": [0.75, 0.5]}),
+            "baseline": _output("baseline", "1", {"paper": [0.5, 0.5]})}
+    for out, correct in ((kept["kd"], ["1110", "1100"]), (kept["baseline"], ["1100", "0011"])):
+        for run, c in zip(next(iter(out["results"].values()))["runs"], correct, strict=True):
+            run["correct"] = c
+    file.write_text(json.dumps(kept))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--show", str(file), "--reference",
+                           "baseline paper (1 thread)"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "kd pick" in line)
+    # as benchmarks/real_data.py's gap: seeds 12.5 points, clips 20.7, together 24.2
+    assert "+12.5 ± 12.5 (with clips ± 24.2)" in row, proc.stdout
+
     wrong = subprocess.run([sys.executable, str(SCRIPT), "--show", str(file), "--reference",
                             "baseline"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 1 and "--reference 'baseline': no such row" in wrong.stderr

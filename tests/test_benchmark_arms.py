@@ -53,4 +53,6 @@ def test_an_arm_trains_the_same_model_as_retrain(tmp_path: Path, tiny_dataset: P
         assert all(torch.equal(by_retrain[k], by_arm[k]) for k in by_retrain)
     assert not all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])  # seeds differ
     assert [r["accuracy"] for r in arm["runs"]] == [s.accuracy for s in result.seeds]  # as scored
+    # clip by clip too: what the arms' and the studies' paired clip SEs read
+    assert [r["correct"] for r in arm["runs"]] == [s.correct for s in result.seeds]
     assert [tuple(r["per_class"]) for r in arm["runs"]] == [s.per_class for s in result.seeds]
