@@ -27,9 +27,8 @@ BASELINE = "baseline"  # the technique every other is measured against
 class Gap:
     """A study's retrained mean minus the baseline's, in points, ± the SE of the difference
     (None when either side has one seed: no spread to say). `se_includes_clips`: whether the SE
-    counts which
-    clips the evaluate fold holds (paired clip by clip, `stats.paired_clip_se`) besides the
-    seeds; False for a retrain recorded before each seed's per-clip results were kept."""
+    counts which clips the evaluate fold holds (paired clip by clip, `stats.paired_clip_se`)
+    besides the seeds; False where a retrain predates each seed's per-clip results."""
 
     baseline_study: str
     points: float
