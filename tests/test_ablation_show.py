@@ -39,6 +39,15 @@ def test_an_arm_s_seeds_from_two_runs_pool_and_other_threads_stay_apart(load_ben
     assert rows[3].settings == ["lr=0.1"] and len(rows[3].runs) == 1
 
 
+def _kd_row_against_baseline(file: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`ablation.py --show FILE` against the baseline row: the run, and the kd pick's line."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--show", str(file), "--reference",
+                           "baseline paper (1 thread)"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc, next(line for line in proc.stdout.splitlines() if "kd pick" in line)
+
+
 def test_show_reads_a_file_of_several_outputs_and_compares_with_the_reference(
         tmp_path: Path) -> None:
     doc = {"what": "notes", "kd": _output("kd", "1", {"pick": [0.94, 0.83, 0.68]}),
@@ -46,11 +55,7 @@ def test_show_reads_a_file_of_several_outputs_and_compares_with_the_reference(
            "retrain": {"accuracy": [0.86]}}  # not an ablation output: left out
     file = tmp_path / "matched.json"
     file.write_text(json.dumps(doc))
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--show", str(file), "--reference",
-                           "baseline paper (1 thread)"], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    row = next(line for line in proc.stdout.splitlines() if "kd pick" in line)
+    proc, row = _kd_row_against_baseline(file)
     # 81.7 - 81.7 = 0.0 points, SE sqrt(var(kd) / 3 + var(base) / 3) = 7.7 points
     assert "81.7 ± 7.5" in row and "+0.0 ± 7.7" in row, proc.stdout
     assert "x86_64" not in proc.stdout and "CPUs" not in proc.stdout  # not trained here
@@ -62,11 +67,7 @@ def test_show_reads_a_file_of_several_outputs_and_compares_with_the_reference(
         for run, c in zip(next(iter(out["results"].values()))["runs"], correct, strict=True):
             run["correct"] = c
     file.write_text(json.dumps(kept))
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--show", str(file), "--reference",
-                           "baseline paper (1 thread)"], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    row = next(line for line in proc.stdout.splitlines() if "kd pick" in line)
+    proc, row = _kd_row_against_baseline(file)
     # as benchmarks/real_data.py's gap: seeds 12.5 points, clips 20.7, together 24.2
     assert "+12.5 ± 12.5 (with clips ± 24.2)" in row, proc.stdout
 
