@@ -19,7 +19,7 @@ from asc_auto.cost import duration_text
 from asc_auto.fold_resume import interrupted
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.schema import ENQUEUED, StudyRecord, TrialRecord, confirm_folds, source_text
-from asc_auto.stats import evaluate_se, mean_se, trial_accuracy_text
+from asc_auto.stats import EvaluateSE, evaluate_se, mean_se, trial_accuracy_text
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -465,13 +465,10 @@ def retrained_text(retrain: dict, pick: int | None) -> str:
                 f"(1 seed; SE of {n_clips} clips{stale})")
     # the seeds' own values where kept; else the recorded std (sample form)
     std = statistics.stdev(accs) if accs else float(retrain.get("std") or 0.0)
-    seeds_se = std / math.sqrt(seeds)
-    if se.clips is None:
-        return (f"#{trial}: {retrain['mean']:.4f} ± {seeds_se:.4f} "
-                f"(SE of seeds; std {std:.4f}, {seeds} seeds{stale})")
-    total = math.sqrt(seeds_se ** 2 + se.clips ** 2)
-    return (f"#{trial}: {retrain['mean']:.4f} ± {total:.4f} "
-            f"(SE of seeds and {n_clips} clips; std {std:.4f}, {seeds} seeds{stale})")
+    both = EvaluateSE(std / math.sqrt(seeds), se.clips, n_clips)
+    which = "seeds" if se.clips is None else f"seeds and {n_clips} clips"
+    return (f"#{trial}: {retrain['mean']:.4f} ± {both.total:.4f} "
+            f"(SE of {which}; std {std:.4f}, {seeds} seeds{stale})")
 
 
 def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:
