@@ -66,6 +66,15 @@ def points_text(points: float, se: float | None) -> str:
     return f"{points:+.1f}" + (f" ± {se:.1f}" if se is not None else "")
 
 
+def points_with_clips_text(points: float, se: float | None, clips: float | None) -> str:
+    """'+1.0 ± 2.8 (with clips ± 5.4)': a difference with its seeds' SE, then, where the
+    clips' part is known (points too), the SE counting both, in quadrature; the benchmarks'
+    cells, whose targets read the seeds' SE."""
+    if se is None or clips is None:
+        return points_text(points, se)
+    return f"{points_text(points, se)} (with clips ± {math.hypot(se, clips):.1f})"
+
+
 def seed_accuracies(retrain: Mapping[str, Any]) -> list[float]:
     """A recorded retrain's evaluate accuracies, one per seed (its mean when no seed is kept)."""
     per_seed = [float(s["accuracy"]) for s in retrain.get("per_seed") or []]

@@ -72,6 +72,11 @@ class SeedResult:
 FEW_IDENTIFIERS = 10
 
 
+def correct_clips(probs: np.ndarray, labels: np.ndarray) -> str:
+    """'1'/'0' per scored clip in order, right or wrong (`SeedResult.correct`)."""
+    return "".join("1" if ok else "0" for ok in probs.argmax(axis=1) == labels)
+
+
 def per_identifier(ctx: TrialContext, probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Accuracy on the clips of each identifier of the scored fold; {} above FEW_IDENTIFIERS."""
     ident = {c.filename: c.identifier for c in ctx.dataset.all_clips()}
@@ -323,8 +328,7 @@ def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any],
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2),
                         per_identifier(ctx, scores.probs, labels), **float_setting(),
-                        correct="".join("1" if ok else "0"
-                                        for ok in scores.probs.argmax(axis=1) == labels))
+                        correct=correct_clips(scores.probs, labels))
     example = ctx.val_xy[0][:1].float()
     # MACs of what was trained (a structured ticket has fewer than the trial's dense count), on
     # the CPU: the model may sit on the training device; export checks them against the rule.

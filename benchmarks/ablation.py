@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -47,7 +46,7 @@ from rich.console import Console
 from rich.table import Table
 from transfer import context, run_seeds  # benchmarks/ is on sys.path when run as a script
 
-from asc_auto.against_baseline import difference, points_text
+from asc_auto.against_baseline import difference, points_with_clips_text
 from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
 from asc_auto.stats import binomial_se, mean_se, paired_clip_se
@@ -155,11 +154,11 @@ def show(title: str, rows: list[ArmRow], reference: str | None = None,
         fp32 = [x["accuracy_fp32"] for x in r.runs]
         one = binomial_se(statistics.fmean(accs), r.evaluate_clips)
         points, se = difference(accs, ref_accs) if ref_accs else (0.0, None)
-        gap = "-" if r is ref else points_text(100 * points, None if se is None else 100 * se)
+        # runs that kept their clips (2026-12-05 on) add the clips' part
         clips = None if r is ref or ref is None else paired_clip_se(
             [x.get("correct", "") for x in r.runs], [x.get("correct", "") for x in ref.runs])
-        if se is not None and clips is not None:  # runs that kept their clips (2026-12-05 on)
-            gap += f" (with clips ± {100 * math.hypot(se, clips):.1f})"
+        gap = "-" if r is ref else points_with_clips_text(
+            100 * points, None if se is None else 100 * se, None if clips is None else 100 * clips)
         table.add_row(r.label, " ".join(r.settings) or "-", str(r.epochs), str(len(accs)),
                       f"{pm(accs)} (±{100 * one:.1f})", pm(fp32), gap,
                       f"{statistics.fmean(x['seconds'] for x in r.runs):.0f}",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import platform
 import statistics
@@ -43,7 +42,12 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from asc_auto.against_baseline import clip_part, difference, points_text, seed_accuracies
+from asc_auto.against_baseline import (
+    clip_part,
+    difference,
+    points_with_clips_text,
+    seed_accuracies,
+)
 from asc_auto.console import run_script
 from asc_auto.io import atomic_path
 from asc_auto.plots import Panel, accuracy_bars_figure, save_png
@@ -147,11 +151,9 @@ def _gap(a: dict[str, Any], b: dict[str, Any]) -> str:
     evaluate fold. Where both retrains kept each seed's per-clip results, the SE that also
     counts which clips the fold holds follows in brackets (paired clip by clip): how far
     another draw of recordings could move the difference."""
-    points, se = difference(_seed_accuracies(a), _seed_accuracies(b))
     clips = clip_part(a, b)
-    if se is None or clips is None:
-        return points_text(points, se)
-    return f"{points_text(points, se)} (with clips ± {math.hypot(se, 100 * clips):.1f})"
+    return points_with_clips_text(*difference(_seed_accuracies(a), _seed_accuracies(b)),
+                                  None if clips is None else 100 * clips)
 
 
 COLOURS = {"paper configuration": "0.65", "search pick": "tab:blue"}

@@ -38,7 +38,7 @@ from rich.table import Table
 from asc_auto.console import run_script
 from asc_auto.context import ContextSettings, TrialContext, build_context
 from asc_auto.pretrain import PretrainOptions, card_path, pretrain
-from asc_auto.retrain import per_identifier
+from asc_auto.retrain import correct_clips, per_identifier
 from asc_auto.space import default_space_file
 from asc_auto.stats import binomial_se
 from asc_auto.teacher import ensure_teacher, ensure_teachers, teacher_settings
@@ -81,8 +81,7 @@ def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: i
         runs.append({"seed": seed, "accuracy": acc, "accuracy_fp32": outcome.accuracy_fp32,
                      "precision": cand.precision.value, "per_identifier": by_source,
                      # each evaluate clip right or wrong: arms compared clip by clip (ablation)
-                     "correct": "".join("1" if ok else "0"
-                                        for ok in scores.probs.argmax(axis=1) == labels),
+                     "correct": correct_clips(scores.probs, labels),
                      # which classes a seed got wrong: office16's kd seeds spanned 68-94 %
                      "per_class": [round(p, 4) for p in scores.per_class],
                      "seconds": round(time.perf_counter() - t0, 1)})
