@@ -62,8 +62,9 @@ def warning_line(study: str, gap: Gap) -> str | None:
 
 
 def points_text(points: float, se: float | None) -> str:
-    """'-7.6 ± 1.7': a difference in points with its standard error, when there is one."""
-    return f"{points:+.1f}" + (f" ± {se:.1f}" if se is not None else "")
+    """'-7.6 ± 1.7': a difference in points with its standard error, when there is one; a
+    difference that rounds to zero is '+0.0' (two equal means differ by -1e-14 in floats)."""
+    return f"{round(points, 1) + 0.0:+.1f}" + (f" ± {se:.1f}" if se is not None else "")
 
 
 def points_with_clips_text(points: float, se: float | None, clips: float | None) -> str:

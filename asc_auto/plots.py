@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -115,6 +115,8 @@ def pareto_figure(study: optuna.Study) -> Figure:
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: accuracy vs size")
     ax.grid(alpha=0.3)
+    if budget is not None and not ok + over:  # the limit's line alone is no result
+        _nothing_yet(ax)
     _legend(ax, fontsize=7)
     return fig
 
@@ -128,8 +130,12 @@ def _legend(ax: Axes, fontsize: int) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=fontsize, loc="best", framealpha=0.6)
     else:
-        ax.text(0.5, 0.5, NOTHING_YET, transform=ax.transAxes, ha="center", va="center",
-                color="grey")
+        _nothing_yet(ax)
+
+
+def _nothing_yet(ax: Axes) -> None:
+    ax.text(0.5, 0.5, NOTHING_YET, transform=ax.transAxes, ha="center", va="center",
+            color="grey")
 
 
 def plot_pareto(study: optuna.Study, out: Path) -> Path:
@@ -181,13 +187,17 @@ def plot_history(study: optuna.Study, out: Path) -> Path:
 class Panel:
     """One panel of `accuracy_bars_figure`: groups of bars, each group a label and its bars as
     (series, accuracies in percent, one per seed); a reference drawn as a line with its std band
-    (the baseline CNN's seeds), or none."""
+    (the baseline CNN's seeds), or none. `errors` (by group label and series) and
+    `reference_error`, in percent, replace the seeds' std as the whiskers and the band: the
+    report draws each mean's standard error, seeds and evaluate clips together."""
 
     title: str
     groups: list[tuple[str, list[tuple[str, list[float]]]]]
     reference: list[float] | None = None
     reference_label: str = "baseline CNN"
     xlabels_rotation: float = 0.0
+    errors: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    reference_error: float | None = None
 
 
 SERIES_COLOURS = ("tab:blue", "0.65", "tab:green", "tab:orange", "tab:purple")
@@ -208,18 +218,19 @@ def accuracy_bars_figure(panels: Sequence[Panel], colours: Mapping[str, str] | N
     fig = Figure(figsize=(max(4.2, 1.1 * widest + 1.5) * max(1, len(panels)), 4.0))
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
     for ax, panel in zip(axes, panels, strict=False):
-        for x, (_, bars) in enumerate(panel.groups):
+        for x, (group, bars) in enumerate(panel.groups):
             width = 0.8 / max(1, len(bars))
             for k, (name, accs) in enumerate(bars):
                 if not accs:
                     continue
                 at = x + (k - (len(bars) - 1) / 2) * width
                 mean, std = _mean_std(accs)
-                ax.bar(at, mean, width=width * 0.95, color=colour[name], yerr=std, capsize=3,
-                       label=name)
+                ax.bar(at, mean, width=width * 0.95, color=colour[name],
+                       yerr=panel.errors.get((group, name), std), capsize=3, label=name)
                 ax.plot([at] * len(accs), accs, "k.", markersize=4)
         if panel.reference:
             mean, std = _mean_std(panel.reference)
+            std = std if panel.reference_error is None else panel.reference_error
             ax.axhline(mean, color="tab:red", linewidth=1.2, label=panel.reference_label)
             ax.axhspan(mean - std, mean + std, color="tab:red", alpha=0.12, linewidth=0)
         ax.set_xticks(range(len(panel.groups)), [label for label, _ in panel.groups],
@@ -242,6 +253,7 @@ def accuracy_bars_figure(panels: Sequence[Panel], colours: Mapping[str, str] | N
 
 
 def plot_accuracy_bars(panels: Sequence[Panel], out: Path,
-                       colours: Mapping[str, str] | None = None) -> Path:
+                       colours: Mapping[str, str] | None = None,
+                       title: str = "mean ± std over seeds, dots: seeds") -> Path:
     """`accuracy_bars_figure` as a PNG."""
-    return save_png(accuracy_bars_figure(panels, colours), out)
+    return save_png(accuracy_bars_figure(panels, colours, title), out)

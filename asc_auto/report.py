@@ -452,23 +452,43 @@ def retrained_text(retrain: dict, pick: int | None) -> str:
     would now take another trial (a later search or confirmation moved the pick)."""
     trial = retrain.get("trial")
     stale = ", not the pick" if trial is not None and pick is not None and trial != pick else ""
+    seeds = _seed_count(retrain)
+    n_clips = retrain.get("eval_clips")
+    both = retrained_se(retrain)
+    if not isinstance(seeds, int) or seeds < 2:
+        if both.clips is None:
+            return f"#{trial}: {retrain['mean']:.4f} ({seeds or '?'} seed{stale})"
+        return (f"#{trial}: {retrain['mean']:.4f} ± {both.clips:.4f} "
+                f"(1 seed; SE of {n_clips} clips{stale})")
+    std = _seed_std(retrain)
+    which = "seeds" if both.clips is None else f"seeds and {n_clips} clips"
+    return (f"#{trial}: {retrain['mean']:.4f} ± {both.total:.4f} "
+            f"(SE of {which}; std {std:.4f}, {seeds} seeds{stale})")
+
+
+def _seed_count(retrain: dict) -> int | None:
+    return len(retrain.get("per_seed") or []) or retrain.get("seeds")
+
+
+def _seed_std(retrain: dict) -> float:
+    """The seeds' sample std: from their own values where kept, else the recorded one."""
+    accs = [float(x["accuracy"]) for x in retrain.get("per_seed") or []]
+    return statistics.stdev(accs) if len(accs) > 1 else float(retrain.get("std") or 0.0)
+
+
+def retrained_se(retrain: dict) -> EvaluateSE:
+    """A recorded retrain's `EvaluateSE`: the seeds' part from their std (recorded std where
+    the seeds' values are not kept; None with one seed) and the evaluate clips' part
+    (`stats.evaluate_se`); what every retrained ± in tables and plots is."""
     per_seed = retrain.get("per_seed") or []
     accs = [float(x["accuracy"]) for x in per_seed]
-    seeds = len(accs) or retrain.get("seeds")
     n_clips = retrain.get("eval_clips")
     se = evaluate_se(accs or [float(retrain["mean"])], n_clips,
                      [str(x.get("correct") or "") for x in per_seed])
+    seeds = _seed_count(retrain)
     if not isinstance(seeds, int) or seeds < 2:
-        if se.clips is None:
-            return f"#{trial}: {retrain['mean']:.4f} ({seeds or '?'} seed{stale})"
-        return (f"#{trial}: {retrain['mean']:.4f} ± {se.clips:.4f} "
-                f"(1 seed; SE of {n_clips} clips{stale})")
-    # the seeds' own values where kept; else the recorded std (sample form)
-    std = statistics.stdev(accs) if accs else float(retrain.get("std") or 0.0)
-    both = EvaluateSE(std / math.sqrt(seeds), se.clips, n_clips)
-    which = "seeds" if se.clips is None else f"seeds and {n_clips} clips"
-    return (f"#{trial}: {retrain['mean']:.4f} ± {both.total:.4f} "
-            f"(SE of {which}; std {std:.4f}, {seeds} seeds{stale})")
+        return EvaluateSE(None, se.clips, n_clips)
+    return EvaluateSE(_seed_std(retrain) / math.sqrt(seeds), se.clips, n_clips)
 
 
 def _best_cells(t: FrozenTrial) -> tuple[str, str, str]:

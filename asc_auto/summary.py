@@ -10,7 +10,15 @@ import optuna
 from asc_auto.against_baseline import seed_accuracies, warning_line
 from asc_auto.io import write_text_atomic
 from asc_auto.plots import Panel, plot_accuracy_bars, plot_history, plot_pareto
-from asc_auto.report import PAPER_COLUMNS, STATES, StudyRow, paper_rows, study_cells, study_rows
+from asc_auto.report import (
+    PAPER_COLUMNS,
+    STATES,
+    StudyRow,
+    paper_rows,
+    retrained_se,
+    study_cells,
+    study_rows,
+)
 from asc_auto.teacher_summary import teacher_lines
 
 
@@ -26,9 +34,20 @@ def _slug(name: str) -> str:
 BASELINE_PNG = "against-baseline.png"
 
 
+BASELINE_PLOT_TITLE = "mean ± SE of seeds and evaluate clips; dots: seeds"
+PICK = "retrained pick"
+
+
+def _se_percent(retrain: dict) -> float:
+    total = retrained_se(retrain).total
+    return 0.0 if total is None else 100 * total
+
+
 def baseline_panels(rows: list[StudyRow]) -> list[Panel]:
     """One panel per dataset with a retrained `baseline` study: every other study retrained on
-    it (its seeds, percent) against that baseline's seeds."""
+    it (its seeds, percent) against that baseline's seeds, each mean's whisker (the baseline's
+    band) its standard error over seeds and evaluate clips, as the tables' ± (`retrained_se`):
+    a seeds-only whisker read as certainty where seeds agree on a fold of 66 clips."""
     panels = []
     for key in dict.fromkeys(r.data_key for r in rows if r.reference):
         ref = next(r for r in rows if r.reference and r.data_key == key)
@@ -37,8 +56,10 @@ def baseline_panels(rows: list[StudyRow]) -> list[Panel]:
             panels.append(Panel(
                 title=ref.data_name or "data", reference=[100 * a for a in seed_accuracies(
                     ref.retrain)], xlabels_rotation=25,
-                groups=[(r.study, [("retrained pick", [100 * a for a in seed_accuracies(
-                    r.retrain or {})])]) for r in others]))
+                groups=[(r.study, [(PICK, [100 * a for a in seed_accuracies(
+                    r.retrain or {})])]) for r in others],
+                errors={(r.study, PICK): _se_percent(r.retrain or {}) for r in others},
+                reference_error=_se_percent(ref.retrain)))
     return panels
 
 
@@ -71,7 +92,7 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
     below = [line for r in rows if r.vs_baseline
              for line in [warning_line(r.study, r.vs_baseline)] if line]
     if panels:
-        plot_accuracy_bars(panels, out / BASELINE_PNG)
+        plot_accuracy_bars(panels, out / BASELINE_PNG, title=BASELINE_PLOT_TITLE)
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "
               "recording location); the evaluate fold is only used by retrain. \"vs baseline\": "
               "the retrained mean minus that of the `baseline` study (the DCASE2020 Task 1b CNN) "

@@ -140,3 +140,51 @@ def test_studies_json_gives_the_parts_and_whether_the_gap_counts_clips(tmp_path:
     assert f"#0: 0.7500 ± {0.125:.4f} (SE of seeds and 4 clips; std 0.0000, 2 seeds) | +0.0 ± " \
            "25.0 |" in text
     assert "paired clip by clip" in text
+
+
+def test_the_report_s_plot_draws_each_mean_s_se_of_seeds_and_clips(tmp_path: Path) -> None:
+    """Two seeds right on the same 3 of 4 clips have a seeds' SE of 0; the plot's whisker (and
+    the baseline's band) must still show the clips' part, as the tables' ± does."""
+    from asc_auto.plots import accuracy_bars_figure
+    from asc_auto.report import retrained_se, study_rows
+    from asc_auto.summary import BASELINE_PLOT_TITLE, baseline_panels
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    retrains = {"baseline": (["1110", "1110"], [0.75, 0.75]),
+                "kd": (["0111", "1011"], [0.75, 0.75])}
+    for name, (correct, accs) in retrains.items():
+        study = optuna.create_study(storage=url, study_name=name, direction="maximize")
+        StudyRecord(technique=name, data_sha256="office", data="/rec/office",
+                    retrain={"trial": 0, "seeds": 2, "mean": 0.75, "std": 0.0, "eval_clips": 4,
+                             "eval_files": "fold-a",
+                             "per_seed": [{"seed": i, "accuracy": a, "correct": c}
+                                          for i, (a, c) in enumerate(zip(accs, correct,
+                                                                         strict=True))]}
+                    ).write(study)
+    rows = {r.study: r for r in study_rows(open_storage(url))}
+    # baseline: shares 1 1 1 0, pstdev 0.433 / 2; kd: shares .5 .5 1 1, pstdev 0.25 / 2
+    assert retrained_se(rows["baseline"].retrain).total == pytest.approx(math.sqrt(3) / 8)
+    assert retrained_se(rows["kd"].retrain).total == pytest.approx(0.125)
+    [panel] = baseline_panels(list(rows.values()))
+    assert panel.errors == {("kd", "retrained pick"): pytest.approx(12.5)}
+    assert panel.reference_error == pytest.approx(100 * math.sqrt(3) / 8)
+    fig = accuracy_bars_figure([panel], title=BASELINE_PLOT_TITLE)
+    ax = fig.axes[0]
+    [whisker] = [c for c in ax.containers if getattr(c, "has_yerr", False)]
+    segment = whisker.lines[2][0].get_segments()[0]
+    assert segment[1][1] - segment[0][1] == pytest.approx(2 * 12.5)  # mean ± SE, not ± 0
+    band = ax.patches[-1]  # axhspan's rectangle, y in data units
+    assert band.get_height() == pytest.approx(2 * 100 * math.sqrt(3) / 8)
+    assert band.get_y() == pytest.approx(75 - 100 * math.sqrt(3) / 8)
+    assert fig.texts[0].get_text() == "mean ± SE of seeds and evaluate clips; dots: seeds"
+    write_report(open_storage(url), tmp_path / "report")
+    assert (tmp_path / "report" / "against-baseline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_difference_that_rounds_to_zero_has_no_minus_sign() -> None:
+    from asc_auto.against_baseline import points_text, points_with_clips_text
+
+    assert points_text(84.848484 - 84.84848400000001, 0.9) == "+0.0 ± 0.9"
+    assert points_text(-0.04, None) == "+0.0"
+    assert points_text(-0.06, 1.0) == "-0.1 ± 1.0"
+    assert points_with_clips_text(-1e-14, 0.9, 4.6) == "+0.0 ± 0.9 (with clips ± 4.7)"

@@ -315,6 +315,12 @@ def test_plots_of_a_study_without_a_trial_say_so() -> None:
         ax = figure.axes[0]
         assert ax.get_legend() is None
         assert [t.get_text() for t in ax.texts] == [NOTHING_YET]
+    # a study that knows its limit (a search stopped before its first trial ended): the limit's
+    # line alone is no result, so the Pareto plot says so too
+    StudyRecord(budget_kb=500.0).write(study)
+    ax = pareto_figure(study).axes[0]
+    assert [t.get_text() for t in ax.texts] == [NOTHING_YET]
+    assert ax.get_legend_handles_labels()[1] == ["limit 500.0 KB"]
 
 
 def _kernel_study(url: str) -> optuna.Study:
