@@ -222,7 +222,7 @@ def search(
              "fine-tuned here; repeat for an ensemble.")] = None,
     teacher_logits: Annotated[list[Path] | None, typer.Option(
         exists=True, dir_okay=False, metavar="FILE",
-        help="kd: distil from stored teacher outputs (.npz, see README); repeat for an "
+        help="kd: distil from stored teacher outputs (.npz, see docs/GUIDE.md); repeat for an "
              "ensemble (logits averaged).")] = None,
     initial_design: Annotated[InitialDesign, typer.Option(
         metavar="KIND", help="Start-up trials after the paper trial: 'pairs' covers every pair "
@@ -532,7 +532,7 @@ def export(
         exists=True, dir_okay=False, metavar="FILE",
         help="TOML with \\[\\[authors]] (lastname, firstname, email, corresponding, "
              "\\[authors.affiliation] abbreviation, institute, department, location) and "
-             "\\[submission] name, abbreviation, source_code (see README).")] = None,
+             "\\[submission] name, abbreviation, source_code (see docs/GUIDE.md).")] = None,
     author: Annotated[list[str] | None, typer.Option(
         metavar="'LAST;FIRST;EMAIL'",
         help="An author (repeat; the first is the corresponding one), instead of --info.")

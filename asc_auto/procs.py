@@ -58,7 +58,7 @@ def worker_dead(worker: Any) -> bool:
 
 def float_setting() -> dict[str, Any]:
     """This process's CPU threads and torch's kernel level ("AVX2", "AVX512", ...): what orders
-    a training's float sums, so the same seed under another setting ends elsewhere (README
+    a training's float sums, so the same seed under another setting ends elsewhere (docs/GUIDE.md
     "Same seed, other threads"). Recorded with each trial and each retrained seed."""
     import torch
 

@@ -58,7 +58,7 @@ class SeedResult:
     per_identifier: dict[str, float] = field(default_factory=dict)
     # CPU threads and kernel level (torch's "AVX2", "AVX512", ...) it trained with; None: a seed
     # recorded before they were. Another count or CPU sums floats in another order, and a long
-    # schedule carries that far (README "Same seed, other threads").
+    # schedule carries that far (docs/GUIDE.md "Same seed, other threads").
     threads: int | None = None
     cpu: str | None = None
     # '1'/'0' per evaluate clip in the fold's order (right or wrong): the seeds' shares per clip

@@ -1,7 +1,7 @@
 """Optuna storages: open one with one-line errors, serialise workers that set one up together,
 and fail the trials of dead workers.
 
-Three URL forms (README "Many workers"):
+Three URL forms (docs/GUIDE.md "Many workers"):
 - `sqlite:///path/file.db`: one machine, a few workers (SQLite serialises every write; workers
   wait up to 60 s for the database lock).
 - `journal:///path/file.log`: Optuna's JournalStorage on a file (append-only log, file lock):
@@ -39,7 +39,8 @@ _ADVISORY_KEY = zlib.crc32(b"asc-auto storage setup")  # one lock id per databas
 
 
 def default_storage(home: Path) -> str:
-    """sqlite:///<home>/asc.db: one file holds every study (one worker; see README for many)."""
+    """sqlite:///<home>/asc.db: one file holds every study (one worker; docs/GUIDE.md has
+    many)."""
     return f"sqlite:///{Path(home) / 'asc.db'}"
 
 

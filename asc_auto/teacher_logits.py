@@ -26,7 +26,7 @@ import numpy as np
 
 from asc_auto.errors import DataError
 
-FIX = "write the npz as the README's 'Stored teacher outputs' says"
+FIX = "write the npz as docs/GUIDE.md, 'Stored teacher outputs', says"
 
 
 def write_teacher_logits(path: Path, filenames: Sequence[str], logits: np.ndarray,

@@ -185,7 +185,7 @@ def train_model(
     the training device and `generator` is a CPU generator, for small draws only (see
     techniques/aclnet_common.py's WaveAugment). `amp`: bfloat16 autocast (None: `default_amp`);
     `compile_model`: train through `torch.compile(model)` (off: measured slower on CPU, see
-    README "GPU").
+    docs/GUIDE.md "GPU").
     """
     keep_freed_memory()  # 1.4-1.6x faster CPU steps: allocator.py says why
     device = resolve_device(cfg.device)

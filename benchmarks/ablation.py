@@ -111,7 +111,7 @@ def merged_rows(docs: list[dict[str, Any]]) -> list[ArmRow]:
     """Arms of earlier runs, one row per technique, arm, settings, epochs and thread count: the
     seeds of one arm split over runs (`--first-seed`) are pooled, a seed twice kept once (the
     first). Another thread count is another row: the same seed trains another draw there
-    (README "Same seed, other threads")."""
+    (docs/GUIDE.md "Same seed, other threads")."""
     rows: dict[tuple[Any, ...], ArmRow] = {}
     for doc in docs:
         technique, threads = doc["args"]["technique"], doc["args"].get("threads", "None")

@@ -7,7 +7,7 @@
 # Every step has its own time limit, so one that hangs cannot take the others' time; each writes
 # its log under $OUT (what comes back): nvidia-smi.txt, tests.txt, throughput.txt, workers.txt.
 #
-# What it measures (README "GPU" has the CPU figures beside which these go):
+# What it measures (docs/GUIDE.md "GPU" has the CPU figures beside which these go):
 #   tests.txt      the CUDA-only tests: no synchronisation grows with the steps (sync debug
 #                  mode), resident and host-staged data; then the training tests on CUDA
 #   throughput.txt feature extraction on the GPU, teacher and student clips/s, TFLOP/s and share

@@ -133,7 +133,7 @@ def budget_of(args: argparse.Namespace) -> dict[str, Any]:
 def retrain_jobs(args: argparse.Namespace) -> int:
     """Seeds retrained side by side: --retrain-jobs, else the search's --jobs N, else 1. Not in
     the budget: each process's thread count changes a seed's float sums, not what the row
-    measures (each seed records its threads: README "Same seed, other threads")."""
+    measures (each seed records its threads: docs/GUIDE.md "Same seed, other threads")."""
     if args.retrain_jobs is not None:
         return int(args.retrain_jobs)
     extra = list(args.search_args)

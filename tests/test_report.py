@@ -427,7 +427,7 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     _retrained(url, "kd-digits", "kd", "digits", [0.50, 0.55, 0.52])  # no baseline there
     rows = {r.study: r for r in study_rows(open_storage(url))}
     assert rows["int8"].vs_baseline is not None
-    assert rows["int8"].vs_baseline.text() == "-7.6 ± 1.7"  # the README's office16 int8 row
+    assert rows["int8"].vs_baseline.text() == "-7.6 ± 1.7"  # docs/BENCHMARKS.md's office16 int8 row
     assert rows["baseline"].reference and rows["kd-digits"].vs_baseline is None
     summary, _ = write_report(open_storage(url), tmp_path / "out")
     text = summary.read_text()
