@@ -43,7 +43,9 @@ class CleanPlan:
     keep: list[Path] = field(default_factory=list)
 
 
-def _report_files(folder: Path) -> set[Path]:
+def report_files(folder: Path) -> set[Path]:
+    """The files an earlier `asc-auto report` wrote in `folder`: its summary.md (known by its
+    heading) and the PNGs that summary links; nothing when there is no such summary."""
     summary = folder / "summary.md"
     try:
         text = summary.read_text()
@@ -84,7 +86,7 @@ def _epoch_state_files(folder: Path) -> set[Path]:
 def _scan(folder: Path, plan: CleanPlan, top: bool) -> bool:
     """Add the tool's entries of `folder` to the plan; True when all of them are the tool's."""
     entries = sorted(folder.iterdir())
-    ours = _report_files(folder) | _pretrain_files(folder) | _epoch_state_files(folder) | {
+    ours = report_files(folder) | _pretrain_files(folder) | _epoch_state_files(folder) | {
         e for e in entries if is_hash_memory(e)}
     if top:
         ours |= {folder / name for name in STORAGE_FILES}

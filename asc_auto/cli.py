@@ -453,9 +453,9 @@ def report(
 
     url = storage or default_storage(home)
     store = open_storage(url)
-    summary, rows = write_report(store, out if out is not None else home / "report")
-    if not rows:
+    if not optuna.get_all_study_summaries(store, include_best_trial=False):  # write nothing
         raise AscError(f"no studies in {url}; fix: run `asc-auto search --technique kd` first")
+    summary, rows = write_report(store, out if out is not None else home / "report")
     console.print(studies_table(rows))
     for r in rows:  # what each technique says about its study (kd: the teacher)
         attrs = optuna.load_study(study_name=r.study, storage=store).user_attrs

@@ -8,6 +8,8 @@ from pathlib import Path
 import optuna
 
 from asc_auto.against_baseline import seed_accuracies, warning_line
+from asc_auto.clean import report_files
+from asc_auto.errors import UsageError
 from asc_auto.io import write_text_atomic
 from asc_auto.plots import Panel, plot_accuracy_bars, plot_history, plot_pareto
 from asc_auto.report import (
@@ -63,11 +65,24 @@ def baseline_panels(rows: list[StudyRow]) -> list[Panel]:
     return panels
 
 
+def refuse_to_overwrite(out: Path, names: list[str]) -> None:
+    """Stop before writing any of `names` over a file in `out` that an earlier report did not
+    write: `report --out ~/notes` must not replace the user's own summary.md or PNG."""
+    ours = report_files(out)
+    for name in names:
+        path = out / name
+        if path.exists() and path not in ours:
+            raise UsageError(f"{path}: exists and was not written by `asc-auto report`; fix: "
+                             "pass another --out (a new or empty folder), or move that file")
+
+
 def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path, list[StudyRow]]:
     """Write <out>/<study>-pareto.png, <out>/<study>-history.png, against-baseline.png (when a
     retrained study has a `baseline` study retrained on its data) and <out>/summary.md."""
     out = Path(out)
     rows = study_rows(storage)
+    refuse_to_overwrite(out, [f"{_slug(r.study)}-{kind}.png" for r in rows
+                              for kind in ("pareto", "history")] + [BASELINE_PNG, "summary.md"])
     lines = ["# asc-auto report", "", "## Studies", "",
              "| study | technique | complete | pruned | infeasible | failed | best trial "
              "| best val acc ± SE | size KB | params | precision "

@@ -162,6 +162,42 @@ def test_report_cli_prints_both_tables(tmp_path: Path) -> None:
     assert not (tmp_path / "e.db").exists()  # a read-only command creates no storage
 
 
+def test_report_writes_over_its_own_files_only(tmp_path: Path) -> None:
+    """A second report replaces the first; a folder holding the user's own summary.md or a
+    PNG of a report's name is refused before anything is written."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    _fake_study(url)
+    out = tmp_path / "out"
+    for _ in range(2):  # the second run writes over the first run's files
+        result = runner.invoke(app, ["report", "--storage", url, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "summary.md").write_text("# my notes\n")
+    refused = runner.invoke(app, ["report", "--storage", url, "--out", str(notes)],
+                            env={"COLUMNS": "300"})
+    assert refused.exit_code == 2
+    assert (f"{notes / 'summary.md'}: exists and was not written by `asc-auto report`; fix: "
+            "pass another --out") in " ".join(refused.output.split())
+    assert (notes / "summary.md").read_text() == "# my notes\n"
+    assert sorted(p.name for p in notes.iterdir()) == ["summary.md"]  # nothing written
+    # a PNG of the user's where a report would put one, no report summary beside it
+    (notes / "summary.md").unlink()
+    (notes / "kd-history.png").write_bytes(b"mine")
+    again = runner.invoke(app, ["report", "--storage", url, "--out", str(notes)])
+    assert again.exit_code == 2 and (notes / "kd-history.png").read_bytes() == b"mine"
+    assert not (notes / "summary.md").exists()
+
+
+def test_report_without_studies_writes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    optuna.create_study(storage=url, study_name="gone").set_user_attr("x", 1)
+    optuna.delete_study(study_name="gone", storage=url)  # a storage with no study left
+    result = runner.invoke(app, ["report", "--storage", url, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no studies in" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_report_out_follows_home(tmp_path: Path) -> None:
     home = tmp_path / "elsewhere"
     home.mkdir()
