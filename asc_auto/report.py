@@ -329,8 +329,9 @@ def design_line(study: optuna.Study) -> str | None:
 
 
 def config_table(trial: FrozenTrial, title: str) -> Table:
-    """One trial's sampled configuration, a row per value (simplex weights already normalised)."""
-    table = Table(title=title, title_justify="left")
+    """One trial's sampled configuration, a row per value (simplex weights already normalised);
+    at least as wide as its title, which a two-column table would otherwise wrap."""
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("parameter")
     table.add_column("value", justify="right")
     for key, value in (TrialRecord.from_trial(trial).config or {}).items():

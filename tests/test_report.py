@@ -587,3 +587,21 @@ def test_studies_and_report_show_one_retrained_cell_for_one_retrain() -> None:
     without = {k: v for k, v in record.items() if k != "per_seed"}  # a record from before
     assert retrained_text(retrain_data(StudyRecord(retrain=without), 2), 2) == \
         "#2: 0.2652 ± 0.0682 (SE of seeds; std 0.0964, 2 seeds)"
+
+
+def test_the_picked_configuration_s_title_is_one_line() -> None:
+    """A two-column table is narrower than 'confirmed pick: trial 0 (what retrain takes)':
+    rich wrapped the title mid-phrase until the table was made as wide as it."""
+    from rich.console import Console
+
+    from asc_auto.report import config_table
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        value=0.5, user_attrs={"config": {"lr": 0.001, "precision": "fp32"}}))
+    title = "confirmed pick: trial 0 (what retrain takes)"
+    console = Console(width=200, record=True)
+    console.print(config_table(study.trials[0], title))
+    lines = console.export_text().splitlines()
+    assert lines[0].strip() == title
+    assert any("lr" in line and "0.001" in line for line in lines)
