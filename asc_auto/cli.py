@@ -43,7 +43,7 @@ from asc_auto.report import (
 from asc_auto.schema import StudyRecord
 from asc_auto.search import DEFAULT_HOME, SearchOptions, run_search
 from asc_auto.space import resolve_space
-from asc_auto.stats import accuracy_text, seeds_text
+from asc_auto.stats import accuracy_text, class_note, seeds_text
 from asc_auto.storage import default_storage, open_storage
 from asc_auto.teacher_summary import retrain_teacher_lines
 from asc_auto.techniques import TECHNIQUES
@@ -379,7 +379,10 @@ def retrain(
                          storage=storage or default_storage(home))
     table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
                   title_justify="left")
-    for col in ("seed", "accuracy", "fp32 acc", "log loss", *result.labels):
+    counts = result.class_clips or (0,) * len(result.labels)
+    for col in ("seed", "accuracy", "fp32 acc", "log loss",
+                *(f"{label} n={n}" if n else label for label, n in zip(result.labels, counts,
+                                                                          strict=True))):
         table.add_column(col, justify="right")
     for s in result.seeds:
         table.add_row(str(s.seed), f"{s.accuracy:.4f}", f"{s.accuracy_fp32:.4f}",
@@ -389,6 +392,9 @@ def retrain(
                       [s.correct for s in result.seeds])
     console.print(f"evaluate accuracy {said}; "
                   f"checkpoints in {result.folder}")
+    note = class_note(counts)
+    if note:
+        console.print(escape(note))
     for line in retrain_teacher_lines(result.teacher_accuracy, result.eval_clips or 0,
                                       [s.accuracy for s in result.seeds]):
         console.print(f"[yellow]{escape(line)}[/]" if line.startswith("warning") else escape(line))

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import statistics
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,13 @@ def per_identifier(ctx: TrialContext, probs: np.ndarray, y: np.ndarray) -> dict[
     return {name: round(float(right[groups == name].mean()), 4) for name in names}
 
 
+def class_counts(ctx: TrialContext) -> tuple[int, ...]:
+    """The scored fold's clips of each label, in the dataset's label order."""
+    label_of = {c.filename: c.label for c in ctx.dataset.all_clips()}
+    counts = Counter(label_of[f] for f in ctx.val_files)
+    return tuple(counts.get(label, 0) for label in ctx.dataset.labels)
+
+
 @dataclass(frozen=True)
 class RetrainResult:
     """All seeds of one retrain, with the trial they came from."""
@@ -105,6 +113,8 @@ class RetrainResult:
     # digest of the evaluate fold's file names in order: two retrains' `correct` strings are
     # compared clip by clip only when theirs are the same
     eval_files: str | None = None
+    # evaluate clips of each label, in `labels`' order: a class's accuracy is over these few
+    class_clips: tuple[int, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -139,6 +149,8 @@ class RetrainResult:
             "folder": str(self.folder),
             **({} if self.eval_clips is None else {"eval_clips": self.eval_clips}),
             **({} if self.eval_files is None else {"eval_files": self.eval_files}),
+            **({"class_clips": dict(zip(self.labels, self.class_clips, strict=True))}
+               if self.class_clips else {}),
             **({} if self.teacher_accuracy is None
                else {"teacher_accuracy": round(self.teacher_accuracy, 4)}),
         }
@@ -192,7 +204,8 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
                 on_seed(cached)
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder,
                            teacher_accuracy=None if teacher is None else float(teacher),
-                           eval_clips=len(ctx.val_files), eval_files=files_digest(ctx.val_files))
+                           eval_clips=len(ctx.val_files), eval_files=files_digest(ctx.val_files),
+                           class_clips=class_counts(ctx))
     summary = result.summary()
     earlier = StudyRecord.from_study(study).retrains or {}
     StudyRecord(retrain=summary, retrains={**earlier, str(trial.number): summary}).write(study)

@@ -120,3 +120,17 @@ def seeds_text(accuracies: Sequence[float], n_clips: int | None = None,
                 + spread)
     return (f"{mean:.4f} ± {se.total:.4f} over {len(accuracies)} seeds and {se.n_clips} clips "
             f"(SE: seeds {se.seeds:.4f}, clips {se.clips:.4f}; " + spread)
+
+
+def class_note(counts: Sequence[int]) -> str | None:
+    """What a per-class accuracy is worth when a class has few evaluate clips: 'per class: over
+    6 evaluate clips each (the header's n); one clip moves it 0.167, its SE up to 0.204'. None
+    when no count is known. The SE bound is the binomial one at 0.5 on the fewest clips."""
+    known = [n for n in counts if n > 0]
+    if not known:
+        return None
+    low, high = min(known), max(known)
+    each = f"{low} evaluate clips each" if low == high else f"{low}-{high} evaluate clips"
+    return (f"per class: over {each} (the header's n); one clip moves it {1 / low:.3f}, its SE "
+            f"up to {0.5 / math.sqrt(low):.3f}")
+

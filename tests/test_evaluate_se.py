@@ -188,3 +188,13 @@ def test_a_difference_that_rounds_to_zero_has_no_minus_sign() -> None:
     assert points_text(-0.04, None) == "+0.0"
     assert points_text(-0.06, 1.0) == "-0.1 ± 1.0"
     assert points_with_clips_text(-1e-14, 0.9, 4.6) == "+0.0 ± 0.9 (with clips ± 4.7)"
+
+
+def test_the_per_class_note_says_what_a_few_clips_are_worth() -> None:
+    from asc_auto.stats import class_note
+
+    assert class_note([6] * 11) == ("per class: over 6 evaluate clips each (the header's n); "
+                                    "one clip moves it 0.167, its SE up to 0.204")
+    assert class_note([100, 0, 25]) == ("per class: over 25-100 evaluate clips (the header's "
+                                         "n); one clip moves it 0.040, its SE up to 0.100")
+    assert class_note([]) is None and class_note([0, 0]) is None

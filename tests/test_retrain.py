@@ -21,7 +21,7 @@ from asc_auto.records import pick_trial
 from asc_auto.retrain import per_identifier, retrain
 from asc_auto.schema import StudyRecord
 from asc_auto.search import SearchOptions, run_search
-from asc_auto.stats import binomial_se
+from asc_auto.stats import binomial_se, class_note
 
 pytestmark = pytest.mark.slow
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"
@@ -81,6 +81,15 @@ def test_retrain_scores_the_evaluate_fold_and_resumes(searched, monkeypatch,
                         if c.identifier == name)
             assert right / n == pytest.approx(s.per_identifier[name], abs=1e-4)
     assert recorded["eval_clips"] == 13
+    # each class's evaluate clips, in the labels' order: what a per-class accuracy is over
+    by_label = Counter(c.label for c in clips)
+    assert result.class_clips == tuple(by_label.get(lab, 0) for lab in result.labels)
+    assert sum(result.class_clips) == 13
+    assert recorded["class_clips"] == {lab: by_label.get(lab, 0) for lab in result.labels}
+    for s in result.seeds:  # a class's accuracy is a whole number of its clips
+        for acc, n in zip(s.per_class, result.class_clips, strict=True):
+            if n:
+                assert acc * n == pytest.approx(round(acc * n), abs=1e-3)
     assert recorded["eval_files"] == retrain_mod.files_digest([c.filename for c in clips])
     assert [p["correct"] for p in recorded["per_seed"]] == [s.correct for s in result.seeds]
     assert recorded["per_identifier_mean"] == result.per_identifier_mean()
@@ -162,6 +171,13 @@ def test_retrain_cli_prints_the_seed_table(searched, tiny_dataset: Path) -> None
     assert result.exit_code == 0, result.output
     assert "evaluate accuracy" in result.output and "log loss" in result.output
     flat = " ".join(result.output.split())
+    # each class's column says over how many clips its accuracy is, and the note what that's worth
+    labels = study.user_attrs["labels"]
+    counts = Counter(c.label for c in load_dataset(tiny_dataset).evaluate)
+    wide = CliRunner().invoke(app, ["retrain", "--study", study.study_name, "--storage", url,
+                                    "--seeds", "1", "--home", str(home)], env={"COLUMNS": "300"})
+    assert all(f"{lab} n={counts[lab]}" in wide.output for lab in labels), wide.output
+    assert class_note([counts[lab] for lab in labels]) in " ".join(wide.output.split())
     teacher = StudyRecord.from_study(optuna.load_study(
         study_name=study.study_name, storage=url)).retrain["teacher_accuracy"]
     assert (f"KD teacher (trained on all of fold1_train): evaluate accuracy {teacher:.4f} ± "
