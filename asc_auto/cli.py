@@ -402,7 +402,9 @@ def retrain(
     if by_source:
         console.print(f"by identifier (mean over seeds; the fold holds {len(by_source)}, so its "
                       f"accuracy depends on which): "
-                      + ", ".join(f"{k} {v:.4f}" for k, v in by_source.items()))
+                      + ", ".join(f"{k} {v:.4f}" + (f" (n={result.identifier_clips[k]})"
+                                                    if k in result.identifier_clips else "")
+                                  for k, v in by_source.items()))
     _print_baseline_line(storage or default_storage(home), study, _where(storage, home))
 
 

@@ -96,6 +96,14 @@ def class_counts(ctx: TrialContext) -> tuple[int, ...]:
     return tuple(counts.get(label, 0) for label in ctx.dataset.labels)
 
 
+def identifier_counts(ctx: TrialContext) -> dict[str, int]:
+    """The scored fold's clips of each identifier (recording location, speaker), where
+    `per_identifier` scores them apart (at most FEW_IDENTIFIERS); else {}."""
+    ident = {c.filename: c.identifier for c in ctx.dataset.all_clips()}
+    counts = Counter(ident[f] for f in ctx.val_files)
+    return dict(sorted(counts.items())) if len(counts) <= FEW_IDENTIFIERS else {}
+
+
 @dataclass(frozen=True)
 class RetrainResult:
     """All seeds of one retrain, with the trial they came from."""
@@ -115,6 +123,7 @@ class RetrainResult:
     eval_files: str | None = None
     # evaluate clips of each label, in `labels`' order: a class's accuracy is over these few
     class_clips: tuple[int, ...] = ()
+    identifier_clips: dict[str, int] = field(default_factory=dict)  # as `per_identifier`
 
     @property
     def mean(self) -> float:
@@ -205,7 +214,7 @@ def retrain(study: optuna.Study, seeds: int = 3, epochs: int | None = None,
     result = RetrainResult(study.study_name, trial.number, ctx.dataset.labels, tuple(done), folder,
                            teacher_accuracy=None if teacher is None else float(teacher),
                            eval_clips=len(ctx.val_files), eval_files=files_digest(ctx.val_files),
-                           class_clips=class_counts(ctx))
+                           class_clips=class_counts(ctx), identifier_clips=identifier_counts(ctx))
     summary = result.summary()
     earlier = StudyRecord.from_study(study).retrains or {}
     StudyRecord(retrain=summary, retrains={**earlier, str(trial.number): summary}).write(study)

@@ -184,6 +184,8 @@ def test_retrain_cli_prints_the_seed_table(searched, tiny_dataset: Path) -> None
             in flat), result.output
     assert "by identifier (mean over seeds; the fold holds 5, so its accuracy depends on " \
         "which): barcelona-1002 " in flat, result.output
+    sizes = Counter(c.identifier for c in load_dataset(tiny_dataset).evaluate)
+    assert all(f" (n={n})" in flat.split(f"{name} ", 1)[1][:20] for name, n in sizes.items())
     assert "no `baseline` study retrained on this data to compare with" in flat
     assert f"asc-auto search --technique baseline --data {tiny_dataset} --storage {url} " \
         f"--home {home}, then retrain that study" in flat
