@@ -30,6 +30,7 @@ from asc_auto import epoch_state
 from asc_auto.compress.macs import rule_macs
 from asc_auto.context import TrialContext, study_context
 from asc_auto.cost import count_text
+from asc_auto.data.tau import Clip
 from asc_auto.io import atomic_dir
 from asc_auto.ir import IR_FILE
 from asc_auto.keys import digest, study_folder
@@ -89,18 +90,22 @@ def per_identifier(ctx: TrialContext, probs: np.ndarray, y: np.ndarray) -> dict[
     return {name: round(float(right[groups == name].mean()), 4) for name in names}
 
 
+def _fold_counts(ctx: TrialContext, key: Callable[[Clip], str]) -> Counter[str]:
+    """The scored fold's clips counted by `key` (their label, their identifier)."""
+    of = {c.filename: key(c) for c in ctx.dataset.all_clips()}
+    return Counter(of[f] for f in ctx.val_files)
+
+
 def class_counts(ctx: TrialContext) -> tuple[int, ...]:
     """The scored fold's clips of each label, in the dataset's label order."""
-    label_of = {c.filename: c.label for c in ctx.dataset.all_clips()}
-    counts = Counter(label_of[f] for f in ctx.val_files)
+    counts = _fold_counts(ctx, lambda c: c.label)
     return tuple(counts.get(label, 0) for label in ctx.dataset.labels)
 
 
 def identifier_counts(ctx: TrialContext) -> dict[str, int]:
     """The scored fold's clips of each identifier (recording location, speaker), where
     `per_identifier` scores them apart (at most FEW_IDENTIFIERS); else {}."""
-    ident = {c.filename: c.identifier for c in ctx.dataset.all_clips()}
-    counts = Counter(ident[f] for f in ctx.val_files)
+    counts = _fold_counts(ctx, lambda c: c.identifier)
     return dict(sorted(counts.items())) if len(counts) <= FEW_IDENTIFIERS else {}
 
 
