@@ -99,18 +99,19 @@ AUTO = "auto"  # a [teacher] value settled on the data (pool, crops, crop_second
 # evaluate fold): office16 (65 % padding) max 97.0 / 100.0 % (seeds 0, 1) vs avg 92.4 / 95.5 /
 # 95.5 %; fsdd (81 % padding, 30 epochs) max 90.0 % vs avg 85.6 % (seed 0 each); TAU's 10 s
 # clips have none, where the paper's avg stays. Chosen for the teacher's own accuracy: students
-# distilled from the two were within seed noise of each other on both datasets (docs/GUIDE.md).
+# distilled from the two were within seed noise of each other on both datasets (docs/BENCHMARKS.md,
+# "Design measurements: kd").
 AUTO_MAX_PADDING = 0.5
 
-# `crop_seconds = "auto"` makes the teacher's content crops as long as this quantile of the
-# clips' durations (at least CROP_SECONDS), so a crop holds nearly every sound whole; `crops =
-# "auto"` takes content crops when such a crop is shorter than the window, else whole clips (a
-# crop filling the window would be the same training under another cache key). Measured
-# (width-0.5 max-pool VGGs, evaluate fold, 2-core CPU, benchmarks/ablation.py; docs/GUIDE.md "The kd
-# technique"): office16 (90th percentile 2.24 s, window 3.4 s; 60 epochs) 2.24 s crops 98.5 /
-# 98.5 % (seeds 0, 1) vs 1 s crops 86.4 / 80.3 % vs whole clips 97.0 / 100.0 %; fsdd (0.60 s: 1 s
-# crops, window 2.3 s; seed 0) 1 s crops 91.6 % vs whole clips 90.0 % at 30 epochs, 84.1 vs
-# 71.6 % at 10 (not side by side); TAU's 10 s clips and the demo's: whole clips.
+# `crop_seconds = "auto"` makes the teacher's content crops as long as this quantile of the clips'
+# durations (at least CROP_SECONDS), so a crop holds nearly every sound whole; `crops = "auto"`
+# takes content crops when such a crop is shorter than the window, else whole clips (a crop filling
+# the window would be the same training under another cache key). Measured (width-0.5 max-pool VGGs,
+# evaluate fold, 2-core CPU, benchmarks/ablation.py; docs/BENCHMARKS.md "Design measurements: kd"):
+# office16 (90th percentile 2.24 s, window 3.4 s; 60 epochs) 2.24 s crops 98.5 / 98.5 % (seeds 0, 1)
+# vs 1 s crops 86.4 / 80.3 % vs whole clips 97.0 / 100.0 %; fsdd (0.60 s: 1 s crops, window 2.3 s;
+# seed 0) 1 s crops 91.6 % vs whole clips 90.0 % at 30 epochs, 84.1 vs 71.6 % at 10 (not side by
+# side); TAU's 10 s clips and the demo's: whole clips.
 AUTO_CROP_QUANTILE = 0.9
 _CROP_FIX = 'give seconds (e.g. 2.0) or "auto" (as long as 90 % of the clips, at least 1 s)'
 

@@ -109,7 +109,8 @@ def test_clips_longer_than_a_crop_keep_whole_clip_training(tmp_path: Path) -> No
 
 def test_sounds_longer_than_a_second_get_crops_that_hold_them(tmp_path: Path) -> None:
     """office16-like: events longer than 1 s in a longer window. 1 s crops cut them (the teacher
-    lost 11-17 points there); crops of the clips' 90th-percentile length did not (docs/GUIDE.md)."""
+    lost 11-17 points there); crops of the clips' 90th-percentile length did not
+    (docs/BENCHMARKS.md, "Design measurements: kd")."""
     lines: list[str] = []
     setup = _setup(tmp_path, 1.5, "max", lines, crops="auto")  # 1.5 s clips
     wide = setup.space.with_overrides({"teacher": {"crops": "auto"},

@@ -40,9 +40,9 @@ HLF_CHANNELS = (64, 128, 128, 256, 256, 512, 512)  # at width 1.0; a max-pool fo
 # lt pick (structured, 3 rounds), seeds 0-1: 73.5 -> 78.0 % (+4.5 +- 1.5); but fsdd's first lt pick
 # (structured, 2 rounds, depth 8, llf 8-33), 10 epochs, seeds 0-2: 34.4 -> 33.2 % (-1.3 +- 1.2),
 # and office16's later lt pick (width 1.0, depth 3), 40 epochs: 88.4 -> 87.4 % (-0.5 +- 0.5).
-# Searched, the paper point "none" (the table: docs/GUIDE.md "The int8 and lt techniques"). A
-# log of pooled squared outputs (log energies) reached FP32 81.8 % but 57.1 % in INT8: NNCF's
-# linear 8-bit grid cannot hold energies spanning decades before the log.
+# Searched, the paper point "none" (the table: docs/BENCHMARKS.md "Design measurements: int8
+# and lt"). A log of pooled squared outputs (log energies) reached FP32 81.8 % but 57.1 % in
+# INT8: NNCF's linear 8-bit grid cannot hold energies spanning decades before the log.
 LLF_COMPRESS = ("none", "log1p")
 
 
