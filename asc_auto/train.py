@@ -161,6 +161,16 @@ def default_amp(device: torch.device) -> bool:
     return device.type == "cpu" and on
 
 
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Put every BatchNorm of `model` in eval mode: it normalises with the running statistics the
+    trained network was scored with and stops updating them. Short fine-tuning (int8's QAT) in
+    train mode re-estimated them from a few dozen augmented, mixed batches and lost up to 9
+    points on office16 (techniques/int8.py); torchvision's QAT recipe freezes them too."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
@@ -175,6 +185,7 @@ def train_model(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     amp: bool | None = None,
     compile_model: bool = False,
+    frozen_batchnorm: bool = False,
 ) -> TrainResult:
     """Train `model` (forward returns (logits, embedding)) in place.
 
@@ -185,7 +196,8 @@ def train_model(
     the training device and `generator` is a CPU generator, for small draws only (see
     techniques/aclnet_common.py's WaveAugment). `amp`: bfloat16 autocast (None: `default_amp`);
     `compile_model`: train through `torch.compile(model)` (off: measured slower on CPU, see
-    docs/GUIDE.md "GPU").
+    docs/GUIDE.md "GPU"); `frozen_batchnorm`: every BatchNorm normalises with its running
+    statistics and keeps them (fine-tuning a trained network: `freeze_batchnorm`).
     """
     keep_freed_memory()  # 1.4-1.6x faster CPU steps: allocator.py says why
     device = resolve_device(cfg.device)
@@ -222,7 +234,8 @@ def train_model(
     saved = epoch_state.for_training(model, x, y, extras, {
         "cfg": dataclasses.replace(cfg, device=""), "n_classes": n_classes, "amp": use_amp,
         "val": None if val is None else epoch_state.fingerprint(val[1]),
-        "transform": transform is not None})
+        "transform": transform is not None,
+        **({"frozen_batchnorm": True} if frozen_batchnorm else {})})
     start, prior_fb = 0, 0.0
     if saved is not None and (state := saved.load()) is not None:
         model.load_state_dict(state["model"])
@@ -240,6 +253,8 @@ def train_model(
                 on_epoch(epoch, acc)
     for epoch in range(start, cfg.epochs):
         model.train()
+        if frozen_batchnorm:
+            freeze_batchnorm(model)
         augment.train()
         order = data.order(torch.randperm(n, generator=gen))
         for step in range(steps_per_epoch):

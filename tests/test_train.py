@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from asc_auto.train import (
     CPU_BF16_ENV,
     TrainConfig,
     default_amp,
+    freeze_batchnorm,
     score,
     train_config,
     train_model,
@@ -49,6 +51,35 @@ def test_learns_a_separable_task_and_reports_every_epoch() -> None:
     assert res.val_history == [a for _, a in seen]
     assert res.val_history[-1] >= 0.9
     assert res.clips_seen == 4 * 96 and res.clips_per_second > 0
+
+
+def _bn_state(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [t.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+            for t in (m.running_mean, m.running_var)]
+
+
+def test_frozen_batchnorm_keeps_the_running_statistics_while_the_weights_learn() -> None:
+    """Fine-tuning a trained network (int8's QAT) must not re-estimate its BatchNorm statistics
+    from a few augmented batches: frozen, they stay as they were; unfrozen, they move."""
+    x, y = _task()
+    trained = _model()
+    train_model(trained, x, y, CFG, 3)
+    before = _bn_state(trained)
+    weights = [p.detach().clone() for p in trained.parameters()]
+    frozen = copy.deepcopy(trained)
+    free = copy.deepcopy(trained)
+    shifted = (x * 3.0 + 1.0, y)  # other statistics than the ones the network trained on
+    train_model(frozen, *shifted, CFG, 3, frozen_batchnorm=True)
+    train_model(free, *shifted, CFG, 3)
+    assert all(torch.equal(a, b) for a, b in zip(before, _bn_state(frozen), strict=True))
+    assert not all(torch.allclose(a, b) for a, b in zip(before, _bn_state(free), strict=True))
+    assert not all(torch.equal(a, b.detach())
+                   for a, b in zip(weights, frozen.parameters(), strict=True))
+    model = _model()
+    model.train()
+    freeze_batchnorm(model)
+    modes = {type(m).__name__: m.training for m in model.modules()}
+    assert modes["BatchNorm2d"] is False and modes["Conv2d"] is True
 
 
 def test_same_seed_same_result_on_cpu_and_other_seed_differs() -> None:

@@ -194,11 +194,11 @@ def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int |
 def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                  epochs: int | None = None, on_epoch: EpochHook | None = None,
                  on_step: StepHook | None = None, device: str | None = None,
-                 amp: bool | None = None) -> TrainResult:
+                 amp: bool | None = None, frozen_batchnorm: bool = False) -> TrainResult:
     """Train in place on random crops; per-epoch validation is segment-averaged over clips.
     With stored teacher logits and a `distill_weight` above 0 each crop is also taught its
-    clip's teacher outputs (logit_distill.py). `amp`: as train_model's (None:
-    `train.default_amp`, bf16 on CUDA)."""
+    clip's teacher outputs (logit_distill.py). `amp`, `frozen_batchnorm`: as train_model's
+    (`amp` None: `train.default_amp`, bf16 on CUDA)."""
     cfg = aclnet_train_config(config, ctx, epochs, device)
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
@@ -208,7 +208,7 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                        else (distill.loss_fn(), (distill.logits,)))
     return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
                        on_step=on_step, transform=transform, amp=amp, loss_fn=loss_fn,
-                       extras=extras)
+                       extras=extras, frozen_batchnorm=frozen_batchnorm)
 
 
 class StoredLogitStudent:
