@@ -164,8 +164,8 @@ def default_amp(device: torch.device) -> bool:
 def freeze_batchnorm(model: nn.Module) -> None:
     """Put every BatchNorm of `model` in eval mode: it normalises with the running statistics the
     trained network was scored with and stops updating them. Short fine-tuning (int8's QAT) in
-    train mode re-estimated them from a few dozen augmented, mixed batches and lost up to 9
-    points on office16 (techniques/int8.py); torchvision's QAT recipe freezes them too."""
+    train mode re-estimated them from a few augmented, mixed batches: one office16 seed lost 9
+    points that way (techniques/int8.py); torchvision's QAT recipe freezes them too."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()

@@ -165,7 +165,7 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
     assert outcome.info["qat_epochs"] == 1 and "accuracy_ptq" in outcome.info
     assert amps == [None, False]  # the training at the device's default, QAT in float32
     # QAT fine-tunes with the trained network's BatchNorm statistics (fit_version 1): in train
-    # mode a few augmented batches re-estimated them and lost up to 9 points on office16.
+    # mode a few augmented batches re-estimated them (one office16 seed lost 9 points).
     assert frozen == [False, True]
     stats = [[t.clone() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)
               for t in (m.running_mean, m.running_var)]
@@ -179,7 +179,7 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
 
 def test_an_int8_study_whose_qat_trained_batchnorm_is_not_resumed() -> None:
     """int8's fit_version 1 fine-tunes with BatchNorm frozen: the trials of a study made before
-    trained their QAT otherwise (up to 9 points lower on office16), so a resumed study with
+    trained their QAT otherwise (one office16 seed 9 points lower), so a resumed study with
     trials is refused instead of mixing them; a study without trials may take the new version."""
     import optuna
 

@@ -63,10 +63,11 @@ class Int8Quantization(StoredLogitStudent, Technique):
                                                          "llf_compress": LLF_COMPRESS}
     ranges: ClassVar[Mapping[str, tuple[float, float]]] = logit_distill.RANGES
     # 1 (2026-12-06): QAT fine-tunes with BatchNorm frozen (train.freeze_batchnorm). In train
-    # mode its statistics were re-estimated from QAT's few augmented batches: on office16's
-    # third rotated evaluate fold (docs/BENCHMARKS.md) the int8 pick's 3 QAT epochs scored 71.2
-    # and 78.8 % (seeds 0, 1) on weights whose FP32 and plain PTQ scored 80.3 and 77.3 %; with
-    # BatchNorm frozen 80.3 and 80.3 %.
+    # mode its statistics were re-estimated from QAT's 15 augmented batches (office16): on a
+    # rotated evaluate fold the int8 pick's 3 QAT epochs scored 71.2, 78.8, 80.3 % on weights
+    # whose FP32 scored 80.3, 77.3, 77.3 %, frozen 80.3, 80.3, 81.8 %. Over three folds (198
+    # clips) +0.7 ± 0.7 on average, INT8 - FP32 per seed -4.6..0 instead of -6.1..+1.5
+    # (docs/BENCHMARKS.md, "INT8's loss on office16").
     fit_version = 1
 
     def pretrain(self, ctx: TrialContext) -> Pretrained:
