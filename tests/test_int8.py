@@ -176,25 +176,3 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
     assert {t for _, t in steps} == {total} and total % 3 == 0  # 2 epochs + 1 QAT epoch
     assert [done for done, _ in steps] == list(range(1, total + 1))
 
-
-def test_an_int8_study_whose_qat_trained_batchnorm_is_not_resumed() -> None:
-    """int8's fit_version 1 fine-tunes with BatchNorm frozen: the trials of a study made before
-    trained their QAT otherwise (one office16 seed 9 points lower), so a resumed study with
-    trials is refused instead of mixing them; a study without trials may take the new version."""
-    import optuna
-
-    from asc_auto.errors import UsageError
-    from asc_auto.study_resume import check_resume
-    from asc_auto.techniques.base import get_technique
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    version = get_technique("int8").fit_version
-    where = {"data": "d", "space_file": "s"}
-    old = optuna.create_study()
-    old.add_trial(optuna.trial.create_trial(value=0.5))
-    with pytest.raises(UsageError, match=rf"another training procedure .*: None, this run has "
-                                         rf"{version}; fix"):
-        check_resume(old, {"fit_version": version}, where)
-    empty = optuna.create_study()
-    check_resume(empty, {"fit_version": version}, where)
-    assert empty.user_attrs["fit_version"] == version == 1
