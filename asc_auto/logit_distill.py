@@ -36,8 +36,8 @@ TEMPERATURE = "distill_temperature"
 # The ranges a search gets when its space file leaves them out. The weight stops short of 1 so
 # the labels always take part (a teacher that is wrong on a clip is not copied whole); the
 # temperature spans the kd space's: at T = 1 the stored outputs of a model that trained on these
-# clips are nearly one-hot (median top probability 0.97 on office16, docs/GUIDE.md "Transfer
-# learning").
+# clips are nearly one-hot (median top probability 0.97 on office16, docs/BENCHMARKS.md "Design
+# measurements: transfer learning").
 PARAMS = (ParamSpec(WEIGHT, "float", low=0.0, high=0.9),
           ParamSpec(TEMPERATURE, "float", low=1.0, high=8.0, log=True))
 PAPER = {WEIGHT: 0.0, TEMPERATURE: 1.0}  # the paper trained without a teacher
