@@ -380,12 +380,14 @@ def retrain(
     table = Table(title=f"{study}: trial {result.trial} retrained, evaluate fold",
                   title_justify="left")
     counts = result.class_clips or (0,) * len(result.labels)
-    for col in ("seed", "accuracy", "fp32 acc", "log loss",
+    ptq = any(s.accuracy_ptq is not None for s in result.seeds)  # int8 with QAT epochs
+    for col in ("seed", "accuracy", "fp32 acc", *(("before QAT",) if ptq else ()), "log loss",
                 *(f"{label} n={n}" if n else label for label, n in zip(result.labels, counts,
                                                                           strict=True))):
         table.add_column(col, justify="right")
     for s in result.seeds:
-        table.add_row(str(s.seed), f"{s.accuracy:.4f}", f"{s.accuracy_fp32:.4f}",
+        before = () if not ptq else ("-" if s.accuracy_ptq is None else f"{s.accuracy_ptq:.4f}",)
+        table.add_row(str(s.seed), f"{s.accuracy:.4f}", f"{s.accuracy_fp32:.4f}", *before,
                       f"{s.log_loss:.4f}", *(f"{p:.4f}" for p in s.per_class))
     console.print(table)
     said = seeds_text([s.accuracy for s in result.seeds], result.eval_clips,

@@ -67,6 +67,10 @@ class SeedResult:
     # give the mean's SE from which clips the fold holds, and, against the baseline retrained on
     # the same clips, the difference's (stats.evaluate_se, paired_clip_se). "": recorded before.
     correct: str = ""
+    # int8 with QAT epochs: the evaluate accuracy of the post-training-quantized network before
+    # QAT fine-tuned it, so a user sees what QAT changed on their data (office16: the int8 pick's
+    # QAT in train mode cost one seed 9 points, docs/BENCHMARKS.md). None: no QAT, or before.
+    accuracy_ptq: float | None = None
 
 
 # fsdd's evaluate fold is two speakers: one kd model classified 36.0 % of one's clips and 63.6 %
@@ -355,7 +359,8 @@ def _train_seed(technique: Technique, ctx: TrialContext, config: dict[str, Any],
                         round(scores.log_loss, 4), tuple(round(p, 4) for p in scores.per_class),
                         round(outcome.train.seconds_total, 2),
                         per_identifier(ctx, scores.probs, labels), **float_setting(),
-                        correct=correct_clips(scores.probs, labels))
+                        correct=correct_clips(scores.probs, labels),
+                        accuracy_ptq=outcome.info.get("accuracy_ptq"))
     example = ctx.val_xy[0][:1].float()
     # MACs of what was trained (a structured ticket has fewer than the trial's dense count), on
     # the CPU: the model may sit on the training device; export checks them against the rule.
@@ -383,6 +388,7 @@ def load_seed(seed_dir: Path, key: str) -> SeedResult | None:
         r = doc["result"]
         return SeedResult(r["seed"], r["accuracy"], r["accuracy_fp32"], r["log_loss"],
                           tuple(r["per_class"]), r["seconds"], dict(r.get("per_identifier", {})),
-                          r.get("threads"), r.get("cpu"), str(r.get("correct") or ""))
+                          r.get("threads"), r.get("cpu"), str(r.get("correct") or ""),
+                          r.get("accuracy_ptq"))
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -84,10 +84,15 @@ def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: i
                      "correct": correct_clips(scores.probs, labels),
                      # which classes a seed got wrong: office16's kd seeds spanned 68-94 %
                      "per_class": [round(p, 4) for p in scores.per_class],
+                     # int8 with QAT epochs: the same network right after PTQ, before QAT
+                     **({"accuracy_ptq": outcome.info["accuracy_ptq"]}
+                        if "accuracy_ptq" in outcome.info else {}),
                      "seconds": round(time.perf_counter() - t0, 1)})
         sources = "".join(f", {k} {v:.4f}" for k, v in by_source.items())
+        ptq = f", before QAT {runs[-1]['accuracy_ptq']:.4f}" if "accuracy_ptq" in runs[-1] else ""
         print(f"  seed {seed}: {cand.precision.value} {acc:.4f}, fp32 "
-              f"{outcome.accuracy_fp32:.4f}{sources} ({runs[-1]['seconds']:.0f} s)", flush=True)
+              f"{outcome.accuracy_fp32:.4f}{ptq}{sources} ({runs[-1]['seconds']:.0f} s)",
+              flush=True)
     return {"runs": runs, "epochs": ctx.train_cfg.epochs, "train_clips": len(ctx.train_files),
             "evaluate_clips": len(ctx.val_files)}
 

@@ -176,3 +176,56 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
     assert {t for _, t in steps} == {total} and total % 3 == 0  # 2 epochs + 1 QAT epoch
     assert [done for done, _ in steps] == list(range(1, total + 1))
 
+
+
+@pytest.mark.slow
+def test_retrain_shows_each_seed_before_and_after_qat(tiny_dataset, tmp_path, monkeypatch) -> None:
+    """An int8 retrain with QAT epochs records and shows each seed's evaluate accuracy right
+    after the post-training quantization (`before QAT`), the number fit measured there, so a
+    user sees what QAT changed on their data; a reloaded seed keeps it."""
+    import json
+
+    import optuna
+    from typer.testing import CliRunner
+
+    from asc_auto.cli import app
+    from asc_auto.retrain import load_seed
+    from asc_auto.search import SearchOptions, run_search
+    from asc_auto.techniques import int8
+
+    space = tmp_path / "int8.toml"
+    text = (Path(__file__).parent / "spaces" / "int8.toml").read_text()
+    assert text.count("qat_epochs = 0\n") == 1
+    space.write_text(text.replace("qat_epochs = 0\n", "qat_epochs = 1\n"))  # the paper's
+    url = f"sqlite:///{tmp_path / 'asc.db'}"
+    home = tmp_path / "home"
+    study = run_search(SearchOptions(technique="int8", data=tiny_dataset, space=space, trials=1,
+                                     epochs=1, storage=url, home=home, progress=False, cv=0,
+                                     confirm_seeds=0), status=lambda m: None)
+    measured: list[float] = []  # fit's val_accuracy calls: FP32, after PTQ, after QAT
+    real = int8.val_accuracy
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        measured.append(real(*args, **kwargs))
+        # the PTQ score marked, so that no other accuracy (on 13 clips often the same) passes
+        return 0.123456 if len(measured) == 2 else measured[-1]
+
+    monkeypatch.setattr(int8, "val_accuracy", spy)
+    result = CliRunner().invoke(app, ["retrain", "--study", study.study_name, "--storage", url,
+                                      "--seeds", "1", "--home", str(home)],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert len(measured) == 3  # the retrain trained the seed here, with its QAT epoch
+    folder = Path(optuna.load_study(study_name=study.study_name,
+                                    storage=url).user_attrs["retrain"]["folder"])
+    doc = json.loads((folder / "seed-0" / "result.json").read_text())
+    ptq = doc["result"]["accuracy_ptq"]
+    assert ptq == 0.1235  # what fit measured after PTQ, rounded as the search records it
+    header = next(line for line in result.output.splitlines() if "fp32 acc" in line)
+    columns = [cell.strip() for cell in header.split("┃")]
+    row = next(line for line in result.output.splitlines() if line.strip(" │").startswith("0 "))
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[columns.index("before QAT")] == f"{ptq:.4f}", result.output
+    assert cells[columns.index("fp32 acc")] == f"{doc['result']['accuracy_fp32']:.4f}"
+    loaded = load_seed(folder / "seed-0", doc["key"])
+    assert loaded is not None and loaded.accuracy_ptq == ptq
