@@ -177,7 +177,6 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
     assert [done for done, _ in steps] == list(range(1, total + 1))
 
 
-
 @pytest.mark.slow
 def test_retrain_shows_each_seed_before_and_after_qat(tiny_dataset, tmp_path, monkeypatch) -> None:
     """An int8 retrain with QAT epochs records and shows each seed's evaluate accuracy right
