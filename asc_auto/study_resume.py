@@ -32,7 +32,8 @@ RESUME_KEYS = {
     "epoch_scale": "epoch scale (what Hyperband's rung compares; lt's moved from the ticket's "
                    "training to its first dense one on 2026-12-03)",
     "fit_version": "training procedure (the technique's fit_version; lt 2: searched sparsity, "
-                   "the classifier left unpruned; int8 1: QAT with BatchNorm frozen)",
+                   "the classifier left unpruned; int8 1: QAT with BatchNorm frozen; int8 2: QAT "
+                   "at a hundredth of the rate, without mixup)",
 }
 
 # Keys that a study made before they existed must not take silently once it has trials: their

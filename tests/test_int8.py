@@ -140,10 +140,12 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
 
     amps: list[bool | None] = []
     frozen: list[bool] = []
+    rates: list[tuple[float, float]] = []
     real_train = aclnet_common.train_model
 
     def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
         amps.append(kwargs.get("amp"))
+        rates.append((args[3].lr, args[3].mixup_alpha))
         frozen.append(kwargs.get("frozen_batchnorm", False))
         return real_train(*args, **kwargs)
 
@@ -154,7 +156,7 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
                                          home=tmp_path, progress=False, epochs=2),
                            status=lambda m: None)
     ctx = setup.context
-    config = {**setup.space.paper, "qat_epochs": 1}
+    config = {**setup.space.paper, "qat_epochs": 1, "mixup_alpha": 0.2}
     assert setup.technique.fine_tune_epochs(config) == 1
     cand = setup.technique.build(config, ctx)
     assert setup.technique.trainings(config, cand) == 1
@@ -167,6 +169,9 @@ def test_qat_epochs_run_on_the_training_s_step_scale(tiny_dataset, tmp_path,
     # QAT fine-tunes with the trained network's BatchNorm statistics (fit_version 1): in train
     # mode a few augmented batches re-estimated them (one office16 seed lost 9 points).
     assert frozen == [False, True]
+    # ... at a hundredth of the searched peak rate and on unmixed clips (fit_version 2): with
+    # the searched mixup, or at a tenth, it lost points on office16 (techniques/int8.py).
+    assert rates == [(config["lr"], config["mixup_alpha"]), (pytest.approx(config["lr"] / 100), 0)]
     stats = [[t.clone() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)
               for t in (m.running_mean, m.running_var)]
              for net in (cand.model, outcome.deployed)]
