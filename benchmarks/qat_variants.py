@@ -25,6 +25,7 @@ also hold the arms as ablation.py writes them (`ptq` and each variant), so
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import statistics
@@ -50,14 +51,17 @@ from asc_auto.techniques.base import get_technique
 from asc_auto.techniques.int8 import quantize_aclnet
 
 VARIANT_KEYS = {"lr_factor", "mixup", "epochs"}
+OPTIONAL_KEYS = {"before_ptq"}
 
 
 def parse_variant(words: list[str]) -> tuple[str, dict[str, float]]:
-    """`NAME lr_factor=F mixup=A epochs=E` -> (name, settings); all three keys required."""
+    """`NAME lr_factor=F mixup=A epochs=E [before_ptq=1]` -> (name, settings); the first three
+    required. `before_ptq=1`: the same fine-tuning on the FP32 network, then PTQ (the control
+    that tells a gain from quantization awareness from one of the fine-tuning alone)."""
     name, tables, values = parse_arm(words)
-    if tables or set(values) != VARIANT_KEYS:
-        raise SystemExit(f"--variant {name}: give exactly lr_factor=, mixup=, epochs= "
-                         f"(got {' '.join(words[1:]) or 'nothing'})")
+    if tables or not VARIANT_KEYS <= set(values) <= VARIANT_KEYS | OPTIONAL_KEYS:
+        raise SystemExit(f"--variant {name}: give lr_factor=, mixup=, epochs= and optionally "
+                         f"before_ptq=1 (got {' '.join(words[1:]) or 'nothing'})")
     return name, {k: float(v) for k, v in values.items()}
 
 
@@ -90,14 +94,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         for name, v in variants:
             t1 = time.perf_counter()
-            # cand.model is the trained FP32 network (fit trains in place): a fresh PTQ of it
-            deployed = quantize_aclnet(cand.model, config, ctx)
-            qat_config = {**config, "lr": float(config["lr"]) * v["lr_factor"],
-                          "mixup_alpha": v["mixup"]}
-            train_aclnet(deployed, qat_config, ctx, epochs=int(v["epochs"]), device="cpu",
-                         amp=False, frozen_batchnorm=True)
+            tune = {**config, "lr": float(config["lr"]) * v["lr_factor"],
+                    "mixup_alpha": v["mixup"]}
+            extra: dict[str, Any] = {}
+            if v.get("before_ptq"):  # fine-tune a copy of the FP32 network, then quantize it
+                fp32_copy = copy.deepcopy(cand.model)
+                train_aclnet(fp32_copy, tune, ctx, epochs=int(v["epochs"]), device="cpu",
+                             amp=False, frozen_batchnorm=True)
+                extra["fp32"] = score(technique, fp32_copy.eval(), ctx)[0]
+                deployed = quantize_aclnet(fp32_copy, config, ctx)
+            else:
+                # cand.model is the trained FP32 network (fit trains in place): a fresh PTQ of it
+                deployed = quantize_aclnet(cand.model, config, ctx)
+                train_aclnet(deployed, tune, ctx, epochs=int(v["epochs"]), device="cpu",
+                             amp=False, frozen_batchnorm=True)
             acc, clips = score(technique, deployed.eval(), ctx)
-            row["variants"][name] = {"accuracy": acc, "correct": clips, **v}
+            row["variants"][name] = {"accuracy": acc, "correct": clips, **v, **extra}
             print(f"    {name}: {acc:.4f} ({acc - ptq:+.4f} against PTQ, "
                   f"{time.perf_counter() - t1:.0f} s)", flush=True)
         runs.append(row)
@@ -151,7 +163,9 @@ def show(files: list[Path]) -> None:
                 for a, b in zip(r["ptq_correct"], r["variants"][name]["correct"], strict=True):
                     gained += a == "0" and b == "1"
                     lost += a == "1" and b == "0"
-        table.add_row(name, f"{statistics.mean(v['accuracy'] for _, v in pairs):.1%}",
+        tuned = [v["fp32"] for _, v in pairs if "fp32" in v]  # before_ptq: FP32 after tuning
+        label = f"{name} (FP32 tuned {statistics.mean(tuned):.1%})" if tuned else name
+        table.add_row(label, f"{statistics.mean(v['accuracy'] for _, v in pairs):.1%}",
                       f"{statistics.mean(diffs) * 100:+.1f} ± {se * 100:.1f}",
                       f"{gained} / {lost}",
                       f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}")
