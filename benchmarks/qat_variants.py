@@ -135,6 +135,10 @@ def as_arms(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, A
 
 
 def show(files: list[Path]) -> None:
+    Console().print(table(files))
+
+
+def table(files: list[Path]) -> Table:
     """Each variant against PTQ over every seed of every file (a fold's seeds are its own)."""
     runs = []
     for file in files:
@@ -144,15 +148,15 @@ def show(files: list[Path]) -> None:
             raise SystemExit(f"{file}: not a qat_variants.py --out file ({err}); fix: pass "
                              "files this script wrote") from err
     names = list(dict.fromkeys(n for r in runs for n in r["variants"]))
-    table = Table(title=f"QAT variants against plain PTQ, {len(runs)} seeds "
+    out = Table(title=f"QAT variants against plain PTQ, {len(runs)} seeds "
                         f"({', '.join(f.name for f in files)})")
     for col in ("variant", "accuracy", "minus PTQ (± se over seeds)", "clips gained / lost",
                 "seeds better / worse"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+        out.add_column(col, justify="left" if col == "variant" else "right")
     ptq = [r["ptq"] for r in runs]
     fp32 = [r["fp32"] for r in runs]
-    table.add_row("FP32", f"{statistics.mean(fp32):.1%}", "", "", "")
-    table.add_row("PTQ", f"{statistics.mean(ptq):.1%}", "", "", "")
+    out.add_row("FP32", f"{statistics.mean(fp32):.1%}", "", "", "")
+    out.add_row("PTQ", f"{statistics.mean(ptq):.1%}", "", "", "")
     for name in names:
         pairs = [(r["ptq"], r["variants"][name]) for r in runs if name in r["variants"]]
         diffs = [v["accuracy"] - p for p, v in pairs]
@@ -165,11 +169,11 @@ def show(files: list[Path]) -> None:
                     lost += a == "1" and b == "0"
         tuned = [v["fp32"] for _, v in pairs if "fp32" in v]  # before_ptq: FP32 after tuning
         label = f"{name} (FP32 tuned {statistics.mean(tuned):.1%})" if tuned else name
-        table.add_row(label, f"{statistics.mean(v['accuracy'] for _, v in pairs):.1%}",
+        out.add_row(label, f"{statistics.mean(v['accuracy'] for _, v in pairs):.1%}",
                       f"{statistics.mean(diffs) * 100:+.1f} ± {se * 100:.1f}",
                       f"{gained} / {lost}",
                       f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}")
-    Console().print(table)
+    return out
 
 
 def main() -> None:
