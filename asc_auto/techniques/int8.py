@@ -45,7 +45,8 @@ from asc_auto.techniques.base import (
 # epochs against the same networks' plain PTQ (benchmarks/qat_variants.py, docs/BENCHMARKS.md
 # "Which QAT helps"): a tenth with the searched mixup -2.2 +- 0.6 points (fit_version 1), a tenth
 # without mixup +1.9 +- 1.6, a hundredth with mixup -1.3 +- 0.5, a hundredth without +2.5 +- 0.7
-# (7 of 9 seeds gained, none lost), a thousandth without +0.7 +- 0.5.
+# (7 of 9 seeds gained, none lost), a thousandth without +0.7 +- 0.5. On fsdd (10 epochs, not
+# used to choose): a tenth with mixup -0.3 +- 2.9, a hundredth without +3.3 +- 1.5 (3 of 3).
 QAT_LR_FACTOR = 0.01
 QAT_MIXUP_ALPHA = 0.0
 
