@@ -46,9 +46,8 @@ from transfer import context
 from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
 from asc_auto.retrain import correct_clips
-from asc_auto.techniques.aclnet_common import train_aclnet
 from asc_auto.techniques.base import get_technique
-from asc_auto.techniques.int8 import quantize_aclnet
+from asc_auto.techniques.int8 import fine_tune, quantize_aclnet
 
 VARIANT_KEYS = {"lr_factor", "mixup", "epochs"}
 OPTIONAL_KEYS = {"before_ptq"}
@@ -94,20 +93,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         for name, v in variants:
             t1 = time.perf_counter()
-            tune = {**config, "lr": float(config["lr"]) * v["lr_factor"],
-                    "mixup_alpha": v["mixup"]}
+            how = {"epochs": int(v["epochs"]), "lr_factor": v["lr_factor"],
+                   "mixup_alpha": v["mixup"]}
             extra: dict[str, Any] = {}
             if v.get("before_ptq"):  # fine-tune a copy of the FP32 network, then quantize it
                 fp32_copy = copy.deepcopy(cand.model)
-                train_aclnet(fp32_copy, tune, ctx, epochs=int(v["epochs"]), device="cpu",
-                             amp=False, frozen_batchnorm=True)
+                fine_tune(fp32_copy, config, ctx, **how)
                 extra["fp32"] = score(technique, fp32_copy.eval(), ctx)[0]
                 deployed = quantize_aclnet(fp32_copy, config, ctx)
             else:
                 # cand.model is the trained FP32 network (fit trains in place): a fresh PTQ of it
                 deployed = quantize_aclnet(cand.model, config, ctx)
-                train_aclnet(deployed, tune, ctx, epochs=int(v["epochs"]), device="cpu",
-                             amp=False, frozen_batchnorm=True)
+                fine_tune(deployed, config, ctx, **how)
             acc, clips = score(technique, deployed.eval(), ctx)
             row["variants"][name] = {"accuracy": acc, "correct": clips, **v, **extra}
             print(f"    {name}: {acc:.4f} ({acc - ptq:+.4f} against PTQ, "

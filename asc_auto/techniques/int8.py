@@ -54,6 +54,20 @@ QAT_LR_FACTOR = 0.01
 QAT_MIXUP_ALPHA = 0.0
 
 
+def fine_tune(model: SegmentAverage, config: dict[str, Any], ctx: TrialContext, epochs: int,
+              lr_factor: float = QAT_LR_FACTOR, mixup_alpha: float = QAT_MIXUP_ALPHA,
+              on_step: StepHook | None = None) -> None:
+    """QAT's training, in place: `epochs` at `lr_factor` of the searched peak rate, mixup at
+    `mixup_alpha`, BatchNorm frozen, in float32 on the CPU. One place for `fit` and for
+    benchmarks/qat_variants.py, whose variants change only the rate, mixup and epochs.
+    NNCF's fake-quantized graph stays on the CPU where it was built, in float32: its quantizers
+    learn their ranges from the values they see, which bf16 would round. BatchNorm keeps the
+    trained network's statistics (fit_version 1)."""
+    tune = {**config, "lr": float(config["lr"]) * lr_factor, "mixup_alpha": mixup_alpha}
+    train_aclnet(model, tune, ctx, epochs=epochs, device="cpu", on_step=on_step, amp=False,
+                 frozen_batchnorm=True)
+
+
 def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialContext,
                     ) -> SegmentAverage:
     """NNCF PTQ of the inner network on 1 s calibration crops, wrapped for segment averaging."""
@@ -113,13 +127,7 @@ class Int8Quantization(StoredLogitStudent, Technique):
         info: dict[str, Any] = {"qat_epochs": qat}
         if qat > 0:
             info["accuracy_ptq"] = round(val_accuracy(deployed, ctx, device="cpu"), 4)
-            qat_config = {**config, "lr": float(config["lr"]) * QAT_LR_FACTOR,
-                          "mixup_alpha": QAT_MIXUP_ALPHA}
-            # NNCF's fake-quantized graph stays on the CPU where it was built, in float32: its
-            # quantizers learn their ranges from the values they see, which bf16 would round.
-            # BatchNorm keeps the trained network's statistics (fit_version 1, above).
-            train_aclnet(deployed, qat_config, ctx, epochs=qat, device="cpu",
-                         on_step=qat_steps, amp=False, frozen_batchnorm=True)
+            fine_tune(deployed, config, ctx, qat, on_step=qat_steps)
             deployed.eval()
         acc = val_accuracy(deployed, ctx, device="cpu")
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=result,
