@@ -79,6 +79,21 @@ def epochs_to_see(clips_seen: int, n_train: int) -> int:
     return max(1, math.ceil(clips_seen / max(1, n_train)))
 
 
+# The finish (a space's `finish_epochs` param): epochs after a fit's last training at a hundredth
+# of its peak rate, on clips as they are (no mixup), BatchNorm frozen. Why: on office16 the int8
+# pick's FP32 AclNet, trained with the searched mixup, gained 3.5 +- 0.7 points from 3 such
+# epochs (three rotated evaluate folds, 9 seeds, 8 up 0 down; docs/BENCHMARKS.md "Which QAT
+# helps", the control); a tenth of the rate gained less, and the same epochs with mixup lost.
+FINISH_LR_FACTOR = 0.01
+
+
+def finish_config(cfg: TrainConfig, epochs: int) -> TrainConfig:
+    """The finish's settings from the training's own `cfg`: `epochs` at FINISH_LR_FACTOR of its
+    peak rate, mixup off (the caller trains with `frozen_batchnorm`)."""
+    return dataclasses.replace(cfg, epochs=epochs, min_clips_seen=0,
+                               lr=cfg.lr * FINISH_LR_FACTOR, mixup_alpha=0.0)
+
+
 def train_config(values: dict[str, Any], file: str = "<config>") -> TrainConfig:
     """Build a TrainConfig from a [train] table, rejecting unknown keys and wrong types by name."""
     return dataclass_from_table(TrainConfig, values, file, "train")

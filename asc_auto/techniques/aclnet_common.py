@@ -35,6 +35,7 @@ from asc_auto.techniques.base import (
     checked_choice,
 )
 from asc_auto.train import (
+    FINISH_LR_FACTOR,
     TrainConfig,
     TrainResult,
     cross_entropy_loss,
@@ -194,11 +195,12 @@ def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int |
 def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                  epochs: int | None = None, on_epoch: EpochHook | None = None,
                  on_step: StepHook | None = None, device: str | None = None,
-                 amp: bool | None = None, frozen_batchnorm: bool = False) -> TrainResult:
-    """Train in place on random crops; per-epoch validation is segment-averaged over clips.
-    With stored teacher logits and a `distill_weight` above 0 each crop is also taught its
-    clip's teacher outputs (logit_distill.py). `amp`, `frozen_batchnorm`: as train_model's
-    (`amp` None: `train.default_amp`, bf16 on CUDA)."""
+                 amp: bool | None = None, frozen_batchnorm: bool = False,
+                 validate: bool = True) -> TrainResult:
+    """Train in place on random crops; per-epoch validation (off with `validate`) is
+    segment-averaged over clips. With stored teacher logits and a `distill_weight` above 0
+    each crop is also taught its clip's teacher outputs (logit_distill.py). `amp`,
+    `frozen_batchnorm`: as train_model's (`amp` None: `train.default_amp`, bf16 on CUDA)."""
     cfg = aclnet_train_config(config, ctx, epochs, device)
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
@@ -206,9 +208,24 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
     distill = distillation(config, ctx)
     loss_fn, extras = ((cross_entropy_loss, ()) if distill is None
                        else (distill.loss_fn(), (distill.logits,)))
-    return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, on_epoch=on_epoch,
-                       on_step=on_step, transform=transform, amp=amp, loss_fn=loss_fn,
-                       extras=extras, frozen_batchnorm=frozen_batchnorm)
+    return train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy if validate else None,
+                       on_epoch=on_epoch, on_step=on_step, transform=transform, amp=amp,
+                       loss_fn=loss_fn, extras=extras, frozen_batchnorm=frozen_batchnorm)
+
+
+def fine_tune_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext, epochs: int,
+                     lr_factor: float = FINISH_LR_FACTOR, mixup_alpha: float = 0.0,
+                     on_step: StepHook | None = None, device: str | None = None,
+                     amp: bool | None = None) -> None:
+    """Fine-tune a trained AclNet in place: `epochs` at `lr_factor` of the searched peak rate,
+    mixup at `mixup_alpha`, BatchNorm frozen (its statistics the trained network's), no
+    per-epoch validation (nothing reads it: the caller scores the result). With the defaults,
+    the finish (train.finish_config); int8's QAT is this on the quantized network."""
+    if epochs < 1:
+        return
+    tune = {**config, "lr": float(config["lr"]) * lr_factor, "mixup_alpha": mixup_alpha}
+    train_aclnet(model, tune, ctx, epochs=epochs, device=device, on_step=on_step, amp=amp,
+                 frozen_batchnorm=True, validate=False)
 
 
 class StoredLogitStudent:

@@ -25,7 +25,17 @@ from asc_auto.errors import UsageError
 from asc_auto.features.config import frontend_config_from_dict
 from asc_auto.registry import Registry
 from asc_auto.space import SearchSpace, check_choice, check_in_range
-from asc_auto.train import EvalResult, TrainResult, evaluate, resolve_device
+from asc_auto.train import (
+    EvalResult,
+    LossFn,
+    TrainConfig,
+    TrainResult,
+    cross_entropy_loss,
+    evaluate,
+    finish_config,
+    resolve_device,
+    train_model,
+)
 from asc_auto.transfer import Sources, init_model
 
 EpochHook = Callable[[int, float], None]
@@ -210,10 +220,47 @@ class Technique(ABC):
         return 1
 
     def fine_tune_epochs(self, config: dict[str, Any]) -> int:
-        """Epochs one `fit` of `config` trains after its `trainings` (int8: QAT of the quantized
-        network), on the same `on_step` scale: the cost line and the progress bar count them."""
-        del config
-        return 0
+        """Epochs one `fit` of `config` trains after its `trainings` (the finish; int8 also QAT
+        of the quantized network), on the same `on_step` scale: the cost line and the progress
+        bar count them."""
+        return finish_epochs(config)
+
+
+# `finish_epochs` (train.finish_config): any technique's space may search or fix it; a space
+# without it has none. Techniques list it among their `ranges`.
+FINISH_RANGES: Mapping[str, tuple[float, float]] = {"finish_epochs": (0, 10_000)}
+
+
+def finish_epochs(config: dict[str, Any]) -> int:
+    """Epochs of the unmixed low-rate finish after the last training (train.finish_config);
+    0 where the space has no `finish_epochs`."""
+    return int(config.get("finish_epochs", 0))
+
+
+def train_and_finish(model: nn.Module, cfg: TrainConfig, config: dict[str, Any],
+                     ctx: TrialContext, on_epoch: EpochHook | None = None,
+                     on_step: StepHook | None = None, loss_fn: LossFn = cross_entropy_loss,
+                     extras: Sequence[torch.Tensor] = (),
+                     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
+                     = None) -> TrainResult:
+    """`train_model` on the context's training clips, then the configured finish (one step
+    scale over both; the finish reports no epochs: Hyperband compares the training's). The
+    result's curve is the training's; its clips and seconds include the finish's."""
+    x, y = ctx.train_xy
+    finish = finish_epochs(config)
+    of = cfg.epochs + finish
+    result = train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
+                         extras=extras, on_epoch=on_epoch, transform=transform,
+                         on_step=on_scale(on_step, 0, cfg.epochs, of))
+    if finish > 0:
+        tail = train_model(model, x, y, finish_config(cfg, finish), ctx.n_classes,
+                           loss_fn=loss_fn, extras=extras, transform=transform,
+                           on_step=on_scale(on_step, cfg.epochs, finish, of),
+                           frozen_batchnorm=True)
+        result.clips_seen += tail.clips_seen
+        result.seconds_forward_backward += tail.seconds_forward_backward
+        result.seconds_total += tail.seconds_total
+    return result
 
 
 def on_scale(hook: StepHook | None, before: int, epochs: int, of: int) -> StepHook | None:

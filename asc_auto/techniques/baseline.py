@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from asc_auto.compress.size import PRECISIONS, Precision
 from asc_auto.models.baseline import BaselineCnn, BaselineConfig
 from asc_auto.techniques.base import (
+    FINISH_RANGES,
     Candidate,
     EpochHook,
     Outcome,
@@ -25,8 +26,8 @@ from asc_auto.techniques.base import (
     TrialContext,
     calibration_clips,
     register_technique,
+    train_and_finish,
 )
-from asc_auto.train import train_model
 
 
 @register_technique
@@ -34,6 +35,7 @@ class DcaseBaseline(Technique):
     name = "baseline"
     summary = "DCASE2020 Task 1b baseline CNN (2 conv blocks, dense 100): the reference"
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"precision": PRECISIONS}
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = FINISH_RANGES
 
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         cfg = BaselineConfig(in_channels=ctx.features.x.shape[1], n_classes=ctx.n_classes)
@@ -44,8 +46,6 @@ class DcaseBaseline(Technique):
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
         cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
                                   mixup_alpha=float(config["mixup_alpha"]))
-        x, y = ctx.train_xy
-        result = train_model(candidate.model, x, y, cfg, ctx.n_classes, val=ctx.val_xy,
-                             on_epoch=on_epoch, on_step=on_step)
-        return self.deploy_and_score(candidate.model, candidate.precision, ctx, result, x,
-                                     calibration_clips(config))
+        result = train_and_finish(candidate.model, cfg, config, ctx, on_epoch, on_step)
+        return self.deploy_and_score(candidate.model, candidate.precision, ctx, result,
+                                     ctx.train_xy[0], calibration_clips(config))

@@ -36,6 +36,7 @@ from asc_auto.seeds import trial_seed
 from asc_auto.stats import accuracy_text, binomial_se
 from asc_auto.tables import table_values
 from asc_auto.techniques.base import (
+    FINISH_RANGES,
     Candidate,
     EpochHook,
     Outcome,
@@ -44,8 +45,8 @@ from asc_auto.techniques.base import (
     TrialContext,
     calibration_clips,
     register_technique,
+    train_and_finish,
 )
-from asc_auto.train import train_model
 
 GCC_PLANE = 2  # planes of the gcc frontend: 0 log-mel left, 1 log-mel right, 2 GCC-gram
 ABLATION_ATTR = "gcc_ablation"
@@ -127,6 +128,7 @@ class GccGrams(Technique):
     shape_params = frozenset({"c1", "c2", "c3", "c4", "c5", "kernel_size", "use_gcc"})
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "precision": PRECISIONS, "use_gcc": (True, False)}
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = FINISH_RANGES
 
     def settings(self, ctx: TrialContext) -> GccSettings:
         return gcc_settings(ctx.space.tables.get("gcc", {}), str(ctx.space.file))
@@ -162,10 +164,9 @@ class GccGrams(Technique):
         assert isinstance(model, PlaneSelect)
         cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
                                   mixup_alpha=float(config["mixup_alpha"]))
-        x, y = ctx.train_xy
+        x = ctx.train_xy[0]
         model.fit_standardisation(x)
-        result = train_model(model, x, y, cfg, ctx.n_classes, val=ctx.val_xy,
-                             on_epoch=on_epoch, on_step=on_step)
+        result = train_and_finish(model, cfg, config, ctx, on_epoch, on_step)
         return self.deploy_and_score(model, candidate.precision, ctx, result, x,
                                      calibration_clips(config),
                                      info={"use_gcc": candidate.info["use_gcc"]})

@@ -23,12 +23,14 @@ from asc_auto.techniques.aclnet_common import (
     StoredLogitStudent,
     build_aclnet,
     calibration_crops,
+    fine_tune_aclnet,
     pretrain_aclnet,
     skips_padding,
     train_aclnet,
     val_accuracy,
 )
 from asc_auto.techniques.base import (
+    FINISH_RANGES,
     Candidate,
     EpochHook,
     Outcome,
@@ -36,6 +38,7 @@ from asc_auto.techniques.base import (
     StepHook,
     Technique,
     TrialContext,
+    finish_epochs,
     on_scale,
     register_technique,
 )
@@ -63,9 +66,8 @@ def fine_tune(model: SegmentAverage, config: dict[str, Any], ctx: TrialContext, 
     NNCF's fake-quantized graph stays on the CPU where it was built, in float32: its quantizers
     learn their ranges from the values they see, which bf16 would round. BatchNorm keeps the
     trained network's statistics (fit_version 1)."""
-    tune = {**config, "lr": float(config["lr"]) * lr_factor, "mixup_alpha": mixup_alpha}
-    train_aclnet(model, tune, ctx, epochs=epochs, device="cpu", on_step=on_step, amp=False,
-                 frozen_batchnorm=True)
+    fine_tune_aclnet(model, config, ctx, epochs, lr_factor, mixup_alpha, on_step=on_step,
+                     device="cpu", amp=False)
 
 
 def quantize_aclnet(model: SegmentAverage, config: dict[str, Any], ctx: TrialContext,
@@ -86,7 +88,8 @@ class Int8Quantization(StoredLogitStudent, Technique):
     shape_params = SHAPE_PARAMS
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {"crops": CROPS,
                                                          "llf_compress": LLF_COMPRESS}
-    ranges: ClassVar[Mapping[str, tuple[float, float]]] = logit_distill.RANGES
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = {**logit_distill.RANGES,
+                                                          **FINISH_RANGES}
     # 1 (2026-12-06): QAT fine-tunes with BatchNorm frozen (train.freeze_batchnorm). In train
     # mode its statistics were re-estimated from QAT's 15 augmented batches (office16): on a
     # rotated evaluate fold the int8 pick's 3 QAT epochs scored 71.2, 78.8, 80.3 % on weights
@@ -109,19 +112,22 @@ class Int8Quantization(StoredLogitStudent, Technique):
                                "llf_compress": cfg.llf_compress})
 
     def fine_tune_epochs(self, config: dict[str, Any]) -> int:
-        return int(config["qat_epochs"])
+        return finish_epochs(config) + int(config["qat_epochs"])
 
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
         model = candidate.model
         assert isinstance(model, SegmentAverage)
-        qat = self.fine_tune_epochs(config)
+        qat, finish = int(config["qat_epochs"]), finish_epochs(config)
         epochs = ctx.train_cfg.epochs
-        # One step scale over the training and its QAT epochs (same clips, same batches: the
-        # same steps an epoch), so the bar and the cost line do not end before QAT does.
-        main_steps = on_scale(on_step, 0, epochs, epochs + qat)
-        qat_steps = on_scale(on_step, epochs, qat, epochs + qat)
-        result = train_aclnet(model, config, ctx, on_epoch=on_epoch, on_step=main_steps)
+        # One step scale over the training, its finish and the QAT epochs (same clips, same
+        # batches: the same steps an epoch), so the bar and the cost line end when QAT does.
+        of = epochs + finish + qat
+        result = train_aclnet(model, config, ctx, on_epoch=on_epoch,
+                              on_step=on_scale(on_step, 0, epochs, of))
+        fine_tune_aclnet(model, config, ctx, finish,
+                         on_step=on_scale(on_step, epochs, finish, of))
+        qat_steps = on_scale(on_step, epochs + finish, qat, of)
         acc32 = val_accuracy(model, ctx)
         deployed = quantize_aclnet(model, config, ctx)
         info: dict[str, Any] = {"qat_epochs": qat}

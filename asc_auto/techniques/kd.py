@@ -36,6 +36,7 @@ from asc_auto.teacher import (
 )
 from asc_auto.teacher_summary import teacher_lines
 from asc_auto.techniques.base import (
+    FINISH_RANGES,
     Candidate,
     EpochHook,
     Outcome,
@@ -46,8 +47,8 @@ from asc_auto.techniques.base import (
     calibration_clips,
     checked_choice,
     register_technique,
+    train_and_finish,
 )
-from asc_auto.train import train_model
 from asc_auto.transfer import TEACHER_FILES
 
 
@@ -104,6 +105,7 @@ class KnowledgeDistillation(Technique):
     shape_params = frozenset({"c1", "c2", "c3", "kernel_size"})
     choices: ClassVar[Mapping[str, tuple[Any, ...]]] = {
         "pool": POOLS, "precision": PRECISIONS, "crops": CROPS}
+    ranges: ClassVar[Mapping[str, tuple[float, float]]] = FINISH_RANGES
 
     def __init__(self) -> None:
         # One teacher per train/validation split: a cross-validated search distils each fold's
@@ -170,11 +172,10 @@ class KnowledgeDistillation(Technique):
 
         cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
                                   mixup_alpha=float(config["mixup_alpha"]))
-        x, y = ctx.train_xy
-        result = train_model(net, x, y, cfg, ctx.n_classes, val=ctx.val_xy, loss_fn=loss_fn,
-                             extras=extras, on_epoch=on_epoch, on_step=on_step,
-                             transform=train_crop(config, ctx))
+        result = train_and_finish(net, cfg, config, ctx, on_epoch, on_step, loss_fn=loss_fn,
+                                  extras=extras, transform=train_crop(config, ctx))
         return self.deploy_and_score(
-            student, candidate.precision, ctx, result, x, calibration_clips(config),
+            student, candidate.precision, ctx, result, ctx.train_xy[0],
+            calibration_clips(config),
             info={"teacher_val_accuracy": teacher.val_accuracy,
                   "kd_weights_used": [round(w, 4) for w in weights]})

@@ -37,12 +37,14 @@ from asc_auto.techniques.aclnet_common import (
     SHAPE_PARAMS,
     StoredLogitStudent,
     build_aclnet,
+    fine_tune_aclnet,
     pretrain_aclnet,
     segment_samples,
     train_aclnet,
     val_accuracy,
 )
 from asc_auto.techniques.base import (
+    FINISH_RANGES,
     Candidate,
     EpochHook,
     Outcome,
@@ -52,6 +54,7 @@ from asc_auto.techniques.base import (
     TrialContext,
     checked_choice,
     checked_range,
+    finish_epochs,
     on_scale,
     register_technique,
 )
@@ -92,7 +95,8 @@ class LotteryTicket(StoredLogitStudent, Technique):
         "crops": CROPS, "llf_compress": LLF_COMPRESS, "pruning": (UNSTRUCTURED, STRUCTURED),
         "precision": PRECISIONS}
     ranges: ClassVar[Mapping[str, tuple[float, float]]] = {"sparsity": (0.0, 1.0),
-                                                          **logit_distill.RANGES}
+                                                          **logit_distill.RANGES,
+                                                          **FINISH_RANGES}
     # Since 2026-12-03 the pruner reads the first dense training (see `fit`), before the ticket's,
     # and a network that fits unpruned trains once (`trainings`): older studies mix otherwise.
     epoch_scale = "all trainings (one where nothing is pruned), the rung in the first"
@@ -163,11 +167,12 @@ class LotteryTicket(StoredLogitStudent, Technique):
         k = min(int(config["rewind_epoch"]), epochs - 1)
         rounds = max(1, int(config["rounds"]))
         trainings = self.trainings(config, candidate)
+        finish = finish_epochs(config)
 
         def steps_of(training: int) -> StepHook | None:
-            """`on_step` over all trainings: equal schedules, so training t's steps follow
-            the t before it (one bar, one ETA for the whole ticket)."""
-            return on_scale(on_step, training * epochs, epochs, trainings * epochs)
+            """`on_step` over all trainings and the finish: equal schedules, so training t's
+            steps follow the t before it (one bar, one ETA for the whole ticket)."""
+            return on_scale(on_step, training * epochs, epochs, trainings * epochs + finish)
 
         def epochs_of(training: int, also: EpochHook | None = None) -> EpochHook:
             """`on_epoch` over all trainings, epoch t * epochs + e for training t's epoch e, so
@@ -221,6 +226,10 @@ class LotteryTicket(StoredLogitStudent, Technique):
                               on_step=steps_of(trainings - 1))
         if not dense_acc:
             dense_acc.append(val_accuracy(wrapper, ctx))
+        # the ticket's finish, its pruned weights still masked (zeros stay zeros)
+        fine_tune_aclnet(wrapper, config, ctx, finish,
+                         on_step=on_scale(on_step, trainings * epochs, finish,
+                                          trainings * epochs + finish))
         pruning.make_permanent(net)
         wrapper.cpu()
         candidate.model = wrapper
