@@ -83,7 +83,7 @@ def epochs_to_see(clips_seen: int, n_train: int) -> int:
 # of its peak rate, without mixup (crops and other augmentation as in training), BatchNorm frozen.
 # Why: a training with mixup ends its one-cycle schedule on mixed clips. On office16's three
 # rotated evaluate folds (9 seeds) 3 such epochs lifted the int8 pick's FP32 AclNet by 3.5 +- 0.7
-# points and the lt pick's ticket by 5.1 +- 0.9 (every seed), the baseline CNN (no mixup) by 0.2;
+# points and the lt pick's ticket by 5.1 +- 0.8 (every seed), the baseline CNN (no mixup) by 0.2;
 # as int8's QAT, a tenth of the rate moved seeds both ways and mixup kept lost points
 # (docs/BENCHMARKS.md, "Which QAT helps" and "The finish, per technique").
 FINISH_LR_FACTOR = 0.01
