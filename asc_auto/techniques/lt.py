@@ -168,11 +168,12 @@ class LotteryTicket(StoredLogitStudent, Technique):
         rounds = max(1, int(config["rounds"]))
         trainings = self.trainings(config, candidate)
         finish = finish_epochs(config)
+        of = trainings * epochs + finish  # every epoch of the fit, on one step scale
 
         def steps_of(training: int) -> StepHook | None:
             """`on_step` over all trainings and the finish: equal schedules, so training t's
             steps follow the t before it (one bar, one ETA for the whole ticket)."""
-            return on_scale(on_step, training * epochs, epochs, trainings * epochs + finish)
+            return on_scale(on_step, training * epochs, epochs, of)
 
         def epochs_of(training: int, also: EpochHook | None = None) -> EpochHook:
             """`on_epoch` over all trainings, epoch t * epochs + e for training t's epoch e, so
@@ -228,8 +229,7 @@ class LotteryTicket(StoredLogitStudent, Technique):
             dense_acc.append(val_accuracy(wrapper, ctx))
         # the ticket's finish, its pruned weights still masked (zeros stay zeros)
         fine_tune_aclnet(wrapper, config, ctx, finish,
-                         on_step=on_scale(on_step, trainings * epochs, finish,
-                                          trainings * epochs + finish))
+                         on_step=on_scale(on_step, trainings * epochs, finish, of))
         pruning.make_permanent(net)
         wrapper.cpu()
         candidate.model = wrapper
