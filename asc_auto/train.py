@@ -89,11 +89,13 @@ def epochs_to_see(clips_seen: int, n_train: int) -> int:
 FINISH_LR_FACTOR = 0.01
 
 
-def finish_config(cfg: TrainConfig, epochs: int) -> TrainConfig:
-    """The finish's settings from the training's own `cfg`: `epochs` at FINISH_LR_FACTOR of its
-    peak rate, mixup off (the caller trains with `frozen_batchnorm`)."""
+def finish_config(cfg: TrainConfig, epochs: int, lr_factor: float = FINISH_LR_FACTOR,
+                  mixup_alpha: float = 0.0) -> TrainConfig:
+    """The finish's settings from the training's own `cfg`: `epochs` at `lr_factor` of its
+    peak rate, mixup at `mixup_alpha` (the caller trains with `frozen_batchnorm`). The one
+    place for them: int8's QAT is the same with its own factor and mixup."""
     return dataclasses.replace(cfg, epochs=epochs, min_clips_seen=0,
-                               lr=cfg.lr * FINISH_LR_FACTOR, mixup_alpha=0.0)
+                               lr=cfg.lr * lr_factor, mixup_alpha=mixup_alpha)
 
 
 def train_config(values: dict[str, Any], file: str = "<config>") -> TrainConfig:

@@ -40,6 +40,7 @@ from asc_auto.train import (
     TrainResult,
     cross_entropy_loss,
     evaluate,
+    finish_config,
     resolve_device,
     train_model,
 )
@@ -196,12 +197,13 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
                  epochs: int | None = None, on_epoch: EpochHook | None = None,
                  on_step: StepHook | None = None, device: str | None = None,
                  amp: bool | None = None, frozen_batchnorm: bool = False,
-                 validate: bool = True) -> TrainResult:
+                 validate: bool = True, cfg: TrainConfig | None = None) -> TrainResult:
     """Train in place on random crops; per-epoch validation (off with `validate`) is
     segment-averaged over clips. With stored teacher logits and a `distill_weight` above 0
     each crop is also taught its clip's teacher outputs (logit_distill.py). `amp`,
-    `frozen_batchnorm`: as train_model's (`amp` None: `train.default_amp`, bf16 on CUDA)."""
-    cfg = aclnet_train_config(config, ctx, epochs, device)
+    `frozen_batchnorm`: as train_model's (`amp` None: `train.default_amp`, bf16 on CUDA).
+    `cfg`: settings other than the trial's (aclnet_train_config), e.g. the finish's."""
+    cfg = aclnet_train_config(config, ctx, epochs, device) if cfg is None else cfg
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
     transform = WaveAugment(settings, segment_samples(ctx))
@@ -223,9 +225,10 @@ def fine_tune_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext
     the finish (train.finish_config); int8's QAT is this on the quantized network."""
     if epochs < 1:
         return
-    tune = {**config, "lr": float(config["lr"]) * lr_factor, "mixup_alpha": mixup_alpha}
-    train_aclnet(model, tune, ctx, epochs=epochs, device=device, on_step=on_step, amp=amp,
-                 frozen_batchnorm=True, validate=False)
+    cfg = finish_config(aclnet_train_config(config, ctx, device=device), epochs, lr_factor,
+                        mixup_alpha)
+    train_aclnet(model, config, ctx, cfg=cfg, on_step=on_step, amp=amp, frozen_batchnorm=True,
+                 validate=False)
 
 
 class StoredLogitStudent:
