@@ -183,19 +183,17 @@ def build_aclnet(config: dict[str, Any], ctx: TrialContext, seed: int | None = N
                           skip_silent=skips_padding(config, ctx))
 
 
-def aclnet_train_config(config: dict[str, Any], ctx: TrialContext, epochs: int | None = None,
+def aclnet_train_config(config: dict[str, Any], ctx: TrialContext,
                         device: str | None = None) -> TrainConfig:
     """The trial's training settings: searched lr and mixup, SpecAugment off."""
     cfg = ctx.train_cfg
     return dataclasses.replace(
         cfg, lr=float(config["lr"]), mixup_alpha=float(config["mixup_alpha"]),
-        freq_masks=0, time_masks=0, epochs=cfg.epochs if epochs is None else epochs,
-        device=cfg.device if device is None else device)
+        freq_masks=0, time_masks=0, device=cfg.device if device is None else device)
 
 
 def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
-                 epochs: int | None = None, on_epoch: EpochHook | None = None,
-                 on_step: StepHook | None = None, device: str | None = None,
+                 on_epoch: EpochHook | None = None, on_step: StepHook | None = None,
                  amp: bool | None = None, frozen_batchnorm: bool = False,
                  validate: bool = True, cfg: TrainConfig | None = None) -> TrainResult:
     """Train in place on random crops; per-epoch validation (off with `validate`) is
@@ -203,7 +201,7 @@ def train_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext,
     each crop is also taught its clip's teacher outputs (logit_distill.py). `amp`,
     `frozen_batchnorm`: as train_model's (`amp` None: `train.default_amp`, bf16 on CUDA).
     `cfg`: settings other than the trial's (aclnet_train_config), e.g. the finish's."""
-    cfg = aclnet_train_config(config, ctx, epochs, device) if cfg is None else cfg
+    cfg = aclnet_train_config(config, ctx) if cfg is None else cfg
     x, y = ctx.train_xy
     settings = dataclasses.replace(augment_settings(ctx), skip_padding=skips_padding(config, ctx))
     transform = WaveAugment(settings, segment_samples(ctx))
