@@ -20,7 +20,14 @@ Prints numbers, asserts nothing.
         --reference "baseline paper (1 thread)"
 
 An arm is a name and `table.key=value` (a space table value) or `param=value` (the paper
-configuration's value) settings; values are read as TOML, a bare word as a string. Every arm
+configuration's value) settings; values are read as TOML, a bare word as a string.
+`portfolio=NAME` starts the arm from that `[[portfolio]]` entry of the space instead of the paper
+configuration (its other settings over it), so a shipped configuration is named, not copied:
+
+    .venv/bin/python benchmarks/ablation.py --technique lt --data ../shared/datasets/office16 \
+        --arm ticket portfolio=wide-shallow --arm unfinished portfolio=wide-shallow finish_epochs=0
+
+Every arm
 trains what `retrain` trains for one seed (all of fold1_train, the space's settings, compress,
 evaluate fold), with the same seeds (bit-identical weights at one thread count:
 tests/test_benchmark_arms.py); `--epochs` replaces the space's budget in every arm. Arms
@@ -49,6 +56,7 @@ from transfer import context, run_seeds  # benchmarks/ is on sys.path when run a
 from asc_auto.against_baseline import difference, points_with_clips_text
 from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
+from asc_auto.space import SearchSpace, default_space_file, load_space
 from asc_auto.stats import binomial_se, mean_se, paired_clip_se
 from asc_auto.techniques.base import get_technique
 from asc_auto.transfer import resolve_sources
@@ -71,6 +79,22 @@ def parse_arm(words: list[str]) -> tuple[str, dict[str, dict[str, Any]], dict[st
         else:
             params[key] = value
     return name, tables, params
+
+
+def from_portfolio(arm: str, params: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
+    """An arm's `param=value` settings with `portfolio=NAME` replaced by that entry's full point
+    (the arm's other values over it): the space file stays the one place its values live, where a
+    script's copy of them went stale (benchmarks/gpu_office16.sh's lt arm lacked the entry's
+    finish epochs until 2026-12-06)."""
+    if "portfolio" not in params:
+        return params
+    wanted = str(params["portfolio"])
+    entry = next((e for e in space.portfolio if e.name == wanted), None)
+    if entry is None:
+        names = ", ".join(e.name for e in space.portfolio) or "none"
+        raise SystemExit(f"arm {arm}: portfolio={wanted}: {space.file} has no such [[portfolio]] "
+                         f"entry; fix: name one of its entries ({names})")
+    return {**entry.point, **{k: v for k, v in params.items() if k != "portfolio"}}
 
 
 def pm(values: list[float]) -> str:
@@ -213,12 +237,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))
     technique = get_technique(args.technique)
+    space = load_space(args.space or default_space_file(technique.name), technique.name,
+                       set(technique.tables), technique.choices, technique.ranges)
+    arms = [(words, *parse_arm(words)) for words in args.arm]
+    # portfolio names resolved before any training: a misspelt one fails now, not hours in
+    arms = [(words, name, tables, from_portfolio(name, params, space))
+            for words, name, tables, params in arms]
     sources = resolve_sources(technique.name, technique.shape_params, technique.teacher_files,
                               teacher_logits=args.teacher_logits)
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
-    for words in args.arm:
-        name, tables, params = parse_arm(words)
+    for words, name, tables, params in arms:
         if args.only and name != args.only:
             continue
         print(f"{args.data.name}: {args.technique} arm {name} {' '.join(words[1:])}", flush=True)
@@ -226,7 +255,9 @@ def main() -> None:
         # What a search records once per study (kd: trains or loads the teacher, cached for the
         # seeds below); its evaluate accuracy is the "teacher >= baseline" target of issue 10.
         prepared = technique.prepare(ctx)
+        named = any(w.startswith("portfolio=") for w in words[1:])
         results[name] = {"settings": words[1:],
+                         **({"params": params} if named else {}),  # the entry's values written out
                          **run_seeds(technique, ctx, args.seeds, args.first_seed, params)}
         if prepared.get("teacher_val_accuracy") is not None:
             results[name]["teacher_accuracy"] = prepared["teacher_val_accuracy"]

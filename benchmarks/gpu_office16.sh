@@ -32,19 +32,19 @@ epochs=()
 
 # The picks of the latest office16 searches (full values: docs/results/office16-rotated/*.json,
 # docs/results/office16-40ep-lt-finish-search.json, docs/results/office16-40ep-kd-lr.json).
-# int8 keeps the pick's 3 QAT epochs, now run as int8 fine-tunes since fit_version 2 (a hundredth
-# of the rate, no mixup); each seed's log and file also carry its accuracy after plain PTQ
-# (`before QAT`). lt is the ticket with its 3 finish epochs, as the finish search picked it; kd is
-# the network the search with the 7e-4 to 2e-3 rate range picked, at its rate.
-I8="width=1.0 llf1=9 llf2=77 depth=4 crops=content llf_compress=log1p lr=0.008236 mixup_alpha=0.2609 calibration_clips=154 qat_epochs=3"
-LT="width=1.0 llf1=9 llf2=77 depth=4 crops=content llf_compress=log1p lr=0.008236 mixup_alpha=0.2609 pruning=unstructured sparsity=0.3317 rounds=1 rewind_epoch=3 precision=fp32 finish_epochs=3"
+# int8 and lt are the shipped spaces' `wide-shallow` portfolio entries, named, not copied (the
+# values live in int8.toml and lt.toml; each run's file writes them out under "params"): int8
+# with its 3 QAT epochs, run as int8 fine-tunes since fit_version 2 (a hundredth of the rate, no
+# mixup; each seed's log and file also carry its accuracy after plain PTQ, `before QAT`), lt the
+# ticket with its 3 finish epochs, as the finish search picked it. kd is the network the search
+# with the 7e-4 to 2e-3 rate range picked, at its rate.
 KD="c1=35 c2=67 c3=113 kernel_size=5 alpha=0.3683444876305183 beta=0.18333602600728882 gamma=0.4483194863621929 pool=max crops=clip temperature=1.9685152220002418 lr=0.0008584980667456188 mixup_alpha=0.21378689641329723 precision=fp16"
 
 arm() {  # arm TECHNIQUE: the ablation.py arm words of that row
     case $1 in
         baseline) echo "paper" ;;
-        int8) echo "pick $I8" ;;
-        lt) echo "pick $LT" ;;
+        int8) echo "pick portfolio=wide-shallow" ;;
+        lt) echo "pick portfolio=wide-shallow" ;;
         kd) echo "pick $KD${TEACHER_EPOCHS:+ teacher.epochs=$TEACHER_EPOCHS teacher.min_clips_seen=0}" ;;
     esac
 }
