@@ -3,6 +3,7 @@ entry of the space, so scripts name a configuration instead of copying its value
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,13 @@ def test_the_script_refuses_a_misspelt_entry_before_it_reads_any_data(tmp_path: 
     assert "arm bad: portfolio=wide_shallow" in done.stderr
     assert "no-such-data" not in done.stderr  # the data was never opened
     assert not (tmp_path / "h").exists()
+
+
+def test_the_gpu_script_names_entries_the_shipped_spaces_have() -> None:
+    """benchmarks/gpu_office16.sh runs on a lent GPU with minutes to spend: an entry renamed in a
+    space file would cost its arm there, so the names it passes are checked here."""
+    script = (SCRIPT.parent / "gpu_office16.sh").read_text()
+    named = re.findall(r"^\s*(\w+)\) echo \"pick portfolio=([\w-]+)\"", script, re.MULTILINE)
+    assert {technique for technique, _ in named} == {"int8", "lt"}
+    for technique, entry in named:
+        assert entry in {e.name for e in _space(technique).portfolio}, (technique, entry)
