@@ -31,7 +31,7 @@ from asc_auto.schema import StudyRecord
 from asc_auto.space import (
     SearchSpace,
     default_space_file,
-    load_space,
+    load_technique_space,
     shipped_spaces,
     space_digest,
 )
@@ -165,8 +165,7 @@ def build_context(technique: FeatureSource, settings: ContextSettings,
                   status: Callable[[str], None] = print) -> TrialContext:
     """Load space, dataset and features; split; settle the training settings and the rule."""
     s = settings
-    space = load_space(s.space_file, technique.name, set(technique.tables),
-                       technique.choices, technique.ranges)
+    space = load_technique_space(s.space_file, technique)
     if s.demo:
         space = space.for_demo()
     space = pin_space(space.with_overrides(dict(s.overrides)), s.sources.pinned)

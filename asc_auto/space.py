@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 
@@ -251,6 +251,22 @@ def load_space(file: Path, technique: str, technique_tables: set[str],
         demo=demo,
         portfolio=portfolio,
     )
+
+
+class SpaceReader(Protocol):
+    """What `load_technique_space` needs of a technique: what its space files may hold."""
+
+    name: str
+    tables: frozenset[str]
+    choices: Mapping[str, tuple[Any, ...]]
+    ranges: Mapping[str, tuple[float, float]]
+
+
+def load_technique_space(file: Path, technique: SpaceReader) -> SearchSpace:
+    """`load_space` with everything `technique` says its files may hold (the context's, a
+    benchmark's and a test's way to read a space alike)."""
+    return load_space(file, technique.name, set(technique.tables), technique.choices,
+                      technique.ranges)
 
 
 def _check_choices(file: Path, params: tuple[ParamSpec, ...],

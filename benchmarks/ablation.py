@@ -56,7 +56,7 @@ from transfer import context, run_seeds  # benchmarks/ is on sys.path when run a
 from asc_auto.against_baseline import difference, points_with_clips_text
 from asc_auto.console import run_script
 from asc_auto.io import write_text_atomic
-from asc_auto.space import SearchSpace, default_space_file, load_space
+from asc_auto.space import SearchSpace, default_space_file, load_technique_space
 from asc_auto.stats import binomial_se, mean_se, paired_clip_se
 from asc_auto.techniques.base import get_technique
 from asc_auto.transfer import resolve_sources
@@ -237,8 +237,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.home = args.home or Path(tempfile.mkdtemp(prefix="asc-ablation-"))
     technique = get_technique(args.technique)
-    space = load_space(args.space or default_space_file(technique.name), technique.name,
-                       set(technique.tables), technique.choices, technique.ranges)
+    space = load_technique_space(args.space or default_space_file(technique.name), technique)
     arms = [(words, *parse_arm(words)) for words in args.arm]
     # portfolio names resolved before any training: a misspelt one fails now, not hours in
     arms = [(words, name, tables, from_portfolio(name, params, space))

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from asc_auto.space import default_space_file, load_space
+from asc_auto.space import default_space_file, load_technique_space
 from asc_auto.techniques.base import get_technique
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "ablation.py"
 
 
 def _space(name: str):
-    technique = get_technique(name)
-    return load_space(default_space_file(name), name, set(technique.tables), technique.choices,
-                      technique.ranges)
+    return load_technique_space(default_space_file(name), get_technique(name))
 
 
 @pytest.fixture

@@ -410,7 +410,7 @@ def test_a_space_whose_sparsity_leaves_0_1_is_refused_when_read(tmp_path) -> Non
     from pathlib import Path
 
     from asc_auto.errors import ConfigError
-    from asc_auto.space import load_space
+    from asc_auto.space import load_technique_space
     from asc_auto.techniques.lt import LotteryTicket
 
     text = (Path(__file__).parent / "spaces" / "lt.toml").read_text()
@@ -419,14 +419,14 @@ def test_a_space_whose_sparsity_leaves_0_1_is_refused_when_read(tmp_path) -> Non
     file = tmp_path / "lt.toml"
     file.write_text(good)
     lt = LotteryTicket
-    assert load_space(file, "lt", set(lt.tables), lt.choices, lt.ranges).paper["sparsity"] == 0.0
+    assert load_technique_space(file, lt).paper["sparsity"] == 0.0
     file.write_text(good.replace("high = 0.9", "high = 1.0"))
     with pytest.raises(ConfigError, match=r"lt\.toml: key 'params\.sparsity': 1\.0 is outside "
                                           r"\[0, 1\); fix: use numbers in \[0, 1\)"):
-        load_space(file, "lt", set(lt.tables), lt.choices, lt.ranges)
+        load_technique_space(file, lt)
     # the shipped space searches it, with the paper's point at the budget's amount
     from asc_auto.space import default_space_file
-    shipped = load_space(default_space_file("lt"), "lt", set(lt.tables), lt.choices, lt.ranges)
+    shipped = load_technique_space(default_space_file("lt"), lt)
     assert shipped.paper["sparsity"] == 0.0
     assert any(p.name == "sparsity" and p.high < 1 for p in shipped.params)
 
