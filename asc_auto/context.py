@@ -30,6 +30,7 @@ from asc_auto.features.cache import FeatureSet, build_features
 from asc_auto.schema import StudyRecord
 from asc_auto.space import (
     SearchSpace,
+    SpaceReader,
     default_space_file,
     load_technique_space,
     shipped_spaces,
@@ -79,13 +80,9 @@ class TrialContext:
         return hashlib.sha256(blob).hexdigest()
 
 
-class FeatureSource(Protocol):
-    """What the builder needs of a technique: its name, extra tables and frontend settings."""
-
-    name: str
-    tables: frozenset[str]
-    choices: Mapping[str, tuple[Any, ...]]
-    ranges: Mapping[str, tuple[float, float]]
+class FeatureSource(SpaceReader, Protocol):
+    """What the builder needs of a technique: what its space may hold (`SpaceReader`: name,
+    extra tables, choices, ranges) and its frontend settings."""
 
     def feature_config(self, space: SearchSpace) -> Any: ...
 
