@@ -3,6 +3,7 @@ prints the result with rich."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -222,8 +223,17 @@ def search(
              "fine-tuned here; repeat for an ensemble.")] = None,
     teacher_logits: Annotated[list[Path] | None, typer.Option(
         exists=True, dir_okay=False, metavar="FILE",
-        help="kd: distil from stored teacher outputs (.npz, see docs/GUIDE.md); repeat for an "
-             "ensemble (logits averaged).")] = None,
+        help="kd, int8, lt: distil from stored teacher outputs (.npz: asc-auto teacher-logits, "
+             "predict --logits; see docs/GUIDE.md); repeat for an ensemble (logits averaged).")
+    ] = None,
+    distil_from: Annotated[TechniqueName | None, typer.Option(
+        metavar="TECHNIQUE",
+        help="kd, int8, lt: distil from this technique's paper configuration (e.g. baseline, "
+             "the DCASE CNN), trained first in study <study>-teacher-TECHNIQUE and made a "
+             "teacher as teacher-logits does; reused on later runs.")] = None,
+    distil_folds: Annotated[int, typer.Option(
+        min=2, metavar="K", help="--distil-from: fold models measuring the teacher out of "
+        "fold.")] = 5,
     initial_design: Annotated[InitialDesign, typer.Option(
         metavar="KIND", help="Start-up trials after the paper trial: 'pairs' covers every pair "
         "of categorical values, 'values' every value, each with the other parameters drawn to "
@@ -260,6 +270,13 @@ def search(
         teacher_logits=tuple(teacher_logits or ()), progress=_live(),
         initial_design=initial_design.value, pruner=pruner.value,
     )
+    if distil_from is not None:  # the teacher first: its file joins --teacher-logits
+        from asc_auto.distil_from import build_teacher
+
+        made = build_teacher(opts, distil_from.value, folds=distil_folds, jobs=jobs,
+                             status=_say)
+        _say(made.line())
+        opts = dataclasses.replace(opts, teacher_logits=(*opts.teacher_logits, made.file))
     if jobs > 1 and trials != 0:  # --trials 0: no trial for a worker to run
         from asc_auto.workers import run_parallel
 
