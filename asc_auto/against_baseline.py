@@ -48,17 +48,35 @@ def below_beyond_noise(gap: Gap) -> bool:
     return gap.se is not None and gap.points + BEYOND_NOISE * gap.se < 0
 
 
-def warning_line(study: str, gap: Gap) -> str | None:
+def warning_line(study: str, gap: Gap, teacher: str | None = None) -> str | None:
     """A warning for a study whose retrained pick is below the baseline CNN beyond the noise:
-    what the search was for (beating it on this data) did not happen."""
+    what the search was for (beating it on this data) did not happen. `teacher`: the
+    `teacher_hint` for its technique and starting points, put first among the fixes."""
     if not below_beyond_noise(gap):
         return None
     return (f"warning: {study}: its retrained model is {-gap.points:.1f} ± {gap.se:.1f} points "
             f"below the baseline CNN on the same data (study {gap.baseline_study!r}), beyond "
-            f"the noise; fix: a longer training budget (the default, 50,000 clips seen a "
+            f"the noise; fix: " + (f"{teacher}, " if teacher else "")
+            + "a longer training budget (the default, 50,000 clips seen a "
             "training, where --epochs cut it), more --trials, or a pretrained start "
             "(--init-from); unless its size is what matters, the baseline is the better model "
             "here")
+
+
+def teacher_hint(technique: str, sources: Mapping[str, Any] | None) -> str | None:
+    """The fix measured to close most of the gap on small data for a technique that learns
+    from stored teacher outputs alone (int8, lt) and a study that had none: the baseline CNN as
+    its teacher. None for others (kd has its own teacher; baseline and gcc take none)."""
+    from asc_auto.techniques import TECHNIQUES
+
+    kind = TECHNIQUES.get(technique)
+    if kind is None or kind.teacher_files != frozenset({"teacher_logits"}):
+        return None
+    if sources and sources.get("teacher_logits"):
+        return None
+    return (f"the baseline CNN as its teacher (asc-auto search --technique {technique} "
+            "--distil-from baseline, a new --study; office16: the int8 network's FP32 92.9 -> "
+            "97.0 %, docs/BENCHMARKS.md)")
 
 
 def points_text(points: float, se: float | None) -> str:

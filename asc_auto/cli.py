@@ -475,7 +475,7 @@ def report(
     home: HomeOpt = DEFAULT_HOME,
 ) -> None:
     """Compare all studies with the seed paper; write PNG plots and a Markdown summary."""
-    from asc_auto.against_baseline import warning_line
+    from asc_auto.against_baseline import teacher_hint, warning_line
     from asc_auto.summary import write_report  # matplotlib only when asked for
 
     url = storage or default_storage(home)
@@ -490,7 +490,8 @@ def report(
             console.print(escape(f"{r.study}: ") + (f"[yellow]{escape(line)}[/]"
                                                     if line.startswith("warning")
                                                     else escape(line.strip())))
-        below = warning_line(r.study, r.vs_baseline) if r.vs_baseline else None
+        below = (warning_line(r.study, r.vs_baseline, teacher_hint(r.technique, r.sources))
+                 if r.vs_baseline else None)
         if below:
             console.print(f"[yellow]{escape(below)}[/]")
     console.print(paper_table())

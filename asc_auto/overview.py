@@ -19,7 +19,15 @@ import optuna
 from optuna.trial import FrozenTrial
 from rich.table import Table
 
-from asc_auto.against_baseline import BASELINE, Gap, Retrained, compare, gap_cell, warning_line
+from asc_auto.against_baseline import (
+    BASELINE,
+    Gap,
+    Retrained,
+    compare,
+    gap_cell,
+    teacher_hint,
+    warning_line,
+)
 from asc_auto.confirm import confirmations, confirmed_best
 from asc_auto.records import feasible_trials, pick_trial
 from asc_auto.report import (
@@ -203,7 +211,8 @@ def baseline_line(storage: optuna.storages.BaseStorage, study: str, where: str =
     row = next(r for r in others if r["study"] == study)
     gap = row["vs_baseline"]
     if gap is not None:
-        below = warning_line(study, Gap(**gap))
+        sources = optuna.load_study(study_name=study, storage=storage).user_attrs.get("sources")
+        below = warning_line(study, Gap(**gap), teacher_hint(str(row["technique"]), sources))
         return (f"against the baseline CNN retrained on the same data (study "
                 f"{gap['baseline_study']!r}): {Gap(**gap).text()} points"
                 + (f"\n{below}" if below else ""))

@@ -387,6 +387,7 @@ class StudyRow:
     data_name: str | None = None  # its folder's name, for people
     vs_baseline: Gap | None = None  # retrained mean - the baseline study's on the same data
     reference: bool = False  # this is the baseline study the others on its data are against
+    sources: dict | None = None  # its starting points (transfer.Sources.attrs): teacher files
 
 
 def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
@@ -402,7 +403,8 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
                              state_counts(study), ranked[0] if ranked else None,
                              record.retrain_of(pick), record.val_clip_count, pick,
                              record.data_key,
-                             Path(record.data).name if record.data else None))
+                             Path(record.data).name if record.data else None,
+                             sources=study.user_attrs.get("sources")))
     gaps, refs = compare([Retrained(r.study, r.technique, r.data_key, r.retrain) for r in rows])
     return [replace(r, vs_baseline=gaps.get(r.study), reference=r.study in refs) for r in rows]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from asc_auto.against_baseline import seed_accuracies, warning_line
+from asc_auto.against_baseline import seed_accuracies, teacher_hint, warning_line
 from asc_auto.clean import report_files
 from asc_auto.errors import UsageError
 from asc_auto.io import write_text_atomic
@@ -105,7 +105,8 @@ def write_report(storage: optuna.storages.BaseStorage, out: Path) -> tuple[Path,
                           c["retrained"], c["vs_baseline"]))
     panels = baseline_panels(rows)
     below = [line for r in rows if r.vs_baseline
-             for line in [warning_line(r.study, r.vs_baseline)] if line]
+             for line in [warning_line(r.study, r.vs_baseline,
+                                       teacher_hint(r.technique, r.sources))] if line]
     if panels:
         plot_accuracy_bars(panels, out / BASELINE_PNG, title=BASELINE_PLOT_TITLE)
     lines += ["", "Validation accuracy is on the split carved from fold1_train (grouped by "

@@ -455,6 +455,21 @@ def test_the_gap_to_the_baseline_is_the_seed_means_difference_with_its_error() -
     assert warning_line("kd", Gap("bl", 5.0, 1.0)) is None
 
 
+def test_an_aclnet_study_below_the_baseline_is_told_to_distil_from_it_unless_it_did() -> None:
+    from asc_auto.against_baseline import Gap, teacher_hint, warning_line
+
+    hint = teacher_hint("int8", {"teacher_logits": []})
+    assert hint is not None and "asc-auto search --technique int8 --distil-from baseline" in hint
+    assert "--technique lt --distil-from" in (teacher_hint("lt", None) or "")
+    taught = {"teacher_logits": [{"path": "/t.npz", "sha256": "ab"}]}
+    # distilled already, its own teacher (kd), no stored teacher at all (gcc), the reference
+    assert [teacher_hint(t, s) for t, s in (("int8", taught), ("kd", None), ("gcc", None),
+                                            ("baseline", None), ("unknown", None))] == [None] * 5
+    said = warning_line("int8", Gap("bl", -7.0, 1.5), hint)
+    assert said is not None and f"beyond the noise; fix: {hint}, a longer training" in said
+    assert warning_line("int8", Gap("bl", -2.0, 1.5), hint) is None  # within the noise
+
+
 def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
         tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
@@ -471,6 +486,8 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
     assert "| #0: 0.8080 ± 0.0132 (SE of seeds; std 0.0229, 3 seeds) | -7.6 ± 1.7 |" in text
     assert "| reference |" in text and text.count("3 seeds) | - |") == 1  # kd-digits
     assert "- warning: int8: its retrained model is 7.6 ± 1.7 points below the baseline" in text
+    assert "fix: the baseline CNN as its teacher (asc-auto search --technique int8 " \
+        "--distil-from baseline" in text  # it had no teacher
     png = tmp_path / "out" / "against-baseline.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and "(against-baseline.png)" in text
     listed = runner.invoke(app, ["studies", "--storage", url], env={"COLUMNS": "250"})
@@ -488,6 +505,7 @@ def test_report_and_studies_put_each_study_against_the_baseline_on_its_data(
                              env={"COLUMNS": "250"})
     assert reported.exit_code == 0, reported.output
     assert " ".join(reported.output.split()).count("warning: int8: its retrained model is 7.6") == 1
+    assert "--technique int8 --distil-from baseline" in " ".join(reported.output.split())
     shown_json = json.loads(runner.invoke(app, ["show", "--study", "int8", "--storage", url,
                                                 "--json"]).output)
     assert shown_json["vs_baseline"] == by_name["int8"]["vs_baseline"]
