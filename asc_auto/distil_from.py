@@ -100,11 +100,14 @@ def build_teacher(opts: SearchOptions, teacher: str, folds: int = 5, jobs: int =
     paper = _paper_trial(name, url)
     if paper is None:
         status(f"teacher: training {teacher}'s paper configuration in study '{name}'")
-        run_search(SearchOptions(
-            technique=teacher, data=opts.data, trials=1, storage=opts.storage, study=name,
-            seed=opts.seed, epochs=opts.epochs, home=opts.home, device=opts.device,
-            progress=opts.progress, cv=0, confirm_seeds=0, initial_design="none",
-            pruner="none"), status=status)
+    # Done already: --trials 0 only runs the resume checks, so a teacher study made on other
+    # data, epochs or seed is refused in one line instead of teaching this search.
+    run_search(SearchOptions(
+        technique=teacher, data=opts.data, trials=0 if paper is not None else 1,
+        storage=opts.storage, study=name, seed=opts.seed, epochs=opts.epochs, home=opts.home,
+        device=opts.device, progress=opts.progress, cv=0, confirm_seeds=0,
+        initial_design="none", pruner="none"), status=status)
+    if paper is None:
         paper = _paper_trial(name, url)
         if paper is None:
             raise UsageError(f"study '{name}': {teacher}'s paper configuration did not finish "

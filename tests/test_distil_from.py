@@ -63,6 +63,12 @@ def test_the_teacher_is_trained_once_in_its_own_study_and_its_file_recorded_by_t
     assert len(optuna.load_study(study_name="s-teacher-baseline", storage=url).trials) == 1
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
 
+    # the teacher study fixes its epochs as any study does: another budget is refused, not mixed
+    other = CliRunner().invoke(app, [*args[:args.index("--epochs") + 1], "2",
+                                     *args[args.index("--epochs") + 2:]])
+    assert other.exit_code != 0 and "s-teacher-baseline" in other.output
+    assert "epochs" in other.output and out.read_bytes() == before
+
 
 def test_a_technique_that_cannot_learn_from_stored_outputs_is_refused_before_any_training(
         tmp_path: Path, tiny_dataset: Path) -> None:
