@@ -97,22 +97,23 @@ def build_teacher(opts: SearchOptions, teacher: str, folds: int = 5, jobs: int =
         raise UsageError(f"--distil-folds {folds}: out-of-fold outputs need at least 2 folds")
     name = teacher_study_name(opts.study or opts.technique, teacher)
     url = opts.storage or default_storage(opts.home)
-    paper = _paper_trial(name, url)
-    if paper is None:
+    done = _existing(name, url)
+    trained = done is not None and _paper_trial(done) is not None
+    if not trained:
         status(f"teacher: training {teacher}'s paper configuration in study '{name}'")
     # Done already: --trials 0 only runs the resume checks, so a teacher study made on other
     # data, epochs or seed is refused in one line instead of teaching this search.
-    run_search(SearchOptions(
-        technique=teacher, data=opts.data, trials=0 if paper is not None else 1,
+    study = run_search(SearchOptions(
+        technique=teacher, data=opts.data,
+        trials=0 if trained else 1,
         storage=opts.storage, study=name, seed=opts.seed, epochs=opts.epochs, home=opts.home,
         device=opts.device, progress=opts.progress, cv=0, confirm_seeds=0,
         initial_design="none", pruner="none"), status=status)
+    paper = _paper_trial(study)
     if paper is None:
-        paper = _paper_trial(name, url)
-        if paper is None:
-            raise UsageError(f"study '{name}': {teacher}'s paper configuration did not finish "
-                             "within the size limit, so there is no teacher; fix: see "
-                             f"`asc-auto show --study {name}`")
+        raise UsageError(f"study '{name}': {teacher}'s paper configuration did not finish "
+                         "within the size limit, so there is no teacher; fix: see "
+                         f"`asc-auto show --study {name}`")
     out = (study_folder(opts.home, name)
            / f"teacher-logits-trial{paper}-folds{folds}-seed{opts.seed}.npz")
     numbers = out.with_suffix(".json")
@@ -122,7 +123,6 @@ def build_teacher(opts: SearchOptions, teacher: str, folds: int = 5, jobs: int =
             return DistilTeacher(teacher, name, paper, out, made["oof_accuracy"],
                                  made["oof_clips"], made["eval_accuracy"], made["eval_clips"],
                                  reused=True)
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
         r = teacher_logits(study, out, folds=folds, seed=opts.seed, trial_number=paper,
                            home=opts.home, device=opts.device, progress=opts.progress,
                            status=status, data=opts.data, jobs=jobs, storage=url)
@@ -134,12 +134,15 @@ def build_teacher(opts: SearchOptions, teacher: str, folds: int = 5, jobs: int =
                          r.eval_accuracy, r.eval_clips, reused=False)
 
 
-def _paper_trial(study: str, url: str) -> int | None:
-    """The number of the study's finished paper trial within the limit; None without one (or
-    without the study)."""
+def _existing(study: str, url: str) -> optuna.Study | None:
+    """The study, None before it exists."""
     try:
-        loaded = optuna.load_study(study_name=study, storage=open_storage(url, create=True))
+        return optuna.load_study(study_name=study, storage=open_storage(url, create=True))
     except KeyError:  # no such study yet
         return None
-    return next((t.number for t in feasible_trials(loaded)
+
+
+def _paper_trial(study: optuna.Study) -> int | None:
+    """The number of the study's finished paper trial within the limit; None without one."""
+    return next((t.number for t in feasible_trials(study)
                  if TrialRecord.from_trial(t).is_paper), None)
