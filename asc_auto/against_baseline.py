@@ -67,10 +67,9 @@ def teacher_hint(technique: str, sources: Mapping[str, Any] | None) -> str | Non
     """The fix measured to close most of the gap on small data for a technique that learns
     from stored teacher outputs alone (int8, lt) and a study that had none: the baseline CNN as
     its teacher. None for others (kd has its own teacher; baseline and gcc take none)."""
-    from asc_auto.techniques import TECHNIQUES
+    from asc_auto.techniques.base import learns_from_stored_outputs_alone
 
-    kind = TECHNIQUES.get(technique)
-    if kind is None or kind.teacher_files != frozenset({"teacher_logits"}):
+    if not learns_from_stored_outputs_alone(technique):
         return None
     if sources and sources.get("teacher_logits"):
         return None

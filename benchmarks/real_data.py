@@ -230,9 +230,10 @@ def _exists(study: str, home: Path) -> bool:
 def distils(technique: str) -> bool:
     """Whether `technique` learns from stored teacher outputs alone (int8, lt): the rows
     `--distil-from` teaches. kd keeps its own VGG teacher."""
-    from asc_auto.techniques.base import get_technique
+    from asc_auto.techniques.base import get_technique, learns_from_stored_outputs_alone
 
-    return get_technique(technique).teacher_files == frozenset({"teacher_logits"})
+    get_technique(technique)  # an unknown name: one line listing the known ones
+    return learns_from_stored_outputs_alone(technique)
 
 
 def row_order(techniques: list[str], teacher: str | None) -> list[str]:

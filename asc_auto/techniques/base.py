@@ -285,6 +285,14 @@ def register_technique(cls: type[Technique]) -> type[Technique]:
     return TECHNIQUES.add(cls.name, cls)
 
 
+def learns_from_stored_outputs_alone(name: str) -> bool:
+    """Whether technique `name` takes stored teacher outputs and no teacher of its own (int8,
+    lt): the students `--distil-from baseline` was measured to lift. False for an unknown name
+    (a study made by another tool)."""
+    kind = TECHNIQUES.get(name)
+    return kind is not None and kind.teacher_files == frozenset({"teacher_logits"})
+
+
 def get_technique(name: str) -> Technique:
     """Instantiate a registered technique; unknown names list the known ones.
 
