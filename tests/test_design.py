@@ -114,9 +114,10 @@ def test_rows_are_drawn_until_they_fit_and_impossible_rows_are_left_out() -> Non
         (k, p) for k in (3, 5, 7) for p in ("avg", "max")}
     assert made.left_out and all(r["precision"] == "fp32" for r in made.left_out)
     assert len(made.rows) + len(made.left_out) == 8
-    line = made.describe(["kernel_size", "pool", "crops", "precision"])
-    assert "cover every pair of kernel_size x pool x crops x precision" in line
-    assert "left out kernel_size=7, pool=max, crops=clip, precision=fp32" in line
+    line = made.describe(["kernel_size", "pool", "crops", "spec_augment", "precision"])
+    assert "cover every pair of kernel_size x pool x crops x spec_augment x precision" in line
+    assert re.search(r"left out kernel_size=[357], pool=(avg|max), crops=(clip|content), "
+                     r"spec_augment=(on|off), precision=fp32", line)
     # the same seed draws the same rows; another seed other widths
     assert design.initial_design(space, "pairs", 30, fits, seed=3).rows == made.rows
     assert design.initial_design(space, "pairs", 30, fits, seed=4).rows != made.rows
