@@ -89,8 +89,9 @@ def train_crop(config: dict[str, Any], ctx: TrialContext) -> FrameCrop | None:
 # The student's SpecAugment (a space's `spec_augment` param): "on" masks as the [train] table sets
 # (the paper's recipe), "off" trains the student without masks; the teacher, trained once per
 # split for every trial, keeps the table's. Why searched: on office16 (short events padded to
-# 3.4 s) at 27 epochs of 154 clips the kd pick scored 82.3 % with the table's masks and 95.0 %
-# without them (3 seeds, the same teacher), where at 325 epochs it scored 99.5 % with them
+# 3.4 s) at 27 epochs of 154 clips the kd pick scored 82.6 % with the table's masks and 94.9 %
+# without them (6 seeds, the same teacher; the baseline CNN 84.8 %), the paper's student 70.2 and
+# 82.3 % (3 seeds), where at 325 epochs the pick scored 99.5 % with them
 # (kd.toml's comment; docs/BENCHMARKS.md "kd's SpecAugment at a short budget").
 SPEC_AUGMENT = ("on", "off")
 
