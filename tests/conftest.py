@@ -4,6 +4,7 @@ benchmark scripts loaded as modules."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,25 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     root = tmp_path_factory.mktemp("tiny") / "tau3"
     return synthesize(root, n_clips=TINY_CLIPS, clip_seconds=TINY_SECONDS, seed=0, progress=False)
+
+
+@pytest.fixture
+def tiny_kd_space(tmp_path: Path) -> Callable[..., Path]:
+    """A factory: the tiny kd test space (tests/spaces/kd.toml) with searched categorical params
+    added, each `name: (choices, paper value)`, after `replace`'s text replacements."""
+    def make(params: dict[str, tuple[list[str], str]],
+             replace: dict[str, str] | None = None) -> Path:
+        text = (Path(__file__).parent / "spaces" / "kd.toml").read_text()
+        for old, new in (replace or {}).items():
+            text = text.replace(old, new)
+        paper = "".join(f'{name} = "{value}"\n' for name, (_, value) in params.items())
+        text = text.replace("[paper]\n", "[paper]\n" + paper)
+        for name, (choices, _) in params.items():
+            text += f'[params.{name}]\ntype = "categorical"\nchoices = {json.dumps(choices)}\n'
+        path = tmp_path / "kd.toml"
+        path.write_text(text)
+        return path
+    return make
 
 
 def _pg_bin() -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -14,7 +15,6 @@ from asc_auto.models.cnn import CnnStudent
 from asc_auto.search import SearchOptions, prepare_search
 from asc_auto.techniques.kd import train_crop
 
-SPACE = Path(__file__).parent / "spaces" / "kd.toml"
 SILENCE16 = torch.tensor(LOGMEL_SILENCE, dtype=torch.float16).item()  # as the cache holds it
 
 
@@ -76,20 +76,14 @@ def test_crop_frames_count_one_per_hop_plus_one_at_most_the_clip() -> None:
     assert crop_frames(5.0, 10.0, 231) == 231
 
 
-def _content_space(tmp_path: Path, paper_crops: str) -> Path:
-    """The tiny kd space with 1 s clips padded to 3 s and a searched `crops` param."""
-    text = SPACE.read_text().replace("clip_seconds = 1.0", "clip_seconds = 3.0")
-    text = text.replace("[paper]\n", f'[paper]\ncrops = "{paper_crops}"\n')
-    text += '[params.crops]\ntype = "categorical"\nchoices = ["clip", "content"]\n'
-    path = tmp_path / "kd.toml"
-    path.write_text(text)
-    return path
-
-
 def test_a_content_crop_student_trains_on_1s_crops_and_is_scored_on_whole_clips(
-        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tiny_kd_space: Callable[..., Path]) -> None:
+    # 1 s clips padded to 3 s, a searched `crops` param
+    space = tiny_kd_space({"crops": (["clip", "content"], "content")},
+                          {"clip_seconds = 1.0": "clip_seconds = 3.0"})
     setup = prepare_search(SearchOptions(technique="kd", data=tiny_dataset, progress=False,
-                                         space=_content_space(tmp_path, "content"),
+                                         space=space,
                                          home=tmp_path / "home", epochs=1), status=lambda m: None)
     tech, ctx = setup.technique, setup.context
     assert ctx.train_xy[0].shape[-1] == 301  # 3 s at a 10 ms hop

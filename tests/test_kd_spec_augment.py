@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,19 +18,12 @@ from asc_auto.techniques.kd import SPEC_AUGMENT, student_train_config
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"
 
 
-def _space(tmp_path: Path, paper: str) -> Path:
-    """The tiny kd space with a searched `spec_augment` param, its paper point at `paper`."""
-    text = SPACE.read_text().replace("[paper]\n", f'[paper]\nspec_augment = "{paper}"\n')
-    text += '[params.spec_augment]\ntype = "categorical"\nchoices = ["on", "off"]\n'
-    path = tmp_path / "kd.toml"
-    path.write_text(text)
-    return path
-
-
 def test_the_student_trains_without_masks_and_the_teacher_keeps_the_tables(
-        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tiny_kd_space: Callable[..., Path]) -> None:
+    space = tiny_kd_space({"spec_augment": (list(SPEC_AUGMENT), "off")})
     setup = prepare_search(SearchOptions(technique="kd", data=tiny_dataset, progress=False,
-                                         space=_space(tmp_path, "off"),
+                                         space=space,
                                          home=tmp_path / "home", epochs=1), status=lambda m: None)
     tech, ctx = setup.technique, setup.context
     assert (ctx.train_cfg.freq_masks, ctx.train_cfg.time_masks) == (2, 2)  # TrainConfig's
