@@ -206,10 +206,11 @@ def default_names(technique: str, precision: str, trial: int) -> tuple[str, str]
 
 def data_augmentation(features: dict[str, Any], config: dict[str, Any], train: Any,
                       augment: Any | None) -> str | None:
-    """What the training really did: AclNet (raw waveform) takes random crops with gain and
-    noise and no SpecAugment; spectrogram models take SpecAugment as [train] sets it unless the
-    trial's `spec_augment` is "off" (kd's student); mixup as the trial's configuration (or
-    [train]) sets it."""
+    """What the training really did, from `train`, the trial's settings
+    (`Technique.trial_train_config`): AclNet (raw waveform) takes random crops with gain and
+    noise (`augment`) and no SpecAugment; spectrogram models SpecAugment as `train` has it (kd's
+    student none when its `spec_augment` is "off"); mixup as the trial's configuration (or
+    `train`) sets it."""
     parts = []
     if features.get("kind") == "waveform" and augment is not None:
         parts.append(f"random {augment.crop_seconds:g} s crops")
@@ -218,7 +219,7 @@ def data_augmentation(features: dict[str, Any], config: dict[str, Any], train: A
         if augment.noise_prob > 0:
             parts.append(f"additive noise (SNR {augment.snr_db:g}-{augment.snr_db + 30:g} dB, "
                          f"{augment.noise_prob:.0%} of crops)")
-    elif config.get("spec_augment", "on") != "off" and (train.freq_masks or train.time_masks):
+    elif train.freq_masks or train.time_masks:
         parts.append(f"SpecAugment ({train.freq_masks} frequency masks up to "
                      f"{train.freq_width} bands, {train.time_masks} time masks up to "
                      f"{train.time_width} frames)")

@@ -1,4 +1,5 @@
-"""The kd student's searched SpecAugment (`spec_augment`): off for it, the teacher's kept."""
+"""The kd student's searched SpecAugment (`spec_augment`): off for it, the teacher's kept, and
+the submission's `data_augmentation` says which ran."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from asc_auto.errors import ConfigError
 from asc_auto.features import augment
 from asc_auto.search import SearchOptions, prepare_search
 from asc_auto.space import default_space_file, load_technique_space
+from asc_auto.submission import data_augmentation
 from asc_auto.techniques.base import get_technique
-from asc_auto.techniques.kd import SPEC_AUGMENT, student_train_config
+from asc_auto.techniques.kd import SPEC_AUGMENT
 
 SPACE = Path(__file__).parent / "spaces" / "kd.toml"
 
@@ -52,20 +54,26 @@ def test_the_student_trains_without_masks_and_the_teacher_keeps_the_tables(
     assert made[-1] == (2, 2)
 
 
-def test_student_train_config_reads_the_param_and_refuses_other_values(
+def test_the_trials_settings_read_the_param_refuse_other_values_and_reach_the_submission(
         tiny_dataset: Path, tmp_path: Path) -> None:
     setup = prepare_search(SearchOptions(technique="kd", data=tiny_dataset, progress=False,
                                          space=SPACE, home=tmp_path / "home", epochs=1),
                            status=lambda m: None)
-    ctx = setup.context
+    tech, ctx = setup.technique, setup.context
     config = {"lr": 2e-3, "mixup_alpha": 0.1}
-    on = student_train_config(config, ctx)  # a space without the param: as before it existed
+    on = tech.trial_train_config(config, ctx)  # a space without the param: as before it existed
     assert (on.lr, on.mixup_alpha, on.freq_masks, on.time_masks) == (2e-3, 0.1, 2, 2)
-    off = student_train_config({**config, "spec_augment": "off"}, ctx)
+    off = tech.trial_train_config({**config, "spec_augment": "off"}, ctx)
     assert (off.lr, off.freq_masks, off.time_masks, off.freq_width) == (2e-3, 0, 0,
                                                                        on.freq_width)
     with pytest.raises(ConfigError, match=r"params\.spec_augment.*'of' is not a value"):
-        student_train_config({**config, "spec_augment": "of"}, ctx)
+        tech.trial_train_config({**config, "spec_augment": "of"}, ctx)
+    logmel = {"kind": "logmel"}
+    assert data_augmentation(logmel, {**config, "spec_augment": "off"}, off, None) == (
+        "mixup (alpha 0.1)")
+    assert data_augmentation(logmel, config, on, None) == (
+        "SpecAugment (2 frequency masks up to 8 bands, 2 time masks up to 20 frames), "
+        "mixup (alpha 0.1)")
 
 
 @pytest.mark.parametrize("name", ["kd", "kd-small"])

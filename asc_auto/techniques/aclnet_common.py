@@ -230,11 +230,15 @@ def fine_tune_aclnet(model: nn.Module, config: dict[str, Any], ctx: TrialContext
 
 
 class StoredLogitStudent:
-    """What `int8` and `lt` share about teachers: a search given `--teacher-logits` files
-    searches `distill_weight` and `distill_temperature` (logit_distill.py) and shows the
-    teacher's accuracy beside the best student's, as kd does."""
+    """What `int8` and `lt` share beyond AclNet: teachers (a search given `--teacher-logits`
+    files searches `distill_weight` and `distill_temperature` (logit_distill.py) and shows the
+    teacher's accuracy beside the best student's, as kd does) and the trial's training settings
+    (`aclnet_train_config`)."""
 
     teacher_files: ClassVar[frozenset[str]] = frozenset({"teacher_logits"})
+
+    def trial_train_config(self, config: dict[str, Any], ctx: TrialContext) -> TrainConfig:
+        return aclnet_train_config(config, ctx)
 
     def with_sources(self, space: SearchSpace, sources: Sources) -> SearchSpace:
         return with_distill_params(space, sources)

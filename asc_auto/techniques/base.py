@@ -8,6 +8,7 @@ compresses to the chosen precision and evaluates the compressed model on the val
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +196,13 @@ class Technique(ABC):
         acc = self.evaluate(deployed, *ctx.val_xy, ctx, device=on).accuracy
         return Outcome(accuracy=acc, accuracy_fp32=acc32, deployed=deployed, train=train,
                        info=info or {})
+
+    def trial_train_config(self, config: dict[str, Any], ctx: TrialContext) -> TrainConfig:
+        """The settings a trial of `config` trains with: the context's, with its searched rate
+        and mixup. One place per technique, so what `export` writes as the submission's
+        `data_augmentation` is what `fit` ran."""
+        return dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
+                                   mixup_alpha=float(config["mixup_alpha"]))
 
     @abstractmethod
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:

@@ -10,7 +10,6 @@ architecture.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -44,8 +43,7 @@ class DcaseBaseline(Technique):
 
     def fit(self, candidate: Candidate, config: dict[str, Any], ctx: TrialContext,
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
-        cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
-                                  mixup_alpha=float(config["mixup_alpha"]))
+        cfg = self.trial_train_config(config, ctx)
         result = train_and_finish(candidate.model, cfg, config, ctx, on_epoch, on_step)
         return self.deploy_and_score(candidate.model, candidate.precision, ctx, result,
                                      ctx.train_xy[0], calibration_clips(config))

@@ -16,7 +16,6 @@ can fix the switch for a whole study (`use_gcc = true | false`, default "search"
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -162,8 +161,7 @@ class GccGrams(Technique):
             on_epoch: EpochHook | None = None, on_step: StepHook | None = None) -> Outcome:
         model = candidate.model
         assert isinstance(model, PlaneSelect)
-        cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
-                                  mixup_alpha=float(config["mixup_alpha"]))
+        cfg = self.trial_train_config(config, ctx)
         x = ctx.train_xy[0]
         model.fit_standardisation(x)
         result = train_and_finish(model, cfg, config, ctx, on_epoch, on_step)

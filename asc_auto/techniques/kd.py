@@ -96,18 +96,6 @@ def train_crop(config: dict[str, Any], ctx: TrialContext) -> FrameCrop | None:
 SPEC_AUGMENT = ("on", "off")
 
 
-def student_train_config(config: dict[str, Any], ctx: TrialContext) -> TrainConfig:
-    """The student's training settings: the context's, with the searched rate and mixup, and
-    SpecAugment off when the configuration's `spec_augment` says so (spaces without the param:
-    on, as before it existed)."""
-    cfg = dataclasses.replace(ctx.train_cfg, lr=float(config["lr"]),
-                              mixup_alpha=float(config["mixup_alpha"]))
-    wanted = {"spec_augment": config.get("spec_augment", "on")}
-    if checked_choice(wanted, "spec_augment", SPEC_AUGMENT, ctx) == "off":
-        cfg = dataclasses.replace(cfg, freq_masks=0, time_masks=0)
-    return cfg
-
-
 def loss_weights(config: dict[str, Any], has_embeddings: bool) -> tuple[float, float, float]:
     """(alpha, beta, gamma) of the KD loss. A teacher without embeddings (stored logits that
     have none) cannot teach the alpha term: it is dropped and beta, gamma rescaled to sum to 1
@@ -169,6 +157,15 @@ class KnowledgeDistillation(Technique):
         meta = {"kind": "teacher", "model": "vgg_teacher", "vgg": dataclasses.asdict(vgg_cfg)}
         return Pretrained(model.cpu().eval(), accuracy, meta, result)
 
+    def trial_train_config(self, config: dict[str, Any], ctx: TrialContext) -> TrainConfig:
+        """The student's settings: SpecAugment off when the configuration's `spec_augment` says
+        so (spaces without the param: on, as before it existed); the teacher keeps the table's."""
+        cfg = super().trial_train_config(config, ctx)
+        wanted = {"spec_augment": config.get("spec_augment", "on")}
+        if checked_choice(wanted, "spec_augment", SPEC_AUGMENT, ctx) == "off":
+            cfg = dataclasses.replace(cfg, freq_masks=0, time_masks=0)
+        return cfg
+
     def build(self, config: dict[str, Any], ctx: TrialContext) -> Candidate:
         cfg = student_config(config, ctx.features.x.shape[1], ctx.n_classes)
         return Candidate(model=CnnStudent(cfg), precision=Precision(config["precision"]),
@@ -194,7 +191,7 @@ class KnowledgeDistillation(Technique):
             emb = extras[1] if len(extras) > 1 else None
             return loss(outputs[0].float(), outputs[1].float(), extras[0], emb, targets)[0]
 
-        cfg = student_train_config(config, ctx)
+        cfg = self.trial_train_config(config, ctx)
         result = train_and_finish(net, cfg, config, ctx, on_epoch, on_step, loss_fn=loss_fn,
                                   extras=extras, transform=train_crop(config, ctx))
         return self.deploy_and_score(
