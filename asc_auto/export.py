@@ -241,8 +241,7 @@ def _meta(study: optuna.Study, result: ExportResult, doc: dict[str, Any], ctx: T
                                   features.get("kind", "logmel"), features.get("kind")),
         "embeddings": None,
         "data_augmentation": data_augmentation(
-            features, config, get_technique(doc["technique"]).trial_train_config(config, ctx),
-            augment),
+            features, get_technique(doc["technique"]).trial_train_config(config, ctx), augment),
         "machine_learning_method": "CNN",
         "ensemble_method_subsystem_count": None,
         "decision_making": decision_making(features, augment),

@@ -204,13 +204,11 @@ def default_names(technique: str, precision: str, trial: int) -> tuple[str, str]
     return f"asc-auto {technique} trial {trial}, {precision.upper()}", abbreviation
 
 
-def data_augmentation(features: dict[str, Any], config: dict[str, Any], train: Any,
-                      augment: Any | None) -> str | None:
+def data_augmentation(features: dict[str, Any], train: Any, augment: Any | None) -> str | None:
     """What the training really did, from `train`, the trial's settings
-    (`Technique.trial_train_config`): AclNet (raw waveform) takes random crops with gain and
-    noise (`augment`) and no SpecAugment; spectrogram models SpecAugment as `train` has it (kd's
-    student none when its `spec_augment` is "off"); mixup as the trial's configuration (or
-    `train`) sets it."""
+    (`Technique.trial_train_config`: its searched mixup, kd's student without SpecAugment when
+    its `spec_augment` is "off"): AclNet (raw waveform) takes random crops with gain and noise
+    (`augment`) and no SpecAugment; spectrogram models SpecAugment and mixup as `train` has them."""
     parts = []
     if features.get("kind") == "waveform" and augment is not None:
         parts.append(f"random {augment.crop_seconds:g} s crops")
@@ -223,7 +221,7 @@ def data_augmentation(features: dict[str, Any], config: dict[str, Any], train: A
         parts.append(f"SpecAugment ({train.freq_masks} frequency masks up to "
                      f"{train.freq_width} bands, {train.time_masks} time masks up to "
                      f"{train.time_width} frames)")
-    alpha = float(config.get("mixup_alpha", train.mixup_alpha))
+    alpha = float(train.mixup_alpha)
     if alpha > 0:
         parts.append(f"mixup (alpha {alpha:g})")
     return ", ".join(parts) or None

@@ -69,9 +69,9 @@ def test_the_trials_settings_read_the_param_refuse_other_values_and_reach_the_su
     with pytest.raises(ConfigError, match=r"params\.spec_augment.*'of' is not a value"):
         tech.trial_train_config({**config, "spec_augment": "of"}, ctx)
     logmel = {"kind": "logmel"}
-    assert data_augmentation(logmel, {**config, "spec_augment": "off"}, off, None) == (
+    assert data_augmentation(logmel, off, None) == (
         "mixup (alpha 0.1)")
-    assert data_augmentation(logmel, config, on, None) == (
+    assert data_augmentation(logmel, on, None) == (
         "SpecAugment (2 frequency masks up to 8 bands, 2 time masks up to 20 frames), "
         "mixup (alpha 0.1)")
 

@@ -236,14 +236,14 @@ def test_labels_and_default_names() -> None:
 def test_data_augmentation_is_what_ran() -> None:
     train = TrainConfig()  # SpecAugment 2 x 8 bands, 2 x 20 frames; mixup 0.2
     logmel = {"kind": "logmel"}
-    assert data_augmentation(logmel, {"mixup_alpha": 0.3}, train, None) == (
+    assert data_augmentation(logmel, TrainConfig(mixup_alpha=0.3), None) == (
         "SpecAugment (2 frequency masks up to 8 bands, 2 time masks up to 20 frames), "
         "mixup (alpha 0.3)")
-    assert data_augmentation(logmel, {"mixup_alpha": 0.0}, train, None).startswith("SpecAugment")
-    off = TrainConfig(freq_masks=0, time_masks=0)
-    assert data_augmentation(logmel, {"mixup_alpha": 0.0}, off, None) is None
+    assert data_augmentation(logmel, TrainConfig(mixup_alpha=0.0), None).startswith("SpecAugment")
+    off = TrainConfig(freq_masks=0, time_masks=0, mixup_alpha=0.0)
+    assert data_augmentation(logmel, off, None) is None
     wave = {"kind": "waveform"}
-    text = data_augmentation(wave, {"mixup_alpha": 0.2}, train, AugmentSettings())
+    text = data_augmentation(wave, train, AugmentSettings())
     assert text == ("random 1 s crops, random gain (±6 dB), additive noise (SNR 20-50 dB, 50% "
                     "of crops), mixup (alpha 0.2)")  # AclNet: no SpecAugment
     assert decision_making(wave, AugmentSettings()) == (
