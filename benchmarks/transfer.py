@@ -91,10 +91,20 @@ def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: i
         sources = "".join(f", {k} {v:.4f}" for k, v in by_source.items())
         ptq = f", before QAT {runs[-1]['accuracy_ptq']:.4f}" if "accuracy_ptq" in runs[-1] else ""
         print(f"  seed {seed}: {cand.precision.value} {acc:.4f}, fp32 "
-              f"{outcome.accuracy_fp32:.4f}{ptq}{sources} ({runs[-1]['seconds']:.0f} s)",
-              flush=True)
+              f"{outcome.accuracy_fp32:.4f}{ptq}{sources} ({runs[-1]['seconds']:.0f} s"
+              f"{seeds_left_text(runs, seeds)})", flush=True)
     return {"runs": runs, "epochs": ctx.train_cfg.epochs, "train_clips": len(ctx.train_files),
             "evaluate_clips": len(ctx.val_files)}
+
+
+def seeds_left_text(runs: list[dict[str, Any]], seeds: int) -> str:
+    """", about N min for the K seeds left": hours-long arms say when they end (the seeds so
+    far at their mean time; nothing after the last seed)."""
+    left = seeds - len(runs)
+    if left <= 0:
+        return ""
+    per_seed = statistics.fmean(run["seconds"] for run in runs)
+    return f"; about {left * per_seed / 60:.0f} min for the {left} seed{'s' * (left > 1)} left"
 
 
 def mean_std(values: list[float]) -> str:

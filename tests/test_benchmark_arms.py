@@ -14,10 +14,10 @@ from asc_auto.retrain import retrain
 from asc_auto.search import SearchOptions, run_search
 from asc_auto.techniques.base import get_technique
 
-pytestmark = pytest.mark.slow
 SPACE = Path(__file__).parent / "spaces" / "baseline.toml"
 
 
+@pytest.mark.slow
 def test_an_arm_trains_the_same_model_as_retrain(tmp_path: Path, tiny_dataset: Path,
                                                  load_benchmark, monkeypatch) -> None:
     """Same configuration, seed, epochs and thread count: the same deployed weights, bit for
@@ -56,3 +56,15 @@ def test_an_arm_trains_the_same_model_as_retrain(tmp_path: Path, tiny_dataset: P
     # clip by clip too: what the arms' and the studies' paired clip SEs read
     assert [r["correct"] for r in arm["runs"]] == [s.correct for s in result.seeds]
     assert [tuple(r["per_class"]) for r in arm["runs"]] == [s.per_class for s in result.seeds]
+
+
+@pytest.mark.parametrize(("seconds", "seeds", "text"), [
+    ([600.0], 3, "; about 20 min for the 2 seeds left"),
+    ([500.0, 700.0], 3, "; about 10 min for the 1 seed left"),  # the mean of the seeds so far
+    ([600.0, 600.0, 600.0], 3, ""),  # the last seed says nothing more
+])
+def test_each_seed_line_says_how_long_the_arm_has_left(load_benchmark, seconds: list[float],
+                                                       seeds: int, text: str) -> None:
+    transfer = load_benchmark("transfer")
+    runs = [{"seconds": s} for s in seconds]
+    assert transfer.seeds_left_text(runs, seeds) == text
