@@ -7,9 +7,9 @@ the end. Workers draw their trials from one budget (shared_budget.py: a worker w
 stopped early takes more), and split the CPU cores, and on CUDA the GPUs (round robin: with
 N > GPUs several workers share one, filling the gaps each leaves while its host side runs;
 benchmarks/workers.py finds the N with most trials per hour); each prints one line per finished
-trial. Ctrl-C or SIGTERM stops every worker (each records its running trial FAIL), then the
-parent; a worker that dies outright loses only its running trial, which the next run (or a live
-worker on this host) marks FAIL.
+trial. Ctrl-C, SIGTERM or the parent failing stops every worker (each records its running trial
+FAIL), then the parent; a worker that dies outright loses only its running trial, which the next
+run (or a live worker on this host) marks FAIL.
 """
 
 from __future__ import annotations
@@ -116,12 +116,11 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
            + ("" if cpu else ", " + per_device(devices)))
     try:
         _watch(study, procs, run, opts.trials, opts.progress)
-    except KeyboardInterrupt:
-        for proc in procs:  # SIGTERM: each records its running trial FAIL and exits
-            if proc.is_alive() and proc.pid is not None:
-                os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.join()
+    except BaseException:
+        # Ctrl-C, SIGTERM, or this process failing (its stdout closed under it, a storage error):
+        # the workers stop too. Left running, they would go on orphaned, or keep this process
+        # waiting at exit (multiprocessing joins its children) until they finished every trial.
+        stop_workers(procs)
         raise
     codes = [proc.exitcode for proc in procs]
     if codes and all(code == 130 for code in codes):
@@ -133,6 +132,15 @@ def run_parallel(opts: SearchOptions, jobs: int, status: Callable[[str], None] =
                             + ", ".join(f"{name}: exit code {code}" for name, code in bad)
                             + "); what they finished is recorded; fix: see their lines above")
     return study
+
+
+def stop_workers(procs: list[BaseProcess]) -> None:
+    """SIGTERM each live worker, which records its running trial FAIL and exits; wait for all."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.join()
 
 
 def confirm_pool(opts: SearchOptions, jobs: int, status: Callable[[str], None] = print

@@ -72,19 +72,36 @@ def said(line: str) -> bool:
     return unprefixed(line.strip()).startswith(SAID)
 
 
-def _cli(*args: str) -> None:
+def stream(command: list[str], grace: float = 10.0) -> tuple[int, str]:
+    """Run `command`, echo the lines `said` picks, return its exit code and last 40 lines. This
+    script stopping (Ctrl-C, `kill`, an error) stops the command too, instead of leaving it to run
+    on orphaned for hours: a Ctrl-C reached it as well, so it gets `grace` seconds to stop by
+    itself (a second interrupt could cut its clean-up short), then SIGTERM, on which asc-auto
+    records its running trials FAIL and exits."""
     env = {**os.environ, "COLUMNS": "1000"}  # a status line stays one line
-    with subprocess.Popen([sys.executable, "-m", "asc_auto.cli", *args], text=True, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+    tail: deque[str] = deque(maxlen=40)  # what a failure shows
+    with subprocess.Popen(command, text=True, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as proc:
         assert proc.stdout is not None
-        tail: deque[str] = deque(maxlen=40)  # what a failure shows
-        for line in proc.stdout:
-            tail.append(line)
-            if said(line):
-                print(f"  {line.strip()}", flush=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"asc-auto {' '.join(args)} failed ({proc.returncode}):\n"
-                         f"{''.join(tail)[-4000:]}")
+        try:
+            for line in proc.stdout:
+                tail.append(line)
+                if said(line):
+                    print(f"  {line.strip()}", flush=True)
+        except BaseException:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                proc.wait()
+            raise
+    return proc.returncode, "".join(tail)
+
+
+def _cli(*args: str) -> None:
+    code, tail = stream([sys.executable, "-m", "asc_auto.cli", *args])
+    if code != 0:
+        raise SystemExit(f"asc-auto {' '.join(args)} failed ({code}):\n{tail[-4000:]}")
 
 
 def _retrain(study: str, home: Path, seeds: int, trial: int | None, jobs: int = 1

@@ -7,6 +7,7 @@ and ran the paper trial twice. Each case here starts real processes at the same 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import signal
@@ -272,3 +273,35 @@ def test_an_in_memory_sqlite_storage_is_left_as_optuna_makes_it() -> None:
     study = optuna.create_study(storage=open_storage("sqlite:///:memory:", create=True))
     study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_a_failing_parent_stops_its_workers(tiny_dataset: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent dying of something other than Ctrl-C (benchmarks/real_data.py killed closes its
+    stdout; a storage error while it reads progress) stops the workers, each recording its running
+    trial FAIL. Before, they went on orphaned, or held the parent at exit until every trial ran."""
+    from asc_auto import workers
+    from asc_auto.search import SearchOptions
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def failing_watch(study: optuna.Study, procs: list, *args: object) -> None:
+        deadline = time.time() + 300
+        while not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            assert time.time() < deadline, "no worker started a trial"
+            time.sleep(0.1)
+        raise BrokenPipeError("stdout closed")
+
+    monkeypatch.setattr(workers, "_watch", failing_watch)
+    opts = SearchOptions(technique="kd", data=tiny_dataset, space=SPACE, trials=40, epochs=1,
+                         cv=0, confirm_seeds=0, storage=url, home=tmp_path / "home",
+                         progress=False)
+    started = time.time()
+    with pytest.raises(BrokenPipeError):
+        workers.run_parallel(opts, jobs=2, status=lambda m: None)
+    assert time.time() - started < 240  # not 40 trials' worth
+    assert not multiprocessing.active_children()  # stopped and joined
+    study = optuna.load_study(study_name="kd", storage=url)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.get_trials(states=(TrialState.FAIL,))  # the running trials, recorded FAIL
+    assert len(study.trials) < 40
