@@ -255,16 +255,21 @@ def main() -> None:
         # seeds below); its evaluate accuracy is the "teacher >= baseline" target of issue 10.
         prepared = technique.prepare(ctx)
         named = any(w.startswith("portfolio=") for w in words[1:])
-        results[name] = {"settings": words[1:],
-                         **({"params": params} if named else {}),  # the entry's values written out
-                         **run_seeds(technique, ctx, args.seeds, args.first_seed, params)}
+        head = {"settings": words[1:],
+                **({"params": params} if named else {})}  # the entry's values written out
         if prepared.get("teacher_val_accuracy") is not None:
-            results[name]["teacher_accuracy"] = prepared["teacher_val_accuracy"]
+            head["teacher_accuracy"] = prepared["teacher_val_accuracy"]
             print(f"  teacher: evaluate {prepared['teacher_val_accuracy']:.4f}", flush=True)
-        if args.out:  # after every arm: a stopped run keeps the arms it finished
-            write_text_atomic(args.out, json.dumps(
-                {"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                 "wall_seconds": time.perf_counter() - t0}, indent=1))
+
+        def save(so_far: dict[str, Any], name: str = name, head: dict[str, Any] = head) -> None:
+            # after every seed: a stopped run keeps the seeds it finished (--show reads them)
+            results[name] = {**head, **so_far}
+            if args.out:
+                write_text_atomic(args.out, json.dumps(
+                    {"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                     "wall_seconds": time.perf_counter() - t0}, indent=1))
+
+        save(run_seeds(technique, ctx, args.seeds, args.first_seed, params, on_seed=save))
     wall = time.perf_counter() - t0
     show(f"{args.technique} on {args.data.name}", run_rows(results), args.reference)
     print(f"wall time {wall / 60:.1f} min")

@@ -28,6 +28,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,12 @@ def context(technique: Technique, data: Path, args: argparse.Namespace,
 
 
 def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: int = 0,
-              params: dict[str, Any] | None = None) -> dict[str, Any]:
+              params: dict[str, Any] | None = None,
+              on_seed: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The paper configuration (with `params` over it) trained with each seed: deployed and FP32
     evaluate accuracy. `first_seed` lets a stopped or short run be extended with the seeds it
-    lacks."""
+    lacks; `on_seed` gets the result so far after each seed (to be saved: a default-budget seed
+    can take an hour)."""
     config = {**ctx.space.paper, **(params or {})}
     runs = []
     for seed in range(first_seed, first_seed + seeds):
@@ -93,8 +96,14 @@ def run_seeds(technique: Technique, ctx: TrialContext, seeds: int, first_seed: i
         print(f"  seed {seed}: {cand.precision.value} {acc:.4f}, fp32 "
               f"{outcome.accuracy_fp32:.4f}{ptq}{sources} ({runs[-1]['seconds']:.0f} s"
               f"{seeds_left_text(runs, seeds)})", flush=True)
-    return {"runs": runs, "epochs": ctx.train_cfg.epochs, "train_clips": len(ctx.train_files),
-            "evaluate_clips": len(ctx.val_files)}
+        if on_seed is not None:
+            on_seed(_seeds_result(runs, ctx))
+    return _seeds_result(runs, ctx)
+
+
+def _seeds_result(runs: list[dict[str, Any]], ctx: TrialContext) -> dict[str, Any]:
+    return {"runs": list(runs), "epochs": ctx.train_cfg.epochs,
+            "train_clips": len(ctx.train_files), "evaluate_clips": len(ctx.val_files)}
 
 
 def seeds_left_text(runs: list[dict[str, Any]], seeds: int) -> str:
