@@ -38,6 +38,7 @@ from rich.table import Table
 
 from asc_auto.console import run_script
 from asc_auto.context import ContextSettings, TrialContext, build_context
+from asc_auto.cost import count_text, duration_text
 from asc_auto.pretrain import PretrainOptions, card_path, pretrain
 from asc_auto.retrain import correct_clips, per_identifier
 from asc_auto.space import default_space_file
@@ -107,13 +108,13 @@ def _seeds_result(runs: list[dict[str, Any]], ctx: TrialContext) -> dict[str, An
 
 
 def seeds_left_text(runs: list[dict[str, Any]], seeds: int) -> str:
-    """", about N min for the K seeds left": hours-long arms say when they end (the seeds so
+    """"; about 20.0 min for the 2 seeds left": hours-long arms say when they end (the seeds so
     far at their mean time; nothing after the last seed)."""
     left = seeds - len(runs)
     if left <= 0:
         return ""
     per_seed = statistics.fmean(run["seconds"] for run in runs)
-    return f"; about {left * per_seed / 60:.0f} min for the {left} seed{'s' * (left > 1)} left"
+    return f"; about {duration_text(left * per_seed)} for the {count_text(left, 'seed')} left"
 
 
 def mean_std(values: list[float]) -> str:

@@ -59,8 +59,9 @@ def test_an_arm_trains_the_same_model_as_retrain(tmp_path: Path, tiny_dataset: P
 
 
 @pytest.mark.parametrize(("seconds", "seeds", "text"), [
-    ([600.0], 3, "; about 20 min for the 2 seeds left"),
-    ([500.0, 700.0], 3, "; about 10 min for the 1 seed left"),  # the mean of the seeds so far
+    ([600.0], 3, "; about 20.0 min for the 2 seeds left"),
+    ([500.0, 700.0], 3, "; about 10.0 min for the 1 seed left"),  # the mean of the seeds so far
+    ([3000.0], 4, "; about 2.5 h for the 3 seeds left"),
     ([600.0, 600.0, 600.0], 3, ""),  # the last seed says nothing more
 ])
 def test_each_seed_line_says_how_long_the_arm_has_left(load_benchmark, seconds: list[float],
