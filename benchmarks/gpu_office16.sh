@@ -71,7 +71,7 @@ for seed in $(seq 0 $((${SEEDS:-3} - 1))); do
                 --data "$fold" --seeds 1 --first-seed "$seed" --home "$work/home" \
                 "${epochs[@]}" --arm $(arm "$row") --out "$out/$name.json" \
                 >"$out/$name.log" 2>&1
-            echo "$name: exit $? after $((SECONDS - t0)) s; $(grep -m1 'seed ' "$out/$name.log")"
+            echo "$name: exit $? after $((SECONDS - t0)) s; $(grep -m1 -E '^ +seed [0-9]+:' "$out/$name.log")"
         done
     done
 done | tee "$out/runs.txt"
