@@ -39,8 +39,8 @@ epochs=()
 # mixup; each seed's log and file also carry its accuracy after plain PTQ, `before QAT`), lt the
 # ticket with its 3 finish epochs, as the finish search picked it. kd is the entry
 # `kernel7-int8-nomask` the search with `spec_augment` picked (2026-12-07; over three folds at 27
-# epochs +5.2 +- 2.9 against the baseline CNN, at the default budget on the official fold -3.5 +-
-# 1.6); kd-trial4 the network the search with the 7e-4 to 2e-3 rate range picked, at its rate,
+# epochs +5.2 +- 2.9 against the baseline CNN, at the default budget -1.3 +- 0.8 on the CPU);
+# kd-trial4 the network the search with the 7e-4 to 2e-3 rate range picked, at its rate,
 # with its masks (+2.0 +- 1.1 at the default budget on the official fold). Both distil from the
 # width-0.5 teacher those searches trained (kd.toml with [teacher] width = 0.5).
 KD="c1=35 c2=67 c3=113 kernel_size=5 alpha=0.3683444876305183 beta=0.18333602600728882 gamma=0.4483194863621929 pool=max crops=clip temperature=1.9685152220002418 lr=0.0008584980667456188 mixup_alpha=0.21378689641329723 precision=fp16"
