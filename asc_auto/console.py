@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from asc_auto import stop
 from asc_auto.errors import AscError
 
 console = Console()
@@ -28,7 +28,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        previous = _sigterm_as_interrupt()
+        previous = stop.sigterm_as_interrupt()
         try:
             return fn(*args, **kwargs)
         except AscError as exc:
@@ -41,6 +41,7 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            stop.clear()
 
     return wrapper
 
@@ -52,15 +53,3 @@ def run_script(main: Callable[[], object]) -> None:
         user_errors(main)()
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _sigterm_as_interrupt() -> signal.Handlers | None:
-    """A SIGTERM (`kill`, `timeout`, a batch scheduler) stops like Ctrl-C: Optuna then marks the
-    running trial FAIL instead of leaving it RUNNING forever. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -29,7 +29,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from asc_auto import confirm, design, epoch_state, fold_resume, portfolio, pruning
+from asc_auto import confirm, design, epoch_state, fold_resume, portfolio, pruning, stop
 from asc_auto.compress.macs import rule_macs
 from asc_auto.compress.size import SizeReport
 from asc_auto.context import ContextSettings, build_context
@@ -255,7 +255,9 @@ def run_search(opts: SearchOptions, status: Callable[[str], None] = print,
         objective.progress = progress
         objective.fold_line = None if opts.progress else status
         line = progress.on_trial_end if opts.progress else trial_line(status, budget)
-        callbacks = [budget, line]  # the line says the count the budget has just taken
+        # stop.check first: a SIGTERM that Optuna's gc after the trial swallowed ends the run
+        # here, before another trial starts; the line says the count the budget has just taken
+        callbacks = [stop.check, budget, line]
         if shared is not None:
             callbacks.append(shared)  # last: it holds the lock until the next trial starts
         gate = shared.first(study) if shared is not None else contextlib.nullcontext(True)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asc_auto import epoch_state
+from asc_auto import epoch_state, stop
 from asc_auto.allocator import keep_freed_memory
 from asc_auto.errors import TrainingDiverged
 from asc_auto.features.augment import SpecAugment, mixup
@@ -277,6 +277,7 @@ def train_model(
         augment.train()
         order = data.order(torch.randperm(n, generator=gen))
         for step in range(steps_per_epoch):
+            stop.check()  # a SIGTERM whose interrupt a garbage collection swallowed
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a batch of one
                 continue

@@ -31,6 +31,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from asc_auto import stop
 from asc_auto.confirm import Run, Scored, ScoreMany
 from asc_auto.errors import AscError, CommandFailed
 from asc_auto.procs import cpu_share, take_slot
@@ -70,13 +71,9 @@ def unprefixed(line: str) -> str:
     return line[prefix.end():] if prefix else line
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _worker_main(opts: SearchOptions, index: int, threads: int) -> None:
     """Entry point of one worker process: its exit code says how it ended (0, 1, 2, 130)."""
-    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: the running trial is FAIL
+    stop.sigterm_as_interrupt()  # stop like Ctrl-C: the running trial is FAIL
     if threads > 0:
         torch.set_num_threads(threads)
 

@@ -293,7 +293,9 @@ def test_a_failing_parent_stops_its_workers(tiny_dataset: Path, tmp_path: Path,
         raise BrokenPipeError("stdout closed")
 
     monkeypatch.setattr(workers, "_watch", failing_watch)
-    opts = SearchOptions(technique="kd", data=tiny_dataset, space=SPACE, trials=40, epochs=1,
+    # 300 epochs: a trial lasts seconds, so the stop lands inside one (at 1 epoch a fast CPU ran
+    # a trial in 0.1 s, and the stop could land between trials, where nothing is FAIL)
+    opts = SearchOptions(technique="kd", data=tiny_dataset, space=SPACE, trials=40, epochs=300,
                          cv=0, confirm_seeds=0, storage=url, home=tmp_path / "home",
                          progress=False)
     started = time.time()
