@@ -39,7 +39,7 @@ def clear() -> None:
     _requested = None
 
 
-def sigterm_as_interrupt() -> signal.Handlers | Any | None:
+def sigterm_as_interrupt() -> signal.Handlers | None:
     """Install `raise_interrupt` for SIGTERM; return the handler it replaced (None off the main
     thread, where signal handlers cannot be set)."""
     if threading.current_thread() is not threading.main_thread():
