@@ -9,12 +9,16 @@ import os
 import signal
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
+import optuna
 import pytest
 import torch
+from optuna.trial import TrialState
 
 from asc_auto import stop
 from asc_auto.models.cnn import CnnStudent, StudentConfig
+from asc_auto.search import Objective, SearchOptions, run_search
 from asc_auto.train import TrainConfig, train_model
 
 # the swallowed interrupt is the point: pytest reports it as unraisable
@@ -70,3 +74,30 @@ def test_training_stops_at_its_next_step_after_a_swallowed_sigterm(sigterm: None
     with pytest.raises(KeyboardInterrupt):
         train()
     assert steps == []  # not one step more
+
+
+@pytest.mark.slow
+def test_a_search_stops_after_the_trial_whose_gc_swallowed_the_sigterm(
+    sigterm: None, tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end-of-trial callback raises the stop before Optuna opens another trial: without it
+    the next trial would start, be recorded and then fail at its first training step."""
+    run = Objective.__call__
+
+    def trial_then_a_cycle(self: Objective, trial: optuna.Trial) -> float:
+        value = run(self, trial)
+        node = _Node()
+        node.cycle = node  # freed by the collection Optuna runs after the trial (gc_after_trial)
+        weakref.finalize(node, os.kill, os.getpid(), signal.SIGTERM)
+        return value
+
+    monkeypatch.setattr(Objective, "__call__", trial_then_a_cycle)
+    opts = SearchOptions(technique="baseline", data=tiny_dataset, trials=3, cv=0,
+                         space=Path(__file__).parent / "spaces" / "baseline.toml",
+                         storage=f"sqlite:///{tmp_path / 'asc.db'}", home=tmp_path / "home",
+                         progress=False)
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        run_search(opts, status=lambda m: None)
+    trials = optuna.load_study(study_name="baseline", storage=opts.storage).get_trials()
+    started = [t.state for t in trials if t.state != TrialState.WAITING]  # not the enqueued
+    assert started == [TrialState.COMPLETE]  # no second trial opened
