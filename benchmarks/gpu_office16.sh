@@ -15,9 +15,10 @@
 # int8 and lt picks distilled from the baseline CNN's stored outputs (`int8-distil`, `lt-distil`:
 # weight 0.5, T 4, the CPU rows' arms; each fold's teacher is the `baseline` technique's paper
 # configuration at the same budget, `search --trials 1` then `teacher-logits --folds 2`, built once
-# a fold before its first distilled run, its log fold-N-teacher.log). Each run is `ablation.py` as
-# the CPU rows ran it, without `--epochs` (so the space's budget); its file lands in $OUT, and
-# pool.txt pools what finished (seeds that every fold has) against the baseline.
+# a fold before its first distilled run, whose line in runs.txt counts its time; its log
+# fold-N-teacher.log). Each run is `ablation.py` as the CPU rows ran it, without `--epochs` (so
+# the space's budget); its file lands in $OUT, and pool.txt pools what finished (seeds that every
+# fold has) against the baseline.
 #   SEEDS=1 bash benchmarks/gpu_office16.sh        seed 0 only
 #   ARMS="baseline int8" ...                       those arms only (default: baseline int8 lt kd
 #                                                  kd-trial4 int8-distil lt-distil)

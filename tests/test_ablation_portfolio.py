@@ -70,7 +70,7 @@ def test_the_gpu_script_names_entries_the_shipped_spaces_have() -> None:
     space file would cost its arm there, so the names it passes are checked here."""
     script = (SCRIPT.parent / "gpu_office16.sh").read_text()
     rows = re.findall(r"^\s*([\w|-]+)\)\s*echo \"\w+ portfolio=([\w-]+)[ \"]", script, re.MULTILINE)
-    named = [(row.split("-")[0], row, entry) for rows_, entry in rows for row in rows_.split("|")]
+    named = [(row.split("-")[0], row, entry) for alts, entry in rows for row in alts.split("|")]
     assert {row for _, row, _ in named} == {"int8", "lt", "kd", "int8-distil", "lt-distil"}
     for technique, row, entry in named:
         assert entry in {e.name for e in _space(technique).portfolio}, (row, entry)
