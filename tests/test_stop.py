@@ -39,13 +39,17 @@ class _Node:
     pass
 
 
-def _swallowed_sigterm() -> None:
-    """Deliver SIGTERM inside a weakref callback run by a collection, as Optuna's gc after a
-    trial can: Python prints "Exception ignored" and carries on."""
+def _sigterm_at_next_collection() -> None:
+    """Leave a cycle whose weakref callback sends SIGTERM when a collection frees it, as
+    Optuna's gc after a trial can: Python prints "Exception ignored" and carries on."""
     node = _Node()
     node.cycle = node  # only a collection frees it
     weakref.finalize(node, os.kill, os.getpid(), signal.SIGTERM)
-    del node
+
+
+def _swallowed_sigterm() -> None:
+    """Deliver SIGTERM inside a weakref callback run by a collection, now."""
+    _sigterm_at_next_collection()
     gc.collect()
 
 
@@ -86,9 +90,7 @@ def test_a_search_stops_after_the_trial_whose_gc_swallowed_the_sigterm(
 
     def trial_then_a_cycle(self: Objective, trial: optuna.Trial) -> float:
         value = run(self, trial)
-        node = _Node()
-        node.cycle = node  # freed by the collection Optuna runs after the trial (gc_after_trial)
-        weakref.finalize(node, os.kill, os.getpid(), signal.SIGTERM)
+        _sigterm_at_next_collection()  # Optuna's gc_after_trial frees it
         return value
 
     monkeypatch.setattr(Objective, "__call__", trial_then_a_cycle)
